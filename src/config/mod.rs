@@ -1,0 +1,231 @@
+//! `roster.kdl`, parsed into typed settings.
+//!
+//! Every value keeps the span it came from (`Spanned<T>`), so that any later complaint about
+//! it (a refused policy, an unreachable URL) can point at the line that set it. Parsing never
+//! stops at the first problem: `parse` gathers every problem it finds, and `roster validate`
+//! shows them all in one report.
+
+mod diagnostics;
+mod parse;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostics::{ConfigError, ConfigProblem};
+use miette::{NamedSource, SourceSpan};
+pub use parse::parse;
+
+use crate::secret::SecretRef;
+
+/// A value with the place in the config that set it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Self {
+        Spanned { value, span }
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// The whole configuration, with the text it was read from (for diagnostics).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, as given.
+    pub path: PathBuf,
+    /// The text of the config file, kept for error reports that point into it.
+    pub source_text: NamedSource<String>,
+    /// State store path, resolved against the config file's directory.
+    pub state: PathBuf,
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    pub user: UserMapping,
+    pub policy: Policy,
+    /// sha256 of the config text and every policy file it reads (hex): plans record it.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Ldap(LdapSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapSource {
+    /// `ldap://` or `ldaps://` URL.
+    pub url: Spanned<String>,
+    pub starttls: bool,
+    /// PEM file with the CA certificates to trust (instead of the system roots).
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// Skip certificate verification: only by explicit choice, warned about on every run.
+    pub tls_insecure_skip_verify: bool,
+    /// Simple bind; anonymous when absent.
+    pub bind_dn: Option<Spanned<String>>,
+    pub bind_password: Option<Spanned<SecretRef>>,
+    /// At least one.
+    pub base_dns: Vec<Spanned<String>>,
+    /// Default `(objectClass=*)`.
+    pub filter: Spanned<String>,
+    /// 1..=1000, default 500.
+    pub page_size: u32,
+    /// Seconds for connect and for each operation, default 30.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetConfig {
+    Scim(ScimTarget),
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimTarget {
+    /// The API root, e.g. `https://example.com/scim/v2` (no trailing slash needed).
+    pub url: Spanned<String>,
+    pub token: Spanned<SecretRef>,
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// Parallel apply calls, default 4.
+    pub concurrency: u32,
+    /// Requests per second, never exceeded; unlimited when absent.
+    pub rate_limit: Option<f64>,
+    /// Page size for listing users, default 500 (servers may cap it lower).
+    pub page_size: u32,
+    /// Seconds per request, default 30.
+    pub timeout_secs: u64,
+}
+
+/// How a source record becomes a `DesiredUser`.
+#[derive(Debug, Clone)]
+pub struct UserMapping {
+    pub key: Spanned<String>,
+    pub username: FieldMapping,
+    pub name: Option<FieldMapping>,
+    pub email: Option<FieldMapping>,
+    /// Source attributes whose values are work phones (all values of each, in order).
+    pub phones: Vec<Spanned<String>>,
+    /// `alias "ATTR" to="FIELD"`: blank values clear the target field.
+    pub aliases: Vec<FieldMapping>,
+    /// `attribute "ATTR" to="FIELD"`: blank values are treated as missing.
+    pub attributes: Vec<FieldMapping>,
+}
+
+/// One source attribute feeding one target field.
+#[derive(Debug, Clone)]
+pub struct FieldMapping {
+    /// Source attribute name.
+    pub attr: Spanned<String>,
+    /// Target field name (for aliases and attributes; the fixed fields know theirs).
+    pub to: Option<Spanned<String>>,
+    pub normalize: Vec<Normalize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalize {
+    Lowercase,
+    Trim,
+}
+
+impl Normalize {
+    pub fn apply(self, value: &str) -> String {
+        match self {
+            Normalize::Lowercase => value.to_lowercase(),
+            Normalize::Trim => value.trim().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Adds and updates only.
+    AddOnly,
+    /// Also takes managed accounts missing from the source out of service.
+    Remove,
+    /// Also deletes managed accounts missing from the source.
+    Delete,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::AddOnly => "add-only",
+            Mode::Remove => "remove",
+            Mode::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "add-only" => Some(Mode::AddOnly),
+            "remove" => Some(Mode::Remove),
+            "delete" => Some(Mode::Delete),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInvalid {
+    Skip,
+    Fail,
+}
+
+/// A limit on how many actions of one kind a plan may apply: a count or a percent of the
+/// accounts it is measured against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cap {
+    Count(u64),
+    Percent(f64),
+}
+
+/// The safety rules of a sync. Defaults are the safe ones: add-only, no removes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub mode: Mode,
+    pub max_removes: u64,
+    pub max_remove_percent: Option<f64>,
+    pub max_adds: Option<Cap>,
+    pub max_updates: Option<Cap>,
+    pub max_source_shrink_percent: f64,
+    pub on_invalid: OnInvalid,
+    /// Template such as `"{username}@example.com"`.
+    pub default_email: Option<String>,
+    pub default_name: Option<String>,
+    /// Where the policy came from (a file under policies/ or the inline block), for messages.
+    pub origin: Option<SourceSpan>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mode: Mode::AddOnly,
+            max_removes: 0,
+            max_remove_percent: None,
+            max_adds: None,
+            max_updates: None,
+            max_source_shrink_percent: 20.0,
+            on_invalid: OnInvalid::Skip,
+            default_email: None,
+            default_name: None,
+            origin: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses a config file; every problem found is in the error.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        parse(path, &text)
+    }
+}

@@ -1,0 +1,21 @@
+//! roster keeps a target user-management system in line with a source directory, one way,
+//! the way Terraform does it for infrastructure: read both sides into a SQLite state store,
+//! plan the difference under safety policies, show it, and apply only an approved plan.
+//!
+//! The binary (`src/main.rs`) is glue; `commands` holds one function per subcommand.
+//! See ARCHITECTURE.md for the code map and the invariants.
+
+pub mod apply;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod mapping;
+pub mod model;
+pub mod plan;
+pub mod read;
+pub mod render;
+pub mod secret;
+pub mod source;
+pub mod store;
+pub mod target;

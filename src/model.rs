@@ -1,0 +1,100 @@
+//! The two sides of a sync, in roster's own terms: what the source wants (`DesiredUser`) and
+//! what the target holds (`TargetUser`). Connectors convert to and from these; the store keeps
+//! them; the planner compares them. Nothing here knows about LDAP, SCIM or SQL.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A record exactly as a source returned it: attribute names folded to lowercase, every
+/// value a string (binary values are rendered by the connector, e.g. AD's objectGUID).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// Where the record came from, for error messages and rejects (an LDAP DN, a file line).
+    pub origin: String,
+    pub attrs: BTreeMap<String, Vec<String>>,
+}
+
+impl SourceRecord {
+    pub fn new(origin: impl Into<String>) -> Self {
+        SourceRecord { origin: origin.into(), attrs: BTreeMap::new() }
+    }
+
+    /// Adds values under `name` (case-insensitive, as LDAP attribute names are).
+    pub fn push(&mut self, name: &str, value: impl Into<String>) {
+        self.attrs.entry(name.to_ascii_lowercase()).or_default().push(value.into());
+    }
+
+    /// All values of an attribute; empty when the record does not carry it.
+    pub fn values(&self, name: &str) -> &[String] {
+        self.attrs.get(&name.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first value, if any.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.values(name).first().map(String::as_str)
+    }
+}
+
+/// What a mapped field asks of the target: a value, or to clear what is stored.
+/// A field the source record does not carry is simply absent (target left unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "op", content = "value")]
+pub enum FieldValue {
+    Set(String),
+    Clear,
+}
+
+/// A user as the source wants it in the target, after mapping, defaults and validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredUser {
+    /// Stable identity (SCIM externalId).
+    pub key: String,
+    pub username: String,
+    /// `None`: the source does not say; the target value is left as it is.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Work phones, in source order. Additive: the target keeps phones not listed here.
+    pub phones: Vec<String>,
+    /// Other target fields (aliases, `attribute ... to=`), by target field name.
+    pub fields: BTreeMap<String, FieldValue>,
+}
+
+/// A user as the target holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetUser {
+    /// The target's own id (SCIM `id`).
+    pub id: String,
+    /// roster's key, when roster manages the account (SCIM externalId).
+    pub external_id: Option<String>,
+    pub username: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phones: Vec<String>,
+    /// Values of the target fields roster maps (`DesiredUser::fields`), by field name.
+    pub fields: BTreeMap<String, String>,
+    pub active: bool,
+    /// The target's version of the object (SCIM `meta.version`, an ETag), when it has one.
+    pub version: Option<String>,
+}
+
+impl TargetUser {
+    /// Only accounts carrying an externalId are roster's to update, remove or delete.
+    pub fn is_managed(&self) -> bool {
+        self.external_id.is_some()
+    }
+}
+
+/// A source record that was not used, and why. Nothing disappears silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    pub origin: String,
+    pub key: Option<String>,
+    pub username: Option<String>,
+    pub reason: String,
+}
+
+/// Phone numbers are compared without spaces, dashes, dots and brackets.
+pub fn phone_digits(phone: &str) -> String {
+    phone.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '\t')).collect()
+}

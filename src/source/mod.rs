@@ -1,0 +1,51 @@
+//! Source connectors: the directories roster reads desired state from.
+//!
+//! A source streams `SourceRecord`s to a sink as it reads them, page by page; it never
+//! collects the whole directory. An error from `read_users` means the read is incomplete:
+//! the caller must then refuse to plan, so that a half-read directory never turns into
+//! removals. Connectors are the only code (with targets) that touches the network.
+
+pub mod ldap;
+
+use crate::config::SourceConfig;
+use crate::model::SourceRecord;
+use crate::secret::SecretError;
+
+/// A directory to read users from.
+pub trait Source: Send {
+    /// A short description for messages, e.g. `ldap://127.0.0.1:3890`. Never holds a secret.
+    fn describe(&self) -> String;
+
+    /// Reads every user record, handing each to `sink` as soon as it arrives. `attrs` are the
+    /// attribute names the mapping needs (lowercase). Returns the number of records read.
+    fn read_users(
+        &mut self,
+        attrs: &[String],
+        sink: &mut dyn FnMut(SourceRecord),
+    ) -> Result<u64, SourceError>;
+}
+
+/// Builds the source connector a config names. Does not connect yet.
+pub fn open(config: &SourceConfig) -> Box<dyn Source> {
+    match config {
+        SourceConfig::Ldap(ldap) => Box::new(ldap::LdapDirectory::new(ldap.clone())),
+    }
+}
+
+/// Why a source read failed. Every variant says what was being done and where; none
+/// carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("TLS with {url} failed: {message}")]
+    Tls { url: String, message: String },
+    #[error("bind as {dn} to {url} failed: {message}")]
+    Bind { url: String, dn: String, message: String },
+    #[error("search of {base} on {url} failed part-way, after {read} records: {message}")]
+    Search { url: String, base: String, read: u64, message: String },
+    #[error("bind password for the source: {0}")]
+    Secret(#[from] SecretError),
+    #[error("cannot read CA file {path}: {message}")]
+    CaFile { path: String, message: String },
+}

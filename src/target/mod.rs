@@ -1,0 +1,135 @@
+//! Target connectors: the user-management systems roster writes to.
+//!
+//! A target lists its users as a stream (`list_users`) and performs single-object changes
+//! for the applier. Changes are expressed in roster's terms (`UserUpdate`); the connector
+//! turns them into its own protocol (SCIM PATCH operations, ...).
+
+pub mod scim;
+
+use std::collections::BTreeMap;
+
+use crate::config::TargetConfig;
+use crate::model::{DesiredUser, FieldValue, TargetUser};
+use crate::secret::SecretError;
+
+/// A user-management system to keep in line with the source.
+pub trait Target: Send + Sync {
+    /// A short description for messages, e.g. `https://example.com/scim/v2`. Never a secret.
+    fn describe(&self) -> String;
+
+    /// Reads every user, handing each to `sink` as it arrives. An error means the snapshot is
+    /// incomplete (the caller must not plan on it).
+    fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError>;
+
+    /// Fetches one user by the target's id; `None` when it no longer exists.
+    fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError>;
+
+    /// Finds a user by username (case-insensitively, as SCIM compares userName).
+    fn find_user(&self, username: &str) -> Result<Option<TargetUser>, TargetError>;
+
+    /// Creates a user, active, with `user.key` as its externalId.
+    fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError>;
+
+    /// Changes a user. With `version`, the change is conditional (If-Match) and a changed
+    /// object answers `TargetError::Stale`. Returns the new version, if the target gives one.
+    fn update_user(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        update: &UserUpdate,
+    ) -> Result<Option<String>, TargetError>;
+
+    /// Deletes a user. A user that is already gone is not an error.
+    fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError>;
+}
+
+/// The changes to make to one target user. Unset members are left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    pub external_id: Option<String>,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Phones to add; phones are never removed.
+    pub add_phones: Vec<String>,
+    pub fields: BTreeMap<String, FieldValue>,
+    pub active: Option<bool>,
+}
+
+impl UserUpdate {
+    pub fn is_empty(&self) -> bool {
+        *self == UserUpdate::default()
+    }
+}
+
+/// Builds the target connector a config names. Does not connect yet.
+/// `fields` are the target field names the mapping writes (aliases and attributes).
+pub fn open(config: &TargetConfig, fields: Vec<String>) -> Result<Box<dyn Target>, TargetError> {
+    match config {
+        TargetConfig::Scim(scim) => Ok(Box::new(scim::ScimService::new(scim, fields)?)),
+    }
+}
+
+/// Why a target call failed. Says which call, on what, and what the target answered;
+/// never carries the token.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{method} {url}: the target refused the credentials (HTTP {status}){}", detail_suffix(.detail))]
+    Unauthorized { method: String, url: String, status: u16, detail: Option<String> },
+    #[error("{method} {url}: HTTP {status}{}{}", scim_type_suffix(.scim_type), detail_suffix(.detail))]
+    Http {
+        method: String,
+        url: String,
+        status: u16,
+        scim_type: Option<String>,
+        detail: Option<String>,
+        /// Seconds to wait before retrying, from `Retry-After`.
+        retry_after: Option<u64>,
+    },
+    #[error("{method} {url}: the object changed since the plan (stale: HTTP 412)")]
+    Stale { method: String, url: String },
+    #[error("{method} {url}: {message}")]
+    Transport { method: String, url: String, message: String },
+    #[error("{method} {url}: unexpected answer: {message}")]
+    InvalidResponse { method: String, url: String, message: String },
+    #[error("target token: {0}")]
+    Secret(#[from] SecretError),
+    #[error("target setup: {0}")]
+    Setup(String),
+}
+
+fn detail_suffix(detail: &Option<String>) -> String {
+    detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+}
+
+fn scim_type_suffix(scim_type: &Option<String>) -> String {
+    scim_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+}
+
+impl TargetError {
+    /// Worth retrying: 429, 5xx, timeouts and dropped connections.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TargetError::Http { status, .. } => *status == 429 || *status >= 500,
+            TargetError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// A create refused because the account already exists (SCIM `uniqueness`).
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            TargetError::Http { status: 409, .. } => true,
+            TargetError::Http { status: 400, scim_type: Some(t), .. } => t == "uniqueness",
+            _ => false,
+        }
+    }
+
+    /// How long the target asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            TargetError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
