@@ -1,1 +1,146 @@
-//! (Being written.)
+//! Command-line arguments as clap sees them. These are raw: `commands` resolves them against
+//! the config into the settings of a run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Keep a user-management target in line with a source directory: plan, review, apply"
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "roster.kdl",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// State store (SQLite); overrides `state` in the config.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// More output: -v for progress and per-record warnings, -vv for debugging.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Also append every log line (at debug level) to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config and its policies; print every problem at once.
+    Validate,
+    /// Read both sides and show what apply would change.
+    Plan(PlanArgs),
+    /// Apply a saved plan, or plan, show and apply after confirmation.
+    Apply(ApplyArgs),
+    /// Plan and apply in one run, for schedules (every cap still applies).
+    Sync(SyncArgs),
+    /// Show a saved plan or a past run, with per-action outcomes and rejects.
+    Show(ShowArgs),
+    /// The history of runs.
+    Runs(RunsArgs),
+    /// Release the state lock left by a run that died.
+    Unlock {
+        /// The lock id named in the "state is locked" message.
+        lock_id: String,
+    },
+}
+
+/// Per-run overrides of the policy.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PolicyOverrides {
+    /// Sync mode for this run.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Remove cap for this run.
+    #[arg(long, value_name = "N")]
+    pub max_removes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    AddOnly,
+    Remove,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Save the plan to this file, for `roster apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Exit 0 with no changes, 2 with changes, 3 with changes some of which are held.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan even when the source looks incomplete (empty, or shrunk past the limit).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub overrides: PolicyOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `roster plan --out`. Without it, plans, shows and asks.
+    pub plan_file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Release held removes and deletes; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_removes: Option<u64>,
+    /// Release everything held (and, when planning, plan on an incomplete-looking source).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub overrides: PolicyOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Do not ask for confirmation (what schedules use).
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    #[command(flatten)]
+    pub overrides: PolicyOverrides,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan file or a run id (see `roster runs`).
+    pub what: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// How many of the latest runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}

@@ -1,1 +1,622 @@
-//! (Being written.)
+//! One function per subcommand. Each reads like the pipeline it runs: load the config, take
+//! the lock, read both sides, plan, show, save, apply; the work itself lives in the modules.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::apply::{self, ApplyReport, Release};
+use crate::cli::{
+    ApplyArgs, Cli, Command, Format, ModeArg, PlanArgs, PolicyOverrides, RunsArgs, ShowArgs,
+    SyncArgs,
+};
+use crate::config::{Config, Mode};
+use crate::error::Error;
+use crate::mapping::Mapper;
+use crate::plan::{FORMAT_VERSION, Plan, Status};
+use crate::planner::{self, SourceRead};
+use crate::progress::Progress;
+use crate::read::{self, ReadError};
+use crate::store::{LockGuard, RunOutcome, Store};
+use crate::{render, source, target};
+
+/// Exit codes of the contract.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+    pub const HELD: u8 = 3;
+}
+
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    let global = Global {
+        config: cli.config.clone(),
+        state: cli.state.clone(),
+        progress: cli.verbose > 0 || cli.log_file.is_none(),
+    };
+    match cli.command {
+        Command::Validate => validate(&global),
+        Command::Plan(args) => plan(&global, args),
+        Command::Apply(args) => apply(&global, args),
+        Command::Sync(args) => sync(&global, args),
+        Command::Show(args) => show(&global, args),
+        Command::Runs(args) => runs(&global, args),
+        Command::Unlock { lock_id } => unlock(&global, &lock_id),
+    }
+}
+
+/// Options every subcommand shares.
+struct Global {
+    config: PathBuf,
+    state: Option<PathBuf>,
+    progress: bool,
+}
+
+impl Global {
+    fn load(&self, overrides: &PolicyOverrides) -> Result<Config, Error> {
+        let mut config = Config::load(&self.config)?;
+        if let Some(state) = &self.state {
+            config.state = state.clone();
+        }
+        if let Some(mode) = overrides.mode {
+            config.policy.mode = match mode {
+                ModeArg::AddOnly => Mode::AddOnly,
+                ModeArg::Remove => Mode::Remove,
+                ModeArg::Delete => Mode::Delete,
+            };
+        }
+        if let Some(n) = overrides.max_removes {
+            config.policy.max_removes = n;
+        }
+        Ok(config)
+    }
+
+    /// The state store of a config, for the commands that only read history.
+    fn store(&self) -> Result<Store, Error> {
+        let path = match &self.state {
+            Some(state) => state.clone(),
+            None => Config::load(&self.config)?.state,
+        };
+        Ok(Store::open(&path)?)
+    }
+}
+
+fn validate(global: &Global) -> Result<u8, Error> {
+    let config = Config::load(&global.config)?;
+    println!(
+        "{}: the configuration is valid (mode {}).",
+        global.config.display(),
+        config.policy.mode.as_str()
+    );
+    Ok(exit::OK)
+}
+
+/// A locked session on the state store.
+struct Session {
+    config: Config,
+    store: Store,
+    _lock: LockGuard,
+}
+
+fn session(global: &Global, command: &str, overrides: &PolicyOverrides) -> Result<Session, Error> {
+    let config = global.load(overrides)?;
+    let store = Store::open(&config.state)?;
+    let lock = store.lock(command, Utc::now())?;
+    Ok(Session {
+        config,
+        store,
+        _lock: lock,
+    })
+}
+
+fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
+    let mut session = session(global, "plan", &args.overrides)?;
+    let run_id = session
+        .store
+        .begin_run("plan", &session.config.digest, Utc::now())?;
+    let plan = match make_plan(&mut session, run_id, args.force, global.progress) {
+        Ok(plan) => plan,
+        Err(e) => return fail_run(&session.store, run_id, e),
+    };
+    let body = render::json(&plan);
+    session.store.save_plan(&plan, Some(run_id), &body)?;
+    if let Some(out) = &args.out {
+        write_atomically(out, &body).map_err(|message| Error::PlanFile {
+            path: out.display().to_string(),
+            message,
+        })?;
+    }
+    print_plan(&plan, args.format);
+    if let Some(out) = &args.out
+        && plan.summary.has_changes()
+    {
+        eprintln!(
+            "Saved the plan to {}. Apply exactly this plan with: roster apply {}",
+            out.display(),
+            out.display()
+        );
+    }
+    session.store.finish_run(
+        run_id,
+        &RunOutcome {
+            outcome: plan_outcome(&plan).into(),
+            error: None,
+            plan_id: Some(plan.plan_id.clone()),
+        },
+        Utc::now(),
+    )?;
+    Ok(if args.detailed_exitcode {
+        plan_exit_code(&plan)
+    } else {
+        exit::OK
+    })
+}
+
+fn plan_outcome(plan: &Plan) -> &'static str {
+    match plan_exit_code(plan) {
+        exit::OK => "no-changes",
+        exit::HELD => "held",
+        _ => "changes",
+    }
+}
+
+/// 0 no changes, 2 changes, 3 changes some of which are held.
+fn plan_exit_code(plan: &Plan) -> u8 {
+    if plan.summary.held > 0 {
+        exit::HELD
+    } else if plan.summary.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+fn print_plan(plan: &Plan, format: Format) {
+    let text = match format {
+        Format::Human => render::human(plan),
+        Format::Json => render::json(plan),
+        Format::Markdown => render::markdown(plan),
+    };
+    print!("{text}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Records a failed run and passes the error on.
+fn fail_run(store: &Store, run_id: i64, error: Error) -> Result<u8, Error> {
+    let outcome = if matches!(
+        error,
+        Error::Refused(_) | Error::Read(ReadError::Source { .. })
+    ) {
+        "refused"
+    } else {
+        "error"
+    };
+    store.finish_run(
+        run_id,
+        &RunOutcome {
+            outcome: outcome.into(),
+            error: Some(error.to_string()),
+            plan_id: None,
+        },
+        Utc::now(),
+    )?;
+    Err(error)
+}
+
+/// Reads both sides into the store and plans. Refuses (nothing planned) when the source
+/// read is incomplete or fails the completeness checks, unless `force`.
+fn make_plan(
+    session: &mut Session,
+    run_id: i64,
+    force: bool,
+    show_progress: bool,
+) -> Result<Plan, Error> {
+    let config = &session.config;
+    let mapper = Mapper::new(&config.user, &config.policy);
+    let source = source::open(&config.source);
+    let target = target::open(&config.target, mapper.target_fields())?;
+    let progress = Progress::new(show_progress);
+    let counts = read::read_both(
+        &mut session.store,
+        run_id,
+        source,
+        &mapper,
+        target.as_ref(),
+        &progress,
+    )?;
+    log::info!(
+        "read {} source records ({} rejected) and {} target accounts ({} managed)",
+        counts.source,
+        counts.rejected,
+        counts.target,
+        counts.managed
+    );
+
+    if config.policy.on_invalid == crate::config::OnInvalid::Fail && counts.rejected > 0 {
+        let rejects = session.store.rejects(run_id)?;
+        let list: Vec<String> = rejects
+            .iter()
+            .map(|r| format!("  {}: {}", r.origin, r.reason))
+            .collect();
+        return Err(Error::Refused(format!(
+            "on-invalid is \"fail\" and {} source records are invalid; nothing was planned:\n{}",
+            rejects.len(),
+            list.join("\n")
+        )));
+    }
+
+    let mut forced = Vec::new();
+    let read = SourceRead {
+        count: counts.source,
+        last_good: session.store.last_good_source_count(run_id)?,
+        managed: counts.managed,
+    };
+    if let Err(refusal) = planner::check_source(read, &config.policy) {
+        if !force {
+            return Err(Error::Refused(refusal));
+        }
+        log::warn!("--force: {refusal}");
+        forced.push(refusal);
+    }
+    session.store.accept_source(run_id)?;
+
+    let mut pairs = Vec::new();
+    session
+        .store
+        .for_each_pair(run_id, |pair| pairs.push(pair))?;
+    let planned = planner::plan_users(pairs, &config.policy, counts.managed);
+    let created_at = Utc::now();
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION,
+        plan_id: plan_id(created_at),
+        created_at,
+        summary: planned.summary,
+        actions: planned.actions,
+        mode: config.policy.mode,
+        config_digest: config.digest.clone(),
+        desired_digest: session.store.desired_digest(run_id)?,
+        forced,
+        target: target.describe(),
+    };
+    plan.summary.rejected = counts.rejected;
+    plan.recount();
+    session.store.prune_snapshots()?;
+    Ok(plan)
+}
+
+fn plan_id(at: DateTime<Utc>) -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{suffix}", at.format("%Y%m%dT%H%M%SZ"))
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
+    let mut session = session(global, "apply", &args.overrides)?;
+    let run_id = session
+        .store
+        .begin_run("apply", &session.config.digest, Utc::now())?;
+    let release = Release {
+        allow_removes: args.allow_removes,
+        force: args.force,
+    };
+    let result = match &args.plan_file {
+        Some(file) => read_plan_file(file, &session.config).and_then(|plan| {
+            session.store.save_plan(&plan, None, &render::json(&plan))?;
+            Ok(plan)
+        }),
+        None => make_plan(&mut session, run_id, args.force, global.progress).and_then(|plan| {
+            session
+                .store
+                .save_plan(&plan, Some(run_id), &render::json(&plan))?;
+            print_plan(&plan, Format::Human);
+            Ok(plan)
+        }),
+    };
+    let plan = match result {
+        Ok(plan) => plan,
+        Err(e) => return fail_run(&session.store, run_id, e),
+    };
+    if args.plan_file.is_none() && plan.summary.has_changes() && !args.auto_approve && !confirm()? {
+        let outcome = RunOutcome {
+            outcome: "cancelled".into(),
+            error: None,
+            plan_id: Some(plan.plan_id.clone()),
+        };
+        session.store.finish_run(run_id, &outcome, Utc::now())?;
+        eprintln!("Apply cancelled.");
+        return Ok(exit::ERROR);
+    }
+    let report = apply_plan(&session, run_id, plan, release, global.progress)?;
+    Ok(if report.failed > 0 {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
+}
+
+fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
+    let mut session = session(global, "sync", &args.overrides)?;
+    let run_id = session
+        .store
+        .begin_run("sync", &session.config.digest, Utc::now())?;
+    let plan = match make_plan(&mut session, run_id, false, global.progress) {
+        Ok(plan) => plan,
+        Err(e) => return fail_run(&session.store, run_id, e),
+    };
+    session
+        .store
+        .save_plan(&plan, Some(run_id), &render::json(&plan))?;
+    print_plan(&plan, args.format);
+    let code = plan_exit_code(&plan);
+    if code == exit::OK {
+        session.store.finish_run(
+            run_id,
+            &RunOutcome {
+                outcome: "no-changes".into(),
+                error: None,
+                plan_id: Some(plan.plan_id.clone()),
+            },
+            Utc::now(),
+        )?;
+        return Ok(exit::OK);
+    }
+    if !args.auto_approve && !confirm()? {
+        let outcome = RunOutcome {
+            outcome: "cancelled".into(),
+            error: None,
+            plan_id: Some(plan.plan_id.clone()),
+        };
+        session.store.finish_run(run_id, &outcome, Utc::now())?;
+        eprintln!("Sync cancelled.");
+        return Ok(exit::ERROR);
+    }
+    let report = apply_plan(&session, run_id, plan, Release::default(), global.progress)?;
+    Ok(if report.failed > 0 { exit::ERROR } else { code })
+}
+
+/// Asks for `yes` on the terminal; refuses without one.
+fn confirm() -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "refusing to apply without confirmation: there is no terminal to ask on; \
+             review a saved plan and apply it (`roster plan --out FILE`, then `roster apply FILE`), or pass --auto-approve"
+                .into(),
+        ));
+    }
+    eprint!(
+        "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: "
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}
+
+fn read_plan_file(path: &Path, config: &Config) -> Result<Plan, Error> {
+    let err = |message: String| Error::PlanFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let version: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not a roster plan: {e}")))?;
+    if version
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        != Some(u64::from(FORMAT_VERSION))
+    {
+        return Err(err(format!(
+            "unsupported format_version (this roster reads version {FORMAT_VERSION})"
+        )));
+    }
+    let plan: Plan =
+        serde_json::from_value(version).map_err(|e| err(format!("not a roster plan: {e}")))?;
+    if plan.config_digest != config.digest {
+        return Err(err(
+            "the plan was made with another config or policy than the current one; make a new plan with `roster plan`".into(),
+        ));
+    }
+    Ok(plan)
+}
+
+fn apply_plan(
+    session: &Session,
+    run_id: i64,
+    mut plan: Plan,
+    release: Release,
+    show_progress: bool,
+) -> Result<ApplyReport, Error> {
+    let config = &session.config;
+    let mapper = Mapper::new(&config.user, &config.policy);
+    let target = target::open(&config.target, mapper.target_fields())?;
+    if target.describe() != plan.target {
+        return Err(Error::Usage(format!(
+            "the plan is for the target {}, but the config names {}",
+            plan.target,
+            target.describe()
+        )));
+    }
+    let outcome = apply::release(&mut plan, release).and_then(|()| {
+        let concurrency = match &config.target {
+            crate::config::TargetConfig::Scim(scim) => scim.concurrency as usize,
+        };
+        apply::apply(
+            &mut plan,
+            &session.store,
+            target.as_ref(),
+            concurrency,
+            &Progress::new(show_progress),
+        )
+    });
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            let outcome = RunOutcome {
+                outcome: "error".into(),
+                error: Some(e.to_string()),
+                plan_id: Some(plan.plan_id.clone()),
+            };
+            session.store.finish_run(run_id, &outcome, Utc::now())?;
+            return Err(e.into());
+        }
+    };
+    println!("{}", report_line(&report));
+    let outcome = if report.failed > 0 {
+        "failed"
+    } else {
+        "applied"
+    };
+    let error = (report.failed > 0).then(|| format!("{} actions failed", report.failed));
+    session.store.finish_run(
+        run_id,
+        &RunOutcome {
+            outcome: outcome.into(),
+            error,
+            plan_id: Some(plan.plan_id.clone()),
+        },
+        Utc::now(),
+    )?;
+    Ok(report)
+}
+
+fn report_line(r: &ApplyReport) -> String {
+    let mut line = format!("Apply complete: {} applied, {} failed", r.applied, r.failed);
+    if r.held > 0 {
+        line.push_str(&format!(
+            ", {} held (release with --allow-removes N or --force)",
+            r.held
+        ));
+    }
+    if r.skipped > 0 {
+        line.push_str(&format!(", {} skipped", r.skipped));
+    }
+    if r.already_applied > 0 {
+        line.push_str(&format!(", {} already applied earlier", r.already_applied));
+    }
+    line.push('.');
+    line
+}
+
+fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
+    let store = global.store()?;
+    let (mut plan, rejects) = if let Ok(run_id) = args.what.parse::<i64>() {
+        let run = store
+            .run(run_id)?
+            .ok_or_else(|| Error::Usage(format!("there is no run {run_id} (see `roster runs`)")))?;
+        println!(
+            "Run {} ({}): {} at {}{}",
+            run.id,
+            run.kind,
+            run.outcome,
+            run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            run.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        let plan =
+            match store.plan_of_run(run_id)? {
+                Some(record) => Some(serde_json::from_str::<Plan>(&record.body).map_err(|e| {
+                    Error::Usage(format!("stored plan {} is damaged: {e}", record.id))
+                })?),
+                None => None,
+            };
+        (plan, store.rejects(run_id)?)
+    } else {
+        let path = PathBuf::from(&args.what);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::PlanFile {
+            path: args.what.clone(),
+            message: e.to_string(),
+        })?;
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| Error::PlanFile {
+            path: args.what.clone(),
+            message: format!("not a roster plan: {e}"),
+        })?;
+        let rejects = match store.plan_record(&plan.plan_id)?.and_then(|r| r.run_id) {
+            Some(run_id) => store.rejects(run_id)?,
+            None => Vec::new(),
+        };
+        (Some(plan), rejects)
+    };
+    if let Some(plan) = plan.as_mut() {
+        // The journal says what became of each action.
+        for entry in store.journal(&plan.plan_id)? {
+            if let Some(action) = plan.actions.iter_mut().find(|a| a.seq == entry.seq) {
+                action.status = entry.status;
+                if let Some(error) = entry.error {
+                    action.reason = format!("{}; failed: {error}", action.reason);
+                }
+            }
+        }
+        print_plan(plan, args.format);
+    }
+    if !rejects.is_empty() && args.format != Format::Json {
+        println!("\nRejected source records ({}):", rejects.len());
+        for r in &rejects {
+            println!("  {}: {}", r.origin, r.reason);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
+    let store = global.store()?;
+    println!(
+        "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  plan",
+        "id", "kind", "started", "duration", "outcome", "source", "target", "reject"
+    );
+    for r in store.runs(args.limit)? {
+        let duration = r
+            .finished_at
+            .map(|f| {
+                format!(
+                    "{:.1}s",
+                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  {}",
+            r.id,
+            r.kind,
+            r.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            duration,
+            r.outcome,
+            n(r.source_count),
+            n(r.target_count),
+            n(r.rejected),
+            r.plan_id.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn unlock(global: &Global, lock_id: &str) -> Result<u8, Error> {
+    let store = global.store()?;
+    match store.unlock(lock_id)? {
+        Some(holder) => {
+            println!(
+                "Released the lock {} held by `roster {}` (pid {} on {}).",
+                holder.lock_id, holder.command, holder.pid, holder.host
+            );
+            Ok(exit::OK)
+        }
+        None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),
+    }
+}
+
+/// Statuses that mean an action still has work to do.
+pub fn pending(status: Status) -> bool {
+    matches!(status, Status::Planned | Status::Applying | Status::Failed)
+}

@@ -1,1 +1,39 @@
-//! (Being written.)
+//! The errors a command can end with. Each says what happened and what to do; none carries
+//! a secret. Config errors keep their miette labels; the rest are plain messages.
+
+use miette::Diagnostic;
+
+use crate::apply::ApplyError;
+use crate::config::ConfigError;
+use crate::read::ReadError;
+use crate::store::StoreError;
+use crate::target::TargetError;
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    #[diagnostic(code(roster::store))]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(code(roster::read))]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    #[diagnostic(code(roster::target))]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    #[diagnostic(code(roster::apply))]
+    Apply(#[from] ApplyError),
+    /// A safety rule refused to plan.
+    #[error("{0}")]
+    #[diagnostic(code(roster::refused))]
+    Refused(String),
+    #[error("plan file {path}: {message}")]
+    #[diagnostic(code(roster::plan_file))]
+    PlanFile { path: String, message: String },
+    #[error("{0}")]
+    #[diagnostic(code(roster::usage))]
+    Usage(String),
+}

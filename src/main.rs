@@ -1,1 +1,25 @@
-fn main() {}
+//! `roster`: parses the command line, installs logging, runs the subcommand and turns its
+//! outcome into an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use roster::cli::Cli;
+use roster::commands::{self, exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = roster::logging::init(cli.verbose, cli.log_file.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::ERROR);
+    }
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            log::debug!("error: {error}");
+            let report = miette::Report::new(error);
+            eprintln!("{report:?}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

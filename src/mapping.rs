@@ -1,1 +1,418 @@
-//! (Being written.)
+//! Mapping: a `SourceRecord` becomes a `DesiredUser`, or a `Reject` that says why not.
+//!
+//! The field rules live here: normalisation, defaults from templates, aliases whose blank
+//! value means "clear", phones gathered from several attributes, and validation of the
+//! required fields. Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use crate::config::{FieldMapping, Policy, UserMapping};
+use crate::model::{DesiredUser, FieldValue, Reject, SourceRecord, phone_digits};
+
+/// The mapping of a config, ready to apply to records.
+#[derive(Debug, Clone)]
+pub struct Mapper {
+    mapping: UserMapping,
+    default_email: Option<String>,
+    default_name: Option<String>,
+}
+
+impl Mapper {
+    pub fn new(mapping: &UserMapping, policy: &Policy) -> Mapper {
+        Mapper {
+            mapping: mapping.clone(),
+            default_email: policy.default_email.clone(),
+            default_name: policy.default_name.clone(),
+        }
+    }
+
+    /// The source attributes the mapping reads (lowercase, each once), to request them.
+    pub fn attributes(&self) -> Vec<String> {
+        let m = &self.mapping;
+        let mut names: Vec<String> = vec![m.key.value.clone(), m.username.attr.value.clone()];
+        names.extend(
+            m.name
+                .iter()
+                .chain(&m.email)
+                .chain(&m.aliases)
+                .chain(&m.attributes)
+                .map(|f| f.attr.value.clone()),
+        );
+        names.extend(m.phones.iter().map(|p| p.value.clone()));
+        for template in self.default_email.iter().chain(&self.default_name) {
+            names.extend(
+                placeholders(template)
+                    .into_iter()
+                    .filter(|p| !matches!(*p, "username" | "key" | "name"))
+                    .map(str::to_string),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        names
+            .into_iter()
+            .map(|n| n.to_ascii_lowercase())
+            .filter(|n| seen.insert(n.clone()))
+            .collect()
+    }
+
+    /// The target fields the mapping writes besides the fixed ones (aliases and attributes).
+    pub fn target_fields(&self) -> Vec<String> {
+        let m = &self.mapping;
+        m.aliases
+            .iter()
+            .chain(&m.attributes)
+            .filter_map(|f| f.to.as_ref().map(|t| t.value.clone()))
+            .collect()
+    }
+
+    pub fn map(&self, record: &SourceRecord) -> Result<DesiredUser, Reject> {
+        let m = &self.mapping;
+        let reject = |key: Option<&str>, username: Option<&str>, reason: String| Reject {
+            origin: record.origin.clone(),
+            key: key.map(str::to_string),
+            username: username.map(str::to_string),
+            reason,
+        };
+        let Some(key) = record
+            .first(&m.key.value)
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        else {
+            return Err(reject(
+                None,
+                None,
+                format!("no key: attribute {} is missing or empty", m.key.value),
+            ));
+        };
+        let Some(username) = value(record, &m.username) else {
+            return Err(reject(
+                Some(key),
+                None,
+                format!(
+                    "no username: attribute {} is missing or empty",
+                    m.username.attr.value
+                ),
+            ));
+        };
+        let mut user = DesiredUser {
+            key: key.to_string(),
+            username,
+            ..DesiredUser::default()
+        };
+
+        if let Some(field) = &m.name {
+            user.name = value(record, field)
+                .or_else(|| self.default_name.as_ref().map(|t| render(t, record, &user)));
+            if user.name.is_none() {
+                return Err(reject(
+                    Some(key),
+                    Some(&user.username),
+                    format!(
+                        "no name: attribute {} is missing or empty and there is no default-name",
+                        field.attr.value
+                    ),
+                ));
+            }
+        }
+        if let Some(field) = &m.email {
+            let email = value(record, field).or_else(|| {
+                self.default_email
+                    .as_ref()
+                    .map(|t| render(t, record, &user))
+            });
+            match email {
+                None => {
+                    return Err(reject(
+                        Some(key),
+                        Some(&user.username),
+                        format!(
+                            "no email: attribute {} is missing or empty and there is no default-email",
+                            field.attr.value
+                        ),
+                    ));
+                }
+                Some(email) if !is_email(&email) => {
+                    return Err(reject(
+                        Some(key),
+                        Some(&user.username),
+                        format!("invalid email {email:?} (from {})", field.attr.value),
+                    ));
+                }
+                Some(email) => user.email = Some(email),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for attr in &m.phones {
+            for phone in record.values(&attr.value) {
+                let phone = phone.trim();
+                if !phone_digits(phone).is_empty() && seen.insert(phone_digits(phone)) {
+                    user.phones.push(phone.to_string());
+                }
+            }
+        }
+        user.fields = self.fields(record);
+        Ok(user)
+    }
+
+    /// Aliases: missing → unchanged, blank → clear. Attributes: missing or blank → unchanged.
+    fn fields(&self, record: &SourceRecord) -> BTreeMap<String, FieldValue> {
+        let mut fields = BTreeMap::new();
+        for (alias, mapping) in self
+            .mapping
+            .aliases
+            .iter()
+            .map(|m| (true, m))
+            .chain(self.mapping.attributes.iter().map(|m| (false, m)))
+        {
+            let Some(to) = &mapping.to else { continue };
+            let Some(raw) = record.first(&mapping.attr.value) else {
+                continue;
+            };
+            match normalized(raw, mapping) {
+                Some(v) => fields.insert(to.value.clone(), FieldValue::Set(v)),
+                None if alias => fields.insert(to.value.clone(), FieldValue::Clear),
+                None => continue,
+            };
+        }
+        fields
+    }
+}
+
+/// The first value of the mapped attribute, normalised; `None` when missing or blank.
+fn value(record: &SourceRecord, field: &FieldMapping) -> Option<String> {
+    record
+        .first(&field.attr.value)
+        .and_then(|raw| normalized(raw, field))
+}
+
+fn normalized(raw: &str, field: &FieldMapping) -> Option<String> {
+    let value = field
+        .normalize
+        .iter()
+        .fold(raw.to_string(), |v, n| n.apply(&v));
+    (!value.trim().is_empty()).then_some(value)
+}
+
+/// A deliberately small check: one `@`, something on both sides, a dot in the domain,
+/// no whitespace. Targets do their own validation; this catches directory typos early.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace)
+}
+
+/// The `{name}` placeholders of a template.
+pub fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push(&rest[start + 1..start + len]);
+        rest = &rest[start + len + 1..];
+    }
+    out
+}
+
+/// Fills a template: `{username}`, `{key}`, `{name}` from the user, anything else from the
+/// record's attribute of that name (empty when missing).
+fn render(template: &str, record: &SourceRecord, user: &DesiredUser) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let name = &rest[start + 1..start + len];
+        match name {
+            "username" => out.push_str(&user.username),
+            "key" => out.push_str(&user.key),
+            "name" => out.push_str(user.name.as_deref().unwrap_or_default()),
+            attr => out.push_str(record.first(attr).unwrap_or_default()),
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Normalize, Spanned};
+
+    fn spanned(s: &str) -> Spanned<String> {
+        Spanned::new(s.to_string(), (0, 0).into())
+    }
+
+    fn field(attr: &str, to: Option<&str>) -> FieldMapping {
+        FieldMapping {
+            attr: spanned(attr),
+            to: to.map(spanned),
+            normalize: Vec::new(),
+        }
+    }
+
+    fn mapper(policy: Policy) -> Mapper {
+        let mut username = field("uid", None);
+        username.normalize = vec![Normalize::Trim, Normalize::Lowercase];
+        let mapping = UserMapping {
+            key: spanned("entryUUID"),
+            username,
+            name: Some(field("cn", None)),
+            email: Some(field("mail", None)),
+            phones: vec![spanned("telephoneNumber"), spanned("mobile")],
+            aliases: vec![field("displayName", Some("nickName"))],
+            attributes: vec![field("title", Some("title"))],
+        };
+        Mapper::new(&mapping, &policy)
+    }
+
+    fn record(attrs: &[(&str, &str)]) -> SourceRecord {
+        let mut r = SourceRecord::new("uid=x,ou=People,dc=example,dc=com");
+        for (k, v) in attrs {
+            r.push(k, *v);
+        }
+        r
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("entryUUID", "k1"),
+        ("uid", " Alice "),
+        ("cn", "Alice L"),
+        ("mail", "alice@example.com"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> SourceRecord {
+        let mut all = BASE.to_vec();
+        all.extend_from_slice(extra);
+        record(&all)
+    }
+
+    #[test]
+    fn maps_and_normalises() {
+        let u = mapper(Policy::default())
+            .map(&with(&[
+                ("telephoneNumber", "+1 555"),
+                ("mobile", "+1-555"),
+                ("mobile", "+2"),
+            ]))
+            .expect("valid");
+        assert_eq!(u.key, "k1");
+        assert_eq!(u.username, "alice");
+        assert_eq!(u.name.as_deref(), Some("Alice L"));
+        assert_eq!(u.phones, ["+1 555", "+2"], "phones deduplicated by digits");
+    }
+
+    #[test]
+    fn alias_blank_clears_missing_leaves_and_attribute_blank_is_missing() {
+        let m = mapper(Policy::default());
+        for (value, want) in [
+            (Some(""), Some(FieldValue::Clear)),
+            (Some("  "), Some(FieldValue::Clear)),
+            (None, None),
+            (Some("Al"), Some(FieldValue::Set("Al".into()))),
+        ] {
+            let r = match value {
+                Some(v) => with(&[("displayName", v)]),
+                None => with(&[]),
+            };
+            assert_eq!(
+                m.map(&r).expect("valid").fields.get("nickName"),
+                want.as_ref(),
+                "alias {value:?}"
+            );
+        }
+        for value in ["", " "] {
+            assert_eq!(
+                m.map(&with(&[("title", value)]))
+                    .expect("valid")
+                    .fields
+                    .get("title"),
+                None,
+                "attribute {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_say_why() {
+        let m = mapper(Policy::default());
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("uid", "a"), ("cn", "A"), ("mail", "a@x.org")], "no key"),
+            (
+                &[
+                    ("entryUUID", " "),
+                    ("uid", "a"),
+                    ("cn", "A"),
+                    ("mail", "a@x.org"),
+                ],
+                "no key",
+            ),
+            (
+                &[("entryUUID", "k"), ("cn", "A"), ("mail", "a@x.org")],
+                "no username",
+            ),
+            (
+                &[("entryUUID", "k"), ("uid", "a"), ("mail", "a@x.org")],
+                "no name",
+            ),
+            (&[("entryUUID", "k"), ("uid", "a"), ("cn", "A")], "no email"),
+            (
+                &[
+                    ("entryUUID", "k"),
+                    ("uid", "a"),
+                    ("cn", "A"),
+                    ("mail", "not-an-email"),
+                ],
+                "invalid email",
+            ),
+        ];
+        for (attrs, want) in cases {
+            let err = m.map(&record(attrs)).expect_err(want);
+            assert!(err.reason.starts_with(want), "{want}: {}", err.reason);
+            assert_eq!(err.origin, "uid=x,ou=People,dc=example,dc=com");
+        }
+    }
+
+    #[test]
+    fn defaults_fill_missing_values() {
+        let policy = Policy {
+            default_email: Some("{username}@example.com".into()),
+            default_name: Some("{username} ({ou})".into()),
+            ..Policy::default()
+        };
+        let m = mapper(policy);
+        assert!(m.attributes().contains(&"ou".to_string()));
+        let u = m
+            .map(&record(&[
+                ("entryUUID", "k"),
+                ("uid", "Bob"),
+                ("ou", "Sales"),
+            ]))
+            .expect("defaults");
+        assert_eq!(u.email.as_deref(), Some("bob@example.com"));
+        assert_eq!(u.name.as_deref(), Some("bob (Sales)"));
+    }
+
+    #[test]
+    fn email_check() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@b@c.de", "a@.b", "a@b.",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}

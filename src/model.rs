@@ -17,17 +17,25 @@ pub struct SourceRecord {
 
 impl SourceRecord {
     pub fn new(origin: impl Into<String>) -> Self {
-        SourceRecord { origin: origin.into(), attrs: BTreeMap::new() }
+        SourceRecord {
+            origin: origin.into(),
+            attrs: BTreeMap::new(),
+        }
     }
 
     /// Adds values under `name` (case-insensitive, as LDAP attribute names are).
     pub fn push(&mut self, name: &str, value: impl Into<String>) {
-        self.attrs.entry(name.to_ascii_lowercase()).or_default().push(value.into());
+        self.attrs
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .push(value.into());
     }
 
     /// All values of an attribute; empty when the record does not carry it.
     pub fn values(&self, name: &str) -> &[String] {
-        self.attrs.get(&name.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
+        self.attrs
+            .get(&name.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The first value, if any.
@@ -96,5 +104,8 @@ pub struct Reject {
 
 /// Phone numbers are compared without spaces, dashes, dots and brackets.
 pub fn phone_digits(phone: &str) -> String {
-    phone.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '\t')).collect()
+    phone
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '\t'))
+        .collect()
 }

@@ -20,7 +20,11 @@ impl Source for LdapDirectory {
         self.config.url.value.clone()
     }
 
-    fn read_users(&mut self, _attrs: &[String], _sink: &mut dyn FnMut(SourceRecord)) -> Result<u64, SourceError> {
+    fn read_users(
+        &mut self,
+        _attrs: &[String],
+        _sink: &mut dyn FnMut(SourceRecord),
+    ) -> Result<u64, SourceError> {
         Ok(0)
     }
 }

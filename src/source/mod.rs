@@ -41,9 +41,18 @@ pub enum SourceError {
     #[error("TLS with {url} failed: {message}")]
     Tls { url: String, message: String },
     #[error("bind as {dn} to {url} failed: {message}")]
-    Bind { url: String, dn: String, message: String },
+    Bind {
+        url: String,
+        dn: String,
+        message: String,
+    },
     #[error("search of {base} on {url} failed part-way, after {read} records: {message}")]
-    Search { url: String, base: String, read: u64, message: String },
+    Search {
+        url: String,
+        base: String,
+        read: u64,
+        message: String,
+    },
     #[error("bind password for the source: {0}")]
     Secret(#[from] SecretError),
     #[error("cannot read CA file {path}: {message}")]

@@ -75,7 +75,12 @@ pub fn open(config: &TargetConfig, fields: Vec<String>) -> Result<Box<dyn Target
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("{method} {url}: the target refused the credentials (HTTP {status}){}", detail_suffix(.detail))]
-    Unauthorized { method: String, url: String, status: u16, detail: Option<String> },
+    Unauthorized {
+        method: String,
+        url: String,
+        status: u16,
+        detail: Option<String>,
+    },
     #[error("{method} {url}: HTTP {status}{}{}", scim_type_suffix(.scim_type), detail_suffix(.detail))]
     Http {
         method: String,
@@ -89,9 +94,17 @@ pub enum TargetError {
     #[error("{method} {url}: the object changed since the plan (stale: HTTP 412)")]
     Stale { method: String, url: String },
     #[error("{method} {url}: {message}")]
-    Transport { method: String, url: String, message: String },
+    Transport {
+        method: String,
+        url: String,
+        message: String,
+    },
     #[error("{method} {url}: unexpected answer: {message}")]
-    InvalidResponse { method: String, url: String, message: String },
+    InvalidResponse {
+        method: String,
+        url: String,
+        message: String,
+    },
     #[error("target token: {0}")]
     Secret(#[from] SecretError),
     #[error("target setup: {0}")]
@@ -99,11 +112,17 @@ pub enum TargetError {
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {
-    detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    detail
+        .as_deref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
 }
 
 fn scim_type_suffix(scim_type: &Option<String>) -> String {
-    scim_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+    scim_type
+        .as_deref()
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default()
 }
 
 impl TargetError {
@@ -120,7 +139,11 @@ impl TargetError {
     pub fn is_conflict(&self) -> bool {
         match self {
             TargetError::Http { status: 409, .. } => true,
-            TargetError::Http { status: 400, scim_type: Some(t), .. } => t == "uniqueness",
+            TargetError::Http {
+                status: 400,
+                scim_type: Some(t),
+                ..
+            } => t == "uniqueness",
             _ => false,
         }
     }

@@ -11,7 +11,9 @@ pub struct ScimService {
 
 impl ScimService {
     pub fn new(config: &ScimTarget, _fields: Vec<String>) -> Result<Self, TargetError> {
-        Ok(ScimService { base: config.url.value.clone() })
+        Ok(ScimService {
+            base: config.url.value.clone(),
+        })
     }
 }
 
@@ -31,7 +33,12 @@ impl Target for ScimService {
     fn create_user(&self, _user: &DesiredUser) -> Result<TargetUser, TargetError> {
         Err(TargetError::Setup("not written".into()))
     }
-    fn update_user(&self, _id: &str, _version: Option<&str>, _update: &UserUpdate) -> Result<Option<String>, TargetError> {
+    fn update_user(
+        &self,
+        _id: &str,
+        _version: Option<&str>,
+        _update: &UserUpdate,
+    ) -> Result<Option<String>, TargetError> {
         Err(TargetError::Setup("not written".into()))
     }
     fn delete_user(&self, _id: &str, _version: Option<&str>) -> Result<(), TargetError> {

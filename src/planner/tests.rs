@@ -1,0 +1,486 @@
+//! Table-driven tests of the pure planner: one line per rule and edge.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::config::{Cap, Mode, Policy};
+
+fn desired(key: &str, username: &str) -> DesiredUser {
+    DesiredUser {
+        key: key.into(),
+        username: username.into(),
+        name: Some(format!("{username} name")),
+        email: Some(format!("{username}@example.com")),
+        phones: Vec::new(),
+        fields: BTreeMap::new(),
+    }
+}
+
+fn target(id: &str, key: Option<&str>, username: &str) -> TargetUser {
+    TargetUser {
+        id: id.into(),
+        external_id: key.map(Into::into),
+        username: username.into(),
+        name: Some(format!("{username} name")),
+        email: Some(format!("{username}@example.com")),
+        phones: Vec::new(),
+        fields: BTreeMap::new(),
+        active: true,
+        version: Some("W/\"1\"".into()),
+    }
+}
+
+fn both(d: DesiredUser, t: TargetUser) -> Pair {
+    Pair::Both {
+        desired: d,
+        target: t,
+        matched_by: MatchedBy::Key,
+        deactivated_by_roster: false,
+    }
+}
+
+fn gone(t: TargetUser) -> Pair {
+    Pair::TargetOnly {
+        target: t,
+        protected: None,
+    }
+}
+
+fn policy(mode: Mode, max_removes: u64) -> Policy {
+    Policy {
+        mode,
+        max_removes,
+        ..Policy::default()
+    }
+}
+
+/// `kind:username:status` per action, for compact assertions.
+fn outline(p: &Planned) -> Vec<String> {
+    p.actions
+        .iter()
+        .map(|a| format!("{}:{}:{}", a.action.as_str(), a.username, a.status.as_str()))
+        .collect()
+}
+
+fn changes(p: &Planned) -> Vec<(String, Option<String>, Option<String>)> {
+    p.actions
+        .iter()
+        .flat_map(|a| {
+            a.changes
+                .iter()
+                .map(|c| (c.field.clone(), c.before.clone(), c.after.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn source_only_is_an_add_with_every_field() {
+    let mut d = desired("k1", "alice");
+    d.phones = vec!["+1 555 0100".into()];
+    d.fields
+        .insert("nickName".into(), FieldValue::Set("al".into()));
+    d.fields.insert("title".into(), FieldValue::Clear);
+    let p = plan_users([Pair::SourceOnly(d)], &Policy::default(), 0);
+    assert_eq!(outline(&p), ["add:alice:planned"]);
+    let fields: Vec<_> = changes(&p).into_iter().map(|c| c.0).collect();
+    // A Clear on an add has nothing to clear.
+    assert_eq!(
+        fields,
+        [
+            "externalId",
+            "username",
+            "name",
+            "email",
+            "phone",
+            "nickName"
+        ]
+    );
+    assert_eq!(p.actions[0].seq, 1);
+}
+
+#[test]
+fn identical_users_are_unchanged() {
+    let p = plan_users(
+        [both(
+            desired("k1", "alice"),
+            target("t1", Some("k1"), "alice"),
+        )],
+        &Policy::default(),
+        1,
+    );
+    assert!(p.actions.is_empty());
+    assert_eq!(p.summary.unchanged, 1);
+}
+
+#[test]
+fn field_rules() {
+    struct Case {
+        name: &'static str,
+        desired: fn(&mut DesiredUser),
+        target: fn(&mut TargetUser),
+        expect: &'static [(&'static str, Option<&'static str>, Option<&'static str>)],
+    }
+    let cases = [
+        Case {
+            name: "changed email",
+            desired: |d| d.email = Some("new@example.com".into()),
+            target: |_| {},
+            expect: &[("email", Some("alice@example.com"), Some("new@example.com"))],
+        },
+        Case {
+            name: "email differing only in case",
+            desired: |d| d.email = Some("ALICE@example.com".into()),
+            target: |_| {},
+            expect: &[],
+        },
+        Case {
+            name: "missing name leaves the target's",
+            desired: |d| d.name = None,
+            target: |t| t.name = Some("Other".into()),
+            expect: &[],
+        },
+        Case {
+            name: "rename",
+            desired: |d| d.username = "alice2".into(),
+            target: |_| {},
+            expect: &[("username", Some("alice"), Some("alice2"))],
+        },
+        Case {
+            name: "new phone is added",
+            desired: |d| d.phones = vec!["+1 555 0100".into()],
+            target: |_| {},
+            expect: &[("phone", None, Some("+1 555 0100"))],
+        },
+        Case {
+            name: "phone differing only in punctuation",
+            desired: |d| d.phones = vec!["+1 (555) 010-0".into()],
+            target: |t| t.phones = vec!["+1.555.0100".into()],
+            expect: &[],
+        },
+        Case {
+            name: "phones are never removed",
+            desired: |d| d.phones = vec![],
+            target: |t| t.phones = vec!["+1 555 0100".into()],
+            expect: &[],
+        },
+        Case {
+            name: "second phone added, first kept",
+            desired: |d| d.phones = vec!["1".into(), "2".into()],
+            target: |t| t.phones = vec!["1".into(), "9".into()],
+            expect: &[("phone", None, Some("2"))],
+        },
+        Case {
+            name: "alias cleared",
+            desired: |d| {
+                d.fields.insert("nickName".into(), FieldValue::Clear);
+            },
+            target: |t| {
+                t.fields.insert("nickName".into(), "al".into());
+            },
+            expect: &[("nickName", Some("al"), None)],
+        },
+        Case {
+            name: "alias clear on empty target is no change",
+            desired: |d| {
+                d.fields.insert("nickName".into(), FieldValue::Clear);
+            },
+            target: |_| {},
+            expect: &[],
+        },
+        Case {
+            name: "attribute missing leaves target",
+            desired: |_| {},
+            target: |t| {
+                t.fields.insert("title".into(), "CEO".into());
+            },
+            expect: &[],
+        },
+        Case {
+            name: "attribute set",
+            desired: |d| {
+                d.fields
+                    .insert("title".into(), FieldValue::Set("CTO".into()));
+            },
+            target: |t| {
+                t.fields.insert("title".into(), "CEO".into());
+            },
+            expect: &[("title", Some("CEO"), Some("CTO"))],
+        },
+    ];
+    for case in cases {
+        let mut d = desired("k1", "alice");
+        (case.desired)(&mut d);
+        let mut t = target("t1", Some("k1"), "alice");
+        (case.target)(&mut t);
+        let p = plan_users([both(d, t)], &Policy::default(), 1);
+        let got = changes(&p);
+        let want: Vec<_> = case
+            .expect
+            .iter()
+            .map(|(f, b, a)| (f.to_string(), b.map(Into::into), a.map(Into::into)))
+            .collect();
+        assert_eq!(got, want, "case: {}", case.name);
+        if !want.is_empty() {
+            assert_eq!(p.actions.len(), 1, "case: {}", case.name);
+            assert_eq!(
+                (p.actions[0].action, p.actions[0].status),
+                (ActionKind::Update, Status::Planned),
+                "case: {}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn adoption_by_username_sets_the_external_id() {
+    let pair = Pair::Both {
+        desired: desired("k1", "alice"),
+        target: target("t1", None, "alice"),
+        matched_by: MatchedBy::Username,
+        deactivated_by_roster: false,
+    };
+    let p = plan_users([pair], &Policy::default(), 0);
+    assert_eq!(outline(&p), ["update:alice:planned"]);
+    assert_eq!(
+        changes(&p),
+        [("externalId".into(), None, Some("k1".into()))]
+    );
+    assert!(
+        p.actions[0].reason.contains("adopted"),
+        "{}",
+        p.actions[0].reason
+    );
+}
+
+#[test]
+fn modes_decide_what_happens_to_managed_accounts_missing_from_the_source() {
+    for (mode, want) in [
+        (Mode::AddOnly, vec![]),
+        (Mode::Remove, vec!["remove:bob:planned".to_string()]),
+        (Mode::Delete, vec!["delete:bob:planned".to_string()]),
+    ] {
+        let p = plan_users(
+            [gone(target("t2", Some("k2"), "bob"))],
+            &policy(mode, 10),
+            1,
+        );
+        assert_eq!(outline(&p), want, "mode {mode:?}");
+    }
+}
+
+#[test]
+fn unmanaged_accounts_are_never_touched() {
+    for mode in [Mode::AddOnly, Mode::Remove, Mode::Delete] {
+        let p = plan_users([gone(target("t9", None, "byhand"))], &policy(mode, 100), 0);
+        assert!(p.actions.is_empty(), "mode {mode:?}");
+        assert_eq!(p.summary.unmanaged, 1);
+    }
+}
+
+#[test]
+fn protected_accounts_are_not_removed() {
+    let pair = Pair::TargetOnly {
+        target: target("t2", Some("k2"), "bob"),
+        protected: Some("rejected".into()),
+    };
+    let p = plan_users([pair.clone()], &policy(Mode::Delete, 100), 1);
+    assert_eq!(outline(&p), ["delete:bob:skipped"]);
+    assert!(p.actions[0].reason.contains("rejected"));
+    assert!(
+        plan_users([pair], &policy(Mode::AddOnly, 100), 1)
+            .actions
+            .is_empty()
+    );
+}
+
+#[test]
+fn already_inactive_accounts_are_not_removed_again_but_are_deleted() {
+    let mut t = target("t2", Some("k2"), "bob");
+    t.active = false;
+    assert!(
+        plan_users([gone(t.clone())], &policy(Mode::Remove, 10), 1)
+            .actions
+            .is_empty()
+    );
+    assert_eq!(
+        outline(&plan_users([gone(t)], &policy(Mode::Delete, 10), 1)),
+        ["delete:bob:planned"]
+    );
+}
+
+#[test]
+fn inactive_accounts_are_left_alone_unless_roster_deactivated_them() {
+    let mut d = desired("k1", "alice");
+    d.name = Some("Changed".into());
+    let mut t = target("t1", Some("k1"), "alice");
+    t.active = false;
+    let p = plan_users([both(d.clone(), t.clone())], &Policy::default(), 1);
+    assert_eq!(outline(&p), ["update:alice:skipped"]);
+    let pair = Pair::Both {
+        desired: d,
+        target: t,
+        matched_by: MatchedBy::Key,
+        deactivated_by_roster: true,
+    };
+    let p = plan_users([pair], &Policy::default(), 1);
+    assert_eq!(outline(&p), ["update:alice:planned"]);
+    assert!(changes(&p).contains(&("active".into(), Some("false".into()), Some("true".into()))));
+}
+
+#[test]
+fn remove_caps() {
+    // (removes planned, managed accounts, max-removes, max-remove-percent, held?)
+    let cases: &[(usize, u64, u64, Option<f64>, bool)] = &[
+        (0, 10, 0, None, false),
+        (1, 10, 0, None, true),          // default cap 0 holds any remove
+        (3, 10, 3, None, false),         // exactly at the cap
+        (4, 10, 3, None, true),          // one over
+        (5, 100, 100, Some(5.0), false), // exactly 5 %
+        (6, 100, 100, Some(5.0), true),  // 6 % > 5 %
+        (1, 30, 100, Some(3.0), true),   // 3.33 % > 3 %: no rounding down
+        (1, 34, 100, Some(3.0), false),  // 2.94 %
+    ];
+    for &(removes, managed, max, percent, held) in cases {
+        let pairs: Vec<Pair> = (0..removes)
+            .map(|i| {
+                gone(target(
+                    &format!("t{i}"),
+                    Some(&format!("k{i}")),
+                    &format!("u{i}"),
+                ))
+            })
+            .collect();
+        let pol = Policy {
+            mode: Mode::Remove,
+            max_removes: max,
+            max_remove_percent: percent,
+            ..Policy::default()
+        };
+        let p = plan_users(pairs, &pol, managed);
+        let statuses: HashSet<Status> = p.actions.iter().map(|a| a.status).collect();
+        let want = if removes == 0 {
+            HashSet::new()
+        } else {
+            HashSet::from([if held { Status::Held } else { Status::Planned }])
+        };
+        assert_eq!(
+            statuses, want,
+            "removes {removes} managed {managed} max {max} percent {percent:?}"
+        );
+        if held {
+            let why = p.actions[0].held_by.as_deref().unwrap_or_default();
+            assert!(why.contains(&format!("{removes} removes planned")), "{why}");
+        }
+    }
+}
+
+#[test]
+fn caps_hold_only_their_kind() {
+    let pairs = vec![
+        Pair::SourceOnly(desired("k1", "alice")),
+        gone(target("t2", Some("k2"), "bob")),
+        gone(target("t3", Some("k3"), "carol")),
+    ];
+    let p = plan_users(pairs, &policy(Mode::Delete, 1), 3);
+    assert_eq!(
+        outline(&p),
+        ["add:alice:planned", "delete:bob:held", "delete:carol:held"]
+    );
+    assert_eq!(
+        p.actions[1].held_by.as_deref(),
+        Some("2 removes planned, max-removes is 1")
+    );
+}
+
+#[test]
+fn add_and_update_caps() {
+    let pairs = vec![
+        Pair::SourceOnly(desired("k1", "a")),
+        Pair::SourceOnly(desired("k2", "b")),
+    ];
+    let pol = Policy {
+        max_adds: Some(Cap::Count(1)),
+        ..Policy::default()
+    };
+    assert_eq!(
+        outline(&plan_users(pairs.clone(), &pol, 0)),
+        ["add:a:held", "add:b:held"]
+    );
+    let pol = Policy {
+        max_adds: Some(Cap::Count(2)),
+        ..Policy::default()
+    };
+    assert_eq!(
+        outline(&plan_users(pairs, &pol, 0)),
+        ["add:a:planned", "add:b:planned"]
+    );
+    let mut d = desired("k1", "a");
+    d.name = Some("New".into());
+    let pol = Policy {
+        max_updates: Some(Cap::Percent(10.0)),
+        ..Policy::default()
+    };
+    assert_eq!(
+        outline(&plan_users(
+            [both(d, target("t1", Some("k1"), "a"))],
+            &pol,
+            5
+        )),
+        ["update:a:held"]
+    );
+}
+
+#[test]
+fn actions_are_ordered_and_numbered() {
+    let pairs = vec![
+        gone(target("t3", Some("k3"), "zed")),
+        Pair::SourceOnly(desired("k2", "bob")),
+        Pair::SourceOnly(desired("k1", "amy")),
+    ];
+    let p = plan_users(pairs, &policy(Mode::Remove, 5), 1);
+    assert_eq!(
+        outline(&p),
+        ["add:amy:planned", "add:bob:planned", "remove:zed:planned"]
+    );
+    assert_eq!(
+        p.actions.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+}
+
+#[test]
+fn source_completeness() {
+    let pol = Policy::default(); // max-source-shrink-percent 20
+    let read = |count, last_good, managed| SourceRead {
+        count,
+        last_good,
+        managed,
+    };
+    assert!(
+        check_source(read(0, None, 0), &pol).is_ok(),
+        "empty source, empty target"
+    );
+    let err = check_source(read(0, None, 5), &pol).unwrap_err();
+    assert!(
+        err.contains("no users") && err.contains("5 managed"),
+        "{err}"
+    );
+    assert!(
+        check_source(read(80, Some(100), 100), &pol).is_ok(),
+        "shrink exactly 20 %"
+    );
+    assert!(
+        check_source(read(79, Some(100), 100), &pol).is_err(),
+        "shrink 21 %"
+    );
+    assert!(
+        check_source(read(120, Some(100), 100), &pol).is_ok(),
+        "growth"
+    );
+    let strict = Policy {
+        max_source_shrink_percent: 0.0,
+        ..Policy::default()
+    };
+    assert!(check_source(read(99, Some(100), 100), &strict).is_err());
+}

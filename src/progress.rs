@@ -1,0 +1,130 @@
+//! Progress of long reads and applies. On a terminal: indicatif bars (count, rate, ETA).
+//! Elsewhere (CI, cron): a plain log line every few seconds and at the end, never control
+//! characters.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often a non-terminal run logs progress.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Progress {
+    bars: Option<MultiProgress>,
+}
+
+impl Progress {
+    /// Bars on stderr when it is a terminal and `enabled`; log lines otherwise.
+    pub fn new(enabled: bool) -> Progress {
+        let bars = (enabled && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Progress { bars }
+    }
+
+    /// A counter of unknown total (a read).
+    pub fn counter(&self, label: &str, place: &str) -> Counter {
+        self.make(label, place, None)
+    }
+
+    /// A counter towards a known total (an apply).
+    pub fn bar(&self, label: &str, place: &str, total: u64) -> Counter {
+        self.make(label, place, Some(total))
+    }
+
+    fn make(&self, label: &str, place: &str, total: Option<u64>) -> Counter {
+        let bar = self.bars.as_ref().map(|multi| {
+            let bar = match total {
+                Some(total) => ProgressBar::new(total).with_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta}) {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                ),
+                None => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>8} {spinner} {pos} records ({per_sec}) {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ),
+            };
+            let bar = multi.add(
+                bar.with_prefix(label.to_string())
+                    .with_message(place.to_string()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Counter {
+            bar,
+            label: format!("{label} {place}"),
+            total,
+            state: Mutex::new(CounterState {
+                count: 0,
+                started: Instant::now(),
+                logged: Instant::now(),
+            }),
+        }
+    }
+}
+
+struct CounterState {
+    count: u64,
+    started: Instant,
+    logged: Instant,
+}
+
+pub struct Counter {
+    bar: Option<ProgressBar>,
+    label: String,
+    total: Option<u64>,
+    state: Mutex<CounterState>,
+}
+
+impl Counter {
+    pub fn inc(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.count += n;
+        if state.logged.elapsed() >= LOG_EVERY {
+            state.logged = Instant::now();
+            let rate = state.count as f64 / state.started.elapsed().as_secs_f64().max(0.001);
+            match self.total {
+                Some(total) => {
+                    log::info!("{}: {}/{} ({rate:.0}/s)", self.label, state.count, total)
+                }
+                None => log::info!("{}: {} records ({rate:.0}/s)", self.label, state.count),
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            return;
+        }
+        if let Ok(state) = self.state.lock() {
+            log::info!(
+                "{}: {} records in {:.1}s",
+                self.label,
+                state.count,
+                state.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

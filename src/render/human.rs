@@ -1,0 +1,151 @@
+//! The Terraform-style plan people read in a terminal.
+
+use std::fmt::Write;
+
+use super::{plural, quoted};
+use crate::plan::{Action, ActionKind, Change, Plan, Status};
+
+/// The whole plan: one block per action, then the summary line.
+pub fn human(plan: &Plan) -> String {
+    let mut out = String::new();
+    for note in &plan.forced {
+        let _ = writeln!(out, "Warning: --force overrode a safety check: {note}");
+    }
+    if !plan.forced.is_empty() {
+        out.push('\n');
+    }
+    for action in &plan.actions {
+        action_block(&mut out, action);
+    }
+    if !plan.actions.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&summary_line(plan));
+    out.push('\n');
+    out
+}
+
+fn action_block(out: &mut String, action: &Action) {
+    let symbol = match action.status {
+        Status::Skipped => '!',
+        _ => action.action.symbol(),
+    };
+    let _ = write!(
+        out,
+        "  {symbol} {} {}",
+        action.object.as_str(),
+        action.username
+    );
+    if action.action == ActionKind::Add {
+        let name = action.after("name");
+        let email = action.after("email");
+        match (name, email) {
+            (Some(n), Some(e)) => {
+                let _ = write!(out, " ({n} <{e}>)");
+            }
+            (Some(n), None) => {
+                let _ = write!(out, " ({n})");
+            }
+            (None, Some(e)) => {
+                let _ = write!(out, " (<{e}>)");
+            }
+            (None, None) => {}
+        }
+    }
+    let mut notes = Vec::new();
+    if action.action == ActionKind::Delete {
+        notes.push("delete".to_string());
+    }
+    match action.status {
+        Status::Held => notes.push(format!(
+            "held: {}",
+            action.held_by.as_deref().unwrap_or("by a cap")
+        )),
+        Status::Skipped => notes.push(format!("skipped: {}", action.reason)),
+        Status::Applied | Status::Failed | Status::Applying => {
+            notes.push(action.status.as_str().to_string())
+        }
+        Status::Planned => {}
+    }
+    if !notes.is_empty() {
+        let _ = write!(out, "  ({})", notes.join("; "));
+    }
+    out.push('\n');
+    if action.action == ActionKind::Update && action.status != Status::Skipped {
+        for change in &action.changes {
+            change_line(out, change);
+        }
+    }
+}
+
+fn change_line(out: &mut String, change: &Change) {
+    let _ = match (&change.before, &change.after) {
+        (Some(b), Some(a)) => writeln!(
+            out,
+            "      ~ {}: {} -> {}",
+            change.field,
+            quoted(b),
+            quoted(a)
+        ),
+        (None, Some(a)) => writeln!(out, "      + {}: {}", change.field, quoted(a)),
+        (Some(b), None) => writeln!(out, "      - {}: {}", change.field, quoted(b)),
+        (None, None) => Ok(()),
+    };
+}
+
+/// `Plan: 1 to add, 1 to update, 1 to remove (held), 0 to delete. ...`
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut line = if s.has_changes() {
+        let held = |kind: ActionKind, total: u64| {
+            let n = plan
+                .actions
+                .iter()
+                .filter(|a| a.action == kind && a.status == Status::Held)
+                .count() as u64;
+            match n {
+                0 => String::new(),
+                n if n == total => " (held)".to_string(),
+                n => format!(" ({n} held)"),
+            }
+        };
+        format!(
+            "Plan: {} to add{}, {} to update{}, {} to remove{}, {} to delete{}.",
+            s.add,
+            held(ActionKind::Add, s.add),
+            s.update,
+            held(ActionKind::Update, s.update),
+            s.remove,
+            held(ActionKind::Remove, s.remove),
+            s.delete,
+            held(ActionKind::Delete, s.delete),
+        )
+    } else {
+        format!(
+            "No changes. The target matches the source ({}).",
+            plural(s.unchanged, "user", "users")
+        )
+    };
+    if s.rejected > 0 {
+        let _ = write!(
+            line,
+            " {} (see `roster show`).",
+            plural(s.rejected, "rejected record", "rejected records")
+        );
+    }
+    if s.skipped > 0 {
+        let _ = write!(
+            line,
+            " {} skipped by a rule.",
+            plural(s.skipped, "change", "changes")
+        );
+    }
+    if s.unmanaged > 0 {
+        let _ = write!(
+            line,
+            " {} left alone.",
+            plural(s.unmanaged, "unmanaged account", "unmanaged accounts")
+        );
+    }
+    line
+}

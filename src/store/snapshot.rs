@@ -1,0 +1,399 @@
+//! The two snapshots: loading them (streamed, one transaction) and pairing them for the
+//! planner (a keyed join in SQL).
+
+use std::collections::{BTreeMap, HashSet};
+
+use rusqlite::{Row, Transaction, params};
+use sha2::{Digest, Sha256};
+
+use super::{Result, Store};
+use crate::model::{DesiredUser, FieldValue, Reject, TargetUser};
+use crate::planner::{MatchedBy, Pair};
+
+/// Loads one run's desired users, target users and rejects inside one transaction.
+/// Nothing is visible to other readers until `finish` commits.
+pub struct Loader<'s> {
+    tx: Transaction<'s>,
+    store: &'s Store,
+    run_id: i64,
+    counts: SnapshotCounts,
+    /// Keys seen more than once.
+    duplicate_keys: HashSet<String>,
+}
+
+/// What a load stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    /// Source records read (used and rejected).
+    pub source: u64,
+    pub desired: u64,
+    pub rejected: u64,
+    pub target: u64,
+    pub managed: u64,
+}
+
+fn hex(digest: impl AsRef<[u8]>) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising plain strings, vectors and maps cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A digest of a desired user's content, stable across runs.
+fn desired_digest(user: &DesiredUser) -> String {
+    hex(Sha256::digest(json(user)))
+}
+
+/// A digest of a target user's content (not its version), for staleness checks where the
+/// target has no versions.
+pub fn target_digest(user: &TargetUser) -> String {
+    let mut content = user.clone();
+    content.version = None;
+    hex(Sha256::digest(json(&content)))
+}
+
+impl Store {
+    /// Starts loading the snapshots of `run_id`.
+    pub fn loader(&mut self, run_id: i64) -> Result<Loader<'_>> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        Ok(Loader {
+            tx,
+            store: self,
+            run_id,
+            counts: SnapshotCounts::default(),
+            duplicate_keys: HashSet::new(),
+        })
+    }
+}
+
+impl Loader<'_> {
+    pub fn desired(&mut self, user: &DesiredUser, origin: &str) -> Result<()> {
+        self.counts.source += 1;
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO desired_users (run_id, key, username, username_folded, name, email, phones, fields, origin, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    self.run_id,
+                    user.key,
+                    user.username,
+                    user.username.to_lowercase(),
+                    user.name,
+                    user.email,
+                    json(&user.phones),
+                    json(&user.fields),
+                    origin,
+                    desired_digest(user),
+                ])
+            })
+            .map_err(|e| self.store.err(e))?;
+        if inserted == 0 {
+            self.duplicate_keys.insert(user.key.clone());
+            self.insert_reject(&Reject {
+                origin: origin.to_string(),
+                key: Some(user.key.clone()),
+                username: Some(user.username.clone()),
+                reason: format!(
+                    "duplicate key {}: another record has the same key",
+                    user.key
+                ),
+            })?;
+        } else {
+            self.counts.desired += 1;
+        }
+        Ok(())
+    }
+
+    pub fn reject(&mut self, reject: &Reject) -> Result<()> {
+        self.counts.source += 1;
+        self.insert_reject(reject)
+    }
+
+    fn insert_reject(&mut self, reject: &Reject) -> Result<()> {
+        self.counts.rejected += 1;
+        self.tx
+            .prepare_cached("INSERT INTO rejects (run_id, origin, key, username, reason) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut s| s.execute(params![self.run_id, reject.origin, reject.key, reject.username, reject.reason]))
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+
+    pub fn target(&mut self, user: &TargetUser) -> Result<()> {
+        self.counts.target += 1;
+        self.counts.managed += u64::from(user.is_managed());
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO target_users (run_id, id, external_id, username, username_folded, name, email, phones, fields, active, version, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    self.run_id,
+                    user.id,
+                    user.external_id,
+                    user.username,
+                    user.username.to_lowercase(),
+                    user.name,
+                    user.email,
+                    json(&user.phones),
+                    json(&user.fields),
+                    user.active,
+                    user.version,
+                    target_digest(user),
+                ])
+            })
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+
+    /// Rejects the records that clash with each other (the first holder of a duplicate key,
+    /// every holder of a duplicate username), records the counts, and commits.
+    pub fn finish(mut self) -> Result<SnapshotCounts> {
+        let run_id = self.run_id;
+        for key in std::mem::take(&mut self.duplicate_keys) {
+            self.move_to_rejects(
+                "key = ?2",
+                &key,
+                &format!("duplicate key {key}: another record has the same key"),
+            )?;
+        }
+        let clashing: Vec<String> = self
+            .tx
+            .prepare(
+                "SELECT username_folded FROM desired_users WHERE run_id = ?1
+                 GROUP BY username_folded HAVING count(*) > 1",
+            )
+            .and_then(|mut s| s.query_map([run_id], |r| r.get(0))?.collect())
+            .map_err(|e| self.store.err(e))?;
+        for username in clashing {
+            self.move_to_rejects(
+                "username_folded = ?2",
+                &username,
+                &format!("duplicate username {username}: records with different keys have the same username"),
+            )?;
+        }
+        self.tx
+            .execute(
+                "UPDATE runs SET source_count = ?2, source_complete = 1, target_count = ?3, rejected = ?4 WHERE id = ?1",
+                params![run_id, self.counts.source, self.counts.target, self.counts.rejected],
+            )
+            .map_err(|e| self.store.err(e))?;
+        self.tx.commit().map_err(|e| self.store.err(e))?;
+        Ok(self.counts)
+    }
+
+    fn move_to_rejects(&mut self, filter: &str, value: &str, reason: &str) -> Result<()> {
+        let moved = self
+            .tx
+            .execute(
+                &format!(
+                    "INSERT INTO rejects (run_id, origin, key, username, reason)
+                     SELECT run_id, origin, key, username, ?3 FROM desired_users WHERE run_id = ?1 AND {filter}"
+                ),
+                params![self.run_id, value, reason],
+            )
+            .and_then(|n| {
+                self.tx.execute(&format!("DELETE FROM desired_users WHERE run_id = ?1 AND {filter}"), params![self.run_id, value])?;
+                Ok(n)
+            })
+            .map_err(|e| self.store.err(e))?;
+        self.counts.rejected += moved as u64;
+        self.counts.desired -= (moved as u64).min(self.counts.desired);
+        Ok(())
+    }
+}
+
+fn desired_from(row: &Row<'_>, at: usize) -> rusqlite::Result<DesiredUser> {
+    Ok(DesiredUser {
+        key: row.get(at)?,
+        username: row.get(at + 1)?,
+        name: row.get(at + 2)?,
+        email: row.get(at + 3)?,
+        phones: from_json(row, at + 4)?,
+        fields: from_json::<BTreeMap<String, FieldValue>>(row, at + 5)?,
+    })
+}
+
+const DESIRED_COLUMNS: &str = "d.key, d.username, d.name, d.email, d.phones, d.fields";
+const TARGET_COLUMNS: &str =
+    "t.id, t.external_id, t.username, t.name, t.email, t.phones, t.fields, t.active, t.version";
+
+fn target_from(row: &Row<'_>, at: usize) -> rusqlite::Result<TargetUser> {
+    Ok(TargetUser {
+        id: row.get(at)?,
+        external_id: row.get(at + 1)?,
+        username: row.get(at + 2)?,
+        name: row.get(at + 3)?,
+        email: row.get(at + 4)?,
+        phones: from_json(row, at + 5)?,
+        fields: from_json(row, at + 6)?,
+        active: row.get(at + 7)?,
+        version: row.get(at + 8)?,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, at: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(at)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl Store {
+    /// Pairs the run's desired and target users and hands each pair to `each`, without
+    /// holding either snapshot in memory. Matching is by key (externalId) first; then a
+    /// desired user without a match takes the target account with the same username if
+    /// that account is unmanaged, or carries a key no source record has (re-keyed).
+    pub fn for_each_pair(&self, run_id: i64, mut each: impl FnMut(Pair)) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS pairs (desired_key TEXT PRIMARY KEY, target_id TEXT UNIQUE, how TEXT NOT NULL);
+                 DELETE FROM temp.pairs;",
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO temp.pairs
+                 SELECT d.key, t.id, 'key' FROM desired_users d
+                 JOIN target_users t ON t.run_id = d.run_id AND t.external_id = d.key
+                 WHERE d.run_id = ?1 ORDER BY t.id",
+                [run_id],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO temp.pairs
+                 SELECT d.key, t.id, 'username' FROM desired_users d
+                 JOIN target_users t ON t.run_id = d.run_id AND t.username_folded = d.username_folded
+                 WHERE d.run_id = ?1
+                   AND d.key NOT IN (SELECT desired_key FROM temp.pairs)
+                   AND t.id NOT IN (SELECT target_id FROM temp.pairs)
+                   AND (t.external_id IS NULL
+                        OR (t.external_id NOT IN (SELECT key FROM desired_users WHERE run_id = ?1)
+                            AND t.external_id NOT IN (SELECT key FROM rejects WHERE run_id = ?1 AND key IS NOT NULL)))
+                 ORDER BY t.id",
+                [run_id],
+            )
+            .map_err(|e| self.err(e))?;
+
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {DESIRED_COLUMNS}, p.how, dz.target_id IS NOT NULL, {TARGET_COLUMNS}
+                 FROM desired_users d
+                 LEFT JOIN temp.pairs p ON p.desired_key = d.key
+                 LEFT JOIN target_users t ON t.run_id = d.run_id AND t.id = p.target_id
+                 LEFT JOIN deactivated dz ON dz.target_id = t.id
+                 WHERE d.run_id = ?1"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let desired = desired_from(row, 0).map_err(|e| self.err(e))?;
+            let how: Option<String> = row.get(6).map_err(|e| self.err(e))?;
+            let pair = match how {
+                None => Pair::SourceOnly(desired),
+                Some(how) => Pair::Both {
+                    desired,
+                    deactivated_by_roster: row.get(7).map_err(|e| self.err(e))?,
+                    target: target_from(row, 8).map_err(|e| self.err(e))?,
+                    matched_by: if how == "key" {
+                        MatchedBy::Key
+                    } else {
+                        MatchedBy::Username
+                    },
+                },
+            };
+            each(pair);
+        }
+
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {TARGET_COLUMNS},
+                   CASE
+                     WHEN t.external_id IN (SELECT key FROM rejects WHERE run_id = ?1 AND key IS NOT NULL)
+                       THEN 'its source record was rejected (see `roster show`)'
+                     WHEN t.username_folded IN (SELECT lower(username) FROM rejects WHERE run_id = ?1 AND username IS NOT NULL)
+                       THEN 'a rejected source record has its username (see `roster show`)'
+                     WHEN t.external_id IN (SELECT key FROM desired_users WHERE run_id = ?1)
+                       THEN 'another target account has the same externalId'
+                   END
+                 FROM target_users t
+                 WHERE t.run_id = ?1 AND t.id NOT IN (SELECT target_id FROM temp.pairs)"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let target = target_from(row, 0).map_err(|e| self.err(e))?;
+            let protected: Option<String> = row.get(9).map_err(|e| self.err(e))?;
+            each(Pair::TargetOnly { target, protected });
+        }
+        Ok(())
+    }
+
+    /// A digest of the run's whole desired state (order-independent of the read).
+    pub fn desired_digest(&self, run_id: i64) -> Result<String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT digest FROM desired_users WHERE run_id = ?1 ORDER BY key")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
+        let mut hasher = Sha256::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let digest: String = row.get(0).map_err(|e| self.err(e))?;
+            hasher.update(digest.as_bytes());
+        }
+        Ok(hex(hasher.finalize()))
+    }
+
+    /// The rejects of a run.
+    pub fn rejects(&self, run_id: i64) -> Result<Vec<Reject>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT origin, key, username, reason FROM rejects WHERE run_id = ?1 ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(Reject {
+                    origin: r.get(0)?,
+                    key: r.get(1)?,
+                    username: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that roster took an account out of service, so that it is reactivated when
+    /// it returns to the source.
+    pub fn record_deactivated(
+        &self,
+        target_id: &str,
+        key: &str,
+        plan_id: &str,
+        at: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO deactivated (target_id, key, plan_id, at) VALUES (?1, ?2, ?3, ?4)",
+                params![target_id, key, plan_id, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn forget_deactivated(&self, target_id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM deactivated WHERE target_id = ?1", [target_id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
