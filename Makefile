@@ -1,0 +1,61 @@
+# roster: the two commands a new machine needs are `make demo` and `make test`.
+# Both install what is missing first: Debian packages (slapd, ldap-utils, ...) and a Python
+# virtualenv with scim2-server, the reference SCIM server the tests and the demo run against.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+SCIM2_SERVER_VERSION := 0.8.3
+export ROSTER_SCIM2_SERVER ?= $(CURDIR)/$(VENV)/bin/scim2-server
+# CI never writes snapshots: a changed rendering fails the test.
+export INSTA_UPDATE ?= no
+
+DEBIAN_PACKAGES := slapd ldap-utils openssl python3-venv time
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build deps venv test lint demo bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## deps: the Debian packages the tests, the demo and the benchmark use.
+deps: .deps.stamp
+.deps.stamp:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+## venv: scim2-server in a local virtualenv.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: .deps.stamp
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "scim2-server==$(SCIM2_SERVER_VERSION)"
+	@touch $@
+
+## test: every test, against real slapd and scim2-server started by the tests themselves.
+test: deps venv
+	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## demo: slapd + scim2-server on loopback, sample users, plan, apply, plan again.
+demo: deps venv build
+	scripts/demo.sh
+
+## bench: a first plan of 100,000 directory users, against ldapsearch paging the same entries.
+bench: deps venv build
+	scripts/bench.sh $(or $(USERS),100000)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) .deps.stamp
