@@ -1,19 +1,283 @@
-//! SCIM 2.0 target. (Being written.)
+//! SCIM 2.0 target (RFC 7643 resources, RFC 7644 protocol).
+//!
+//! `ScimService` is the only place that speaks SCIM: it lists `/Users` page by page, finds
+//! accounts by `userName`, creates them with roster's key as `externalId`, changes them with
+//! one PATCH each, and deletes them. Everything above it works with `TargetUser`,
+//! `DesiredUser` and `UserUpdate` and never sees a SCIM document.
+//!
+//! What it guarantees to its callers, and why:
+//! - **A listing is complete or an error.** The planner removes accounts that are missing from
+//!   the source, so a short snapshot would look like a reason to deprovision. Paging stops only
+//!   at an empty page or once `totalResults` distinct users were seen; a listing that ends
+//!   early, or a server that repeats pages, is an error rather than a partial snapshot.
+//! - **Nothing in the target is lost by a change.** E-mail is a multi-valued attribute and
+//!   value-path filters are not portable, so an e-mail change reads the account and replaces
+//!   `emails` with the same list, only "the" address changed. Phones are only ever added.
+//! - **Conditional changes.** With a version, PATCH and DELETE carry `If-Match`; a changed
+//!   object answers 412, reported as `TargetError::Stale`.
+//! - **Transient failures are retried here**, with exponential backoff and `Retry-After`, so
+//!   callers see only failures that outlasted the retries. A request that may already have
+//!   been processed is resent only when resending cannot apply it twice (see `may_resend`).
+//! - **`rate-limit` is never exceeded**, across all threads sharing the service, retries
+//!   included: every request first takes a slot from one shared `Pacer`.
+//! - **The token never leaves the `Authorization` header.** It is kept as a `Secret`
+//!   (redacted in `Debug`), sent as a sensitive header, and scrubbed from any text the server
+//!   sends back before that text becomes part of an error.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::blocking::Client;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
 
 use crate::config::ScimTarget;
-use crate::model::{DesiredUser, TargetUser};
+use crate::model::{DesiredUser, FieldValue, TargetUser};
+use crate::secret::Secret;
 
 use super::{Target, TargetError, UserUpdate};
 
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const SCIM_JSON: &str = "application/scim+json";
+
+/// Retries after the first attempt of a request.
+const MAX_RETRIES: u32 = 3;
+/// Backoff before the first retry; doubled for each further one, up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// The longest `Retry-After` honoured by waiting. A target that asks for more is not going
+/// to recover within a run's retries: the error goes to the caller, `retry_after` included,
+/// instead of resending earlier than the target asked.
+const MAX_RETRY_AFTER_SECS: u64 = 60;
+/// Longest piece of a non-SCIM error body quoted in an error message.
+const MAX_QUOTED_BODY: usize = 300;
+
+/// RFC 3986 unreserved characters stay as they are; everything else in a path segment or a
+/// query value is percent-encoded (a space as `%20`, which every server decodes, unlike `+`).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A SCIM 2.0 service provider, used as roster's target. Shared by the applier's threads.
+#[derive(Debug)]
 pub struct ScimService {
+    /// The API root without a trailing slash, e.g. `https://example.com/scim/v2`.
     base: String,
+    client: Client,
+    token: Secret,
+    /// The target fields the mapping writes, read into `TargetUser::fields`.
+    fields: Vec<FieldPath>,
+    page_size: u32,
+    timeout_secs: u64,
+    pacer: Option<Pacer>,
 }
 
 impl ScimService {
-    pub fn new(config: &ScimTarget, _fields: Vec<String>) -> Result<Self, TargetError> {
+    /// Reads the token and builds the HTTP client; does not connect yet.
+    /// `fields` are target attribute paths: `title`, `name.givenName`, or with an extension
+    /// schema, `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber`.
+    pub fn new(config: &ScimTarget, fields: Vec<String>) -> Result<Self, TargetError> {
+        let base = config.url.value.trim_end_matches('/').to_string();
+        check_api_root(&base)?;
+        let fields = fields
+            .iter()
+            .map(|f| FieldPath::parse(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pacer = config.rate_limit.map(Pacer::new).transpose()?;
+        let token = config.token.value.resolve()?;
+
+        let mut headers = HeaderMap::new();
+        // Some providers answer only `application/json`; both are the same SCIM document.
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/scim+json, application/json"),
+        );
+        let mut builder = Client::builder()
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(Duration::from_secs(config.timeout_secs.max(1)));
+        if let Some(ca_file) = &config.ca_file {
+            builder = builder.tls_certs_merge(read_ca_file(&ca_file.value)?);
+        }
+        let client = builder.build().map_err(|e| {
+            TargetError::Setup(format!(
+                "cannot set up the HTTP client: {}",
+                error_chain(&e)
+            ))
+        })?;
+
         Ok(ScimService {
-            base: config.url.value.clone(),
+            base,
+            client,
+            token,
+            fields,
+            page_size: config.page_size.max(1),
+            timeout_secs: config.timeout_secs.max(1),
+            pacer,
         })
+    }
+
+    fn users_url(&self) -> String {
+        format!("{}/Users", self.base)
+    }
+
+    fn user_url(&self, id: &str) -> Result<String, TargetError> {
+        // An empty id would address the collection: `DELETE /Users/` is not a user's delete.
+        if id.is_empty() {
+            return Err(TargetError::Setup("a user call without a user id".into()));
+        }
+        // Ids come from the server and may hold anything: one path segment, encoded.
+        Ok(format!(
+            "{}/Users/{}",
+            self.base,
+            utf8_percent_encode(id, COMPONENT)
+        ))
+    }
+
+    /// Fetches one user as the raw resource, with its version; 404 is an error here.
+    fn fetch_user(&self, id: &str) -> Result<(Value, Option<String>), TargetError> {
+        let call = Call::new(Method::GET, self.user_url(id)?);
+        let answer = self.execute(&call)?;
+        let resource = answer.json(&call)?;
+        let version = meta_version(&resource).or(answer.etag);
+        Ok((resource, version))
+    }
+
+    fn user_from(
+        &self,
+        call: &Call,
+        resource: &Value,
+        etag: Option<String>,
+    ) -> Result<TargetUser, TargetError> {
+        let mut user = user_from_resource(resource, &self.fields).map_err(|m| call.invalid(m))?;
+        // meta.version and ETag are the same value by RFC 7644 §3.14; the body's is preferred
+        // because listings only have that one, and versions are compared as strings.
+        user.version = user.version.or(etag);
+        Ok(user)
+    }
+
+    /// Sends a request, retrying transient failures. `Ok` only for a 2xx answer.
+    fn execute(&self, call: &Call) -> Result<Answer, TargetError> {
+        let mut retries = 0;
+        loop {
+            let err = match self.attempt(call) {
+                Ok(answer) => return Ok(answer),
+                Err(err) => err,
+            };
+            let Some(wait) = retry_wait(call, &err, retries) else {
+                return Err(err);
+            };
+            retries += 1;
+            log::warn!(
+                "{err}; retry {retries} of {MAX_RETRIES} in {:.1} s",
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// One HTTP exchange, paced by the rate limit.
+    fn attempt(&self, call: &Call) -> Result<Answer, TargetError> {
+        let mut request = self
+            .client
+            .request(call.method.clone(), &call.url)
+            .bearer_auth(self.token.expose());
+        if let Some(version) = &call.if_match {
+            let value = HeaderValue::from_str(version).map_err(|_| {
+                call.invalid(format!("version {version:?} cannot be sent as If-Match"))
+            })?;
+            request = request.header(header::IF_MATCH, value);
+        }
+        if let Some(body) = &call.body {
+            request = request
+                .header(header::CONTENT_TYPE, SCIM_JSON)
+                .body(body.clone());
+        }
+        if let Some(pacer) = &self.pacer {
+            pacer.wait();
+        }
+        let response = request.send().map_err(|e| self.transport_error(call, &e))?;
+        let status = response.status();
+        let etag = header_text(response.headers(), header::ETAG);
+        let retry_after = header_text(response.headers(), header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(&v));
+        let body = response
+            .bytes()
+            .map_err(|e| self.transport_error(call, &e))?
+            .to_vec();
+        log::debug!("{} {} -> {}", call.method, call.url, status.as_u16());
+        let answer = Answer {
+            status,
+            etag,
+            retry_after,
+            body,
+        };
+        if status.is_success() {
+            Ok(answer)
+        } else {
+            Err(self.status_error(call, &answer))
+        }
+    }
+
+    fn transport_error(&self, call: &Call, err: &reqwest::Error) -> TargetError {
+        if err.is_builder() {
+            return TargetError::Setup(format!(
+                "{} {}: cannot build the request: {}",
+                call.method,
+                call.url,
+                error_chain(err)
+            ));
+        }
+        let message = if err.is_timeout() {
+            format!(
+                "no answer within {} s (raise `timeout` in the target config if the target is slow)",
+                self.timeout_secs
+            )
+        } else if err.is_connect() {
+            format!("cannot connect: {}", error_chain(err))
+        } else {
+            error_chain(err)
+        };
+        TargetError::Transport {
+            method: call.method.to_string(),
+            url: call.url.clone(),
+            message: self.scrub(&message),
+        }
+    }
+
+    fn status_error(&self, call: &Call, answer: &Answer) -> TargetError {
+        let (scim_type, detail) = parse_error_body(&answer.body);
+        let detail = detail.map(|d| self.scrub(&d));
+        let (method, url) = (call.method.to_string(), call.url.clone());
+        match answer.status.as_u16() {
+            status @ (401 | 403) => TargetError::Unauthorized {
+                method,
+                url,
+                status,
+                detail,
+            },
+            412 => TargetError::Stale { method, url },
+            status => TargetError::Http {
+                method,
+                url,
+                status,
+                scim_type,
+                detail,
+                retry_after: answer.retry_after,
+            },
+        }
+    }
+
+    /// Server text can echo request headers back; the token must not reach an error through it.
+    fn scrub(&self, text: &str) -> String {
+        text.replace(self.token.expose(), "<redacted>")
     }
 }
 
@@ -21,27 +285,975 @@ impl Target for ScimService {
     fn describe(&self) -> String {
         self.base.clone()
     }
-    fn list_users(&self, _sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
-        Ok(0)
+
+    fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
+        let mut start: u64 = 1;
+        let mut seen: HashSet<String> = HashSet::new();
+        loop {
+            let call = Call::new(
+                Method::GET,
+                format!(
+                    "{}?startIndex={start}&count={}",
+                    self.users_url(),
+                    self.page_size
+                ),
+            );
+            let body = self.execute(&call)?.json(&call)?;
+            let page = ListPage::parse(&call, &body)?;
+            if page.resources.is_empty() {
+                // An empty page before `totalResults` means users were skipped (a server cap
+                // on startIndex, or deletions shifting the offsets): the snapshot is not whole.
+                if (seen.len() as u64) < page.total {
+                    return Err(call.invalid(format!(
+                        "the listing ended after {} of the {} users it announced; run again, \
+                         the snapshot would be incomplete",
+                        seen.len(),
+                        page.total
+                    )));
+                }
+                break;
+            }
+            let mut new = 0;
+            for resource in page.resources {
+                let user = self.user_from(&call, resource, None)?;
+                if seen.insert(user.id.clone()) {
+                    new += 1;
+                    sink(user);
+                } else {
+                    log::warn!(
+                        "{} {}: user {} listed twice; keeping the first",
+                        call.method,
+                        call.url,
+                        user.id
+                    );
+                }
+            }
+            if new == 0 {
+                return Err(call.invalid(
+                    "the page repeats users already listed (does the server ignore startIndex?)",
+                ));
+            }
+            if seen.len() as u64 >= page.total {
+                break;
+            }
+            // Advance by what came back, not by `count`: a server may return fewer than asked
+            // without being at the end (RFC 7644 §3.4.2.4).
+            start += page.len;
+            if start > page.total + u64::from(self.page_size) {
+                return Err(call.invalid(format!(
+                    "startIndex {start} passed totalResults {} without reaching it; the server's paging is inconsistent",
+                    page.total
+                )));
+            }
+        }
+        Ok(seen.len() as u64)
     }
-    fn get_user(&self, _id: &str) -> Result<Option<TargetUser>, TargetError> {
+
+    fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError> {
+        let call = Call::new(Method::GET, self.user_url(id)?);
+        match self.execute(&call) {
+            Ok(answer) => {
+                let resource = answer.json(&call)?;
+                self.user_from(&call, &resource, answer.etag).map(Some)
+            }
+            Err(TargetError::Http { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn find_user(&self, username: &str) -> Result<Option<TargetUser>, TargetError> {
+        // The filter value is a JSON string (quotes and backslashes escaped), then URL-encoded.
+        let filter = format!("userName eq {}", Value::String(username.to_string()));
+        let call = Call::new(
+            Method::GET,
+            format!(
+                "{}?filter={}",
+                self.users_url(),
+                utf8_percent_encode(&filter, COMPONENT)
+            ),
+        );
+        let body = self.execute(&call)?.json(&call)?;
+        let page = ListPage::parse(&call, &body)?;
+        // Checked again here: a server that ignores the filter must not make us adopt
+        // whichever account it lists first.
+        for resource in page.resources {
+            let user = self.user_from(&call, resource, None)?;
+            if user.username.to_lowercase() == username.to_lowercase() {
+                return Ok(Some(user));
+            }
+        }
         Ok(None)
     }
-    fn find_user(&self, _username: &str) -> Result<Option<TargetUser>, TargetError> {
-        Ok(None)
+
+    fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError> {
+        let body = create_body(user, &self.fields);
+        let call = Call::new(Method::POST, self.users_url()).body(&body);
+        let answer = self.execute(&call)?;
+        let resource = answer.json(&call)?;
+        self.user_from(&call, &resource, answer.etag)
     }
-    fn create_user(&self, _user: &DesiredUser) -> Result<TargetUser, TargetError> {
-        Err(TargetError::Setup("not written".into()))
-    }
+
     fn update_user(
         &self,
-        _id: &str,
-        _version: Option<&str>,
-        _update: &UserUpdate,
+        id: &str,
+        version: Option<&str>,
+        update: &UserUpdate,
     ) -> Result<Option<String>, TargetError> {
-        Err(TargetError::Setup("not written".into()))
+        let url = self.user_url(id)?;
+        let mut if_match = version.map(str::to_string);
+        let mut emails = None;
+        if let Some(email) = &update.email {
+            // Read-modify-write of `emails`: the read must show the version the caller
+            // planned against, and the write is conditional on what was read, so that an
+            // address added meanwhile is not overwritten.
+            let (resource, current) = self.fetch_user(id)?;
+            if let (Some(expected), Some(current)) = (version, &current) {
+                if expected != current {
+                    return Err(TargetError::Stale {
+                        method: "PATCH".into(),
+                        url,
+                    });
+                }
+            }
+            if_match = if_match.or(current);
+            emails = Some(emails_with(resource.get("emails"), email));
+        }
+        let ops = patch_operations(update, emails);
+        if ops.is_empty() {
+            return Ok(version.map(str::to_string));
+        }
+        let body = json!({ "schemas": [PATCH_SCHEMA], "Operations": ops });
+        let mut call = Call::new(Method::PATCH, url).body(&body);
+        call.if_match = if_match;
+        let answer = self.execute(&call)?;
+        // 200 carries the resource, 204 nothing: the version is in one or the other.
+        let from_body = if answer.body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            meta_version(&answer.json(&call)?)
+        };
+        Ok(from_body.or(answer.etag))
     }
-    fn delete_user(&self, _id: &str, _version: Option<&str>) -> Result<(), TargetError> {
-        Err(TargetError::Setup("not written".into()))
+
+    fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
+        let mut call = Call::new(Method::DELETE, self.user_url(id)?);
+        call.if_match = version.map(str::to_string);
+        match self.execute(&call) {
+            Ok(_) | Err(TargetError::Http { status: 404, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// One request, kept whole so that it can be resent.
+#[derive(Debug)]
+struct Call {
+    method: Method,
+    url: String,
+    body: Option<Vec<u8>>,
+    if_match: Option<String>,
+}
+
+impl Call {
+    fn new(method: Method, url: String) -> Call {
+        Call {
+            method,
+            url,
+            body: None,
+            if_match: None,
+        }
+    }
+
+    fn body(mut self, body: &Value) -> Call {
+        self.body = Some(body.to_string().into_bytes());
+        self
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> TargetError {
+        TargetError::InvalidResponse {
+            method: self.method.to_string(),
+            url: self.url.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether resending after a failure cannot apply the request twice. POST creates a new
+    /// account each time, and a PATCH without If-Match may add a phone twice; a PATCH with
+    /// If-Match that was applied answers 412 the second time (safe, if misleading).
+    fn may_resend(&self) -> bool {
+        match self.method {
+            Method::GET | Method::DELETE => true,
+            Method::PATCH => self.if_match.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// A 2xx answer (errors become `TargetError`s).
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    etag: Option<String>,
+    retry_after: Option<u64>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self, call: &Call) -> Result<Value, TargetError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            call.invalid(format!(
+                "HTTP {} with a body that is not JSON ({e}): {}",
+                self.status.as_u16(),
+                quote_body(&self.body)
+            ))
+        })
+    }
+}
+
+/// How long to wait before retry number `retries + 1`, or `None` to give up.
+fn retry_wait(call: &Call, err: &TargetError, retries: u32) -> Option<Duration> {
+    if retries >= MAX_RETRIES || !err.is_transient() {
+        return None;
+    }
+    // 429 and 503 mean "not processed": safe to resend anything. Any other 5xx, or a
+    // dropped connection, may come after the server acted on the request.
+    let not_processed = matches!(
+        err,
+        TargetError::Http {
+            status: 429 | 503,
+            ..
+        }
+    );
+    if !not_processed && !call.may_resend() {
+        return None;
+    }
+    let backoff = FIRST_BACKOFF.saturating_mul(1 << retries).min(MAX_BACKOFF);
+    match err.retry_after() {
+        Some(secs) if secs > MAX_RETRY_AFTER_SECS => None,
+        Some(secs) => Some(backoff.max(Duration::from_secs(secs))),
+        None => Some(backoff),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the past is 0.
+fn parse_retry_after(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let millis = (date.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    // Rounded up: waiting a little long is harmless, resending early is not.
+    Some(u64::try_from(millis).map_or(0, |ms| ms.div_ceil(1000)))
+}
+
+/// The rate limit: requests start at least `interval` apart, whichever thread sends them.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    /// The earliest start of the next request.
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: f64) -> Result<Pacer, TargetError> {
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return Err(TargetError::Setup(format!(
+                "rate-limit must be a positive number of requests per second, not {per_second}"
+            )));
+        }
+        Ok(Pacer {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Takes the next free slot and sleeps until it. The lock is held only to book the slot,
+    /// so waiting threads queue in booking order without blocking each other.
+    fn wait(&self) {
+        let slot = {
+            // Nothing panics while the lock is held; a poisoned lock still holds a valid time.
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        let now = Instant::now();
+        if slot > now {
+            std::thread::sleep(slot - now);
+        }
+    }
+}
+
+/// A page of a ListResponse.
+struct ListPage<'a> {
+    total: u64,
+    resources: &'a [Value],
+    len: u64,
+}
+
+impl<'a> ListPage<'a> {
+    fn parse(call: &Call, body: &'a Value) -> Result<ListPage<'a>, TargetError> {
+        let total = get_ci(body, "totalResults")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| call.invalid("ListResponse without a numeric totalResults"))?;
+        // `Resources` may be left out when there are none (RFC 7644 §3.4.2).
+        let resources = match get_ci(body, "Resources") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(items)) => items.as_slice(),
+            Some(_) => return Err(call.invalid("ListResponse whose Resources is not a list")),
+        };
+        Ok(ListPage {
+            total,
+            resources,
+            len: resources.len() as u64,
+        })
+    }
+}
+
+/// A target attribute the mapping writes, split for reading and building documents.
+#[derive(Debug, Clone)]
+struct FieldPath {
+    /// As configured: the key in `TargetUser::fields` and the PATCH path.
+    name: String,
+    /// The extension schema URN the attribute belongs to, if not the core User schema.
+    schema: Option<String>,
+    /// Attribute and sub-attributes, e.g. `["name", "givenName"]`.
+    segments: Vec<String>,
+}
+
+impl FieldPath {
+    fn parse(name: &str) -> Result<FieldPath, TargetError> {
+        // An extension attribute is `<schema URN>:<attr>[.<sub>]`; the URN itself holds dots
+        // (`...:enterprise:2.0:User`), so split at its last colon before splitting on dots.
+        let (schema, path) = match name.rsplit_once(':') {
+            Some((urn, attr)) if name.to_ascii_lowercase().starts_with("urn:") => {
+                (Some(urn.to_string()), attr)
+            }
+            _ => (None, name),
+        };
+        let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+        let valid = |s: &String| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
+        };
+        if segments.len() > 2 || !segments.iter().all(valid) {
+            return Err(TargetError::Setup(format!(
+                "target field {name:?} is not a SCIM attribute path (like `title`, `name.givenName` \
+                 or `<schema URN>:employeeNumber`)"
+            )));
+        }
+        Ok(FieldPath {
+            name: name.to_string(),
+            schema,
+            segments,
+        })
+    }
+
+    fn read<'v>(&self, resource: &'v Value) -> Option<&'v Value> {
+        let mut node = match &self.schema {
+            Some(urn) => get_ci(resource, urn)?,
+            None => resource,
+        };
+        for segment in &self.segments {
+            node = get_ci(node, segment)?;
+        }
+        Some(node)
+    }
+
+    /// Sets the value in a resource being built, creating the objects on the way.
+    fn write(&self, resource: &mut Map<String, Value>, value: Value) {
+        let mut node = resource;
+        if let Some(urn) = &self.schema {
+            node = object_entry(node, urn);
+        }
+        let (last, parents) = match self.segments.split_last() {
+            Some(split) => split,
+            None => return,
+        };
+        for segment in parents {
+            node = object_entry(node, segment);
+        }
+        node.insert(last.clone(), value);
+    }
+}
+
+/// The object under `key`, made one if it is missing or not an object.
+fn object_entry<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, Value> {
+    let entry = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    match entry {
+        Value::Object(inner) => inner,
+        _ => unreachable!("replaced by an object just above"),
+    }
+}
+
+/// An attribute of a JSON object; SCIM attribute names are case-insensitive (RFC 7643 §2.1).
+fn get_ci<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
+    let object = value.as_object()?;
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn get_str<'v>(value: &'v Value, name: &str) -> Option<&'v str> {
+    get_ci(value, name).and_then(Value::as_str)
+}
+
+fn meta_version(resource: &Value) -> Option<String> {
+    get_ci(resource, "meta")
+        .and_then(|meta| get_str(meta, "version"))
+        .map(str::to_string)
+}
+
+/// A User resource in roster's terms. The message says what is wrong with it.
+fn user_from_resource(resource: &Value, fields: &[FieldPath]) -> Result<TargetUser, String> {
+    let id = get_str(resource, "id")
+        .filter(|s| !s.is_empty())
+        .ok_or("a user without an id")?;
+    let username = get_str(resource, "userName")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("user {id} has no userName"))?;
+    let active = match get_ci(resource, "active") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        // Some providers write booleans as strings.
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(other) => return Err(format!("user {id} has active = {other}, not a boolean")),
+    };
+    let phones = multi_values(resource, "phoneNumbers")
+        .iter()
+        .filter_map(|p| get_str(p, "value"))
+        .map(str::to_string)
+        .collect();
+    let fields = fields
+        .iter()
+        .filter_map(|f| Some((f.name.clone(), f.read(resource)?.as_str()?.to_string())))
+        .collect::<BTreeMap<_, _>>();
+    Ok(TargetUser {
+        id: id.to_string(),
+        // An empty externalId carries no key: the account is not roster's.
+        external_id: get_str(resource, "externalId")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        username: username.to_string(),
+        name: get_str(resource, "displayName").map(str::to_string),
+        email: the_email(multi_values(resource, "emails"))
+            .and_then(|e| get_str(e, "value"))
+            .map(str::to_string),
+        phones,
+        fields,
+        active,
+        version: meta_version(resource),
+    })
+}
+
+fn multi_values<'v>(resource: &'v Value, name: &str) -> &'v [Value] {
+    get_ci(resource, name)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Which of an account's addresses roster reads and writes as its e-mail: the primary one,
+/// else the work one, else the first.
+fn email_index(emails: &[Value]) -> Option<usize> {
+    let is_primary = |e: &Value| get_ci(e, "primary").and_then(Value::as_bool) == Some(true);
+    let is_work = |e: &Value| get_str(e, "type").is_some_and(|t| t.eq_ignore_ascii_case("work"));
+    emails
+        .iter()
+        .position(is_primary)
+        .or_else(|| emails.iter().position(is_work))
+        .or(if emails.is_empty() { None } else { Some(0) })
+}
+
+fn the_email(emails: &[Value]) -> Option<&Value> {
+    email_index(emails).map(|i| &emails[i])
+}
+
+/// The account's `emails` with roster's address set to `email`, every other one kept.
+/// An address that is neither primary nor work (a lone "home" address, say) is not roster's
+/// to overwrite: the new address is put first as the primary work one instead.
+fn emails_with(current: Option<&Value>, email: &str) -> Value {
+    let mut emails: Vec<Value> = current
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let owned = email_index(&emails).filter(|&i| {
+        let e = &emails[i];
+        get_ci(e, "primary").and_then(Value::as_bool) == Some(true)
+            || get_str(e, "type").is_some_and(|t| t.eq_ignore_ascii_case("work"))
+    });
+    match owned.and_then(|i| emails[i].as_object_mut()) {
+        Some(entry) => {
+            entry.insert("value".into(), Value::String(email.to_string()));
+        }
+        None => emails.insert(
+            0,
+            json!({ "value": email, "type": "work", "primary": true }),
+        ),
+    }
+    Value::Array(emails)
+}
+
+fn create_body(user: &DesiredUser, fields: &[FieldPath]) -> Value {
+    let mut schemas = vec![Value::String(USER_SCHEMA.into())];
+    let mut body = Map::new();
+    body.insert("externalId".into(), user.key.clone().into());
+    body.insert("userName".into(), user.username.clone().into());
+    if let Some(name) = &user.name {
+        body.insert("displayName".into(), name.clone().into());
+    }
+    if let Some(email) = &user.email {
+        body.insert(
+            "emails".into(),
+            json!([{ "value": email, "type": "work", "primary": true }]),
+        );
+    }
+    if !user.phones.is_empty() {
+        let phones: Vec<Value> = user
+            .phones
+            .iter()
+            .map(|p| json!({ "value": p, "type": "work" }))
+            .collect();
+        body.insert("phoneNumbers".into(), Value::Array(phones));
+    }
+    for (name, value) in &user.fields {
+        let FieldValue::Set(value) = value else {
+            continue;
+        };
+        // A field the service was not told about is still written, as a core attribute path.
+        let path = fields
+            .iter()
+            .find(|f| &f.name == name)
+            .cloned()
+            .or_else(|| FieldPath::parse(name).ok());
+        let Some(path) = path else { continue };
+        if let Some(urn) = &path.schema {
+            if !schemas.iter().any(|s| s.as_str() == Some(urn)) {
+                schemas.push(Value::String(urn.clone()));
+            }
+        }
+        path.write(&mut body, Value::String(value.clone()));
+    }
+    body.insert("active".into(), true.into());
+    body.insert("schemas".into(), Value::Array(schemas));
+    Value::Object(body)
+}
+
+/// The PATCH operations for an update, in a fixed order. `emails` is the full new list.
+fn patch_operations(update: &UserUpdate, emails: Option<Value>) -> Vec<Value> {
+    let replace =
+        |path: &str, value: Value| json!({ "op": "replace", "path": path, "value": value });
+    let mut ops = Vec::new();
+    if let Some(external_id) = &update.external_id {
+        ops.push(replace("externalId", external_id.clone().into()));
+    }
+    if let Some(username) = &update.username {
+        ops.push(replace("userName", username.clone().into()));
+    }
+    if let Some(name) = &update.name {
+        ops.push(replace("displayName", name.clone().into()));
+    }
+    if let Some(emails) = emails {
+        ops.push(replace("emails", emails));
+    }
+    if !update.add_phones.is_empty() {
+        // `add` on a multi-valued attribute appends (RFC 7644 §3.5.2.1): existing phones stay.
+        let phones: Vec<Value> = update
+            .add_phones
+            .iter()
+            .map(|p| json!({ "value": p, "type": "work" }))
+            .collect();
+        ops.push(json!({ "op": "add", "path": "phoneNumbers", "value": phones }));
+    }
+    for (path, value) in &update.fields {
+        ops.push(match value {
+            FieldValue::Set(v) => replace(path, v.clone().into()),
+            FieldValue::Clear => json!({ "op": "remove", "path": path }),
+        });
+    }
+    if let Some(active) = update.active {
+        ops.push(replace("active", active.into()));
+    }
+    ops
+}
+
+/// The `scimType` and `detail` of an error answer. A body that is not a SCIM error (a proxy's
+/// HTML page, plain text) is quoted, shortened, as the detail.
+fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value @ Value::Object(_)) => {
+            let scim_type = get_str(&value, "scimType").map(str::to_string);
+            let detail = get_str(&value, "detail")
+                .map(str::to_string)
+                .or_else(|| Some(quote_body(body)));
+            (scim_type, detail)
+        }
+        _ if body.iter().all(u8::is_ascii_whitespace) => (None, None),
+        _ => (None, Some(quote_body(body))),
+    }
+}
+
+fn quote_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(MAX_QUOTED_BODY) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An error and its causes, most general first; reqwest's own top line ("error sending
+/// request") says little, the causes say what happened.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+fn check_api_root(base: &str) -> Result<(), TargetError> {
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| TargetError::Setup(format!("target url {base:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(TargetError::Setup(format!(
+            "target url {base:?} must start with https:// (or http://)"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Also keeps credentials out of every error message, which all carry the URL.
+        return Err(TargetError::Setup(
+            "the target url carries credentials: put the token in `token` instead".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(TargetError::Setup(format!(
+            "target url {base:?} must be the API root, without ? or #"
+        )));
+    }
+    Ok(())
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, TargetError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| TargetError::Setup(format!("cannot read ca-file {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        TargetError::Setup(format!("ca-file {}: {}", path.display(), error_chain(&e)))
+    })?;
+    if certs.is_empty() {
+        return Err(TargetError::Setup(format!(
+            "ca-file {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(names: &[&str]) -> Vec<FieldPath> {
+        names
+            .iter()
+            .map(|n| FieldPath::parse(n).expect("valid path"))
+            .collect()
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("7"), Some(7));
+        assert_eq!(parse_retry_after(" 0 "), Some(0));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let secs = parse_retry_after(&soon).expect("a date");
+        assert!((29..=31).contains(&secs), "{secs}");
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-3"), None);
+    }
+
+    #[test]
+    fn retries_are_bounded_and_keep_creates_single() {
+        let get = Call::new(Method::GET, "u".into());
+        let post = Call::new(Method::POST, "u".into());
+        let http = |status, retry_after| TargetError::Http {
+            method: "GET".into(),
+            url: "u".into(),
+            status,
+            scim_type: None,
+            detail: None,
+            retry_after,
+        };
+        let transport = TargetError::Transport {
+            method: "GET".into(),
+            url: "u".into(),
+            message: "reset".into(),
+        };
+        assert_eq!(
+            retry_wait(&get, &http(500, None), 0),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            retry_wait(&get, &http(500, None), 2),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(retry_wait(&get, &http(500, None), 3), None);
+        assert_eq!(retry_wait(&get, &http(400, None), 0), None);
+        assert_eq!(
+            retry_wait(&get, &http(429, Some(5)), 0),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(retry_wait(&get, &http(429, Some(3600)), 0), None);
+        assert!(retry_wait(&get, &transport, 0).is_some());
+        assert_eq!(retry_wait(&post, &transport, 0), None);
+        assert_eq!(retry_wait(&post, &http(500, None), 0), None);
+        assert!(retry_wait(&post, &http(503, None), 0).is_some());
+        assert!(retry_wait(&post, &http(429, None), 0).is_some());
+        let mut patch = Call::new(Method::PATCH, "u".into());
+        assert_eq!(retry_wait(&patch, &transport, 0), None);
+        patch.if_match = Some("W/\"1\"".into());
+        assert!(retry_wait(&patch, &transport, 0).is_some());
+    }
+
+    #[test]
+    fn a_resource_becomes_a_target_user() {
+        let resource = json!({
+            "id": "42", "externalId": "k-1", "userName": "alice", "displayName": "Alice",
+            "emails": [{"value": "a@home", "type": "home"}, {"value": "a@work", "type": "work"}],
+            "phoneNumbers": [{"value": "+1 555"}, {"value": "+1 666", "type": "mobile"}],
+            "name": {"givenName": "Al"}, "nickName": "ally", "title": 3,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "E7"},
+            "meta": {"version": "W/\"3\""}
+        });
+        let fields = paths(&[
+            "nickName",
+            "name.givenName",
+            "title",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+        ]);
+        let user = user_from_resource(&resource, &fields).expect("valid");
+        assert_eq!(user.id, "42");
+        assert_eq!(user.external_id.as_deref(), Some("k-1"));
+        assert_eq!(user.name.as_deref(), Some("Alice"));
+        assert_eq!(user.email.as_deref(), Some("a@work"));
+        assert_eq!(user.phones, ["+1 555", "+1 666"]);
+        assert!(user.active);
+        assert_eq!(user.version.as_deref(), Some("W/\"3\""));
+        assert_eq!(
+            user.fields.get("nickName").map(String::as_str),
+            Some("ally")
+        );
+        assert_eq!(
+            user.fields.get("name.givenName").map(String::as_str),
+            Some("Al")
+        );
+        assert_eq!(user.fields.get("title"), None, "only strings are read");
+        assert_eq!(
+            user.fields
+                .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber")
+                .map(String::as_str),
+            Some("E7")
+        );
+
+        assert!(user_from_resource(&json!({"userName": "x"}), &[]).is_err());
+        assert!(user_from_resource(&json!({"id": "1"}), &[]).is_err());
+        let inactive = user_from_resource(
+            &json!({"id": "1", "userName": "x", "active": "False", "externalId": ""}),
+            &[],
+        )
+        .expect("valid");
+        assert!(!inactive.active);
+        assert_eq!(inactive.external_id, None);
+    }
+
+    #[test]
+    fn email_rule_prefers_primary_then_work_then_first() {
+        let emails = |v: Value| the_email(v.as_array().expect("array")).cloned();
+        let primary = json!([{"value": "w", "type": "work"}, {"value": "p", "primary": true}]);
+        assert_eq!(
+            emails(primary)
+                .and_then(|e| e["value"].as_str().map(String::from))
+                .as_deref(),
+            Some("p")
+        );
+        let first = json!([{"value": "h", "type": "home"}, {"value": "o", "type": "other"}]);
+        assert_eq!(
+            emails(first)
+                .and_then(|e| e["value"].as_str().map(String::from))
+                .as_deref(),
+            Some("h")
+        );
+        assert_eq!(emails(json!([])), None);
+    }
+
+    #[test]
+    fn email_change_keeps_the_other_addresses() {
+        let current = json!([{"value": "h@x", "type": "home"}, {"value": "old@x", "type": "work", "primary": true}]);
+        assert_eq!(
+            emails_with(Some(&current), "new@x"),
+            json!([{"value": "h@x", "type": "home"}, {"value": "new@x", "type": "work", "primary": true}])
+        );
+        let home_only = json!([{"value": "h@x", "type": "home"}]);
+        assert_eq!(
+            emails_with(Some(&home_only), "new@x"),
+            json!([{"value": "new@x", "type": "work", "primary": true}, {"value": "h@x", "type": "home"}])
+        );
+        assert_eq!(
+            emails_with(None, "new@x"),
+            json!([{"value": "new@x", "type": "work", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn create_body_nests_dotted_and_extension_fields() {
+        let user = DesiredUser {
+            key: "k".into(),
+            username: "bob".into(),
+            name: Some("Bob".into()),
+            email: Some("b@x".into()),
+            phones: vec!["1".into()],
+            fields: BTreeMap::from([
+                (
+                    "name.givenName".to_string(),
+                    FieldValue::Set("Robert".into()),
+                ),
+                ("nickName".to_string(), FieldValue::Clear),
+                (
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+                        .to_string(),
+                    FieldValue::Set("R&D".into()),
+                ),
+            ]),
+        };
+        let body = create_body(&user, &paths(&["name.givenName"]));
+        assert_eq!(body["externalId"], "k");
+        assert_eq!(body["name"]["givenName"], "Robert");
+        assert_eq!(body.get("nickName"), None);
+        assert_eq!(
+            body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+            "R&D"
+        );
+        assert_eq!(
+            body["schemas"],
+            json!([
+                USER_SCHEMA,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+            ])
+        );
+        assert_eq!(
+            body["emails"],
+            json!([{"value": "b@x", "type": "work", "primary": true}])
+        );
+        assert_eq!(body["active"], true);
+    }
+
+    #[test]
+    fn patch_operations_come_in_a_fixed_order() {
+        let update = UserUpdate {
+            external_id: Some("k".into()),
+            username: Some("u".into()),
+            name: Some("N".into()),
+            email: Some("e".into()),
+            add_phones: vec!["1".into()],
+            fields: BTreeMap::from([
+                ("nickName".into(), FieldValue::Clear),
+                ("title".into(), FieldValue::Set("T".into())),
+            ]),
+            active: Some(false),
+        };
+        let ops = patch_operations(&update, Some(json!([{"value": "e"}])));
+        let summary: Vec<String> = ops
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {}",
+                    o["op"].as_str().unwrap_or("?"),
+                    o["path"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "replace externalId",
+                "replace userName",
+                "replace displayName",
+                "replace emails",
+                "add phoneNumbers",
+                "remove nickName",
+                "replace title",
+                "replace active"
+            ]
+        );
+        assert!(patch_operations(&UserUpdate::default(), None).is_empty());
+    }
+
+    #[test]
+    fn field_paths_are_checked() {
+        assert!(FieldPath::parse("title").is_ok());
+        assert!(FieldPath::parse("name.givenName").is_ok());
+        assert!(FieldPath::parse("emails[type eq \"work\"].value").is_err());
+        assert!(FieldPath::parse("").is_err());
+        assert!(FieldPath::parse("a.b.c").is_err());
+    }
+
+    #[test]
+    fn error_bodies_give_type_and_detail() {
+        let scim = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness","detail":"taken"}"#;
+        assert_eq!(
+            parse_error_body(scim),
+            (Some("uniqueness".into()), Some("taken".into()))
+        );
+        assert_eq!(
+            parse_error_body(b"<html>Bad gateway</html>"),
+            (None, Some("<html>Bad gateway</html>".into()))
+        );
+        assert_eq!(parse_error_body(b""), (None, None));
+        let long = "x".repeat(1000);
+        assert_eq!(
+            parse_error_body(long.as_bytes()).1.map(|d| d.len()),
+            Some(MAX_QUOTED_BODY + 3)
+        );
+    }
+
+    #[test]
+    fn pacer_spaces_requests() {
+        let pacer = Pacer::new(50.0).expect("valid rate");
+        let start = Instant::now();
+        for _ in 0..6 {
+            pacer.wait();
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(Pacer::new(0.0).is_err());
+        assert!(Pacer::new(f64::NAN).is_err());
     }
 }
