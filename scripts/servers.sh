@@ -1,0 +1,81 @@
+# Shell helpers for the demo and the benchmark: a throwaway slapd and scim2-server on
+# free loopback ports, under a work directory. Source this file; it defines functions only.
+# (The Rust tests have their own harness in tests/support/.)
+
+SLAPD=${SLAPD:-/usr/sbin/slapd}
+SCIM2_SERVER=${ROSTER_SCIM2_SERVER:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/scim2-server}
+BASE_DN="dc=example,dc=com"
+ADMIN_DN="cn=admin,$BASE_DN"
+ADMIN_PASSWORD="admin-secret"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for DESCRIPTION COMMAND...: retries COMMAND for up to 15 s.
+wait_for() {
+    local what=$1; shift
+    for _ in $(seq 1 150); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "error: $what did not come up" >&2
+    return 1
+}
+
+# people_ldif N: N inetOrgPerson entries under ou=People.
+people_ldif() {
+    awk -v n="$1" -v base="$BASE_DN" 'BEGIN {
+        for (i = 1; i <= n; i++) {
+            uid = sprintf("user%06d", i)
+            printf "dn: uid=%s,ou=People,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: User %06d\nsn: %06d\n", uid, base, uid, i, i
+            printf "mail: %s@example.com\ntelephoneNumber: +1 555 %04d\n\n", uid, i % 10000
+        }
+    }'
+}
+
+# start_slapd DIR LDIF_FILE: a slapd serving BASE_DN from DIR, bulk-loaded from LDIF_FILE.
+# Sets SLAPD_URL and SLAPD_PID.
+start_slapd() {
+    local dir=$1 ldif=$2
+    mkdir -p "$dir/db"
+    cat > "$dir/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $dir/slapd.pid
+sizelimit unlimited
+database mdb
+maxsize 4294967296
+suffix "$BASE_DN"
+rootdn "$ADMIN_DN"
+rootpw $ADMIN_PASSWORD
+directory $dir/db
+index uid eq
+CONF
+    {
+        printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n' "$BASE_DN"
+        printf 'dn: ou=People,%s\nobjectClass: organizationalUnit\nou: People\n\n' "$BASE_DN"
+        cat "$ldif"
+    } > "$dir/all.ldif"
+    "${SLAPD%slapd}slapadd" -q -f "$dir/slapd.conf" -l "$dir/all.ldif" 2>"$dir/slapadd.log" \
+        || { cat "$dir/slapadd.log" >&2; return 1; }
+    local port; port=$(free_port)
+    SLAPD_URL="ldap://127.0.0.1:$port"
+    "$SLAPD" -d 0 -f "$dir/slapd.conf" -h "$SLAPD_URL/" 2>"$dir/slapd.log" &
+    SLAPD_PID=$!
+    wait_for "slapd on $SLAPD_URL" ldapsearch -x -H "$SLAPD_URL" -b "" -s base
+}
+
+# start_scim DIR TOKEN: scim2-server with a bearer token. Sets SCIM_URL and SCIM_PID.
+start_scim() {
+    local dir=$1 token=$2
+    local port; port=$(free_port)
+    SCIM_URL="http://127.0.0.1:$port/v2"
+    "$SCIM2_SERVER" --port "$port" --bearer-token "$token" >"$dir/scim.log" 2>&1 &
+    SCIM_PID=$!
+    wait_for "scim2-server on $SCIM_URL" curl -sf -H "Authorization: Bearer $token" "$SCIM_URL/ServiceProviderConfig"
+}
