@@ -1,1 +1,4 @@
+//! Test harness: real servers started per test from temporary directories.
+
 pub mod scim;
+pub mod slapd;
