@@ -10,7 +10,7 @@ mod parse;
 
 use std::path::{Path, PathBuf};
 
-pub use diagnostics::{ConfigError, ConfigProblem};
+pub use diagnostics::{ConfigError, ConfigProblem, ProblemKind};
 use miette::{NamedSource, SourceSpan};
 pub use parse::parse;
 

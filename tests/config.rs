@@ -1,0 +1,732 @@
+//! `roster::config::parse`: typed values from a valid config, and the reports people read
+//! when a config is wrong (snapshots in `snapshots/`, rendered without colour at width 100).
+
+use std::path::{Path, PathBuf};
+
+use miette::{GraphicalReportHandler, GraphicalTheme};
+use roster::config::{
+    Cap, Config, ConfigError, ConfigProblem, Mode, Normalize, OnInvalid, ProblemKind, SourceConfig,
+    TargetConfig, parse,
+};
+use roster::secret::SecretRef;
+use sha2::{Digest, Sha256};
+
+/// A complete, valid config with an inline policy; the failing cases below each break it in
+/// one or more places.
+const VALID: &str = r#"state "var/state.db"
+
+source "ldap" {
+    url "ldap://dc1.example.com:389"
+    starttls #true
+    ca-file "certs/corp-ca.pem"
+    tls-insecure-skip-verify #false
+    bind-dn "cn=sync,ou=Service,dc=example,dc=com"
+    bind-password env="LDAP_BIND_PASSWORD"
+    base-dn "ou=People,dc=example,dc=com" "ou=Contractors,dc=example,dc=com"
+    filter "(objectClass=inetOrgPerson)"
+    page-size 200
+    timeout 10
+}
+
+target "scim" {
+    url "https://example.com/scim/v2"
+    token file="/run/secrets/scim"
+    concurrency 8
+    rate-limit 2.5
+}
+
+user {
+    key "entryUUID"
+    username "uid" normalize="lowercase"
+    name "cn" normalize="trim"
+    email "mail" normalize="trim,lowercase"
+    phone "telephoneNumber" "mobile"
+    alias "mail" to="nickName"
+    attribute "title" to="title" normalize="trim"
+    attribute "departmentNumber" to="department"
+}
+
+policy {
+    mode "remove"
+    max-removes 10
+    max-remove-percent 5
+    max-adds 100
+    max-updates "10%"
+    max-source-shrink-percent 15
+    on-invalid "fail"
+    default-email "{username}@example.com"
+    default-name "{givenName} {sn}"
+}
+"#;
+
+/// The smallest valid config: everything else takes its default.
+const MINIMAL: &str = r#"source "ldap" {
+    url "ldaps://dc1.example.com:636"
+    base-dn "ou=People,dc=example,dc=com"
+}
+target "scim" {
+    url "https://example.com/scim/v2"
+    token env="SCIM_TOKEN"
+}
+user {
+    key "entryUUID"
+    username "uid"
+}
+"#;
+
+fn parse_ok(path: &Path, text: &str) -> Config {
+    match parse(path, text) {
+        Ok(config) => config,
+        Err(error) => panic!("expected a valid config, got:\n{}", render(&error)),
+    }
+}
+
+fn parse_err(path: &Path, text: &str) -> ConfigError {
+    match parse(path, text) {
+        Ok(_) => panic!("expected problems, the config parsed:\n{text}"),
+        Err(error) => error,
+    }
+}
+
+fn render(error: &ConfigError) -> String {
+    let mut out = String::new();
+    GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .render_report(&mut out, error)
+        .expect("rendering to a String cannot fail");
+    out
+}
+
+/// The codes of the problems in a report, in order.
+fn codes(error: &ConfigError) -> Vec<&'static str> {
+    error.problems().iter().map(|p| p.code()).collect()
+}
+
+/// Parses `text` as `roster.kdl`, expects problems, and snapshots the rendered report.
+fn check(name: &str, text: &str) -> ConfigError {
+    let error = parse_err(Path::new("roster.kdl"), text);
+    let rendered = render(&error);
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_snapshot!(name, rendered);
+    });
+    error
+}
+
+/// `VALID` with one piece of text replaced (which must be there).
+fn valid_with(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "{from:?} is not in VALID");
+    VALID.replacen(from, to, 1)
+}
+
+#[test]
+fn full_config_parses_into_typed_values() {
+    let dir = PathBuf::from("/etc/roster");
+    let config = parse_ok(&dir.join("roster.kdl"), VALID);
+
+    assert_eq!(config.path, dir.join("roster.kdl"));
+    assert_eq!(config.state, dir.join("var/state.db"));
+    assert_eq!(config.source_text.name(), "/etc/roster/roster.kdl");
+    assert_eq!(config.source_text.inner(), VALID);
+
+    let SourceConfig::Ldap(ldap) = &config.source;
+    assert_eq!(ldap.url.as_str(), "ldap://dc1.example.com:389");
+    let url_at = VALID.find("\"ldap://dc1").unwrap();
+    assert_eq!(ldap.url.span.offset(), url_at, "the span is the value's");
+    assert!(ldap.starttls);
+    assert_eq!(
+        ldap.ca_file.as_ref().map(|f| f.value.clone()),
+        Some(dir.join("certs/corp-ca.pem"))
+    );
+    assert!(!ldap.tls_insecure_skip_verify);
+    assert_eq!(
+        ldap.bind_dn.as_deref().map(String::as_str),
+        Some("cn=sync,ou=Service,dc=example,dc=com")
+    );
+    assert_eq!(
+        ldap.bind_password.as_deref(),
+        Some(&SecretRef::Env("LDAP_BIND_PASSWORD".into()))
+    );
+    let base_dns: Vec<&str> = ldap.base_dns.iter().map(|d| d.as_str()).collect();
+    assert_eq!(
+        base_dns,
+        [
+            "ou=People,dc=example,dc=com",
+            "ou=Contractors,dc=example,dc=com"
+        ]
+    );
+    assert_eq!(ldap.filter.as_str(), "(objectClass=inetOrgPerson)");
+    assert_eq!((ldap.page_size, ldap.timeout_secs), (200, 10));
+
+    let TargetConfig::Scim(scim) = &config.target;
+    assert_eq!(scim.url.as_str(), "https://example.com/scim/v2");
+    assert_eq!(*scim.token, SecretRef::File("/run/secrets/scim".into()));
+    assert_eq!(scim.concurrency, 8);
+    assert_eq!(scim.rate_limit, Some(2.5));
+    assert_eq!((scim.page_size, scim.timeout_secs), (500, 30), "defaults");
+    assert!(scim.ca_file.is_none());
+
+    let user = &config.user;
+    assert_eq!(user.key.as_str(), "entryUUID");
+    assert_eq!(user.username.attr.as_str(), "uid");
+    assert_eq!(user.username.normalize, [Normalize::Lowercase]);
+    assert_eq!(
+        user.email.as_ref().map(|e| e.normalize.clone()),
+        Some(vec![Normalize::Trim, Normalize::Lowercase])
+    );
+    let phones: Vec<&str> = user.phones.iter().map(|p| p.as_str()).collect();
+    assert_eq!(phones, ["telephoneNumber", "mobile"]);
+    assert_eq!(user.aliases.len(), 1);
+    assert_eq!(user.aliases[0].attr.as_str(), "mail");
+    assert_eq!(
+        user.aliases[0].to.as_deref().map(String::as_str),
+        Some("nickName")
+    );
+    let attributes: Vec<(&str, &str)> = user
+        .attributes
+        .iter()
+        .map(|a| (a.attr.as_str(), a.to.as_ref().unwrap().as_str()))
+        .collect();
+    assert_eq!(
+        attributes,
+        [("title", "title"), ("departmentNumber", "department")]
+    );
+
+    let policy = &config.policy;
+    assert_eq!(policy.mode, Mode::Remove);
+    assert_eq!(policy.max_removes, 10);
+    assert_eq!(policy.max_remove_percent, Some(5.0));
+    assert_eq!(policy.max_adds, Some(Cap::Count(100)));
+    assert_eq!(policy.max_updates, Some(Cap::Percent(10.0)));
+    assert_eq!(policy.max_source_shrink_percent, 15.0);
+    assert_eq!(policy.on_invalid, OnInvalid::Fail);
+    assert_eq!(
+        policy.default_email.as_deref(),
+        Some("{username}@example.com")
+    );
+    assert_eq!(policy.default_name.as_deref(), Some("{givenName} {sn}"));
+    let origin = policy.origin.expect("an inline policy has an origin");
+    assert_eq!(origin.offset(), VALID.find("policy {").unwrap());
+
+    assert_eq!(config.digest, hex_sha256(&[VALID]));
+}
+
+#[test]
+fn defaults_fill_a_minimal_config() {
+    let config = parse_ok(Path::new("deploy/roster.kdl"), MINIMAL);
+    assert_eq!(config.state, PathBuf::from("deploy/.roster/state.db"));
+    let SourceConfig::Ldap(ldap) = &config.source;
+    assert!(!ldap.starttls);
+    assert!(ldap.bind_dn.is_none() && ldap.bind_password.is_none());
+    assert_eq!(ldap.filter.as_str(), "(objectClass=*)");
+    assert_eq!((ldap.page_size, ldap.timeout_secs), (500, 30));
+    let TargetConfig::Scim(scim) = &config.target;
+    assert_eq!((scim.concurrency, scim.rate_limit), (4, None));
+    assert!(config.user.name.is_none() && config.user.phones.is_empty());
+    assert_eq!(config.policy, roster::config::Policy::default());
+}
+
+#[test]
+fn policy_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let policy_text = "mode \"delete\"\nmax-adds \"2.5%\"\nmax-updates 7\n";
+    std::fs::write(dir.path().join("policies/nightly.kdl"), policy_text).unwrap();
+    let text = format!("{MINIMAL}policy \"policies/nightly.kdl\"\n");
+
+    let config = parse_ok(&dir.path().join("roster.kdl"), &text);
+
+    assert_eq!(config.policy.mode, Mode::Delete);
+    assert_eq!(config.policy.max_adds, Some(Cap::Percent(2.5)));
+    assert_eq!(config.policy.max_updates, Some(Cap::Count(7)));
+    assert_eq!(config.policy.max_removes, 0, "default");
+    let origin = config.policy.origin.expect("a policy file has an origin");
+    assert_eq!(origin.offset(), text.find("policy \"").unwrap());
+    assert_eq!(origin.len(), "policy \"policies/nightly.kdl\"".len());
+    assert_eq!(config.digest, hex_sha256(&[&text, policy_text]));
+}
+
+#[test]
+fn policy_presets_parse() {
+    // The presets are the files under policies/ in this repository; `roster.kdl` (no
+    // directory) resolves them against the working directory, which is the package root.
+    for (preset, mode, on_invalid) in [
+        ("default", Mode::AddOnly, OnInvalid::Skip),
+        ("scheduled", Mode::Remove, OnInvalid::Skip),
+        ("strict", Mode::AddOnly, OnInvalid::Fail),
+    ] {
+        let text = format!("{MINIMAL}policy \"policies/{preset}.kdl\"\n");
+        let policy = parse_ok(Path::new("roster.kdl"), &text).policy;
+        assert_eq!(
+            (policy.mode, policy.on_invalid),
+            (mode, on_invalid),
+            "{preset}"
+        );
+        if preset == "scheduled" {
+            assert_eq!(policy.max_removes, 10);
+            assert_eq!(policy.max_remove_percent, Some(2.0));
+            assert_eq!(policy.max_source_shrink_percent, 5.0);
+        } else {
+            assert_eq!(policy.max_removes, 0, "{preset}");
+            assert_eq!(policy.max_source_shrink_percent, 20.0, "{preset}");
+        }
+    }
+}
+
+fn hex_sha256(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn misspelled_node() {
+    let error = check(
+        "misspelled_node",
+        &valid_with("    base-dn \"ou=People", "    base-nd \"ou=People"),
+    );
+    // Not also reported missing: the suggestion says it all.
+    assert_eq!(codes(&error), ["roster::config::unknown_node"]);
+    assert_eq!(
+        error.problems()[0].help_text(),
+        Some("did you mean `base-dn`?")
+    );
+}
+
+#[test]
+fn missing_required_node() {
+    let error = check("missing_key", &valid_with("    key \"entryUUID\"\n", ""));
+    assert_eq!(codes(&error), ["roster::config::missing_node"]);
+    let problem = &error.problems()[0];
+    assert_eq!(problem.message(), "`user` has no `key`");
+    assert_eq!(problem.span().offset(), VALID.find("user {").unwrap());
+}
+
+#[test]
+fn wrong_type() {
+    let error = check(
+        "wrong_type",
+        &valid_with("page-size 200", "page-size \"big\""),
+    );
+    assert_eq!(codes(&error), ["roster::config::wrong_type"]);
+}
+
+#[test]
+fn out_of_range() {
+    let error = check(
+        "out_of_range",
+        &valid_with("page-size 200", "page-size 5000"),
+    );
+    assert_eq!(codes(&error), ["roster::config::invalid_value"]);
+}
+
+#[test]
+fn inline_secret_is_refused_and_masked() {
+    let error = check(
+        "inline_secret",
+        &valid_with("token file=\"/run/secrets/scim\"", "token \"s3cr3t-Tok3n\""),
+    );
+    assert_eq!(codes(&error), ["roster::config::inline_secret"]);
+    assert!(
+        !render(&error).contains("s3cr3t-Tok3n"),
+        "the report must not quote the secret"
+    );
+}
+
+#[test]
+fn bad_mode() {
+    let error = check(
+        "bad_mode",
+        &valid_with("mode \"remove\"", "mode \"remove-all\""),
+    );
+    assert_eq!(codes(&error), ["roster::config::invalid_value"]);
+}
+
+#[test]
+fn several_problems_in_one_report() {
+    let text = VALID
+        .replacen("ldap://dc1", "ldaps://dc1", 1)
+        .replacen(
+            "    filter \"(objectClass=inetOrgPerson)\"",
+            "    filter \"(&(objectClass=inetOrgPerson)\"",
+            1,
+        )
+        .replacen("concurrency 8", "concurrency 0", 1)
+        .replacen(
+            "username \"uid\" normalize=",
+            "username \"uid\" normalise=",
+            1,
+        )
+        .replacen(
+            "attribute \"departmentNumber\" to=\"department\"",
+            "attribute \"departmentNumber\"",
+            1,
+        )
+        .replacen("max-updates \"10%\"", "max-updates \"ten percent\"", 1)
+        .replacen(
+            "default-name \"{givenName} {sn}\"",
+            "default-name \"{givenName {sn}\"",
+            1,
+        );
+    let error = check("several_problems", &text);
+    assert_eq!(
+        codes(&error),
+        [
+            "roster::config::invalid_value",    // starttls with ldaps://
+            "roster::config::invalid_value",    // filter not closed
+            "roster::config::invalid_value",    // concurrency 0
+            "roster::config::unknown_property", // normalise=
+            "roster::config::missing_value",    // attribute without to=
+            "roster::config::invalid_value",    // max-updates
+            "roster::config::invalid_value",    // default-name template
+        ]
+    );
+}
+
+#[test]
+fn syntax_error() {
+    let error = check(
+        "syntax_error",
+        &valid_with(
+            "    timeout 10\n}",
+            "    timeout 10\n    filter \"(uid=*)\n}",
+        ),
+    );
+    assert!(codes(&error).iter().all(|c| *c == "roster::config::syntax"));
+}
+
+#[test]
+fn unknown_source_type() {
+    let error = check(
+        "unknown_source_type",
+        &valid_with("source \"ldap\"", "source \"ldpa\""),
+    );
+    assert_eq!(codes(&error), ["roster::config::invalid_value"]);
+}
+
+#[test]
+fn group_block_is_unsupported() {
+    let text = format!(
+        "{VALID}\ngroup {{\n    base-dn \"ou=Groups,dc=example,dc=com\"\n    name \"cn\"\n}}\n"
+    );
+    let error = check("group_unsupported", &text);
+    assert_eq!(codes(&error), ["roster::config::unsupported"]);
+}
+
+#[test]
+fn problem_inside_a_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/nightly.kdl"),
+        "// Nightly removes, capped.\nmode \"remove\"\nmax-removes -3\nmax-remove-percnt 2\n",
+    )
+    .unwrap();
+    let text = format!("{MINIMAL}policy \"policies/nightly.kdl\"\n");
+    let error = parse_err(&dir.path().join("roster.kdl"), &text);
+    assert_eq!(
+        codes(&error),
+        [
+            "roster::config::invalid_value",
+            "roster::config::unknown_node"
+        ]
+    );
+    assert!(error.problems()[0].file_name().ends_with("nightly.kdl"));
+
+    let rendered = render(&error);
+    let tmp = escape_regex(&dir.path().display().to_string());
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+        filters => vec![(tmp.as_str(), "[TMP]")],
+    }, {
+        insta::assert_snapshot!("policy_file_problem", rendered);
+    });
+}
+
+fn escape_regex(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escape = "\\.+*?()|[]{}^$".contains(c);
+            escape.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+#[test]
+fn missing_policy_file() {
+    let text = format!("{MINIMAL}policy \"policies/no-such-policy.kdl\"\n");
+    let error = check("missing_policy_file", &text);
+    assert_eq!(codes(&error), ["roster::config::unreadable"]);
+}
+
+#[test]
+fn duplicate_and_conflicting_nodes() {
+    let text = valid_with("    timeout 10\n", "    timeout 10\n    page-size 100\n")
+        .replacen("    bind-password env=\"LDAP_BIND_PASSWORD\"\n", "", 1)
+        .replacen("policy {", "policy \"policies/default.kdl\"\npolicy {", 1);
+    let error = check("duplicates_and_conflicts", &text);
+    assert_eq!(
+        codes(&error),
+        [
+            "roster::config::missing_node",   // bind-dn without bind-password
+            "roster::config::duplicate_node", // page-size twice
+            "roster::config::duplicate_node", // policy twice
+        ]
+    );
+}
+
+#[test]
+fn misplaced_and_missing_blocks() {
+    let text = MINIMAL
+        .replacen(
+            "user {\n    key \"entryUUID\"\n    username \"uid\"\n}\n",
+            "",
+            1,
+        )
+        .replacen(
+            "    token env=\"SCIM_TOKEN\"\n",
+            "    token env=\"SCIM_TOKEN\"\n    mode \"remove\"\n",
+            1,
+        );
+    let error = check("misplaced_and_missing", &text);
+    assert_eq!(
+        codes(&error),
+        [
+            "roster::config::missing_node",
+            "roster::config::unknown_node"
+        ]
+    );
+    assert_eq!(
+        error.problems()[1].help_text(),
+        Some("`mode` belongs in the `policy` block")
+    );
+}
+
+#[test]
+fn later_stages_can_point_into_the_config() {
+    // What the planner does when the target refuses a value the config set.
+    let config = parse_ok(Path::new("roster.kdl"), VALID);
+    let TargetConfig::Scim(scim) = &config.target;
+    let problem = ConfigProblem::at(
+        ProblemKind::InvalidValue,
+        &config.source_text,
+        scim.url.span,
+        "the SCIM service at `url` does not support filtering by externalId",
+    )
+    .with_label("this service")
+    .with_help("check that `url` is the SCIM API root, ending in /v2");
+    assert_eq!(problem.code(), "roster::config::invalid_value");
+    let error = ConfigError::Invalid {
+        problems: vec![problem],
+    };
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+    }, {
+        insta::assert_snapshot!("problem_at_config_value", render(&error));
+    });
+}
+
+/// One line per case: a change to `VALID`, and the codes of the problems it must cause.
+#[test]
+fn each_mistake_is_reported_with_its_code() {
+    use ProblemKind::*;
+    let cases: &[(&str, &str, &[ProblemKind])] = &[
+        ("url \"ldap://dc1", "url \"http://dc1", &[InvalidValue]),
+        (
+            "url \"ldap://dc1.example.com:389\"",
+            "url \"ldap://\"",
+            &[InvalidValue],
+        ),
+        (
+            "url \"https://example.com",
+            "url \"ftp://example.com",
+            &[InvalidValue],
+        ),
+        ("starttls #true", "starttls \"yes\"", &[WrongType]),
+        ("starttls #true", "starttls", &[MissingValue]),
+        ("timeout 10", "timeout 0", &[InvalidValue]),
+        ("timeout 10", "timeout 1.5", &[WrongType]),
+        ("timeout 10", "timeout 10 20", &[InvalidValue]),
+        ("timeout 10", "timeout 10 {\n    x 1\n}", &[WrongType]),
+        ("rate-limit 2.5", "rate-limit 0", &[InvalidValue]),
+        ("rate-limit 2.5", "rate-limit \"fast\"", &[WrongType]),
+        (
+            "filter \"(objectClass=inetOrgPerson)\"",
+            "filter \"objectClass=*\"",
+            &[InvalidValue],
+        ),
+        (
+            "bind-password env=\"LDAP_BIND_PASSWORD\"",
+            "bind-password \"hunter2\"",
+            &[InlineSecret],
+        ),
+        (
+            "bind-password env=\"LDAP_BIND_PASSWORD\"",
+            "bind-password password=\"hunter2\"",
+            &[UnknownProperty],
+        ),
+        (
+            "bind-password env=\"LDAP_BIND_PASSWORD\"",
+            "bind-password",
+            &[MissingValue],
+        ),
+        (
+            "bind-password env=\"LDAP_BIND_PASSWORD\"",
+            "bind-password env=\"A\" file=\"/b\"",
+            &[InvalidValue],
+        ),
+        (
+            "bind-password env=\"LDAP_BIND_PASSWORD\"",
+            "bind-password env=\"\"",
+            &[InvalidValue],
+        ),
+        (
+            "    bind-dn \"cn=sync,ou=Service,dc=example,dc=com\"\n",
+            "",
+            &[MissingNode],
+        ),
+        (
+            "base-dn \"ou=People,dc=example,dc=com\" \"ou=Contractors,dc=example,dc=com\"",
+            "base-dn",
+            &[MissingValue],
+        ),
+        (
+            "key \"entryUUID\"",
+            "key \"entryUUID\" to=\"id\"",
+            &[UnknownProperty],
+        ),
+        ("key \"entryUUID\"", "key \"\"", &[InvalidValue]),
+        (
+            "normalize=\"trim,lowercase\"",
+            "normalize=\"trim,upper\"",
+            &[InvalidValue],
+        ),
+        (
+            "normalize=\"trim,lowercase\"",
+            "normalize=#true",
+            &[WrongType],
+        ),
+        (
+            "alias \"mail\" to=\"nickName\"",
+            "alias \"mail\" to=\"title\"",
+            &[InvalidValue],
+        ),
+        (
+            "alias \"mail\" to=\"nickName\"",
+            "alias \"mail\" to=\"nickName\" to=\"x\"",
+            &[DuplicateNode],
+        ),
+        (
+            "phone \"telephoneNumber\" \"mobile\"",
+            "phone \"a\"\n    phone \"b\"",
+            &[DuplicateNode],
+        ),
+        (
+            "state \"var/state.db\"",
+            "state \"var/state.db\"\nstate \"other.db\"",
+            &[DuplicateNode],
+        ),
+        (
+            "state \"var/state.db\"",
+            "stat \"var/state.db\"",
+            &[UnknownNode],
+        ),
+        ("source \"ldap\" {", "source {", &[MissingValue]),
+        ("target \"scim\"", "target \"logintc\"", &[InvalidValue]),
+        ("user {", "user \"people\" {", &[InvalidValue]),
+        ("max-removes 10", "max-removes 1.5", &[WrongType]),
+        (
+            "max-remove-percent 5",
+            "max-remove-percent 150",
+            &[InvalidValue],
+        ),
+        ("max-adds 100", "max-adds -1", &[InvalidValue]),
+        ("max-adds 100", "max-adds 2.5", &[WrongType]),
+        (
+            "on-invalid \"fail\"",
+            "on-invalid \"abort\"",
+            &[InvalidValue],
+        ),
+        (
+            "default-email \"{username}@example.com\"",
+            "default-email \"{}@example.com\"",
+            &[InvalidValue],
+        ),
+        (
+            "default-email \"{username}@example.com\"",
+            "default-email \"x}@example.com\"",
+            &[InvalidValue],
+        ),
+        (
+            "policy {",
+            "policy \"policies/default.kdl\" {",
+            &[InvalidValue],
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let text = valid_with(from, to);
+        let error = parse_err(Path::new("roster.kdl"), &text);
+        let kinds: Vec<ProblemKind> = error.problems().iter().map(|p| p.kind()).collect();
+        assert_eq!(&kinds, expected, "{from:?} -> {to:?}:\n{}", render(&error));
+    }
+}
+
+#[test]
+fn inline_secrets_are_masked_everywhere_in_the_report() {
+    let text = valid_with(
+        "bind-password env=\"LDAP_BIND_PASSWORD\"",
+        "bind-password \"hunter2\" pass=\"swordfish\"",
+    )
+    .replacen("page-size 200", "page-size 0", 1);
+    let rendered = render(&parse_err(Path::new("roster.kdl"), &text));
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    assert!(!rendered.contains("swordfish"), "{rendered}");
+    assert!(rendered.contains("\"*******\""), "{rendered}");
+}
+
+#[test]
+fn an_empty_config_names_every_missing_block() {
+    let error = parse_err(Path::new("roster.kdl"), "");
+    let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
+    assert_eq!(
+        messages,
+        [
+            "the config has no `source` block",
+            "the config has no `target` block",
+            "the config has no `user` block"
+        ]
+    );
+}
+
+#[test]
+fn kdl_v1_keywords_get_a_hint() {
+    let error = parse_err(
+        Path::new("roster.kdl"),
+        &valid_with("starttls #true", "starttls true"),
+    );
+    assert_eq!(codes(&error), ["roster::config::syntax"]);
+    assert_eq!(
+        error.problems()[0].help_text(),
+        Some("KDL 2 writes booleans and null with a #: #true")
+    );
+}
+
+#[test]
+fn an_unclosed_block_is_reported_once() {
+    let error = parse_err(
+        Path::new("roster.kdl"),
+        VALID.trim_end().strip_suffix('}').unwrap(),
+    );
+    let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
+    assert_eq!(messages, ["no closing '}' for child block"]);
+}
