@@ -43,9 +43,19 @@ impl World {
 
     fn standard() -> World {
         World::new(&[
-            ("alice", "Alice Liddell", Some("alice@example.com"), &["+1 555 0100"]),
+            (
+                "alice",
+                "Alice Liddell",
+                Some("alice@example.com"),
+                &["+1 555 0100"],
+            ),
             ("bob", "Bob Builder", Some("bob@example.com"), &[]),
-            ("carol", "Carol Danvers", Some("carol@example.com"), &["+1 555 0102", "+1 555 0103"]),
+            (
+                "carol",
+                "Carol Danvers",
+                Some("carol@example.com"),
+                &["+1 555 0102", "+1 555 0103"],
+            ),
         ])
     }
 
@@ -109,7 +119,11 @@ policy {{
     fn ok(&self, args: &[&str], code: i32) -> String {
         let out = self.roster(args);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(out.status.code(), Some(code), "roster {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "roster {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
         stdout
     }
 
@@ -120,13 +134,29 @@ policy {{
     }
 
     fn user(&self, username: &str) -> Value {
-        self.scim.user_by_username(username).unwrap_or_else(|| panic!("{username} is not in the target"))
+        self.scim
+            .user_by_username(username)
+            .unwrap_or_else(|| panic!("{username} is not in the target"))
     }
 
     fn entry_uuid(&self, uid: &str) -> String {
         let out = Command::new("ldapsearch")
-            .args(["-x", "-LLL", "-H", &self.slapd.url, "-D", &self.slapd.admin_dn, "-w", &self.slapd.admin_password])
-            .args(["-b", &self.slapd.base_dn, &format!("(uid={uid})"), "entryUUID"])
+            .args([
+                "-x",
+                "-LLL",
+                "-H",
+                &self.slapd.url,
+                "-D",
+                &self.slapd.admin_dn,
+                "-w",
+                &self.slapd.admin_password,
+            ])
+            .args([
+                "-b",
+                &self.slapd.base_dn,
+                &format!("(uid={uid})"),
+                "entryUUID",
+            ])
             .output()
             .expect("ldapsearch");
         text(&out.stdout)
@@ -150,19 +180,43 @@ fn actions(plan: &Value) -> Vec<String> {
         .as_array()
         .expect("actions")
         .iter()
-        .map(|a| format!("{} {} {} {}", a["action"].as_str().unwrap_or("?"), a["object"].as_str().unwrap_or("?"), a["username"].as_str().unwrap_or("?"), a["status"].as_str().unwrap_or("?")))
+        .map(|a| {
+            format!(
+                "{} {} {} {}",
+                a["action"].as_str().unwrap_or("?"),
+                a["object"].as_str().unwrap_or("?"),
+                a["username"].as_str().unwrap_or("?"),
+                a["status"].as_str().unwrap_or("?")
+            )
+        })
         .collect()
 }
 
 fn emails(user: &Value) -> Vec<(String, String)> {
     user["emails"]
         .as_array()
-        .map(|list| list.iter().map(|e| (e["value"].as_str().unwrap_or("").to_string(), e["type"].as_str().unwrap_or("").to_string())).collect())
+        .map(|list| {
+            list.iter()
+                .map(|e| {
+                    (
+                        e["value"].as_str().unwrap_or("").to_string(),
+                        e["type"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn phones(user: &Value) -> Vec<String> {
-    user["phoneNumbers"].as_array().map(|list| list.iter().map(|p| p["value"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
+    user["phoneNumbers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|p| p["value"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn active(user: &Value) -> bool {
@@ -174,15 +228,30 @@ fn first_plan_adds_everyone_apply_creates_them_and_a_second_plan_has_no_changes(
     let w = World::standard();
 
     let human = w.ok(&["plan", "--detailed-exitcode"], 2);
-    assert!(human.contains("  + user alice (Alice Liddell <alice@example.com>)"), "{human}");
-    assert!(human.contains("Plan: 3 to add, 0 to update, 0 to remove, 0 to delete."), "{human}");
+    assert!(
+        human.contains("  + user alice (Alice Liddell <alice@example.com>)"),
+        "{human}"
+    );
+    assert!(
+        human.contains("Plan: 3 to add, 0 to update, 0 to remove, 0 to delete."),
+        "{human}"
+    );
     assert!(w.scim.users().is_empty(), "plan must not touch the target");
 
     w.ok(&["plan", "--out", "plan.json"], 0);
-    let plan: Value = serde_json::from_str(&std::fs::read_to_string(w.path("plan.json")).expect("plan file")).expect("JSON");
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path("plan.json")).expect("plan file"))
+            .expect("JSON");
     assert_eq!(plan["format_version"], 1);
     assert_eq!(plan["summary"]["add"], 3);
-    assert_eq!(actions(&plan), ["add user alice planned", "add user bob planned", "add user carol planned"]);
+    assert_eq!(
+        actions(&plan),
+        [
+            "add user alice planned",
+            "add user bob planned",
+            "add user carol planned"
+        ]
+    );
     assert!(plan["plan_id"].is_string() && plan["created_at"].is_string());
 
     let applied = w.ok(&["apply", "plan.json"], 0);
@@ -192,7 +261,10 @@ fn first_plan_adds_everyone_apply_creates_them_and_a_second_plan_has_no_changes(
     let alice = w.user("alice");
     assert_eq!(alice["externalId"], w.entry_uuid("alice"));
     assert_eq!(alice["displayName"], "Alice Liddell");
-    assert_eq!(emails(&alice), [("alice@example.com".to_string(), "work".to_string())]);
+    assert_eq!(
+        emails(&alice),
+        [("alice@example.com".to_string(), "work".to_string())]
+    );
     assert_eq!(alice["emails"][0]["primary"], true);
     assert_eq!(phones(&alice), ["+1 555 0100"]);
     assert_eq!(alice["phoneNumbers"][0]["type"], "work");
@@ -203,7 +275,11 @@ fn first_plan_adds_everyone_apply_creates_them_and_a_second_plan_has_no_changes(
 
     let twice = w.roster(&["apply", "plan.json"]);
     assert_eq!(twice.status.code(), Some(1));
-    assert!(text(&twice.stderr).contains("already applied"), "{}", text(&twice.stderr));
+    assert!(
+        text(&twice.stderr).contains("already applied"),
+        "{}",
+        text(&twice.stderr)
+    );
     assert_eq!(w.scim.users().len(), 3, "a second apply creates nothing");
 }
 
@@ -213,7 +289,10 @@ fn a_changed_attribute_becomes_exactly_one_update_and_a_rename_is_an_update() {
     w.ok(&["apply", "--auto-approve"], 0);
     let bob_id = w.user("bob")["id"].clone();
 
-    w.slapd.modify(&format!("dn: {}\nchangetype: modify\nreplace: mail\nmail: bob@builders.example.com\n", w.dn("bob")));
+    w.slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: mail\nmail: bob@builders.example.com\n",
+        w.dn("bob")
+    ));
     let plan = w.plan_json(&[]);
     assert_eq!(actions(&plan), ["update user bob planned"]);
     assert_eq!(
@@ -221,12 +300,29 @@ fn a_changed_attribute_becomes_exactly_one_update_and_a_rename_is_an_update() {
         serde_json::json!([{"field": "email", "before": "bob@example.com", "after": "bob@builders.example.com"}])
     );
     let human = w.ok(&["plan"], 0);
-    assert!(human.contains("  ~ user bob\n      ~ email: \"bob@example.com\" -> \"bob@builders.example.com\""), "{human}");
+    assert!(
+        human.contains(
+            "  ~ user bob\n      ~ email: \"bob@example.com\" -> \"bob@builders.example.com\""
+        ),
+        "{human}"
+    );
 
-    w.slapd.modify(&format!("dn: {}\nchangetype: modrdn\nnewrdn: uid=robert\ndeleteoldrdn: 1\n", w.dn("bob")));
+    w.slapd.modify(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: uid=robert\ndeleteoldrdn: 1\n",
+        w.dn("bob")
+    ));
     let plan = w.plan_json(&[]);
-    assert_eq!(actions(&plan), ["update user robert planned"], "a rename is one update, never a delete plus an add");
-    let fields: Vec<&str> = plan["actions"][0]["changes"].as_array().expect("changes").iter().filter_map(|c| c["field"].as_str()).collect();
+    assert_eq!(
+        actions(&plan),
+        ["update user robert planned"],
+        "a rename is one update, never a delete plus an add"
+    );
+    let fields: Vec<&str> = plan["actions"][0]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
     assert_eq!(fields, ["username", "email"]);
 
     w.ok(&["apply", "--auto-approve"], 0);
@@ -249,8 +345,10 @@ fn a_user_deleted_from_the_directory_is_left_alone_in_add_only_and_deactivated_i
     assert!(active(&w.user("carol")));
 
     // remove mode within the cap: one remove, applied as active=false.
-    w.write_config(r#"mode "remove"
-    max-removes 1"#);
+    w.write_config(
+        r#"mode "remove"
+    max-removes 1"#,
+    );
     let plan = w.plan_json(&[]);
     assert_eq!(actions(&plan), ["remove user carol planned"]);
     let human = w.ok(&["plan", "--detailed-exitcode"], 2);
@@ -262,7 +360,12 @@ fn a_user_deleted_from_the_directory_is_left_alone_in_add_only_and_deactivated_i
     w.ok(&["plan", "--detailed-exitcode"], 0);
 
     // She comes back: roster reactivates the account it deactivated.
-    w.slapd.add(&person("carol", "Carol Danvers", Some("carol@example.com"), &[]));
+    w.slapd.add(&person(
+        "carol",
+        "Carol Danvers",
+        Some("carol@example.com"),
+        &[],
+    ));
     let plan = w.plan_json(&[]);
     // A re-created entry has a new entryUUID: the account is re-keyed by username and reactivated.
     assert_eq!(actions(&plan), ["update user carol planned"]);
@@ -279,16 +382,28 @@ fn removes_over_the_cap_are_held_until_released() {
     w.ok(&["apply", "--auto-approve"], 0);
     w.slapd.delete(&w.dn("bob"));
     w.slapd.delete(&w.dn("carol"));
-    w.write_config(r#"mode "remove"
-    max-removes 1"#);
+    w.write_config(
+        r#"mode "remove"
+    max-removes 1"#,
+    );
 
     let human = w.ok(&["plan", "--out", "plan.json", "--detailed-exitcode"], 3);
-    assert!(human.contains("(held: 2 removes planned, max-removes is 1)"), "{human}");
+    assert!(
+        human.contains("(held: 2 removes planned, max-removes is 1)"),
+        "{human}"
+    );
     assert!(human.contains("2 to remove (held)"), "{human}");
     let out = w.roster(&["apply", "plan.json", "--allow-removes", "1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--allow-removes 1 does not cover the 2 held"), "{}", text(&out.stderr));
-    assert!(active(&w.user("bob")) && active(&w.user("carol")), "nothing applied");
+    assert!(
+        text(&out.stderr).contains("--allow-removes 1 does not cover the 2 held"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        active(&w.user("bob")) && active(&w.user("carol")),
+        "nothing applied"
+    );
 
     let applied = w.ok(&["apply", "plan.json", "--allow-removes", "2"], 0);
     assert!(applied.contains("2 applied"), "{applied}");
@@ -309,20 +424,45 @@ fn accounts_made_by_hand_are_never_removed_and_same_username_is_adopted() {
         "emails": [{"value": "alice@example.com", "type": "work", "primary": true}, {"value": "alice@home.example", "type": "home"}],
         "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}]
     }));
-    w.write_config(r#"mode "delete"
-    max-removes 10"#);
+    w.write_config(
+        r#"mode "delete"
+    max-removes 10"#,
+    );
     let plan = w.plan_json(&[]);
-    assert_eq!(actions(&plan), ["add user bob planned", "add user carol planned", "update user alice planned"]);
+    assert_eq!(
+        actions(&plan),
+        [
+            "add user bob planned",
+            "add user carol planned",
+            "update user alice planned"
+        ]
+    );
     assert_eq!(plan["summary"]["unmanaged"], 1);
     let adopt = &plan["actions"][2];
-    assert!(adopt["reason"].as_str().unwrap_or_default().contains("adopted"), "{adopt}");
-    assert_eq!(adopt["changes"], serde_json::json!([{"field": "externalId", "before": null, "after": w.entry_uuid("alice")}]));
+    assert!(
+        adopt["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("adopted"),
+        "{adopt}"
+    );
+    assert_eq!(
+        adopt["changes"],
+        serde_json::json!([{"field": "externalId", "before": null, "after": w.entry_uuid("alice")}])
+    );
 
     w.ok(&["apply", "--auto-approve"], 0);
     assert_eq!(w.user("alice")["externalId"], w.entry_uuid("alice"));
-    assert_eq!(emails(&w.user("alice")).len(), 2, "the home address is kept");
+    assert_eq!(
+        emails(&w.user("alice")).len(),
+        2,
+        "the home address is kept"
+    );
     let byhand = w.user("byhand");
-    assert!(byhand.get("externalId").is_none() && active(&byhand), "unmanaged account untouched");
+    assert!(
+        byhand.get("externalId").is_none() && active(&byhand),
+        "unmanaged account untouched"
+    );
     assert_eq!(w.scim.users().len(), 4);
 }
 
@@ -341,7 +481,10 @@ fn phones_are_additive() {
         w.dn("alice")
     ));
     let plan = w.plan_json(&[]);
-    assert_eq!(plan["actions"][0]["changes"], serde_json::json!([{"field": "phone", "before": null, "after": "+1 555 0199"}]));
+    assert_eq!(
+        plan["actions"][0]["changes"],
+        serde_json::json!([{"field": "phone", "before": null, "after": "+1 555 0199"}])
+    );
     w.ok(&["apply", "--auto-approve"], 0);
     let mut got = phones(&w.user("alice"));
     got.sort();
@@ -353,7 +496,10 @@ fn assert_failed_cleanly(w: &World, out: &Output, expect: &str, secrets: &[&str]
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(stderr.contains(expect), "expected {expect:?} in:\n{stderr}");
     for secret in secrets {
-        assert!(!stderr.contains(secret) && !text(&out.stdout).contains(secret), "secret leaked:\n{stderr}");
+        assert!(
+            !stderr.contains(secret) && !text(&out.stdout).contains(secret),
+            "secret leaked:\n{stderr}"
+        );
     }
     assert!(w.scim.users().is_empty(), "nothing applied");
 }
@@ -371,11 +517,20 @@ fn failures_say_what_and_where_apply_nothing_and_leak_no_secret() {
     // Wrong SCIM token.
     w.scim_token = "wrong-token-plugh".into();
     let out = w.roster(&["apply", "--auto-approve"]);
-    assert_failed_cleanly(&w, &out, "refused the credentials", &["wrong-token-plugh", &w.scim.token]);
+    assert_failed_cleanly(
+        &w,
+        &out,
+        "refused the credentials",
+        &["wrong-token-plugh", &w.scim.token],
+    );
     w.scim_token = w.scim.token.clone();
 
     // Unreachable LDAP server.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let url = format!("ldap://127.0.0.1:{closed}");
     w.write_config_with(&url, "", "");
     let out = w.roster(&["apply", "--auto-approve"]);
@@ -399,22 +554,34 @@ fn an_empty_source_is_refused_while_the_target_has_managed_accounts() {
     for uid in ["alice", "bob", "carol"] {
         w.slapd.delete(&w.dn(uid));
     }
-    w.write_config(r#"mode "delete"
-    max-removes 100"#);
+    w.write_config(
+        r#"mode "delete"
+    max-removes 100"#,
+    );
     let out = w.roster(&["apply", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no users"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no users"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(w.scim.users().len(), 3, "nothing deleted");
 }
 
 #[test]
 fn validate_reports_config_problems_with_their_place() {
     let w = World::standard();
-    std::fs::write(w.path("broken.kdl"), "source \"ldap\" {\n    url \"ldap://x\"\n    base-nd \"dc=x\"\n}\n").expect("write");
+    std::fs::write(
+        w.path("broken.kdl"),
+        "source \"ldap\" {\n    url \"ldap://x\"\n    base-nd \"dc=x\"\n}\n",
+    )
+    .expect("write");
     let out = w.roster(&["-c", "broken.kdl", "validate"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("broken.kdl") && stderr.contains("base-dn"), "{stderr}");
+    assert!(
+        stderr.contains("broken.kdl") && stderr.contains("base-dn"),
+        "{stderr}"
+    );
     w.ok(&["validate"], 0);
 }
-
