@@ -9,6 +9,10 @@ use roster::commands::{self, exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Unwrapped lines: error messages are grepped in CI logs and must not be cut mid-phrase.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     if let Err(e) = roster::logging::init(cli.verbose, cli.log_file.as_deref()) {
         eprintln!("error: {e}");
         return ExitCode::from(exit::ERROR);

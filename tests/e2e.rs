@@ -339,7 +339,17 @@ fn a_user_deleted_from_the_directory_is_left_alone_in_add_only_and_deactivated_i
     w.ok(&["apply", "--auto-approve"], 0);
     w.slapd.delete(&w.dn("carol"));
 
+    // Three users is a tiny directory: losing one is a 33 % shrink, over the default 20 %.
+    let out = w.roster(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("the source shrank from 3 to 2 users"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // add-only (the default): nothing to do, carol stays active.
+    w.write_config("max-source-shrink-percent 50");
     w.ok(&["plan", "--detailed-exitcode"], 0);
     w.ok(&["apply", "--auto-approve"], 0);
     assert!(active(&w.user("carol")));
@@ -347,7 +357,8 @@ fn a_user_deleted_from_the_directory_is_left_alone_in_add_only_and_deactivated_i
     // remove mode within the cap: one remove, applied as active=false.
     w.write_config(
         r#"mode "remove"
-    max-removes 1"#,
+    max-removes 1
+    max-source-shrink-percent 50"#,
     );
     let plan = w.plan_json(&[]);
     assert_eq!(actions(&plan), ["remove user carol planned"]);
@@ -384,7 +395,8 @@ fn removes_over_the_cap_are_held_until_released() {
     w.slapd.delete(&w.dn("carol"));
     w.write_config(
         r#"mode "remove"
-    max-removes 1"#,
+    max-removes 1
+    max-source-shrink-percent 100"#,
     );
 
     let human = w.ok(&["plan", "--out", "plan.json", "--detailed-exitcode"], 3);
