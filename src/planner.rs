@@ -292,55 +292,33 @@ fn cap_text(cap: Cap, name: &str, base: u64) -> String {
 /// Holds every action of a capped kind when their number exceeds a cap: a cap is a
 /// tripwire, so none of them goes through, not the first N.
 fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
-    let count = |pred: &dyn Fn(&Action) -> bool| {
-        actions
-            .iter()
-            .filter(|a| a.status == Status::Planned && pred(a))
-            .count() as u64
+    let planned = |kinds: &[ActionKind]| {
+        actions.iter().filter(|a| a.status == Status::Planned && kinds.contains(&a.action)).count() as u64
     };
-    let removals = count(&|a| a.action.is_removal());
-    let mut remove_caps = vec![(Cap::Count(policy.max_removes), "max-removes")];
-    if let Some(p) = policy.max_remove_percent {
-        remove_caps.push((Cap::Percent(p), "max-remove-percent"));
-    }
-    let mut held: Vec<(fn(ActionKind) -> bool, String)> = Vec::new();
-    if let Some((cap, name)) = remove_caps
-        .into_iter()
-        .find(|(cap, _)| exceeds(removals, *cap, managed))
-    {
-        held.push((
-            ActionKind::is_removal,
-            format!(
-                "{removals} removes planned, {}",
-                cap_text(cap, name, managed)
-            ),
-        ));
-    }
-    let adds = count(&|a| a.action == ActionKind::Add);
-    if let Some(cap) = policy.max_adds.filter(|cap| exceeds(adds, *cap, managed)) {
-        held.push((
-            |k| k == ActionKind::Add,
-            format!(
-                "{adds} adds planned, {}",
-                cap_text(cap, "max-adds", managed)
-            ),
-        ));
-    }
-    let updates = count(&|a| a.action == ActionKind::Update);
-    if let Some(cap) = policy
-        .max_updates
-        .filter(|cap| exceeds(updates, *cap, managed))
-    {
-        held.push((
-            |k| k == ActionKind::Update,
-            format!(
-                "{updates} updates planned, {}",
-                cap_text(cap, "max-updates", managed)
-            ),
-        ));
+    let removals = planned(&[ActionKind::Remove, ActionKind::Delete]);
+    let adds = planned(&[ActionKind::Add]);
+    let updates = planned(&[ActionKind::Update]);
+
+    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), "max-removes"))
+        .chain(policy.max_remove_percent.map(|p| (Cap::Percent(p), "max-remove-percent")));
+    let checks = remove_caps
+        .map(|(cap, name)| (&[ActionKind::Remove, ActionKind::Delete][..], removals, "removes", Some(cap), name))
+        .chain([
+            (&[ActionKind::Add][..], adds, "adds", policy.max_adds, "max-adds"),
+            (&[ActionKind::Update][..], updates, "updates", policy.max_updates, "max-updates"),
+        ]);
+
+    let mut held: Vec<(ActionKind, String)> = Vec::new();
+    for (kinds, count, noun, cap, name) in checks {
+        let Some(cap) = cap.filter(|cap| exceeds(count, *cap, managed)) else { continue };
+        for &kind in kinds {
+            if !held.iter().any(|(k, _)| *k == kind) {
+                held.push((kind, format!("{count} {noun} planned, {}", cap_text(cap, name, managed))));
+            }
+        }
     }
     for action in actions.iter_mut().filter(|a| a.status == Status::Planned) {
-        if let Some((_, reason)) = held.iter().find(|(applies, _)| applies(action.action)) {
+        if let Some((_, reason)) = held.iter().find(|(kind, _)| *kind == action.action) {
             action.status = Status::Held;
             action.held_by = Some(reason.clone());
         }
