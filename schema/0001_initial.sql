@@ -65,7 +65,8 @@ CREATE TABLE rejects (
 );
 CREATE INDEX rejects_run ON rejects (run_id, key);
 
--- Every plan, with the digests apply checks, and the plan file's full text.
+-- Every plan, with the digests apply checks. With its rows in plan_actions it is the whole
+-- plan file: `header` is the plan's JSON without its actions.
 CREATE TABLE plans (
     id              TEXT PRIMARY KEY,
     run_id          INTEGER REFERENCES runs(id),
@@ -73,7 +74,7 @@ CREATE TABLE plans (
     config_digest   TEXT NOT NULL,
     desired_digest  TEXT NOT NULL,
     status          TEXT NOT NULL,              -- planned | applying | applied | partial
-    body            TEXT NOT NULL               -- the plan file (JSON)
+    header          TEXT NOT NULL
 );
 
 -- Every action of every plan: the apply journal.
@@ -87,6 +88,9 @@ CREATE TABLE plan_actions (
     target_id       TEXT,
     status          TEXT NOT NULL,              -- planned | held | applying | applied | failed | skipped
     reason          TEXT NOT NULL,
+    changes         TEXT NOT NULL,              -- JSON: [{"field","before","after"}]
+    held_by         TEXT,
+    target_version  TEXT,
     error           TEXT,
     result_id       TEXT,                       -- the target id an add created or adopted
     started_at      TEXT,

@@ -103,13 +103,17 @@ pub fn apply(
     }
     let mut report = ApplyReport::default();
     // Resume: the journal knows what an earlier run of this plan did.
-    let journal = store.journal(&plan.plan_id)?;
+    let journal: std::collections::HashMap<u32, Status> = store
+        .journal(&plan.plan_id)?
+        .into_iter()
+        .map(|e| (e.seq, e.status))
+        .collect();
     let mut interrupted = vec![false; plan.actions.len()];
     for (i, action) in plan.actions.iter_mut().enumerate() {
-        let Some(entry) = journal.iter().find(|e| e.seq == action.seq) else {
+        let Some(entry) = journal.get(&action.seq) else {
             continue;
         };
-        match entry.status {
+        match entry {
             Status::Applied => {
                 action.status = Status::Applied;
                 report.already_applied += 1;
@@ -357,11 +361,17 @@ pub enum ActionError {
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("journal: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("the plan has no target id for this action (a damaged plan file?)")]
     NoTargetId,
     #[error(
         "username {username} is taken in the target by an account managed under another key ({key})"
     )]
     Taken { username: String, key: String },
+}
+
+impl From<StoreError> for ActionError {
+    fn from(e: StoreError) -> Self {
+        ActionError::Store(e)
+    }
 }

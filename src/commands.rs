@@ -119,15 +119,31 @@ fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    let body = render::json(&plan);
-    session.store.save_plan(&plan, Some(run_id), &body)?;
-    if let Some(out) = &args.out {
-        write_atomically(out, &body).map_err(|message| Error::PlanFile {
+    // Stored, written to its file and shown at the same time: for a large plan each of these
+    // is a pass over every action.
+    let (saved, written) = std::thread::scope(|scope| {
+        let file = args
+            .out
+            .as_ref()
+            .map(|out| scope.spawn(|| write_plan_file(out, &plan)));
+        let shown = scope.spawn(|| print_plan(&plan, args.format));
+        let saved = session.store.save_plan(&plan, Some(run_id));
+        let written = file.map(|f| {
+            f.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        shown
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (saved, written)
+    });
+    saved?;
+    if let (Some(out), Some(Err(e))) = (&args.out, written) {
+        return Err(Error::PlanFile {
             path: out.display().to_string(),
-            message,
-        })?;
+            message: e.to_string(),
+        });
     }
-    print_plan(&plan, args.format);
     if let Some(out) = &args.out
         && plan.summary.has_changes()
     {
@@ -173,13 +189,14 @@ fn plan_exit_code(plan: &Plan) -> u8 {
 }
 
 fn print_plan(plan: &Plan, format: Format) {
-    let text = match format {
-        Format::Human => render::human(plan),
-        Format::Json => render::json(plan),
-        Format::Markdown => render::markdown(plan),
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A closed stdout (`roster plan | head`) is not an error worth failing the run for.
+    let _ = match format {
+        Format::Human => out.write_all(render::human(plan).as_bytes()),
+        Format::Json => render::write_json(plan, &mut out),
+        Format::Markdown => out.write_all(render::markdown(plan).as_bytes()),
     };
-    print!("{text}");
-    let _ = std::io::stdout().flush();
+    let _ = out.flush();
 }
 
 /// Records a failed run and passes the error on.
@@ -217,6 +234,7 @@ fn make_plan(
     let source = source::open(&config.source);
     let target = target::open(&config.target, mapper.target_fields())?;
     let progress = Progress::new(show_progress);
+    let started = std::time::Instant::now();
     let counts = read::read_both(
         &mut session.store,
         run_id,
@@ -261,11 +279,19 @@ fn make_plan(
     }
     session.store.accept_source(run_id)?;
 
-    let mut pairs = Vec::new();
+    log::debug!(
+        "read and loaded both sides in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut planner = planner::Planner::new(&config.policy);
     session
         .store
-        .for_each_pair(run_id, |pair| pairs.push(pair))?;
-    let planned = planner::plan_users(pairs, &config.policy, counts.managed);
+        .for_each_pair(run_id, |pair| planner.push(pair))?;
+    let planned = planner.finish(counts.managed);
+    log::debug!(
+        "paired and planned in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     let created_at = Utc::now();
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
@@ -282,6 +308,10 @@ fn make_plan(
     plan.summary.rejected = counts.rejected;
     plan.recount();
     session.store.prune_snapshots()?;
+    log::debug!(
+        "digested and pruned in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(plan)
 }
 
@@ -292,10 +322,14 @@ fn plan_id(at: DateTime<Utc>) -> String {
     format!("{}-{suffix}", at.format("%Y%m%dT%H%M%SZ"))
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+/// Writes the plan file next to its final name and renames it into place, so a reader never
+/// sees half a plan.
+fn write_plan_file(path: &Path, plan: &Plan) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    render::write_json(plan, &mut file)?;
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
@@ -309,13 +343,11 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
     };
     let result = match &args.plan_file {
         Some(file) => read_plan_file(file, &session.config).and_then(|plan| {
-            session.store.save_plan(&plan, None, &render::json(&plan))?;
+            session.store.save_plan(&plan, None)?;
             Ok(plan)
         }),
         None => make_plan(&mut session, run_id, args.force, global.progress).and_then(|plan| {
-            session
-                .store
-                .save_plan(&plan, Some(run_id), &render::json(&plan))?;
+            session.store.save_plan(&plan, Some(run_id))?;
             print_plan(&plan, Format::Human);
             Ok(plan)
         }),
@@ -351,9 +383,7 @@ fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    session
-        .store
-        .save_plan(&plan, Some(run_id), &render::json(&plan))?;
+    session.store.save_plan(&plan, Some(run_id))?;
     print_plan(&plan, args.format);
     let code = plan_exit_code(&plan);
     if code == exit::OK {
@@ -524,13 +554,7 @@ fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
-        let plan =
-            match store.plan_of_run(run_id)? {
-                Some(record) => Some(serde_json::from_str::<Plan>(&record.body).map_err(|e| {
-                    Error::Usage(format!("stored plan {} is damaged: {e}", record.id))
-                })?),
-                None => None,
-            };
+        let plan = store.plan_of_run(run_id)?;
         (plan, store.rejects(run_id)?)
     } else {
         let path = PathBuf::from(&args.what);
@@ -549,15 +573,7 @@ fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
         (Some(plan), rejects)
     };
     if let Some(plan) = plan.as_mut() {
-        // The journal says what became of each action.
-        for entry in store.journal(&plan.plan_id)? {
-            if let Some(action) = plan.actions.iter_mut().find(|a| a.seq == entry.seq) {
-                action.status = entry.status;
-                if let Some(error) = entry.error {
-                    action.reason = format!("{}; failed: {error}", action.reason);
-                }
-            }
-        }
+        overlay_journal(plan, &store.journal(&plan.plan_id)?);
         print_plan(plan, args.format);
     }
     if !rejects.is_empty() && args.format != Format::Json {
@@ -567,6 +583,20 @@ fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
         }
     }
     Ok(exit::OK)
+}
+
+/// Gives a plan read from a file the statuses and errors the journal has for its actions.
+fn overlay_journal(plan: &mut Plan, journal: &[crate::store::ActionRecord]) {
+    let by_seq: std::collections::HashMap<u32, &crate::store::ActionRecord> =
+        journal.iter().map(|e| (e.seq, e)).collect();
+    for action in &mut plan.actions {
+        if let Some(entry) = by_seq.get(&action.seq) {
+            action.status = entry.status;
+            if let Some(error) = &entry.error {
+                action.reason = format!("{}; failed: {error}", action.reason);
+            }
+        }
+    }
 }
 
 fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {

@@ -7,6 +7,11 @@ use clap::Parser;
 use roster::cli::Cli;
 use roster::commands::{self, exit};
 
+// Reads and plans allocate many small strings on several threads at once; mimalloc keeps
+// that fast where glibc's allocator spent a fifth of a large plan's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Unwrapped lines: error messages are grepped in CI logs and must not be cut mid-phrase.

@@ -221,6 +221,22 @@ impl Status {
 }
 
 impl Plan {
+    /// A copy of everything but the actions.
+    pub fn clone_header(&self) -> Plan {
+        Plan {
+            format_version: self.format_version,
+            plan_id: self.plan_id.clone(),
+            created_at: self.created_at,
+            summary: self.summary.clone(),
+            actions: Vec::new(),
+            mode: self.mode,
+            config_digest: self.config_digest.clone(),
+            desired_digest: self.desired_digest.clone(),
+            forced: self.forced.clone(),
+            target: self.target.clone(),
+        }
+    }
+
     /// Recounts the summary from the actions (after statuses changed).
     pub fn recount(&mut self) {
         let mut s = Summary {

@@ -49,42 +49,69 @@ pub struct Planned {
 /// Plans the user actions for `pairs` under `policy`. `managed` is the number of managed
 /// accounts in the target (the base of the percent caps).
 pub fn plan_users(pairs: impl IntoIterator<Item = Pair>, policy: &Policy, managed: u64) -> Planned {
-    let mut actions = Vec::new();
-    let mut summary = Summary::default();
-    for pair in pairs {
+    let mut planner = Planner::new(policy);
+    pairs.into_iter().for_each(|pair| planner.push(pair));
+    planner.finish(managed)
+}
+
+/// The planner as a fold, for pairs that arrive one at a time (from the store's join):
+/// only the actions are kept, never the snapshots.
+pub struct Planner<'p> {
+    policy: &'p Policy,
+    actions: Vec<Action>,
+    summary: Summary,
+}
+
+impl<'p> Planner<'p> {
+    pub fn new(policy: &'p Policy) -> Self {
+        Planner {
+            policy,
+            actions: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    pub fn push(&mut self, pair: Pair) {
         match pair {
-            Pair::SourceOnly(desired) => actions.push(add(&desired)),
+            Pair::SourceOnly(desired) => self.actions.push(add(&desired)),
             Pair::Both {
                 desired,
                 target,
                 matched_by,
                 deactivated_by_roster,
             } => match update(&desired, &target, matched_by, deactivated_by_roster) {
-                Some(action) => actions.push(action),
-                None => summary.unchanged += 1,
+                Some(action) => self.actions.push(action),
+                None => self.summary.unchanged += 1,
             },
             Pair::TargetOnly { target, protected } => {
                 if !target.is_managed() {
-                    summary.unmanaged += 1;
+                    self.summary.unmanaged += 1;
                 } else if let Some(why) = protected {
                     // Shown, not silently dropped: what would have happened, and why it won't.
-                    if let Some(mut action) = removal(&target, policy.mode) {
+                    if let Some(mut action) = removal(&target, self.policy.mode) {
                         action.status = Status::Skipped;
                         action.reason = format!("not removed: {why}");
-                        actions.push(action);
+                        self.actions.push(action);
                     }
-                } else if let Some(action) = removal(&target, policy.mode) {
-                    actions.push(action);
+                } else if let Some(action) = removal(&target, self.policy.mode) {
+                    self.actions.push(action);
                 }
             }
         }
     }
-    order(&mut actions);
-    apply_caps(&mut actions, policy, managed);
-    for (i, action) in actions.iter_mut().enumerate() {
-        action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+
+    /// Orders the actions, applies the caps and numbers them.
+    pub fn finish(mut self, managed: u64) -> Planned {
+        order(&mut self.actions);
+        apply_caps(&mut self.actions, self.policy, managed);
+        for (i, action) in self.actions.iter_mut().enumerate() {
+            action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        }
+        Planned {
+            actions: self.actions,
+            summary: self.summary,
+        }
     }
-    Planned { actions, summary }
 }
 
 fn add(desired: &DesiredUser) -> Action {
@@ -293,27 +320,58 @@ fn cap_text(cap: Cap, name: &str, base: u64) -> String {
 /// tripwire, so none of them goes through, not the first N.
 fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
     let planned = |kinds: &[ActionKind]| {
-        actions.iter().filter(|a| a.status == Status::Planned && kinds.contains(&a.action)).count() as u64
+        actions
+            .iter()
+            .filter(|a| a.status == Status::Planned && kinds.contains(&a.action))
+            .count() as u64
     };
     let removals = planned(&[ActionKind::Remove, ActionKind::Delete]);
     let adds = planned(&[ActionKind::Add]);
     let updates = planned(&[ActionKind::Update]);
 
-    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), "max-removes"))
-        .chain(policy.max_remove_percent.map(|p| (Cap::Percent(p), "max-remove-percent")));
+    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), "max-removes")).chain(
+        policy
+            .max_remove_percent
+            .map(|p| (Cap::Percent(p), "max-remove-percent")),
+    );
     let checks = remove_caps
-        .map(|(cap, name)| (&[ActionKind::Remove, ActionKind::Delete][..], removals, "removes", Some(cap), name))
+        .map(|(cap, name)| {
+            (
+                &[ActionKind::Remove, ActionKind::Delete][..],
+                removals,
+                "removes",
+                Some(cap),
+                name,
+            )
+        })
         .chain([
-            (&[ActionKind::Add][..], adds, "adds", policy.max_adds, "max-adds"),
-            (&[ActionKind::Update][..], updates, "updates", policy.max_updates, "max-updates"),
+            (
+                &[ActionKind::Add][..],
+                adds,
+                "adds",
+                policy.max_adds,
+                "max-adds",
+            ),
+            (
+                &[ActionKind::Update][..],
+                updates,
+                "updates",
+                policy.max_updates,
+                "max-updates",
+            ),
         ]);
 
     let mut held: Vec<(ActionKind, String)> = Vec::new();
     for (kinds, count, noun, cap, name) in checks {
-        let Some(cap) = cap.filter(|cap| exceeds(count, *cap, managed)) else { continue };
+        let Some(cap) = cap.filter(|cap| exceeds(count, *cap, managed)) else {
+            continue;
+        };
         for &kind in kinds {
             if !held.iter().any(|(k, _)| *k == kind) {
-                held.push((kind, format!("{count} {noun} planned, {}", cap_text(cap, name, managed))));
+                held.push((
+                    kind,
+                    format!("{count} {noun} planned, {}", cap_text(cap, name, managed)),
+                ));
             }
         }
     }

@@ -11,10 +11,16 @@ use crate::plan::Plan;
 
 /// The plan file and `--format json`: the contract's JSON, pretty-printed.
 pub fn json(plan: &Plan) -> String {
-    // A Plan holds only strings, numbers and enums: serialising it cannot fail.
-    let mut out = serde_json::to_string_pretty(plan).unwrap_or_default();
-    out.push('\n');
-    out
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and a Plan holds only strings, numbers and enums.
+    let _ = write_json(plan, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Streams the plan's JSON to `out`, without building it in memory first.
+pub fn write_json(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, plan).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 /// `"text"` with quotes and control characters escaped, for showing a value.

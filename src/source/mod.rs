@@ -54,7 +54,15 @@ pub enum SourceError {
         message: String,
     },
     #[error("bind password for the source: {0}")]
-    Secret(#[from] SecretError),
+    Secret(SecretError),
     #[error("cannot read CA file {path}: {message}")]
     CaFile { path: String, message: String },
+}
+
+// By hand, not `#[from]`: the message already includes the cause, and a `source()` would make
+// reports print it twice.
+impl From<SecretError> for SourceError {
+    fn from(e: SecretError) -> Self {
+        SourceError::Secret(e)
+    }
 }

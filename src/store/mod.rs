@@ -41,10 +41,10 @@ const SNAPSHOTS_KEPT: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state store {path}: {source}")]
+    #[error("state store {path}: {error}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("cannot create the directory for the state store {path}: {message}")]
     Dir { path: String, message: String },
@@ -133,6 +133,7 @@ impl Store {
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(())
     }
 
@@ -261,7 +262,7 @@ impl Store {
 fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.display().to_string(),
-        source,
+        error: source,
     }
 }
 

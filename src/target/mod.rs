@@ -106,7 +106,7 @@ pub enum TargetError {
         message: String,
     },
     #[error("target token: {0}")]
-    Secret(#[from] SecretError),
+    Secret(SecretError),
     #[error("target setup: {0}")]
     Setup(String),
 }
@@ -154,5 +154,13 @@ impl TargetError {
             TargetError::Http { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+// By hand, not `#[from]`: the message already includes the cause, and a `source()` would make
+// reports print it twice.
+impl From<SecretError> for TargetError {
+    fn from(e: SecretError) -> Self {
+        TargetError::Secret(e)
     }
 }
