@@ -63,7 +63,8 @@ roster_best=""; peak_kib=0
 for i in $(seq $RUNS); do
     rm -rf "$work/.roster"
     t0=$(now)
-    /usr/bin/time -f "%M" -o "$work/time.$i" "$ROSTER" -c "$work/roster.kdl" plan --format json > "$work/plan.json"
+    /usr/bin/time -f "%M" -o "$work/time.$i" "$ROSTER" -c "$work/roster.kdl" plan --format json > "$work/plan.json" 2>"$work/roster.err" \
+        || { cat "$work/roster.err" >&2; exit 1; }
     t=$(echo "$(now) - $t0" | bc -l)
     kib=$(tail -1 "$work/time.$i")
     (( kib > peak_kib )) && peak_kib=$kib
