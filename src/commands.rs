@@ -366,7 +366,10 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
         eprintln!("Apply cancelled.");
         return Ok(exit::ERROR);
     }
-    let report = apply_plan(&session, run_id, plan, release, global.progress)?;
+    // A saved plan may be old: it is checked against the target first. A plan made in this
+    // run is as fresh as it gets.
+    let saved = args.plan_file.is_some();
+    let report = apply_plan(&session, run_id, plan, release, saved, global.progress)?;
     Ok(if report.failed > 0 {
         exit::ERROR
     } else {
@@ -408,7 +411,14 @@ fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         eprintln!("Sync cancelled.");
         return Ok(exit::ERROR);
     }
-    let report = apply_plan(&session, run_id, plan, Release::default(), global.progress)?;
+    let report = apply_plan(
+        &session,
+        run_id,
+        plan,
+        Release::default(),
+        false,
+        global.progress,
+    )?;
     Ok(if report.failed > 0 { exit::ERROR } else { code })
 }
 
@@ -464,6 +474,7 @@ fn apply_plan(
     run_id: i64,
     mut plan: Plan,
     release: Release,
+    check_staleness: bool,
     show_progress: bool,
 ) -> Result<ApplyReport, Error> {
     let config = &session.config;
@@ -480,11 +491,15 @@ fn apply_plan(
         let concurrency = match &config.target {
             crate::config::TargetConfig::Scim(scim) => scim.concurrency as usize,
         };
+        let options = apply::ApplyOptions {
+            concurrency,
+            check_staleness,
+        };
         apply::apply(
             &mut plan,
             &session.store,
             target.as_ref(),
-            concurrency,
+            options,
             &Progress::new(show_progress),
         )
     });

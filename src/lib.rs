@@ -24,5 +24,6 @@ pub mod read;
 pub mod render;
 pub mod secret;
 pub mod source;
+pub mod stale;
 pub mod store;
 pub mod target;

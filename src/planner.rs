@@ -145,6 +145,7 @@ fn add(desired: &DesiredUser) -> Action {
         held_by: None,
         target_id: None,
         target_version: None,
+        target_digest: None,
     }
 }
 
@@ -253,6 +254,7 @@ fn update(
         held_by: None,
         target_id: Some(target.id.clone()),
         target_version: target.version.clone(),
+        target_digest: Some(target.digest()),
     })
 }
 
@@ -289,6 +291,7 @@ fn removal(target: &TargetUser, mode: Mode) -> Option<Action> {
         held_by: None,
         target_id: Some(target.id.clone()),
         target_version: target.version.clone(),
+        target_digest: Some(target.digest()),
     })
 }
 

@@ -46,14 +46,6 @@ fn desired_digest(user: &DesiredUser) -> String {
     hex(Sha256::digest(json(user)))
 }
 
-/// A digest of a target user's content (not its version), for staleness checks where the
-/// target has no versions.
-pub fn target_digest(user: &TargetUser) -> String {
-    let mut content = user.clone();
-    content.version = None;
-    hex(Sha256::digest(json(&content)))
-}
-
 impl Store {
     /// Starts loading the snapshots of `run_id`.
     pub fn loader(&mut self, run_id: i64) -> Result<Loader<'_>> {
@@ -144,7 +136,7 @@ impl Loader<'_> {
                     json(&user.fields),
                     user.active,
                     user.version,
-                    target_digest(user),
+                    user.digest(),
                 ])
             })
             .map_err(|e| self.store.err(e))?;

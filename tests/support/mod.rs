@@ -2,3 +2,4 @@
 
 pub mod scim;
 pub mod slapd;
+pub mod world;
