@@ -85,6 +85,16 @@ pub enum Format {
     Markdown,
 }
 
+/// `roster show` also writes CSV: a report people open in a spreadsheet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    #[default]
+    Human,
+    Json,
+    Markdown,
+    Csv,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Save the plan to this file, for `roster apply FILE`.
@@ -98,6 +108,9 @@ pub struct PlanArgs {
     /// Plan even when the source looks incomplete (empty, or shrunk past the limit).
     #[arg(long)]
     pub force: bool,
+    /// Also show which actions were added, dropped or changed since this saved plan.
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: PolicyOverrides,
 }
@@ -135,7 +148,7 @@ pub struct ShowArgs {
     /// A plan file or a run id (see `roster runs`).
     pub what: String,
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: ShowFormat,
 }
 
 #[derive(Debug, Args)]

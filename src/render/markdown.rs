@@ -55,17 +55,56 @@ pub fn markdown(plan: &Plan) -> String {
                     String::new()
                 };
                 let status = if i == 0 { status.as_str() } else { "" };
+                let (before, after) = change_cells(c.before.as_deref(), c.after.as_deref());
                 let _ = writeln!(
                     out,
-                    "| `{}` | {user} | {} | {} | {} | {status} |",
+                    "| `{}` | {user} | {} | {before} | {after} | {status} |",
                     a.action.symbol(),
                     cell(&c.field),
-                    c.before.as_deref().map(code).unwrap_or_default(),
-                    c.after.as_deref().map(code).unwrap_or_default(),
                 );
             }
         }
         out.push('\n');
+    }
+    out
+}
+
+/// Values longer than this are shown as a word-by-word diff instead of before and after.
+const LONG: usize = 40;
+
+/// The before and after cells of a change: plain values, or for long values a word diff in
+/// the "after" cell (deleted words struck through, inserted words in bold).
+fn change_cells(before: Option<&str>, after: Option<&str>) -> (String, String) {
+    match (before, after) {
+        (Some(b), Some(a)) if b.len() > LONG || a.len() > LONG => {
+            ("(long value)".to_string(), word_diff(b, a))
+        }
+        _ => (
+            before.map(code).unwrap_or_default(),
+            after.map(code).unwrap_or_default(),
+        ),
+    }
+}
+
+fn word_diff(before: &str, after: &str) -> String {
+    let diff = similar::TextDiff::from_words(before, after);
+    let mut out = String::new();
+    for change in diff.iter_all_changes() {
+        let text = cell(change.value());
+        let (word, space) = match text.strip_suffix(' ') {
+            Some(word) => (word.to_string(), " "),
+            None => (text.clone(), ""),
+        };
+        if word.trim().is_empty() {
+            out.push_str(&text);
+            continue;
+        }
+        match change.tag() {
+            similar::ChangeTag::Equal => out.push_str(&word),
+            similar::ChangeTag::Delete => out.push_str(&format!("~~{word}~~")),
+            similar::ChangeTag::Insert => out.push_str(&format!("**{word}**")),
+        }
+        out.push_str(space);
     }
     out
 }
@@ -77,4 +116,23 @@ fn cell(s: &str) -> String {
 
 fn code(s: &str) -> String {
     format!("`{}`", cell(s).replace('`', "'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_diffed_word_by_word() {
+        let before = "Senior engineer in the platform team, Berlin office";
+        let after = "Staff engineer in the platform team, Paris office";
+        let (b, a) = change_cells(Some(before), Some(after));
+        assert_eq!(b, "(long value)");
+        assert_eq!(
+            a,
+            "~~Senior~~**Staff** engineer in the platform team, ~~Berlin~~**Paris** office"
+        );
+        let (b, a) = change_cells(Some("short"), Some("also short"));
+        assert_eq!((b.as_str(), a.as_str()), ("`short`", "`also short`"));
+    }
 }
