@@ -373,7 +373,12 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
             if !held.iter().any(|(k, _)| *k == kind) {
                 held.push((
                     kind,
-                    format!("{count} {noun} planned, {}", cap_text(cap, name, managed)),
+                    format!(
+                        "{count} {}{} planned, {}",
+                        noun.trim_end_matches('s'),
+                        if count == 1 { "" } else { "s" },
+                        cap_text(cap, name, managed)
+                    ),
                 ));
             }
         }

@@ -4,11 +4,42 @@
 use std::fmt::Write;
 
 use super::human::summary_line;
+use super::plural;
 use crate::plan::{ActionKind, Plan, Status};
 
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### roster plan\n\n**{}**\n", summary_line(plan));
+    if plan.summary.held > 0 {
+        let removals = plan
+            .actions
+            .iter()
+            .filter(|a| a.status == Status::Held && a.action.is_removal())
+            .count();
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> **{} held by a cap** and not applied. {}\n",
+            plural(plan.summary.held, "action is", "actions are"),
+            if removals > 0 {
+                format!(
+                    "Release the held removes with `roster apply PLAN --allow-removes {removals}` after review."
+                )
+            } else {
+                "Release them with `roster apply PLAN --force` after review.".to_string()
+            }
+        );
+    }
+    if plan.summary.rejected > 0 {
+        let _ = writeln!(
+            out,
+            "> [!NOTE]\n> **{} rejected** and not synced: `roster show` lists each with its reason.\n",
+            plural(
+                plan.summary.rejected,
+                "source record was",
+                "source records were"
+            )
+        );
+    }
     for note in &plan.forced {
         let _ = writeln!(
             out,

@@ -58,6 +58,13 @@ impl World {
         world
     }
 
+    /// A world with `n` generated people (user000001, ...).
+    pub fn many(n: usize) -> World {
+        let world = World::new(&[]);
+        world.slapd.add(&super::slapd::people_ldif(n));
+        world
+    }
+
     pub fn standard() -> World {
         World::new(&[
             (
