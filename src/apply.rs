@@ -235,7 +235,8 @@ pub fn apply(
             _ => report.failed += 1,
         }
     }
-    let done = report.failed == 0;
+    // Held and failed actions can still be applied (released, retried) with the same plan.
+    let done = report.failed == 0 && report.held == 0;
     store.set_plan_status(&plan.plan_id, if done { "applied" } else { "partial" })?;
     Ok(report)
 }

@@ -29,6 +29,8 @@ pub struct Cfg<'a> {
     pub target: &'a str,
     /// Extra nodes in the user block.
     pub user: &'a str,
+    /// The key attribute (default entryUUID).
+    pub key: &'a str,
 }
 
 pub struct World {
@@ -106,7 +108,9 @@ impl World {
             policy,
             target,
             user,
+            key,
         } = *cfg;
+        let key = if key.is_empty() { "entryUUID" } else { key };
         let url = if url.is_empty() {
             self.slapd.url.as_str()
         } else {
@@ -131,7 +135,7 @@ target "scim" {{
     {target}
 }}
 user {{
-    key "entryUUID"
+    key "{key}"
     username "uid" normalize="lowercase"
     name "cn"
     email "mail"
