@@ -34,11 +34,34 @@ people_ldif() {
     }'
 }
 
-# start_slapd DIR LDIF_FILE: a slapd serving BASE_DN from DIR, bulk-loaded from LDIF_FILE.
-# Sets SLAPD_URL and SLAPD_PID.
+# make_certs DIR: a throwaway CA and a certificate for 127.0.0.1 signed by it.
+# Sets CA_FILE.
+make_certs() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=roster demo CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$dir/ext.cnf"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.pem" 2>/dev/null
+    chmod 644 "$dir/server.key"
+    CA_FILE=$dir/ca.pem
+}
+
+# start_slapd DIR LDIF_FILE [CERT_DIR]: a slapd serving BASE_DN from DIR, bulk-loaded from
+# LDIF_FILE; with CERT_DIR (from make_certs) it offers StartTLS. Sets SLAPD_URL and SLAPD_PID.
 start_slapd() {
-    local dir=$1 ldif=$2
+    local dir=$1 ldif=$2 certs=${3:-}
     mkdir -p "$dir/db"
+    local tls=""
+    if [ -n "$certs" ]; then
+        tls="TLSCACertificateFile $certs/ca.pem
+TLSCertificateFile $certs/server.pem
+TLSCertificateKeyFile $certs/server.key"
+    fi
     cat > "$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -48,6 +71,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile $dir/slapd.pid
 sizelimit unlimited
+$tls
 database mdb
 maxsize 4294967296
 suffix "$BASE_DN"
