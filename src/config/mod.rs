@@ -56,6 +56,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Ldap(LdapSource),
+    Csv(CsvSource),
+    Ldif(LdifSource),
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,22 @@ pub struct LdapSource {
     pub page_size: u32,
     /// Seconds for connect and for each operation, default 30.
     pub timeout_secs: u64,
+}
+
+/// `source "csv"`: a CSV export whose header row names the attributes.
+#[derive(Debug, Clone)]
+pub struct CsvSource {
+    /// Resolved against the config file's directory.
+    pub path: Spanned<PathBuf>,
+    /// One ASCII byte, default `,`.
+    pub delimiter: u8,
+}
+
+/// `source "ldif"`: an LDIF export (`slapcat`, `ldifde -f`, `ldapsearch -LLL`).
+#[derive(Debug, Clone)]
+pub struct LdifSource {
+    /// Resolved against the config file's directory.
+    pub path: Spanned<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

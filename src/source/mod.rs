@@ -5,7 +5,9 @@
 //! the caller must then refuse to plan, so that a half-read directory never turns into
 //! removals. Connectors are the only code (with targets) that touches the network.
 
+pub mod csv;
 pub mod ldap;
+pub mod ldif;
 
 use crate::config::SourceConfig;
 use crate::model::SourceRecord;
@@ -29,6 +31,8 @@ pub trait Source: Send {
 pub fn open(config: &SourceConfig) -> Box<dyn Source> {
     match config {
         SourceConfig::Ldap(ldap) => Box::new(ldap::LdapDirectory::new(ldap.clone())),
+        SourceConfig::Csv(csv) => Box::new(csv::CsvFile::new(csv.clone())),
+        SourceConfig::Ldif(ldif) => Box::new(ldif::LdifFile::new(ldif.clone())),
     }
 }
 
@@ -57,6 +61,17 @@ pub enum SourceError {
     Secret(SecretError),
     #[error("cannot read CA file {path}: {message}")]
     CaFile { path: String, message: String },
+    /// A file source (CSV, LDIF) that cannot be opened, or with a line that cannot be read;
+    /// `line` is where the bad record starts, when the problem has a place in the file.
+    #[error(
+        "{path}{}: {message}",
+        line.map(|l| format!(", line {l}")).unwrap_or_default()
+    )]
+    File {
+        path: String,
+        line: Option<u64>,
+        message: String,
+    },
 }
 
 // By hand, not `#[from]`: the message already includes the cause, and a `source()` would make
