@@ -278,12 +278,20 @@ fn make_plan(
     }
 
     let mut forced = Vec::new();
+    // Usable users count, not records: a source whose records are all rejected (a mapping
+    // gone wrong) is as empty as one that returned nothing.
     let read = SourceRead {
-        count: counts.source,
+        count: counts.desired,
         last_good: session.store.last_good_source_count(run_id)?,
         managed: counts.managed,
     };
-    if let Err(refusal) = planner::check_source(read, &config.policy) {
+    if let Err(mut refusal) = planner::check_source(read, &config.policy) {
+        if counts.rejected > 0 {
+            refusal.push_str(&format!(
+                " ({} records were read but rejected: see `roster show {run_id}`)",
+                counts.rejected
+            ));
+        }
         if !force {
             return Err(Error::Refused(refusal));
         }

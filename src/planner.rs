@@ -394,9 +394,9 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
 /// What the store knows about this run's source read, for the completeness checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceRead {
-    /// Records the source returned (rejected ones included).
+    /// Usable users the source returned (rejected records not counted).
     pub count: u64,
-    /// Records in the last read that passed these checks, if any.
+    /// Usable users in the last read that passed these checks, if any.
     pub last_good: Option<u64>,
     /// Managed accounts in the target.
     pub managed: u64,

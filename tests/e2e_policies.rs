@@ -180,3 +180,24 @@ fn an_add_cap_holds_adds_until_forced() {
     w.ok(&["apply", "plan.json", "--force"], 0);
     assert_eq!(w.scim.users().len(), 3);
 }
+
+#[test]
+fn a_source_whose_records_are_all_rejected_counts_as_empty() {
+    let w = World::standard();
+    w.ok(&["apply", "--auto-approve"], 0);
+    // A mapping gone wrong: every record lacks the key attribute.
+    let policy = "mode \"delete\"\n    max-removes 100\n    max-source-shrink-percent 100";
+    w.write(&Cfg {
+        key: "employeeNumber",
+        policy,
+        ..Cfg::default()
+    });
+    let out = w.roster(&["apply", "--auto-approve"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no users") && stderr.contains("3 records were read but rejected"),
+        "{stderr}"
+    );
+    assert_eq!(w.scim.users().len(), 3, "nothing deleted");
+}
