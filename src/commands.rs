@@ -14,7 +14,7 @@ use crate::cli::{
 use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::mapping::Mapper;
-use crate::plan::{FORMAT_VERSION, Plan, Status};
+use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead};
 use crate::progress::Progress;
 use crate::read::{self, ReadError};
@@ -698,9 +698,4 @@ fn unlock(global: &Global, lock_id: &str) -> Result<u8, Error> {
         }
         None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),
     }
-}
-
-/// Statuses that mean an action still has work to do.
-pub fn pending(status: Status) -> bool {
-    matches!(status, Status::Planned | Status::Applying | Status::Failed)
 }
