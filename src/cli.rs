@@ -30,6 +30,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// No progress bars or progress lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// Also append every log line (at debug level) to this file.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,

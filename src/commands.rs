@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let global = Global {
         config: cli.config.clone(),
         state: cli.state.clone(),
-        progress: cli.verbose > 0 || cli.log_file.is_none(),
+        progress: !cli.quiet,
     };
     match cli.command {
         Command::Validate => validate(&global),
