@@ -359,3 +359,30 @@ fn renderings_of_a_real_plan() {
         insta::assert_snapshot!("e2e_plan_json", w.ok(&["plan", "--format", "json"], 0));
     });
 }
+
+#[test]
+fn logs_go_to_a_file_without_secrets_and_plain_output_has_no_control_characters() {
+    let w = World::standard();
+    let out = w.roster(&["-vv", "--log-file", "roster.log", "apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(w.path("roster.log")).expect("log file");
+    assert!(log.contains("read 3 source records"), "{log}");
+    assert!(
+        log.lines().all(|l| l.len() > 24 && l.as_bytes()[4] == b'-'),
+        "every line is timestamped:\n{log}"
+    );
+    for secret in [&w.slapd.admin_password, &w.scim.token] {
+        assert!(!log.contains(secret.as_str()), "secret in the log");
+        assert!(
+            !text(&out.stderr).contains(secret.as_str())
+                && !text(&out.stdout).contains(secret.as_str())
+        );
+    }
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(
+            !stream.contains(&0x1b),
+            "control characters on a non-terminal:\n{}",
+            text(stream)
+        );
+    }
+}
