@@ -39,36 +39,14 @@ echo "scim2-server: $SCIM_URL"
 
 # Secrets reach roster through the environment, never through the config file.
 export LDAP_BIND_PASSWORD=$ADMIN_PASSWORD SCIM_TOKEN=demo-token
-cat > "$work/roster.kdl" <<KDL
-state "state.db"
-
-source "ldap" {
-    url "$SLAPD_URL"
-    starttls #true
-    ca-file "$CA_FILE"
-    bind-dn "$ADMIN_DN"
-    bind-password env="LDAP_BIND_PASSWORD"
-    base-dn "ou=People,$BASE_DN"
-    filter "(objectClass=inetOrgPerson)"
-    page-size 500
-}
-
-target "scim" {
-    url "$SCIM_URL"
-    token env="SCIM_TOKEN"
-}
-
-user {
-    key "entryUUID"
-    username "uid" normalize="lowercase"
-    name "cn"
-    email "mail"
-    phone "telephoneNumber"
-}
-
-policy "$root/policies/default.kdl"
-KDL
+write_config "$work/roster.kdl" \
+    "    starttls #true
+    ca-file \"$CA_FILE\"" \
+    "policy \"$root/policies/default.kdl\""
 cd "$work"
+
+step "roster.kdl (secrets come from the environment, never from the file)"
+cat roster.kdl
 
 step "roster validate"
 "$ROSTER" validate

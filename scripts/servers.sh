@@ -103,3 +103,37 @@ start_scim() {
     SCIM_PID=$!
     wait_for "scim2-server on $SCIM_URL" curl -sf -H "Authorization: Bearer $token" "$SCIM_URL/ServiceProviderConfig"
 }
+
+# write_config FILE [SOURCE_EXTRA] [TRAILER]: a roster.kdl for the running slapd and
+# scim2-server: the standard mapping, secrets from LDAP_BIND_PASSWORD and SCIM_TOKEN.
+# SOURCE_EXTRA adds nodes to the source block (TLS); TRAILER adds top-level nodes (policy).
+write_config() {
+    local file=$1 source_extra=${2:-} trailer=${3:-}
+    cat > "$file" <<KDL
+state "state.db"
+
+source "ldap" {
+    url "$SLAPD_URL"
+$source_extra
+    bind-dn "$ADMIN_DN"
+    bind-password env="LDAP_BIND_PASSWORD"
+    base-dn "ou=People,$BASE_DN"
+    filter "(objectClass=inetOrgPerson)"
+    page-size 500
+}
+
+target "scim" {
+    url "$SCIM_URL"
+    token env="SCIM_TOKEN"
+}
+
+user {
+    key "entryUUID"
+    username "uid" normalize="lowercase"
+    name "cn"
+    email "mail"
+    phone "telephoneNumber"
+}
+$trailer
+KDL
+}
