@@ -273,6 +273,7 @@ mod tests {
             phones: vec![spanned("telephoneNumber"), spanned("mobile")],
             aliases: vec![field("displayName", Some("nickName"))],
             attributes: vec![field("title", Some("title"))],
+            roles: Vec::new(),
         };
         Mapper::new(&mapping, &policy)
     }

@@ -23,6 +23,8 @@ use super::{
 };
 use crate::secret::SecretRef;
 
+mod groups;
+
 /// Parses the config file at `path` whose text is `text`. Relative paths in it (state,
 /// policy file, CA files) resolve against the directory of `path`; a policy file it names is
 /// read from disk. Every problem found, in the config and in the policy file, is in the error.
@@ -36,15 +38,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     };
 
     let top = file.children(None, Some(&doc), &TOP);
-    for group in top.all("group") {
-        file.report(
-            ProblemKind::Unsupported,
-            group.name().span(),
-            "group sync is not supported yet",
-        )
-        .label("not supported yet")
-        .help("remove the `group` block: this version syncs users only");
-    }
     let state = match top.get("state") {
         Some(node) => file
             .leaf_string(node, "state \".roster/state.db\"")
@@ -54,6 +47,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let source = file.source(&top);
     let target = file.target(&top);
     let user = file.user(&top);
+    let group = file.group(&top);
     let (policy, policy_file) = match top.get("policy") {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),
@@ -66,8 +60,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         digest.update(policy_file.text.as_bytes());
         problems.extend(policy_file.finish());
     }
-    match (state, source, target, user, policy) {
-        (Some(state), Some(source), Some(target), Some(user), Some(policy))
+    match (state, source, target, user, group, policy) {
+        (Some(state), Some(source), Some(target), Some(user), Some(group), Some(policy))
             if problems.is_empty() =>
         {
             Ok(Config {
@@ -77,6 +71,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 source,
                 target,
                 user,
+                group,
                 policy,
                 digest: hex(&digest.finalize()),
             })
@@ -103,7 +98,7 @@ const TOP: Block = Block {
     place: "at the top level",
     name: "top level",
     nodes: &["state", "source", "target", "user", "group", "policy"],
-    repeatable: &["group"],
+    repeatable: &[],
 };
 
 const LDAP: Block = Block {
@@ -150,8 +145,9 @@ const USER: Block = Block {
         "phone",
         "alias",
         "attribute",
+        "role",
     ],
-    repeatable: &["alias", "attribute"],
+    repeatable: &["alias", "attribute", "role"],
 };
 
 const POLICY: Block = Block {
@@ -167,6 +163,8 @@ const POLICY: Block = Block {
         "on-invalid",
         "default-email",
         "default-name",
+        "max-member-removes",
+        "group-all",
     ],
     repeatable: &[],
 };
@@ -176,7 +174,7 @@ const POLICY_FILE: Block = Block {
     ..POLICY
 };
 
-const BLOCKS: [&Block; 5] = [&TOP, &LDAP, &SCIM, &USER, &POLICY];
+const BLOCKS: [&Block; 6] = [&TOP, &LDAP, &SCIM, &USER, &POLICY, &groups::GROUP];
 
 const SOURCE_TYPES: &[&str] = &["ldap"];
 const TARGET_TYPES: &[&str] = &["scim"];
@@ -1145,6 +1143,10 @@ impl<'t> Checker<'t> {
             .map(|n| self.field(n, true, "attribute \"title\" to=\"title\""))
             .collect();
         self.check_targets_unique(aliases.iter().chain(&attributes).flatten());
+        let roles = self.roles(&c, top.get("group").is_some());
+        if let Some(roles) = &roles {
+            self.check_role_targets(roles, aliases.iter().chain(&attributes).flatten());
+        }
         Some(UserMapping {
             key: key??,
             username: username??,
@@ -1153,6 +1155,7 @@ impl<'t> Checker<'t> {
             phones: phones.unwrap_or(Some(Vec::new()))?,
             aliases: aliases.into_iter().collect::<Option<_>>()?,
             attributes: attributes.into_iter().collect::<Option<_>>()?,
+            roles: roles?,
         })
     }
 
@@ -1360,6 +1363,11 @@ impl<'t> Checker<'t> {
         let default_name = c
             .get("default-name")
             .map(|n| self.template(n, "default-name \"{username}\""));
+        let max_member_removes = c.get("max-member-removes").map(|n| self.cap(n));
+        let group_all = c.get("group-all").map(|n| {
+            let entry = self.leaf(n, "group-all \"Everyone\"")?;
+            self.name_string(n, entry).map(|s| s.value)
+        });
         Some(Policy {
             mode: mode.unwrap_or(Some(defaults.mode))?,
             max_removes: max_removes.unwrap_or(Some(0))? as u64,
@@ -1371,6 +1379,8 @@ impl<'t> Checker<'t> {
             on_invalid: on_invalid.unwrap_or(Some(defaults.on_invalid))?,
             default_email: optional(default_email)?,
             default_name: optional(default_name)?,
+            max_member_removes: optional(max_member_removes)?,
+            group_all: optional(group_all)?,
             origin: None,
         })
     }
