@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod mapping;
+pub mod membership;
 pub mod model;
 pub mod plan;
 pub mod planner;
