@@ -330,6 +330,8 @@ pub struct ResolvedGroup {
     pub members: Vec<String>,
     /// Members that are not synced users.
     pub ignored: u64,
+    /// The `group-all` group: every synced user is a member (the store fills them in).
+    pub all_users: bool,
 }
 
 /// Resolves each group's member references to synced users.
@@ -353,6 +355,7 @@ pub fn resolve(groups: &[SourceGroup], users: &UserRefs) -> Vec<ResolvedGroup> {
                 origin: g.origin.clone(),
                 members: members.into_iter().collect(),
                 ignored,
+                all_users: false,
             }
         })
         .collect()
