@@ -1,6 +1,7 @@
 //! Rendering plans for people (human, Markdown) and programs (JSON). Rendering never
 //! changes a plan and knows nothing about where it came from.
 
+mod groups;
 mod human;
 mod markdown;
 
