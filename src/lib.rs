@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod group_sync;
 pub mod logging;
 pub mod mapping;
 pub mod membership;
