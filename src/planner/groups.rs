@@ -351,40 +351,56 @@ fn cap_text(cap: Cap, base: u64) -> String {
 /// Appends the group actions to the user actions, in the order apply needs: users, then
 /// groups added and changed, memberships added, memberships removed, groups deleted.
 /// A membership whose user is added by this plan follows that add: held while it is held,
-/// skipped when the plan has no such add. Numbers every action.
+/// skipped when the plan has no such add. A membership removal of a user whose own removal
+/// is held by a cap is held with it, so that a tripped remove cap also leaves the user's
+/// access as it is. Numbers every action.
 pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
     let mut actions = users.actions;
-    let user_adds: HashMap<&str, &Action> = actions
-        .iter()
-        .filter(|a| a.object == ObjectKind::User && a.action == ActionKind::Add)
-        .map(|a| (a.key.as_str(), a))
-        .collect();
+    let held_users = |kinds: &[ActionKind]| -> HashMap<String, (String, Option<String>)> {
+        actions
+            .iter()
+            .filter(|a| a.object == ObjectKind::User && kinds.contains(&a.action))
+            .map(|a| {
+                let held = (a.status == Status::Held)
+                    .then(|| a.held_by.clone().unwrap_or_else(|| "by a cap".into()));
+                (a.key.clone(), (a.username.clone(), held))
+            })
+            .collect()
+    };
+    // Per user key: the username and, when the action is held, what holds it.
+    let adds = held_users(&[ActionKind::Add]);
+    let removals = held_users(&[ActionKind::Remove, ActionKind::Delete]);
     let mut group_actions = groups.actions;
     for a in &mut group_actions {
-        let waits = a.object == ObjectKind::Membership
-            && a.action == ActionKind::Add
-            && a.status == Status::Planned
-            && membership_parts(a).1.is_none();
-        if !waits {
+        if a.object != ObjectKind::Membership || a.status != Status::Planned {
             continue;
         }
         let user_key = split_membership_key(&a.key)
             .map(|(_, u)| u)
             .unwrap_or_default();
-        match user_adds.get(user_key.as_str()) {
-            Some(add) if add.status == Status::Held => {
+        let user_held = |list: &HashMap<String, (String, Option<String>)>| {
+            list.get(&user_key)
+                .and_then(|(username, by)| Some((username.clone(), by.clone()?)))
+        };
+        if a.action == ActionKind::Remove {
+            if let Some((username, by)) = user_held(&removals) {
                 a.status = Status::Held;
-                a.held_by = Some(format!(
-                    "waits for the add of user {}, which is held ({})",
-                    add.username,
-                    add.held_by.as_deref().unwrap_or("by a cap")
-                ));
+                a.held_by = Some(format!("the removal of user {username} is held ({by})"));
             }
-            Some(_) => {}
-            None => {
-                a.status = Status::Skipped;
-                a.reason = format!("{}; not added: the plan does not create the user", a.reason);
-            }
+            continue;
+        }
+        // A membership without a member id waits for the add that creates its user.
+        if membership_parts(a).1.is_some() {
+            continue;
+        }
+        if !adds.contains_key(&user_key) {
+            a.status = Status::Skipped;
+            a.reason = format!("{}; not added: the plan does not create the user", a.reason);
+        } else if let Some((username, by)) = user_held(&adds) {
+            a.status = Status::Held;
+            a.held_by = Some(format!(
+                "waits for the add of user {username}, which is held ({by})"
+            ));
         }
     }
     group_actions.sort_by(|a, b| {

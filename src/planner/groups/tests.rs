@@ -322,16 +322,20 @@ fn member_remove_caps_hold_one_group_at_a_time() {
 }
 
 fn user_add(key: &str, username: &str, status: Status) -> Action {
+    user_action(ActionKind::Add, key, username, status)
+}
+
+fn user_action(kind: ActionKind, key: &str, username: &str, status: Status) -> Action {
     Action {
         seq: 0,
-        action: ActionKind::Add,
+        action: kind,
         object: ObjectKind::User,
         key: key.into(),
         username: username.into(),
         status,
         reason: String::new(),
         changes: vec![],
-        held_by: (status == Status::Held).then(|| "3 adds planned, max-adds is 2".into()),
+        held_by: (status == Status::Held).then(|| format!("3 {}s planned, cap 2", kind.as_str())),
         target_id: None,
         target_version: None,
     }
@@ -394,6 +398,41 @@ fn merge_orders_groups_after_users_and_follows_the_user_adds() {
     assert_eq!(seqs, (1..=10).collect::<Vec<u32>>());
     assert_eq!(
         merged.actions[6].held_by.as_deref(),
-        Some("waits for the add of user late, which is held (3 adds planned, max-adds is 2)")
+        Some("waits for the add of user late, which is held (3 adds planned, cap 2)")
+    );
+}
+
+#[test]
+fn a_held_user_removal_holds_the_user_s_membership_removals() {
+    let users = Planned {
+        actions: vec![
+            user_action(ActionKind::Remove, "k-held", "held", Status::Held),
+            user_action(ActionKind::Delete, "k-gone", "gone", Status::Planned),
+        ],
+        summary: Default::default(),
+    };
+    let groups = plan(
+        vec![],
+        vec![
+            leave("Sales", "held"),
+            leave("Sales", "gone"),
+            leave("Sales", "left"),
+        ],
+        &Policy::default(),
+    );
+    let merged = merge(users, groups);
+    assert_eq!(
+        outline(&merged.actions),
+        [
+            "remove user held held",
+            "delete user gone planned",
+            "remove membership gone>Sales planned",
+            "remove membership held>Sales held",
+            "remove membership left>Sales planned",
+        ]
+    );
+    assert_eq!(
+        merged.actions[3].held_by.as_deref(),
+        Some("the removal of user held is held (3 removes planned, cap 2)")
     );
 }
