@@ -395,13 +395,29 @@ fn a_member_removed_in_the_directory_is_one_removal_and_hand_added_members_stay(
 }
 
 #[test]
-fn a_group_removed_from_the_directory_is_deleted_only_in_delete_mode() {
+fn a_renamed_group_is_updated_and_a_removed_one_deleted_only_in_delete_mode() {
     let w = World::new(
         &(people(&["alice"])
             + &group_of_names("Sales", &["alice"])
             + &group_of_names("Ops", &["alice"])),
     );
     w.ok(&["apply", "--auto-approve"], 0);
+
+    // A rename in the directory (same entryUUID) is an update of the same target group.
+    let sales_id = w.group("Sales").expect("Sales")["id"].clone();
+    w.slapd.modify(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: cn=Sales EU\ndeleteoldrdn: 1\n",
+        group_dn("Sales")
+    ));
+    let plan = w.plan_json();
+    assert_eq!(actions(&plan), ["update group Sales EU planned"]);
+    assert_eq!(
+        plan["actions"][0]["changes"],
+        json!([{"field": "displayName", "before": "Sales", "after": "Sales EU"}])
+    );
+    w.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(w.group("Sales EU").expect("renamed")["id"], sales_id);
+
     w.slapd.delete(&group_dn("Ops"));
 
     for mode in ["add-only", "remove"] {
@@ -413,7 +429,7 @@ fn a_group_removed_from_the_directory_is_deleted_only_in_delete_mode() {
     assert_eq!(actions(&w.plan_json()), ["delete group Ops planned"]);
     w.ok(&["apply", "--auto-approve"], 0);
     assert!(w.group("Ops").is_none(), "deleted in delete mode");
-    assert_eq!(w.members("Sales"), names(&["alice"]));
+    assert_eq!(w.members("Sales EU"), names(&["alice"]));
 }
 
 #[test]

@@ -315,3 +315,212 @@ impl<'a> CreatedIds<'a> {
         Ok((group, member))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The membership step against a scripted target and a real (temporary) store: ids come
+    //! from the journal, a failed user add fails its memberships, batches stay under the
+    //! target's limit.
+
+    use super::*;
+    use crate::model::{DesiredUser, TargetGroup, TargetUser};
+    use crate::plan::{Change, FORMAT_VERSION, Plan, Summary};
+    use crate::planner::groups::membership_key;
+    use crate::progress::Progress;
+    use crate::target::{TargetError, UserUpdate};
+
+    /// One `change_members` call: group id, ids added, ids removed.
+    type MemberCall = (String, Vec<String>, Vec<String>);
+
+    /// Creates users (all but `refuse`) and groups with predictable ids; records member calls.
+    struct Scripted {
+        refuse: &'static str,
+        calls: Mutex<Vec<MemberCall>>,
+    }
+
+    impl Target for Scripted {
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+        fn list_users(&self, _: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
+            Ok(0)
+        }
+        fn get_user(&self, _: &str) -> Result<Option<TargetUser>, TargetError> {
+            Ok(None)
+        }
+        fn find_user(&self, _: &str) -> Result<Option<TargetUser>, TargetError> {
+            Ok(None)
+        }
+        fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError> {
+            if user.username == self.refuse {
+                return Err(TargetError::Http {
+                    method: "POST".into(),
+                    url: "/Users".into(),
+                    status: 400,
+                    scim_type: Some("invalidValue".into()),
+                    detail: None,
+                    retry_after: None,
+                });
+            }
+            Ok(TargetUser {
+                id: format!("id-{}", user.username),
+                username: user.username.clone(),
+                ..TargetUser::default()
+            })
+        }
+        fn update_user(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &UserUpdate,
+        ) -> Result<Option<String>, TargetError> {
+            Ok(None)
+        }
+        fn delete_user(&self, _: &str, _: Option<&str>) -> Result<(), TargetError> {
+            Ok(())
+        }
+        fn create_group(&self, key: &str, name: &str) -> Result<TargetGroup, TargetError> {
+            Ok(TargetGroup {
+                id: format!("gid-{name}"),
+                external_id: Some(key.into()),
+                name: name.into(),
+                ..TargetGroup::default()
+            })
+        }
+        fn change_members(
+            &self,
+            group: &str,
+            add: &[String],
+            remove: &[String],
+        ) -> Result<(), TargetError> {
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push((group.into(), add.to_vec(), remove.to_vec()));
+            }
+            Ok(())
+        }
+    }
+
+    fn action(object: ObjectKind, kind: ActionKind, key: &str, name: &str) -> Action {
+        Action {
+            seq: 0,
+            action: kind,
+            object,
+            key: key.into(),
+            username: name.into(),
+            status: Status::Planned,
+            reason: String::new(),
+            changes: Vec::new(),
+            held_by: None,
+            target_id: None,
+            target_version: None,
+        }
+    }
+
+    /// A membership add of `user` to `group`, with the ids the plan knows.
+    fn join(group: &str, user: &str, group_id: Option<&str>, user_id: Option<&str>) -> Action {
+        let key = membership_key(&format!("k-{group}"), &format!("k-{user}"));
+        let mut a = action(ObjectKind::Membership, ActionKind::Add, &key, user);
+        a.changes.push(Change::new("group", None, Some(group)));
+        if let Some(id) = user_id {
+            a.changes.push(Change::new("member", None, Some(id)));
+        }
+        a.target_id = group_id.map(str::to_string);
+        a
+    }
+
+    #[test]
+    fn memberships_take_created_ids_from_the_journal_and_go_in_batches() {
+        let user = |name: &str| {
+            let mut a = action(
+                ObjectKind::User,
+                ActionKind::Add,
+                &format!("k-{name}"),
+                name,
+            );
+            a.changes.push(Change::new("username", None, Some(name)));
+            a
+        };
+        let mut group = action(ObjectKind::Group, ActionKind::Add, "k-Sales", "Sales");
+        group
+            .changes
+            .push(Change::new("displayName", None, Some("Sales")));
+        let mut actions = vec![
+            user("alice"),
+            user("bob"),
+            group,
+            join("Sales", "alice", None, None),
+            join("Sales", "bob", None, None),
+            join("Sales", "carol", None, Some("id-carol")),
+        ];
+        for i in 0..150 {
+            let id = format!("u{i:03}");
+            actions.push(join("Big", &id, Some("gid-Big"), Some(&id)));
+        }
+        for (i, a) in actions.iter_mut().enumerate() {
+            a.seq = i as u32 + 1;
+        }
+        let mut plan = Plan {
+            format_version: FORMAT_VERSION,
+            plan_id: "test-plan".into(),
+            created_at: chrono::Utc::now(),
+            summary: Summary::default(),
+            actions,
+            mode: crate::config::Mode::AddOnly,
+            config_digest: String::new(),
+            desired_digest: String::new(),
+            forced: Vec::new(),
+            target: "scripted".into(),
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db")).expect("store");
+        store.save_plan(&plan, None).expect("save");
+        let target = Scripted {
+            refuse: "bob",
+            calls: Mutex::new(Vec::new()),
+        };
+
+        let report = crate::apply::apply(&mut plan, &store, &target, 3, &Progress::new(false))
+            .expect("apply");
+
+        assert_eq!((report.applied, report.failed), (154, 2), "{report:?}");
+        let status = |user: &str| {
+            plan.actions
+                .iter()
+                .find(|a| a.object == ObjectKind::Membership && a.username == user)
+                .map(|a| (a.status, a.reason.clone()))
+        };
+        let (bob, why) = status("bob").expect("bob's membership");
+        assert_eq!(bob, Status::Failed);
+        assert!(
+            why.contains("the user bob was not created (its add failed or did not run)"),
+            "{why}"
+        );
+        let mut calls = target.calls.into_inner().expect("calls");
+        calls.sort();
+        let shape: Vec<(String, usize)> = calls
+            .iter()
+            .map(|(g, add, _)| (g.clone(), add.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("gid-Big".into(), 100),
+                ("gid-Big".into(), 50),
+                ("gid-Sales".into(), 2)
+            ]
+        );
+        assert_eq!(
+            calls[2].1,
+            ["id-alice", "id-carol"],
+            "alice's id is the one her add created"
+        );
+        let journal = store.journal("test-plan").expect("journal");
+        assert!(
+            journal
+                .iter()
+                .filter(|e| e.seq > 3)
+                .all(|e| matches!(e.status, Status::Applied | Status::Failed)),
+            "every membership is journaled with its outcome"
+        );
+    }
+}
