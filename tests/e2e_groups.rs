@@ -392,6 +392,22 @@ fn a_member_removed_in_the_directory_is_one_removal_and_hand_added_members_stay(
         "leaving a group never removes the user"
     );
     w.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // A member whose directory record is rejected keeps the membership, and the plan says so.
+    w.slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: mail\nmail: not-an-address\n",
+        user_dn("alice")
+    ));
+    let plan = w.plan_json();
+    assert_eq!(actions(&plan), ["remove membership alice skipped"]);
+    assert!(
+        plan["actions"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not removed from Sales: its source record was rejected")),
+        "{plan}"
+    );
+    w.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(w.members("Sales"), names(&["alice", "byhand"]));
 }
 
 #[test]
