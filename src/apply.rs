@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{SecondsFormat, Utc};
 
 use crate::model::{DesiredUser, FieldValue};
-use crate::plan::{Action, ActionKind, Plan, Status};
+use crate::plan::{Action, ActionKind, ObjectKind, Plan, Status};
 use crate::progress::Progress;
 use crate::stale;
 use crate::store::{Store, StoreError};
 use crate::target::{Target, TargetError, UserUpdate};
+
+mod groups;
 
 /// How a human released held actions for this apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,6 +170,9 @@ pub fn apply(
     store.set_plan_status(&plan.plan_id, "applying")?;
 
     let bar = progress.bar("apply", &target.describe(), todo.len() as u64);
+    // Memberships wait for the users and groups they name: they run after the rest, batched
+    // per group (apply/groups.rs).
+    let (todo, memberships) = groups::split_memberships(todo, &plan.actions);
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<(usize, Status, Option<String>)>> =
         Mutex::new(Vec::with_capacity(todo.len()));
@@ -222,9 +227,23 @@ pub fn apply(
         }
         Ok(())
     })?;
+    let member_outcomes = groups::apply_memberships(
+        actions,
+        &memberships,
+        store,
+        target,
+        &plan_id,
+        concurrency,
+        &bar,
+    )?;
     bar.finish();
 
-    for (i, status, error) in outcomes.into_inner().unwrap_or_default() {
+    for (i, status, error) in outcomes
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(member_outcomes)
+    {
         let action = &mut plan.actions[i];
         action.status = status;
         if let Some(error) = error {
@@ -249,6 +268,9 @@ fn execute(
     plan_id: &str,
     interrupted: bool,
 ) -> Result<Option<String>, ActionError> {
+    if action.object != ObjectKind::User {
+        return groups::execute(action, target, interrupted);
+    }
     let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
     let version = action.target_version.as_deref();
     match action.action {
@@ -397,6 +419,13 @@ pub enum ActionError {
         "username {username} is taken in the target by an account managed under another key ({key})"
     )]
     Taken { username: String, key: String },
+    #[error(
+        "group name {name} is taken in the target by a group managed under another key ({key})"
+    )]
+    GroupTaken { name: String, key: String },
+    /// An action handed to the wrong step of apply (a bug, reported rather than hidden).
+    #[error("{0}")]
+    NotHere(String),
 }
 
 impl From<StoreError> for ActionError {

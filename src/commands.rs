@@ -19,7 +19,7 @@ use crate::planner::{self, SourceRead};
 use crate::progress::Progress;
 use crate::read::{self, ReadError};
 use crate::store::{LockGuard, RunOutcome, Store};
-use crate::{render, source, target};
+use crate::{group_sync, render, source, target};
 
 /// Exit codes of the contract.
 pub mod exit {
@@ -248,6 +248,12 @@ fn make_plan(
     let target = target::open(&config.target, mapper.target_fields())?;
     let progress = Progress::new(show_progress);
     let started = std::time::Instant::now();
+    // Group sync: groups are read first, for `in-group=` roles (see group_sync.rs).
+    let groups = group_sync::read(config, target.as_ref())?;
+    let mapper = match &groups {
+        Some(groups) => mapper.with_groups(groups.index()),
+        None => mapper,
+    };
     let counts = read::read_both(
         &mut session.store,
         run_id,
@@ -288,8 +294,8 @@ fn make_plan(
     if let Err(mut refusal) = planner::check_source(read, &config.policy) {
         if counts.rejected > 0 {
             refusal.push_str(&format!(
-                " ({} records were read but rejected: see `roster show {run_id}`)",
-                counts.rejected
+                " ({} read but rejected: see `roster show {run_id}`)",
+                render::plural(counts.rejected, "record was", "records were")
             ));
         }
         if !force {
@@ -309,6 +315,15 @@ fn make_plan(
         .store
         .for_each_pair(run_id, |pair| planner.push(pair))?;
     let planned = planner.finish(counts.managed);
+    let planned = group_sync::plan(
+        &session.store,
+        run_id,
+        config,
+        groups,
+        planned,
+        force,
+        &mut forced,
+    )?;
     log::debug!(
         "paired and planned in {:.2}s",
         started.elapsed().as_secs_f64()

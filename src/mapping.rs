@@ -1,12 +1,20 @@
 //! Mapping: a `SourceRecord` becomes a `DesiredUser`, or a `Reject` that says why not.
 //!
 //! The field rules live here: normalisation, defaults from templates, aliases whose blank
-//! value means "clear", phones gathered from several attributes, and validation of the
-//! required fields. Pure: no I/O.
+//! value means "clear", phones gathered from several attributes, validation of the
+//! required fields, and role rules (a target field set by the first rule that matches).
+//! Pure: no I/O.
+//!
+//! Role rules with `in-group=` need the source's groups while users are mapped: the groups
+//! are read first and handed over as a `GroupIndex` (`with_groups`), so that a role is an
+//! ordinary field value by the time the user is stored and flows through the usual update
+//! path.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::config::{FieldMapping, Policy, UserMapping};
+use crate::config::{FieldMapping, Policy, RoleCondition, RoleRule, UserMapping};
+use crate::membership::GroupIndex;
 use crate::model::{DesiredUser, FieldValue, Reject, SourceRecord, phone_digits};
 
 /// The mapping of a config, ready to apply to records.
@@ -15,6 +23,8 @@ pub struct Mapper {
     mapping: UserMapping,
     default_email: Option<String>,
     default_name: Option<String>,
+    /// The source's groups, for `in-group=` roles; without them no `in-group=` rule matches.
+    groups: Option<Arc<GroupIndex>>,
 }
 
 impl Mapper {
@@ -23,7 +33,14 @@ impl Mapper {
             mapping: mapping.clone(),
             default_email: policy.default_email.clone(),
             default_name: policy.default_name.clone(),
+            groups: None,
         }
+    }
+
+    /// The mapper with the source's groups known, for `in-group=` role rules.
+    pub fn with_groups(mut self, groups: Arc<GroupIndex>) -> Mapper {
+        self.groups = Some(groups);
+        self
     }
 
     /// The source attributes the mapping reads (lowercase, each once), to request them.
@@ -39,6 +56,10 @@ impl Mapper {
                 .map(|f| f.attr.value.clone()),
         );
         names.extend(m.phones.iter().map(|p| p.value.clone()));
+        names.extend(m.roles.iter().filter_map(|r| match &r.condition {
+            RoleCondition::Attribute { attr, .. } => Some(attr.value.clone()),
+            _ => None,
+        }));
         for template in self.default_email.iter().chain(&self.default_name) {
             names.extend(
                 placeholders(template)
@@ -58,11 +79,18 @@ impl Mapper {
     /// The target fields the mapping writes besides the fixed ones (aliases and attributes).
     pub fn target_fields(&self) -> Vec<String> {
         let m = &self.mapping;
-        m.aliases
+        let mut fields: Vec<String> = m
+            .aliases
             .iter()
             .chain(&m.attributes)
             .filter_map(|f| f.to.as_ref().map(|t| t.value.clone()))
-            .collect()
+            .collect();
+        for role in &m.roles {
+            if !fields.contains(&role.to.value) {
+                fields.push(role.to.value.clone());
+            }
+        }
+        fields
     }
 
     pub fn map(&self, record: &SourceRecord) -> Result<DesiredUser, Reject> {
@@ -151,7 +179,37 @@ impl Mapper {
             }
         }
         user.fields = self.fields(record);
+        self.apply_roles(record, &mut user);
         Ok(user)
+    }
+
+    /// For each target field the roles write, the value of the first rule that matches.
+    /// A field no rule matches is left out (the target keeps its value), like a missing
+    /// attribute.
+    fn apply_roles(&self, record: &SourceRecord, user: &mut DesiredUser) {
+        let mut decided: Vec<&str> = Vec::new();
+        for rule in &self.mapping.roles {
+            let to = rule.to.value.as_str();
+            if decided.contains(&to) || !self.role_matches(rule, record, user) {
+                continue;
+            }
+            decided.push(to);
+            user.fields
+                .insert(to.to_string(), FieldValue::Set(rule.value.value.clone()));
+        }
+    }
+
+    fn role_matches(&self, rule: &RoleRule, record: &SourceRecord, user: &DesiredUser) -> bool {
+        match &rule.condition {
+            RoleCondition::Default => true,
+            RoleCondition::Attribute { attr, test } => {
+                record.values(&attr.value).iter().any(|v| test.test(v))
+            }
+            RoleCondition::InGroup(group) => self
+                .groups
+                .as_ref()
+                .is_some_and(|g| g.contains(&group.value, &record.origin, &user.username)),
+        }
     }
 
     /// Aliases: missing → unchanged, blank → clear. Attributes: missing or blank → unchanged.
@@ -273,6 +331,7 @@ mod tests {
             phones: vec![spanned("telephoneNumber"), spanned("mobile")],
             aliases: vec![field("displayName", Some("nickName"))],
             attributes: vec![field("title", Some("title"))],
+            roles: Vec::new(),
         };
         Mapper::new(&mapping, &policy)
     }
@@ -402,6 +461,162 @@ mod tests {
             .expect("defaults");
         assert_eq!(u.email.as_deref(), Some("bob@example.com"));
         assert_eq!(u.name.as_deref(), Some("bob (Sales)"));
+    }
+
+    fn role(value: &str, to: &str, condition: RoleCondition) -> RoleRule {
+        RoleRule {
+            value: spanned(value),
+            to: spanned(to),
+            condition,
+        }
+    }
+
+    fn when(attr: &str, test: crate::config::AttributeTest) -> RoleCondition {
+        RoleCondition::Attribute {
+            attr: spanned(attr),
+            test,
+        }
+    }
+
+    /// The roles of the mapping tests: title rules, a group rule, a default, and one rule
+    /// for another field.
+    fn role_mapper() -> Mapper {
+        use crate::config::AttributeTest;
+        let mut m = mapper(Policy::default());
+        m.mapping.roles = vec![
+            role(
+                "Lead",
+                "userType",
+                when("title", AttributeTest::contains("Engineer 4")),
+            ),
+            role(
+                "Admin",
+                "userType",
+                RoleCondition::InGroup(spanned("Admins")),
+            ),
+            role(
+                "Staff",
+                "userType",
+                when("title", AttributeTest::equals("engineer")),
+            ),
+            role(
+                "Contractor",
+                "userType",
+                when(
+                    "employeeType",
+                    AttributeTest::Matches(regex::Regex::new("^C-[0-9]+$").expect("regex")),
+                ),
+            ),
+            role("Member", "userType", RoleCondition::Default),
+            role(
+                "yes",
+                "urn:x:User:onCall",
+                when("title", AttributeTest::contains("oncall")),
+            ),
+        ];
+        let admins = crate::model::SourceGroup {
+            origin: "cn=Admins,dc=x".into(),
+            key: "g".into(),
+            name: "Admins".into(),
+            members: vec![crate::model::MemberRef::Origin(
+                crate::source::canonical_dn("UID=X, OU=People, dc=example, dc=com"),
+            )],
+        };
+        m.with_groups(Arc::new(GroupIndex::new(&[admins])))
+    }
+
+    #[test]
+    fn roles_first_match_wins_with_a_default() {
+        let m = role_mapper();
+        assert!(m.attributes().contains(&"employeetype".to_string()));
+        assert_eq!(
+            m.target_fields(),
+            ["nickName", "title", "userType", "urn:x:User:onCall"]
+        );
+        let role_of = |extra: &[(&'static str, &'static str)]| {
+            let user = m.map(&with(extra)).expect("valid");
+            (
+                user.fields.get("userType").cloned(),
+                user.fields.get("urn:x:User:onCall").cloned(),
+            )
+        };
+        let set = |v: &str| Some(FieldValue::Set(v.into()));
+        // The record's DN (uid=x,ou=People,...) is a member of Admins. Each case: the
+        // record's extra attributes, then the expected userType and onCall.
+        type Case<'a> = (
+            &'a [(&'static str, &'static str)],
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            (&[("title", "Senior engineer 4")], Some("Lead"), None),
+            (&[("title", "Engineer")], Some("Admin"), None),
+            (
+                &[("title", "Engineer 4 (oncall)")],
+                Some("Lead"),
+                Some("yes"),
+            ),
+            (&[("employeeType", "C-17")], Some("Admin"), None),
+        ];
+        for (attrs, user_type, on_call) in cases {
+            assert_eq!(
+                role_of(attrs),
+                (user_type.and_then(set), on_call.and_then(set)),
+                "{attrs:?}"
+            );
+        }
+
+        let mut outsider = with(&[("title", "ENGINEER")]);
+        outsider.origin = "uid=y,ou=People,dc=example,dc=com".into();
+        let user = m.map(&outsider).expect("valid");
+        assert_eq!(
+            user.fields.get("userType"),
+            set("Staff").as_ref(),
+            "equals ignores case"
+        );
+        outsider.attrs.remove("title");
+        outsider.push("employeeType", "C-17");
+        let user = m.map(&outsider).expect("valid");
+        assert_eq!(user.fields.get("userType"), set("Contractor").as_ref());
+        outsider.attrs.remove("employeetype");
+        outsider.push("employeeType", "c-17x");
+        let user = m.map(&outsider).expect("valid");
+        assert_eq!(
+            user.fields.get("userType"),
+            set("Member").as_ref(),
+            "the default"
+        );
+        assert_eq!(
+            user.fields.get("urn:x:User:onCall"),
+            None,
+            "no rule: left alone"
+        );
+    }
+
+    #[test]
+    fn in_group_matches_posix_members_by_username_and_nothing_without_groups() {
+        let mut m = role_mapper();
+        let posix = crate::model::SourceGroup {
+            origin: "cn=Admins,dc=x".into(),
+            key: "g".into(),
+            name: "admins".into(),
+            members: vec![crate::model::MemberRef::Username("alice".into())],
+        };
+        m.groups = Some(Arc::new(GroupIndex::new(&[posix])));
+        let mut record = with(&[]);
+        record.origin = "uid=elsewhere,dc=x".into();
+        let user = m.map(&record).expect("valid");
+        assert_eq!(
+            user.fields.get("userType"),
+            Some(&FieldValue::Set("Admin".into())),
+            "memberUid matches the mapped username (uid \" Alice \" normalised)"
+        );
+        m.groups = None;
+        let user = m.map(&record).expect("valid");
+        assert_eq!(
+            user.fields.get("userType"),
+            Some(&FieldValue::Set("Member".into()))
+        );
     }
 
     #[test]

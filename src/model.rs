@@ -125,3 +125,7 @@ pub fn phone_digits(phone: &str) -> String {
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '\t'))
         .collect()
 }
+
+// Groups: their own file, since a config without group sync never uses them.
+mod groups;
+pub use groups::{MemberRef, SourceGroup, TargetGroup};

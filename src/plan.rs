@@ -51,6 +51,13 @@ pub struct Summary {
     /// Changes not planned because a rule forbids them (e.g. an inactive target account).
     #[serde(default)]
     pub skipped: u64,
+    /// Source group members that are not synced users (group sync only): ignored, counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ignored_members: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -247,6 +254,7 @@ impl Plan {
             unchanged: self.summary.unchanged,
             rejected: self.summary.rejected,
             unmanaged: self.summary.unmanaged,
+            ignored_members: self.summary.ignored_members,
             ..Summary::default()
         };
         for a in &self.actions {

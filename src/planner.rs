@@ -428,5 +428,7 @@ pub fn check_source(read: SourceRead, policy: &Policy) -> Result<(), String> {
     Ok(())
 }
 
+pub mod groups;
+
 #[cfg(test)]
 mod tests;

@@ -17,22 +17,56 @@ const LIST_ABOVE: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
     pub seq: u32,
-    pub username: String,
+    /// What the action touches, e.g. `user bob` or `group Sales`.
+    pub object: String,
     pub what: String,
 }
 
 /// Checks `actions` (the ones still to apply) against the target as it is now.
+/// Membership actions are not checked: adding a member twice or removing one already gone
+/// changes nothing, and their groups and users are checked through their own actions.
 pub fn check(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
     let users: Vec<&Action> = actions
         .iter()
         .copied()
         .filter(|a| a.object == ObjectKind::User)
         .collect();
-    if users.len() > LIST_ABOVE {
-        check_by_listing(&users, target)
+    let mut drift = if users.len() > LIST_ABOVE {
+        check_by_listing(&users, target)?
     } else {
-        check_one_by_one(&users, target)
+        check_one_by_one(&users, target)?
+    };
+    for action in actions.iter().filter(|a| a.object == ObjectKind::Group) {
+        drift.extend(check_group(action, target)?);
     }
+    Ok(drift)
+}
+
+/// A group action's object as it is now: a group to add must still be absent, a group to
+/// change or delete must still exist in the version planned.
+fn check_group(action: &Action, target: &dyn Target) -> Result<Option<Drift>, TargetError> {
+    let drift = |what: String| {
+        Some(Drift {
+            seq: action.seq,
+            object: format!("group {}", action.username),
+            what,
+        })
+    };
+    Ok(match (action.action, &action.target_id) {
+        (ActionKind::Add, _) => target
+            .find_group(&action.key, &action.username)?
+            .and_then(|g| drift(format!("a group named {} now exists (id {})", g.name, g.id))),
+        (_, Some(id)) => match target.get_group(id)? {
+            None => drift("the group no longer exists".to_string()),
+            Some(group) => match (&action.target_version, &group.version) {
+                (Some(planned), Some(current)) if planned != current => {
+                    drift(format!("version {current} instead of {planned}"))
+                }
+                _ => None,
+            },
+        },
+        (_, None) => None,
+    })
 }
 
 fn check_one_by_one(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
@@ -87,7 +121,7 @@ fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
     let drift = |what: String| {
         Some(Drift {
             seq: action.seq,
-            username: action.username.clone(),
+            object: format!("user {}", action.username),
             what,
         })
     };
@@ -121,7 +155,7 @@ pub fn message(drift: &[Drift]) -> String {
     let mut lines: Vec<String> = drift
         .iter()
         .take(SHOWN)
-        .map(|d| format!("  action {} (user {}): {}", d.seq, d.username, d.what))
+        .map(|d| format!("  action {} ({}): {}", d.seq, d.object, d.what))
         .collect();
     if drift.len() > SHOWN {
         lines.push(format!("  ... and {} more", drift.len() - SHOWN));
@@ -215,7 +249,7 @@ mod tests {
     fn the_message_names_what_changed_and_says_stale() {
         let drift = vec![Drift {
             seq: 3,
-            username: "bob".into(),
+            object: "user bob".into(),
             what: "the account no longer exists".into(),
         }];
         let m = message(&drift);

@@ -416,13 +416,254 @@ fn unknown_source_type() {
     assert_eq!(codes(&error), ["roster::config::invalid_value"]);
 }
 
+/// `VALID` with group sync: a `group` block, role rules and the group policy settings.
+fn with_groups() -> String {
+    valid_with(
+        "    attribute \"departmentNumber\" to=\"department\"\n",
+        r#"    attribute "departmentNumber" to="department"
+    role "Lead" when="title" contains="Engineer 4"
+    role "Admin" in-group="Admins" to="urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"
+    role "Contractor" when="employeeType" matches="^C-[0-9]+$"
+    role "Staff" when="title" equals="engineer"
+    role "Member" default=#true
+"#,
+    )
+    .replacen(
+        "    default-name \"{givenName} {sn}\"\n",
+        "    default-name \"{givenName} {sn}\"\n    max-member-removes \"10%\"\n    group-all \"Everyone\"\n",
+        1,
+    ) + r#"
+group {
+    base-dn "ou=Groups,dc=example,dc=com" "ou=Teams,dc=example,dc=com"
+    filter "(objectClass=groupOfNames)"
+    name "cn"
+    key "entryUUID"
+    nested #true
+}
+"#
+}
+
 #[test]
-fn group_block_is_unsupported() {
-    let text = format!(
-        "{VALID}\ngroup {{\n    base-dn \"ou=Groups,dc=example,dc=com\"\n    name \"cn\"\n}}\n"
+fn group_block_roles_and_group_policy_parse() {
+    use roster::config::{AttributeTest, RoleCondition};
+    let text = with_groups();
+    let config = parse_ok(Path::new("roster.kdl"), &text);
+
+    let group = config.group.as_ref().expect("a group block");
+    let base_dns: Vec<&str> = group.base_dns.iter().map(|d| d.as_str()).collect();
+    assert_eq!(
+        base_dns,
+        ["ou=Groups,dc=example,dc=com", "ou=Teams,dc=example,dc=com"]
     );
-    let error = check("group_unsupported", &text);
-    assert_eq!(codes(&error), ["roster::config::unsupported"]);
+    assert_eq!(group.filter.as_str(), "(objectClass=groupOfNames)");
+    assert_eq!(
+        (group.name.as_str(), group.key.as_str()),
+        ("cn", "entryUUID")
+    );
+    assert!(group.nested);
+
+    let roles: Vec<(&str, &str)> = config
+        .user
+        .roles
+        .iter()
+        .map(|r| (r.value.as_str(), r.to.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("Lead", "userType"),
+            (
+                "Admin",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"
+            ),
+            ("Contractor", "userType"),
+            ("Staff", "userType"),
+            ("Member", "userType"),
+        ]
+    );
+    let conditions = &config.user.roles;
+    assert!(matches!(
+        &conditions[0].condition,
+        RoleCondition::Attribute { attr, test: AttributeTest::Contains(part) }
+            if attr.as_str() == "title" && part == "engineer 4"
+    ));
+    assert!(
+        matches!(&conditions[1].condition, RoleCondition::InGroup(g) if g.as_str() == "Admins")
+    );
+    assert!(matches!(
+        &conditions[2].condition,
+        RoleCondition::Attribute { test: AttributeTest::Matches(re), .. } if re.is_match("C-17")
+    ));
+    assert!(matches!(conditions[4].condition, RoleCondition::Default));
+
+    assert_eq!(config.policy.max_member_removes, Some(Cap::Percent(10.0)));
+    assert_eq!(config.policy.group_all.as_deref(), Some("Everyone"));
+}
+
+#[test]
+fn group_block_defaults() {
+    let config = parse_ok(
+        Path::new("roster.kdl"),
+        &format!("{MINIMAL}group {{\n    base-dn \"ou=Groups,dc=example,dc=com\"\n}}\n"),
+    );
+    let group = config.group.expect("a group block");
+    assert_eq!(
+        group.filter.as_str(),
+        "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
+    );
+    assert_eq!(
+        (group.name.as_str(), group.key.as_str()),
+        ("cn", "entryUUID")
+    );
+    assert!(!group.nested);
+    assert!(parse_ok(Path::new("roster.kdl"), MINIMAL).group.is_none());
+}
+
+#[test]
+fn group_and_role_problems_in_one_report() {
+    let text = with_groups()
+        .replacen(
+            "contains=\"Engineer 4\"",
+            "contains=\"Engineer 4\" in-group=\"Leads\"",
+            1,
+        )
+        .replacen("matches=\"^C-[0-9]+$\"", "matches=\"^C-[0-9+$\"", 1)
+        .replacen(
+            "role \"Member\" default=#true",
+            "role \"Member\" default=#true\n    role \"Guest\" when=\"title\"",
+            1,
+        )
+        .replacen(
+            "    nested #true\n",
+            "    nested #true\n    nesting #true\n",
+            1,
+        )
+        .replacen(
+            "max-member-removes \"10%\"",
+            "max-member-removes \"ten\"",
+            1,
+        );
+    let error = check("group_and_role_problems", &text);
+    assert_eq!(
+        codes(&error),
+        [
+            "roster::config::invalid_value", // two kinds of condition
+            "roster::config::invalid_value", // bad regex
+            "roster::config::missing_value", // when= without a test
+            "roster::config::invalid_value", // max-member-removes
+            "roster::config::unknown_node",  // nesting
+        ]
+    );
+}
+
+/// One line per case: a change to the group-sync config, and the codes it must cause.
+#[test]
+fn each_group_mistake_is_reported_with_its_code() {
+    use ProblemKind::*;
+    let text = with_groups();
+    let cases: &[(&str, &str, &[ProblemKind])] = &[
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\"",
+            &[MissingValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" default=#false",
+            &[InvalidValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" default=\"yes\"",
+            &[WrongType],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role default=#true",
+            &[MissingValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" default=#true to=\"\"",
+            &[InvalidValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" contains=\"x\"",
+            &[MissingValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" when=\"title\" equals=\"a\" contains=\"b\"",
+            &[InvalidValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" default=#true when=\"title\" equals=\"a\"",
+            &[InvalidValue],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" defualt=#true",
+            &[UnknownProperty],
+        ),
+        (
+            "role \"Member\" default=#true",
+            "role \"Member\" default=#true\n    role \"Late\" when=\"title\" equals=\"x\"",
+            &[InvalidValue],
+        ),
+        (
+            "role \"Lead\" when=\"title\" contains=\"Engineer 4\"",
+            "role \"Lead\" when=\"title\" contains=\"Engineer 4\" to=\"department\"",
+            &[InvalidValue],
+        ),
+        (
+            "    name \"cn\"\n    key",
+            "    name \"\"\n    key",
+            &[InvalidValue],
+        ),
+        ("    nested #true", "    nested \"yes\"", &[WrongType]),
+        (
+            "base-dn \"ou=Groups,dc=example,dc=com\" \"ou=Teams,dc=example,dc=com\"",
+            "base-dn",
+            &[MissingValue],
+        ),
+        (
+            "    filter \"(objectClass=groupOfNames)\"",
+            "    filter \"objectClass=groupOfNames\"",
+            &[InvalidValue],
+        ),
+        ("group-all \"Everyone\"", "group-all \"\"", &[InvalidValue]),
+        ("group-all \"Everyone\"", "group-all 1", &[WrongType]),
+        (
+            "max-member-removes \"10%\"",
+            "max-member-removes -1",
+            &[InvalidValue],
+        ),
+        ("group {", "group \"ldap\" {", &[InvalidValue]),
+    ];
+    for (from, to, expected) in cases {
+        assert!(text.contains(from), "{from:?} is not in the group config");
+        let changed = text.replacen(from, to, 1);
+        let error = parse_err(Path::new("roster.kdl"), &changed);
+        let kinds: Vec<ProblemKind> = error.problems().iter().map(|p| p.kind()).collect();
+        assert_eq!(&kinds, expected, "{from:?} -> {to:?}:\n{}", render(&error));
+    }
+
+    // in-group= names a source group: without a `group` block there are none.
+    let without_block = text[..text.find("\ngroup {").expect("group block")].to_string();
+    let error = parse_err(Path::new("roster.kdl"), &without_block);
+    assert_eq!(codes(&error), ["roster::config::missing_node"]);
+    assert_eq!(
+        error.problems()[0].message(),
+        "`in-group=` needs a `group` block"
+    );
+    // A second group block is a duplicate.
+    let error = parse_err(
+        Path::new("roster.kdl"),
+        &format!("{text}group {{\n    base-dn \"ou=More,dc=example,dc=com\"\n}}\n"),
+    );
+    assert_eq!(codes(&error), ["roster::config::duplicate_node"]);
 }
 
 #[test]

@@ -6,11 +6,15 @@
 //! shows them all in one report.
 
 mod diagnostics;
+mod groups;
 mod parse;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostics::{ConfigError, ConfigProblem, ProblemKind};
+pub use groups::{
+    AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, GroupMapping, RoleCondition, RoleRule,
+};
 use miette::{NamedSource, SourceSpan};
 pub use parse::parse;
 
@@ -48,6 +52,8 @@ pub struct Config {
     pub source: SourceConfig,
     pub target: TargetConfig,
     pub user: UserMapping,
+    /// The `group` block; `None` when the config syncs no source groups.
+    pub group: Option<GroupMapping>,
     pub policy: Policy,
     /// sha256 of the config text and every policy file it reads (hex): plans record it.
     pub digest: String,
@@ -132,6 +138,8 @@ pub struct UserMapping {
     pub aliases: Vec<FieldMapping>,
     /// `attribute "ATTR" to="FIELD"`: blank values are treated as missing.
     pub attributes: Vec<FieldMapping>,
+    /// `role "VALUE" ...` rules, in config order (first match per target field wins).
+    pub roles: Vec<RoleRule>,
 }
 
 /// One source attribute feeding one target field.
@@ -216,6 +224,11 @@ pub struct Policy {
     /// Template such as `"{username}@example.com"`.
     pub default_email: Option<String>,
     pub default_name: Option<String>,
+    /// Membership removals allowed per group (a count, or a percent of the group's members
+    /// in the target); over it, that group's removals are held. No cap when absent.
+    pub max_member_removes: Option<Cap>,
+    /// `group-all "NAME"`: every synced user is a member of this target group.
+    pub group_all: Option<String>,
     /// Where the policy came from (a file under policies/ or the inline block), for messages.
     pub origin: Option<SourceSpan>,
 }
@@ -232,6 +245,8 @@ impl Default for Policy {
             on_invalid: OnInvalid::Skip,
             default_email: None,
             default_name: None,
+            max_member_removes: None,
+            group_all: None,
             origin: None,
         }
     }

@@ -24,6 +24,8 @@ use super::{
 use super::{CsvSource, LdifSource};
 use crate::secret::SecretRef;
 
+mod groups;
+
 /// Parses the config file at `path` whose text is `text`. Relative paths in it (state,
 /// policy file, CA files) resolve against the directory of `path`; a policy file it names is
 /// read from disk. Every problem found, in the config and in the policy file, is in the error.
@@ -37,15 +39,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     };
 
     let top = file.children(None, Some(&doc), &TOP);
-    for group in top.all("group") {
-        file.report(
-            ProblemKind::Unsupported,
-            group.name().span(),
-            "group sync is not supported yet",
-        )
-        .label("not supported yet")
-        .help("remove the `group` block: this version syncs users only");
-    }
     let state = match top.get("state") {
         Some(node) => file
             .leaf_string(node, "state \".roster/state.db\"")
@@ -55,6 +48,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let source = file.source(&top);
     let target = file.target(&top);
     let user = file.user(&top);
+    let group = file.group(&top);
     let (policy, policy_file) = match top.get("policy") {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),
@@ -67,8 +61,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         digest.update(policy_file.text.as_bytes());
         problems.extend(policy_file.finish());
     }
-    match (state, source, target, user, policy) {
-        (Some(state), Some(source), Some(target), Some(user), Some(policy))
+    match (state, source, target, user, group, policy) {
+        (Some(state), Some(source), Some(target), Some(user), Some(group), Some(policy))
             if problems.is_empty() =>
         {
             Ok(Config {
@@ -78,6 +72,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 source,
                 target,
                 user,
+                group,
                 policy,
                 digest: hex(&digest.finalize()),
             })
@@ -104,7 +99,7 @@ const TOP: Block = Block {
     place: "at the top level",
     name: "top level",
     nodes: &["state", "source", "target", "user", "group", "policy"],
-    repeatable: &["group"],
+    repeatable: &[],
 };
 
 const LDAP: Block = Block {
@@ -151,8 +146,9 @@ const USER: Block = Block {
         "phone",
         "alias",
         "attribute",
+        "role",
     ],
-    repeatable: &["alias", "attribute"],
+    repeatable: &["alias", "attribute", "role"],
 };
 
 const POLICY: Block = Block {
@@ -168,6 +164,8 @@ const POLICY: Block = Block {
         "on-invalid",
         "default-email",
         "default-name",
+        "max-member-removes",
+        "group-all",
     ],
     repeatable: &[],
 };
@@ -177,7 +175,16 @@ const POLICY_FILE: Block = Block {
     ..POLICY
 };
 
-const BLOCKS: [&Block; 7] = [&TOP, &LDAP, &SCIM, &USER, &POLICY, &CSV, &LDIF];
+const BLOCKS: [&Block; 8] = [
+    &TOP,
+    &LDAP,
+    &SCIM,
+    &USER,
+    &POLICY,
+    &CSV,
+    &LDIF,
+    &groups::GROUP,
+];
 
 const SOURCE_TYPES: &[&str] = &["ldap", "csv", "ldif"];
 const TARGET_TYPES: &[&str] = &["scim"];
@@ -1150,6 +1157,10 @@ impl<'t> Checker<'t> {
             .map(|n| self.field(n, true, "attribute \"title\" to=\"title\""))
             .collect();
         self.check_targets_unique(aliases.iter().chain(&attributes).flatten());
+        let roles = self.roles(&c, top.get("group").is_some());
+        if let Some(roles) = &roles {
+            self.check_role_targets(roles, aliases.iter().chain(&attributes).flatten());
+        }
         Some(UserMapping {
             key: key??,
             username: username??,
@@ -1158,6 +1169,7 @@ impl<'t> Checker<'t> {
             phones: phones.unwrap_or(Some(Vec::new()))?,
             aliases: aliases.into_iter().collect::<Option<_>>()?,
             attributes: attributes.into_iter().collect::<Option<_>>()?,
+            roles: roles?,
         })
     }
 
@@ -1365,6 +1377,11 @@ impl<'t> Checker<'t> {
         let default_name = c
             .get("default-name")
             .map(|n| self.template(n, "default-name \"{username}\""));
+        let max_member_removes = c.get("max-member-removes").map(|n| self.cap(n));
+        let group_all = c.get("group-all").map(|n| {
+            let entry = self.leaf(n, "group-all \"Everyone\"")?;
+            self.name_string(n, entry).map(|s| s.value)
+        });
         Some(Policy {
             mode: mode.unwrap_or(Some(defaults.mode))?,
             max_removes: max_removes.unwrap_or(Some(0))? as u64,
@@ -1376,6 +1393,8 @@ impl<'t> Checker<'t> {
             on_invalid: on_invalid.unwrap_or(Some(defaults.on_invalid))?,
             default_email: optional(default_email)?,
             default_name: optional(default_name)?,
+            max_member_removes: optional(max_member_removes)?,
+            group_all: optional(group_all)?,
             origin: None,
         })
     }

@@ -34,7 +34,7 @@ fn action_block(out: &mut String, action: &Action) {
         out,
         "  {symbol} {} {}",
         action.object.as_str(),
-        action.username
+        super::groups::object_name(action)
     );
     if action.action == ActionKind::Add {
         let name = action.after("name");
@@ -126,6 +126,7 @@ pub fn summary_line(plan: &Plan) -> String {
             plural(s.unchanged, "user", "users")
         )
     };
+    line.push_str(&super::groups::summary_note(plan));
     if s.rejected > 0 {
         let _ = write!(
             line,

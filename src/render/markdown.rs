@@ -58,9 +58,19 @@ pub fn markdown(plan: &Plan) -> String {
             continue;
         }
         let _ = writeln!(out, "#### {title} ({})\n", actions.len());
+        // With groups in the plan, each row says what kind of object it is.
+        let kinds = super::groups::has_groups(plan);
+        let name = |a: &crate::plan::Action| {
+            if kinds {
+                format!("{} {}", a.object.as_str(), super::groups::object_name(a))
+            } else {
+                a.username.clone()
+            }
+        };
         let _ = writeln!(
             out,
-            "| | user | field | before | after | status |\n|---|---|---|---|---|---|"
+            "| | {} | field | before | after | status |\n|---|---|---|---|---|---|",
+            if kinds { "object" } else { "user" }
         );
         for a in actions {
             let status = match a.status {
@@ -76,12 +86,12 @@ pub fn markdown(plan: &Plan) -> String {
                     out,
                     "| `{}` | {} | | | | {status} |",
                     a.action.symbol(),
-                    cell(&a.username)
+                    cell(&name(a))
                 );
             }
             for (i, c) in a.changes.iter().enumerate() {
                 let user = if i == 0 {
-                    cell(&a.username)
+                    cell(&name(a))
                 } else {
                     String::new()
                 };

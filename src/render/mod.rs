@@ -3,6 +3,7 @@
 
 mod compare;
 mod csv;
+mod groups;
 mod human;
 mod markdown;
 

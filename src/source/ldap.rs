@@ -36,7 +36,9 @@ use crate::config::LdapSource;
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 
-use super::{Source, SourceError};
+use super::{GroupQuery, GroupRecord, Source, SourceError};
+
+mod groups;
 
 /// An LDAP directory (OpenLDAP, Active Directory, ...) read with a paged subtree search.
 pub struct LdapDirectory {
@@ -247,6 +249,7 @@ impl LdapDirectory {
         &self,
         conn: &mut LdapConn,
         base: &str,
+        filter: &str,
         attrs: &[String],
         sink: &mut dyn FnMut(SourceRecord),
     ) -> Result<u64, SourceError> {
@@ -266,13 +269,7 @@ impl LdapDirectory {
         // The timeout carries over to every page and restarts at every reply.
         conn.with_timeout(self.timeout());
         let mut stream = conn
-            .streaming_search_with(
-                adapters,
-                base,
-                Scope::Subtree,
-                &self.config.filter.value,
-                attrs.to_vec(),
-            )
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .map_err(|e| failed(0, self.describe_transport_error(&e)))?;
         let mut read = 0;
         loop {
@@ -311,13 +308,27 @@ impl Source for LdapDirectory {
         self.bind(&mut conn, password.as_ref())?;
         let mut total = 0;
         for base in &self.config.base_dns {
-            total += self.read_base(&mut conn, &base.value, attrs, sink)?;
+            total += self.read_base(
+                &mut conn,
+                &base.value,
+                &self.config.filter.value,
+                attrs,
+                sink,
+            )?;
         }
         // The read is complete; a failed unbind changes nothing about it.
         if let Err(e) = conn.unbind() {
             log::debug!("unbind from {} failed: {e}", self.url());
         }
         Ok(total)
+    }
+
+    fn read_groups(
+        &mut self,
+        query: &GroupQuery,
+        sink: &mut dyn FnMut(GroupRecord),
+    ) -> Result<u64, SourceError> {
+        self.read_group_entries(query, sink)
     }
 }
 

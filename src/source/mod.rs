@@ -6,8 +6,11 @@
 //! removals. Connectors are the only code (with targets) that touches the network.
 
 pub mod csv;
+pub mod groups;
 pub mod ldap;
 pub mod ldif;
+
+pub use groups::{GroupQuery, GroupRecord, canonical_dn};
 
 use crate::config::SourceConfig;
 use crate::model::SourceRecord;
@@ -25,6 +28,21 @@ pub trait Source: Send {
         attrs: &[String],
         sink: &mut dyn FnMut(SourceRecord),
     ) -> Result<u64, SourceError>;
+
+    /// Reads every group entry `query` selects, handing each to `sink` with its members as
+    /// references. Like `read_users`, an error means the read is incomplete. Sources without
+    /// groups keep this default, which says so.
+    fn read_groups(
+        &mut self,
+        query: &GroupQuery,
+        sink: &mut dyn FnMut(GroupRecord),
+    ) -> Result<u64, SourceError> {
+        let _ = (query, sink);
+        Err(SourceError::Unsupported(format!(
+            "the source {} has no groups to read: remove the `group` block",
+            self.describe()
+        )))
+    }
 }
 
 /// Builds the source connector a config names. Does not connect yet.
@@ -72,6 +90,9 @@ pub enum SourceError {
         line: Option<u64>,
         message: String,
     },
+    /// The config asks for something this kind of source cannot do.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 // By hand, not `#[from]`: the message already includes the cause, and a `source()` would make

@@ -16,6 +16,7 @@
 //! # Performance
 //! Loads use one transaction and `prepare_cached`; the diff is a keyed join in SQL.
 
+mod groups;
 mod journal;
 mod lock;
 mod snapshot;
@@ -26,15 +27,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use groups::GroupDiff;
 pub use journal::{ActionRecord, PlanRecord};
 pub use lock::{LockGuard, LockHolder};
 pub use snapshot::{Loader, SnapshotCounts};
 
 /// The schema, in order. Append only.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../schema/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../schema/0001_initial.sql"),
+    ),
+    ("0002_groups", include_str!("../../schema/0002_groups.sql")),
+];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.
 const SNAPSHOTS_KEPT: i64 = 5;

@@ -9,7 +9,7 @@ pub mod scim;
 use std::collections::BTreeMap;
 
 use crate::config::TargetConfig;
-use crate::model::{DesiredUser, FieldValue, TargetUser};
+use crate::model::{DesiredUser, FieldValue, TargetGroup, TargetUser};
 use crate::secret::SecretError;
 
 /// A user-management system to keep in line with the source.
@@ -41,6 +41,84 @@ pub trait Target: Send + Sync {
 
     /// Deletes a user. A user that is already gone is not an error.
     fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError>;
+
+    // Groups, for group sync. A target without groups keeps these defaults, which refuse
+    // with a message naming the target; the default `list_groups` refusal stops a plan
+    // before anything is applied.
+
+    /// Reads every group with its members, handing each to `sink`. An error means the
+    /// snapshot is incomplete.
+    fn list_groups(&self, sink: &mut dyn FnMut(TargetGroup)) -> Result<u64, TargetError> {
+        let _ = sink;
+        Err(self.no_groups())
+    }
+
+    /// Fetches one group by the target's id; `None` when it no longer exists.
+    fn get_group(&self, id: &str) -> Result<Option<TargetGroup>, TargetError> {
+        let _ = id;
+        Err(self.no_groups())
+    }
+
+    /// The group carrying externalId `key`, else the group named `name` (case-insensitively).
+    fn find_group(&self, key: &str, name: &str) -> Result<Option<TargetGroup>, TargetError> {
+        let _ = (key, name);
+        Err(self.no_groups())
+    }
+
+    /// Creates an empty group named `name` with `key` as its externalId.
+    fn create_group(&self, key: &str, name: &str) -> Result<TargetGroup, TargetError> {
+        let _ = (key, name);
+        Err(self.no_groups())
+    }
+
+    /// Renames a group or sets its externalId; conditional on `version` like `update_user`.
+    fn update_group(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        update: &GroupUpdate,
+    ) -> Result<Option<String>, TargetError> {
+        let _ = (id, version, update);
+        Err(self.no_groups())
+    }
+
+    /// Deletes a group. A group that is already gone is not an error.
+    fn delete_group(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
+        let _ = (id, version);
+        Err(self.no_groups())
+    }
+
+    /// The most member changes (adds and removes together) one `change_members` call takes.
+    fn max_member_changes(&self) -> usize {
+        100
+    }
+
+    /// Adds and removes members (target user ids) of a group in one request. Adding a member
+    /// already there, or removing one already gone, is not an error.
+    fn change_members(
+        &self,
+        group_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TargetError> {
+        let _ = (group_id, add, remove);
+        Err(self.no_groups())
+    }
+
+    /// The refusal of the group methods' defaults.
+    fn no_groups(&self) -> TargetError {
+        TargetError::Unsupported(format!(
+            "the target {} has no groups: remove the `group` block and `group-all`",
+            self.describe()
+        ))
+    }
+}
+
+/// The changes to make to one target group. Unset members are left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupUpdate {
+    pub external_id: Option<String>,
+    pub name: Option<String>,
 }
 
 /// The changes to make to one target user. Unset members are left alone.
@@ -109,6 +187,9 @@ pub enum TargetError {
     Secret(SecretError),
     #[error("target setup: {0}")]
     Setup(String),
+    /// The config asks for something this kind of target cannot do.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {

@@ -39,7 +39,10 @@ use crate::config::ScimTarget;
 use crate::model::{DesiredUser, FieldValue, TargetUser};
 use crate::secret::Secret;
 
-use super::{Target, TargetError, UserUpdate};
+use super::{GroupUpdate, Target, TargetError, UserUpdate};
+use crate::model::TargetGroup;
+
+mod groups;
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -442,6 +445,50 @@ impl Target for ScimService {
             Ok(_) | Err(TargetError::Http { status: 404, .. }) => Ok(()),
             Err(err) => Err(err),
         }
+    }
+
+    // Groups: see `scim/groups.rs`.
+
+    fn list_groups(&self, sink: &mut dyn FnMut(TargetGroup)) -> Result<u64, TargetError> {
+        self.list_all_groups(sink)
+    }
+
+    fn get_group(&self, id: &str) -> Result<Option<TargetGroup>, TargetError> {
+        self.fetch_group(id)
+    }
+
+    fn find_group(&self, key: &str, name: &str) -> Result<Option<TargetGroup>, TargetError> {
+        self.lookup_group(key, name)
+    }
+
+    fn create_group(&self, key: &str, name: &str) -> Result<TargetGroup, TargetError> {
+        self.post_group(key, name)
+    }
+
+    fn update_group(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        update: &GroupUpdate,
+    ) -> Result<Option<String>, TargetError> {
+        self.patch_group(id, version, update)
+    }
+
+    fn delete_group(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
+        self.remove_group(id, version)
+    }
+
+    fn max_member_changes(&self) -> usize {
+        groups::MAX_MEMBER_CHANGES
+    }
+
+    fn change_members(
+        &self,
+        group_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TargetError> {
+        self.patch_members(group_id, add, remove)
     }
 }
 

@@ -1,0 +1,87 @@
+//! The typed settings of group sync: the `group` block (which source entries are groups and
+//! how they are named and keyed) and the `role` rules of the `user` block (a target field
+//! set from the first rule that matches a user).
+//!
+//! They live apart from the user settings because they are optional: a config without a
+//! `group` block and without roles syncs users only, exactly as before.
+
+use super::Spanned;
+
+/// `group { ... }`: where the source's groups are and how they map to target groups.
+#[derive(Debug, Clone)]
+pub struct GroupMapping {
+    /// Where to search for groups (at least one).
+    pub base_dns: Vec<Spanned<String>>,
+    /// Which entries are groups. Default: groupOfNames, groupOfUniqueNames and posixGroup.
+    pub filter: Spanned<String>,
+    /// The attribute holding the group's name (SCIM displayName). Default `cn`.
+    pub name: Spanned<String>,
+    /// The attribute holding the group's stable key (SCIM externalId). Default `entryUUID`.
+    pub key: Spanned<String>,
+    /// Members that are groups themselves are replaced by their members.
+    pub nested: bool,
+}
+
+/// The default `filter` of the `group` block: the three standard group classes.
+pub const DEFAULT_GROUP_FILTER: &str =
+    "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))";
+
+/// The target field a `role` rule writes when it has no `to=`.
+pub const DEFAULT_ROLE_FIELD: &str = "userType";
+
+/// `role "Lead" when="title" contains="Engineer 4" to="userType"`: one rule of an ordered
+/// list. For each target field, the first rule that matches a user gives its value.
+#[derive(Debug, Clone)]
+pub struct RoleRule {
+    /// The value written to the target field.
+    pub value: Spanned<String>,
+    /// The target field (default `userType`).
+    pub to: Spanned<String>,
+    pub condition: RoleCondition,
+}
+
+/// When a role rule matches a user.
+#[derive(Debug, Clone)]
+pub enum RoleCondition {
+    /// `when="ATTR"` with `equals=`, `contains=` or `matches=`: any value of the attribute.
+    Attribute {
+        attr: Spanned<String>,
+        test: AttributeTest,
+    },
+    /// `in-group="NAME"`: the user is a member of the source group of that name (after
+    /// nested groups are flattened, when `nested #true`).
+    InGroup(Spanned<String>),
+    /// `default=#true`: always; the rule for users no earlier rule matched.
+    Default,
+}
+
+/// How an attribute value is tested. `equals` and `contains` ignore case, as directory
+/// attributes like `title` compare; `matches` is a regular expression exactly as written
+/// (prefix it with `(?i)` to ignore case).
+#[derive(Debug, Clone)]
+pub enum AttributeTest {
+    /// The whole value, lowercased.
+    Equals(String),
+    /// A part of the value, lowercased.
+    Contains(String),
+    Matches(regex::Regex),
+}
+
+impl AttributeTest {
+    /// `equals=` or `contains=` as written in the config.
+    pub fn equals(value: &str) -> AttributeTest {
+        AttributeTest::Equals(value.to_lowercase())
+    }
+
+    pub fn contains(value: &str) -> AttributeTest {
+        AttributeTest::Contains(value.to_lowercase())
+    }
+
+    pub fn test(&self, value: &str) -> bool {
+        match self {
+            AttributeTest::Equals(want) => value.to_lowercase() == *want,
+            AttributeTest::Contains(part) => value.to_lowercase().contains(part.as_str()),
+            AttributeTest::Matches(re) => re.is_match(value),
+        }
+    }
+}

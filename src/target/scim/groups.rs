@@ -1,0 +1,332 @@
+//! SCIM Groups (RFC 7643 §4.2): listing them with their members, creating, renaming,
+//! deleting, and changing members with PATCH.
+//!
+//! The same guarantees as for users hold (complete listings or an error, retries, the rate
+//! limit, no token in errors), because every request goes through the service's `execute`.
+//! What is particular to groups, and why:
+//! - **Members change by PATCH operations, never by replacing `members`.** A replace would
+//!   drop members added by hand, which roster must leave alone. Adds go in one `add`
+//!   operation with a list of values; each removal is its own `remove` with a value filter
+//!   (`members[value eq "ID"]`), the portable form (AWS, Entra, Okta, scim2-server).
+//! - **At most `MAX_MEMBER_CHANGES` per request** (AWS's limit); the applier splits bigger
+//!   changes, so that each request's outcome can be journaled for the actions in it.
+//! - **Idempotent member changes.** Some servers refuse to remove a member that is not
+//!   there (400 `noTarget`), and a PATCH is atomic: then the operations are sent one by
+//!   one and a refused removal of a member already gone counts as done.
+//! - **Lookups do not trust filters.** Not every server filters Groups (scim2-server
+//!   ignores the filter there), so a lookup pages through what comes back and checks each
+//!   group itself.
+
+use serde_json::{Value, json};
+
+use super::{COMPONENT, Call, ListPage, PATCH_SCHEMA, ScimService, get_ci, get_str, meta_version};
+use crate::model::TargetGroup;
+use crate::target::{GroupUpdate, TargetError};
+
+use percent_encoding::utf8_percent_encode;
+use reqwest::Method;
+
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// AWS IAM Identity Center takes at most 100 member changes in one PATCH.
+pub(super) const MAX_MEMBER_CHANGES: usize = 100;
+
+impl ScimService {
+    fn groups_url(&self) -> String {
+        format!("{}/Groups", self.base)
+    }
+
+    fn group_url(&self, id: &str) -> Result<String, TargetError> {
+        if id.is_empty() {
+            return Err(TargetError::Setup("a group call without a group id".into()));
+        }
+        Ok(format!(
+            "{}/Groups/{}",
+            self.base,
+            utf8_percent_encode(id, COMPONENT)
+        ))
+    }
+
+    /// Pages through `/Groups?{query}` until `totalResults` groups were seen, handing each
+    /// to `each` until it returns `false`. Returns how many were handed over.
+    fn page_groups(
+        &self,
+        query: &str,
+        each: &mut dyn FnMut(TargetGroup) -> bool,
+    ) -> Result<u64, TargetError> {
+        let mut start: u64 = 1;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let call = Call::new(
+                Method::GET,
+                format!(
+                    "{}?{query}startIndex={start}&count={}",
+                    self.groups_url(),
+                    self.page_size
+                ),
+            );
+            let body = self.execute(&call)?.json(&call)?;
+            let page = ListPage::parse(&call, &body)?;
+            if page.resources.is_empty() {
+                if (seen.len() as u64) < page.total {
+                    return Err(call.invalid(format!(
+                        "the listing ended after {} of the {} groups it announced; run again, \
+                         the snapshot would be incomplete",
+                        seen.len(),
+                        page.total
+                    )));
+                }
+                break;
+            }
+            let mut new = 0;
+            for resource in page.resources {
+                let group = group_from_resource(resource).map_err(|m| call.invalid(m))?;
+                if seen.insert(group.id.clone()) {
+                    new += 1;
+                    if !each(group) {
+                        return Ok(seen.len() as u64);
+                    }
+                }
+            }
+            if new == 0 {
+                return Err(call.invalid(
+                    "the page repeats groups already listed (does the server ignore startIndex?)",
+                ));
+            }
+            if seen.len() as u64 >= page.total {
+                break;
+            }
+            start += page.len;
+        }
+        Ok(seen.len() as u64)
+    }
+
+    pub(super) fn list_all_groups(
+        &self,
+        sink: &mut dyn FnMut(TargetGroup),
+    ) -> Result<u64, TargetError> {
+        self.page_groups("", &mut |group| {
+            sink(group);
+            true
+        })
+    }
+
+    pub(super) fn fetch_group(&self, id: &str) -> Result<Option<TargetGroup>, TargetError> {
+        let call = Call::new(Method::GET, self.group_url(id)?);
+        match self.execute(&call) {
+            Ok(answer) => {
+                let resource = answer.json(&call)?;
+                let mut group = group_from_resource(&resource).map_err(|m| call.invalid(m))?;
+                group.version = group.version.or(answer.etag);
+                Ok(Some(group))
+            }
+            Err(TargetError::Http { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub(super) fn lookup_group(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<TargetGroup>, TargetError> {
+        let filter = format!(
+            "externalId eq {} or displayName eq {}",
+            Value::String(key.to_string()),
+            Value::String(name.to_string())
+        );
+        let query = format!("filter={}&", utf8_percent_encode(&filter, COMPONENT));
+        let mut by_name = None;
+        let mut by_key = None;
+        self.page_groups(&query, &mut |group| {
+            if group.external_id.as_deref() == Some(key) {
+                by_key = Some(group);
+                return false;
+            }
+            if by_name.is_none() && group.name.to_lowercase() == name.to_lowercase() {
+                by_name = Some(group);
+            }
+            true
+        })?;
+        Ok(by_key.or(by_name))
+    }
+
+    pub(super) fn post_group(&self, key: &str, name: &str) -> Result<TargetGroup, TargetError> {
+        let body = json!({
+            "schemas": [GROUP_SCHEMA],
+            "externalId": key,
+            "displayName": name,
+        });
+        let call = Call::new(Method::POST, self.groups_url()).body(&body);
+        let answer = self.execute(&call)?;
+        let resource = answer.json(&call)?;
+        let mut group = group_from_resource(&resource).map_err(|m| call.invalid(m))?;
+        group.version = group.version.or(answer.etag);
+        Ok(group)
+    }
+
+    pub(super) fn patch_group(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        update: &GroupUpdate,
+    ) -> Result<Option<String>, TargetError> {
+        let mut ops = Vec::new();
+        if let Some(external_id) = &update.external_id {
+            ops.push(json!({"op": "replace", "path": "externalId", "value": external_id}));
+        }
+        if let Some(name) = &update.name {
+            ops.push(json!({"op": "replace", "path": "displayName", "value": name}));
+        }
+        if ops.is_empty() {
+            return Ok(version.map(str::to_string));
+        }
+        let mut call = Call::new(Method::PATCH, self.group_url(id)?)
+            .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
+        call.if_match = version.map(str::to_string);
+        let answer = self.execute(&call)?;
+        let from_body = if answer.body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            meta_version(&answer.json(&call)?)
+        };
+        Ok(from_body.or(answer.etag))
+    }
+
+    pub(super) fn remove_group(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
+        let mut call = Call::new(Method::DELETE, self.group_url(id)?);
+        call.if_match = version.map(str::to_string);
+        match self.execute(&call) {
+            Ok(_) | Err(TargetError::Http { status: 404, .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub(super) fn patch_members(
+        &self,
+        group_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TargetError> {
+        if add.len() + remove.len() > MAX_MEMBER_CHANGES {
+            return Err(TargetError::Setup(format!(
+                "{} member changes in one request; at most {MAX_MEMBER_CHANGES} are sent at once",
+                add.len() + remove.len()
+            )));
+        }
+        let ops = member_operations(add, remove);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let url = self.group_url(group_id)?;
+        let send = |ops: &[Value]| {
+            let call = Call::new(Method::PATCH, url.clone())
+                .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
+            self.execute(&call).map(|_| ())
+        };
+        match send(&ops) {
+            Err(err) if is_no_target(&err) && ops.len() > 1 => {
+                // One removal of a member already gone spoils the whole (atomic) request:
+                // send them one by one, and let each such removal count as done.
+                for op in &ops {
+                    match send(std::slice::from_ref(op)) {
+                        Err(e) if is_no_target(&e) && op["op"] == "remove" => {}
+                        other => other?,
+                    }
+                }
+                Ok(())
+            }
+            Err(err)
+                if is_no_target(&err) && ops.first().is_some_and(|op| op["op"] == "remove") =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+fn is_no_target(err: &TargetError) -> bool {
+    matches!(err, TargetError::Http { status: 400, scim_type: Some(t), .. } if t == "noTarget")
+}
+
+/// One `add` with every new member, then one `remove` per member leaving.
+fn member_operations(add: &[String], remove: &[String]) -> Vec<Value> {
+    let mut ops = Vec::new();
+    if !add.is_empty() {
+        let values: Vec<Value> = add.iter().map(|id| json!({ "value": id })).collect();
+        ops.push(json!({ "op": "add", "path": "members", "value": values }));
+    }
+    for id in remove {
+        // The id is a JSON string inside the filter: quotes and backslashes escaped.
+        let path = format!("members[value eq {}]", Value::String(id.clone()));
+        ops.push(json!({ "op": "remove", "path": path }));
+    }
+    ops
+}
+
+/// A Group resource in roster's terms. The message says what is wrong with it.
+fn group_from_resource(resource: &Value) -> Result<TargetGroup, String> {
+    let id = get_str(resource, "id")
+        .filter(|s| !s.is_empty())
+        .ok_or("a group without an id")?;
+    let name =
+        get_str(resource, "displayName").ok_or_else(|| format!("group {id} has no displayName"))?;
+    let members = get_ci(resource, "members")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| get_str(m, "value"))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(TargetGroup {
+        id: id.to_string(),
+        external_id: get_str(resource, "externalId")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        name: name.to_string(),
+        members,
+        version: meta_version(resource),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_changes_are_one_add_and_a_remove_each() {
+        let ops = member_operations(
+            &["u1".into(), "u2".into()],
+            &["u3".into(), "we\"ird".into()],
+        );
+        assert_eq!(
+            Value::Array(ops),
+            json!([
+                {"op": "add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]},
+                {"op": "remove", "path": "members[value eq \"u3\"]"},
+                {"op": "remove", "path": "members[value eq \"we\\\"ird\"]"},
+            ])
+        );
+        assert!(member_operations(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_resource_becomes_a_target_group() {
+        let group = group_from_resource(&json!({
+            "id": "g1", "externalId": "k", "displayName": "Sales",
+            "members": [{"value": "u1"}, {"value": "u2", "type": "User"}],
+            "meta": {"version": "W/\"4\""}
+        }))
+        .expect("valid");
+        assert_eq!(group.members, ["u1", "u2"]);
+        assert_eq!(group.external_id.as_deref(), Some("k"));
+        assert_eq!(group.version.as_deref(), Some("W/\"4\""));
+        let bare = group_from_resource(&json!({"id": "g2", "displayName": "X", "externalId": ""}))
+            .expect("valid");
+        assert!(bare.members.is_empty() && !bare.is_managed());
+        assert!(group_from_resource(&json!({"displayName": "X"})).is_err());
+    }
+}
