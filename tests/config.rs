@@ -131,7 +131,9 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(config.source_text.name(), "/etc/roster/roster.kdl");
     assert_eq!(config.source_text.inner(), VALID);
 
-    let SourceConfig::Ldap(ldap) = &config.source;
+    let SourceConfig::Ldap(ldap) = &config.source else {
+        panic!("expected an LDAP source, got {:?}", config.source)
+    };
     assert_eq!(ldap.url.as_str(), "ldap://dc1.example.com:389");
     let url_at = VALID.find("\"ldap://dc1").unwrap();
     assert_eq!(ldap.url.span.offset(), url_at, "the span is the value's");
@@ -217,7 +219,9 @@ fn full_config_parses_into_typed_values() {
 fn defaults_fill_a_minimal_config() {
     let config = parse_ok(Path::new("deploy/roster.kdl"), MINIMAL);
     assert_eq!(config.state, PathBuf::from("deploy/.roster/state.db"));
-    let SourceConfig::Ldap(ldap) = &config.source;
+    let SourceConfig::Ldap(ldap) = &config.source else {
+        panic!("expected an LDAP source, got {:?}", config.source)
+    };
     assert!(!ldap.starttls);
     assert!(ldap.bind_dn.is_none() && ldap.bind_password.is_none());
     assert_eq!(ldap.filter.as_str(), "(objectClass=*)");

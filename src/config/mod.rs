@@ -7,12 +7,14 @@
 
 mod diagnostics;
 mod parse;
+mod rest;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostics::{ConfigError, ConfigProblem, ProblemKind};
 use miette::{NamedSource, SourceSpan};
 pub use parse::parse;
+pub use rest::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
 
 use crate::secret::SecretRef;
 
@@ -56,6 +58,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Ldap(LdapSource),
+    ServiceNow(ServiceNowSource),
+    Freshservice(FreshserviceSource),
 }
 
 #[derive(Debug, Clone)]

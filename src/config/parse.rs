@@ -23,6 +23,8 @@ use super::{
 };
 use crate::secret::SecretRef;
 
+mod rest;
+
 /// Parses the config file at `path` whose text is `text`. Relative paths in it (state,
 /// policy file, CA files) resolve against the directory of `path`; a policy file it names is
 /// read from disk. Every problem found, in the config and in the policy file, is in the error.
@@ -176,9 +178,17 @@ const POLICY_FILE: Block = Block {
     ..POLICY
 };
 
-const BLOCKS: [&Block; 5] = [&TOP, &LDAP, &SCIM, &USER, &POLICY];
+const BLOCKS: [&Block; 7] = [
+    &TOP,
+    &LDAP,
+    &SCIM,
+    &USER,
+    &POLICY,
+    &rest::SERVICENOW,
+    &rest::FRESHSERVICE,
+];
 
-const SOURCE_TYPES: &[&str] = &["ldap"];
+const SOURCE_TYPES: &[&str] = &["ldap", "servicenow", "freshservice"];
 const TARGET_TYPES: &[&str] = &["scim"];
 const NORMALIZE_HELP: &str =
     "normalize is \"lowercase\", \"trim\", or both separated by a comma: \"trim,lowercase\"";
@@ -898,7 +908,15 @@ impl<'t> Checker<'t> {
         )?;
         let kind = self.block_type(node, SOURCE_TYPES, "source")?;
         let children = self.block(node, &format!("source \"{kind}\""))?;
-        self.ldap(node, children).map(SourceConfig::Ldap)
+        match kind.as_str() {
+            "servicenow" => self
+                .servicenow(node, children)
+                .map(SourceConfig::ServiceNow),
+            "freshservice" => self
+                .freshservice(node, children)
+                .map(SourceConfig::Freshservice),
+            _ => self.ldap(node, children).map(SourceConfig::Ldap),
+        }
     }
 
     /// `target "scim" { ... }`

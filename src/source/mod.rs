@@ -5,7 +5,10 @@
 //! the caller must then refuse to plan, so that a half-read directory never turns into
 //! removals. Connectors are the only code (with targets) that touches the network.
 
+pub mod freshservice;
 pub mod ldap;
+pub(crate) mod rest;
+pub mod servicenow;
 
 use crate::config::SourceConfig;
 use crate::model::SourceRecord;
@@ -29,6 +32,12 @@ pub trait Source: Send {
 pub fn open(config: &SourceConfig) -> Box<dyn Source> {
     match config {
         SourceConfig::Ldap(ldap) => Box::new(ldap::LdapDirectory::new(ldap.clone())),
+        SourceConfig::ServiceNow(instance) => {
+            Box::new(servicenow::ServiceNowInstance::new(instance.clone()))
+        }
+        SourceConfig::Freshservice(helpdesk) => {
+            Box::new(freshservice::FreshserviceHelpdesk::new(helpdesk.clone()))
+        }
     }
 }
 
@@ -57,6 +66,31 @@ pub enum SourceError {
     Secret(SecretError),
     #[error("cannot read CA file {path}: {message}")]
     CaFile { path: String, message: String },
+    /// A REST source answered 401 or 403: the credentials (or their rights) were refused.
+    #[error("{url}: the source refused the credentials (HTTP {status}); {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    /// A REST source read that did not finish. Whatever the sink received is a part of the
+    /// directory, never to be planned from.
+    #[error("reading {url} failed after {read} records, so the read is incomplete: {message}")]
+    Incomplete {
+        url: String,
+        read: u64,
+        message: String,
+    },
+    /// A REST source's secret (password, client secret, API key) could not be read.
+    #[error("{what} for the source: {error}")]
+    Credential {
+        what: &'static str,
+        error: SecretError,
+    },
+    /// The source cannot be set up as configured (a URL that is not one, an HTTP client
+    /// that cannot be built).
+    #[error("source setup: {0}")]
+    Setup(String),
 }
 
 // By hand, not `#[from]`: the message already includes the cause, and a `source()` would make
