@@ -351,8 +351,9 @@ impl Session {
                 match self.client.get(url, &Auth::Bearer(&token)) {
                     Err(Failure::Refused { status: 401, .. }) => {
                         log::info!("{url}: the access token was refused; getting a new one");
-                        if let Some(oauth) = &mut self.oauth {
-                            oauth.token = None;
+                        // Renew now; the refresh token may still be good.
+                        if let Some(token) = self.oauth.as_mut().and_then(|o| o.token.as_mut()) {
+                            token.renew_at = Instant::now();
                         }
                         let token = self.access_token(read)?;
                         self.client.get(url, &Auth::Bearer(&token))
