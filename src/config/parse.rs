@@ -23,6 +23,7 @@ use super::{
 };
 use crate::secret::SecretRef;
 
+mod active_directory;
 mod rest;
 
 /// Parses the config file at `path` whose text is `text`. Relative paths in it (state,
@@ -122,6 +123,9 @@ const LDAP: Block = Block {
         "filter",
         "page-size",
         "timeout",
+        "active-directory",
+        "disabled",
+        "follow-referrals",
     ],
     repeatable: &[],
 };
@@ -1038,6 +1042,7 @@ impl<'t> Checker<'t> {
         let timeout = c
             .get("timeout")
             .map(|n| self.leaf_whole(n, &TIMEOUT, "timeout 30"));
+        let (active_directory, follow_referrals) = self.active_directory(&c);
 
         Some(LdapSource {
             url: url?,
@@ -1055,6 +1060,8 @@ impl<'t> Checker<'t> {
             })?,
             page_size: page_size.unwrap_or(Some(500))? as u32,
             timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+            active_directory: active_directory?,
+            follow_referrals: follow_referrals?,
         })
     }
 
