@@ -338,28 +338,27 @@ impl Session {
 
     /// One page. `Ok(None)` is v1's 404 "No Record found", an empty result.
     fn get(&mut self, url: &Url, read: u64) -> Result<Option<Reply>, SourceError> {
-        let answer = match self.oauth.is_some() {
-            false => self.client.get(
+        let answer = if self.oauth.is_none() {
+            self.client.get(
                 url,
                 &Auth::Basic {
                     user: &self.username,
                     password: &self.password,
                 },
-            ),
-            true => {
-                let token = self.access_token(read)?;
-                match self.client.get(url, &Auth::Bearer(&token)) {
-                    Err(Failure::Refused { status: 401, .. }) => {
-                        log::info!("{url}: the access token was refused; getting a new one");
-                        // Renew now; the refresh token may still be good.
-                        if let Some(token) = self.oauth.as_mut().and_then(|o| o.token.as_mut()) {
-                            token.renew_at = Instant::now();
-                        }
-                        let token = self.access_token(read)?;
-                        self.client.get(url, &Auth::Bearer(&token))
+            )
+        } else {
+            let token = self.access_token(read)?;
+            match self.client.get(url, &Auth::Bearer(&token)) {
+                Err(Failure::Refused { status: 401, .. }) => {
+                    log::info!("{url}: the access token was refused; getting a new one");
+                    // Renew now; the refresh token may still be good.
+                    if let Some(token) = self.oauth.as_mut().and_then(|o| o.token.as_mut()) {
+                        token.renew_at = Instant::now();
                     }
-                    other => other,
+                    let token = self.access_token(read)?;
+                    self.client.get(url, &Auth::Bearer(&token))
                 }
+                other => other,
             }
         };
         match answer {
