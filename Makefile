@@ -20,20 +20,19 @@ all: build
 build:
 	$(CARGO) build --release
 
-## deps: the Debian packages the tests, the demo and the benchmark use.
-deps: .deps.stamp
-.deps.stamp:
+## deps: the Debian packages the tests, the demo and the benchmark use (checked every time:
+## dpkg answers in milliseconds, and a stamp file could outlive what it vouches for).
+deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@touch $@
 
 ## venv: scim2-server in a local virtualenv.
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: .deps.stamp
+$(VENV)/.stamp: | deps
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "scim2-server==$(SCIM2_SERVER_VERSION)"
 	@touch $@
@@ -58,4 +57,4 @@ bench: deps venv build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .deps.stamp
+	rm -rf $(VENV)

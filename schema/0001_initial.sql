@@ -91,6 +91,7 @@ CREATE TABLE plan_actions (
     changes         TEXT NOT NULL,              -- JSON: [{"field","before","after"}]
     held_by         TEXT,
     target_version  TEXT,
+    target_digest   TEXT,
     error           TEXT,
     result_id       TEXT,                       -- the target id an add created or adopted
     started_at      TEXT,

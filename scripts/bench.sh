@@ -26,27 +26,7 @@ start_slapd "$work/slapd" "$work/people.ldif"
 start_scim "$work" bench-token
 
 export LDAP_BIND_PASSWORD=$ADMIN_PASSWORD SCIM_TOKEN=bench-token
-cat > "$work/roster.kdl" <<KDL
-source "ldap" {
-    url "$SLAPD_URL"
-    bind-dn "$ADMIN_DN"
-    bind-password env="LDAP_BIND_PASSWORD"
-    base-dn "ou=People,$BASE_DN"
-    filter "(objectClass=inetOrgPerson)"
-    page-size 500
-}
-target "scim" {
-    url "$SCIM_URL"
-    token env="SCIM_TOKEN"
-}
-user {
-    key "entryUUID"
-    username "uid" normalize="lowercase"
-    name "cn"
-    email "mail"
-    phone "telephoneNumber"
-}
-KDL
+write_config "$work/roster.kdl"
 
 now() { date +%s.%N; }
 floor=""
@@ -61,9 +41,10 @@ done
 
 roster_best=""; peak_kib=0
 for i in $(seq $RUNS); do
-    rm -rf "$work/.roster"
+    rm -f "$work/state.db"*
     t0=$(now)
-    /usr/bin/time -f "%M" -o "$work/time.$i" "$ROSTER" -c "$work/roster.kdl" plan --format json > "$work/plan.json"
+    /usr/bin/time -f "%M" -o "$work/time.$i" "$ROSTER" -c "$work/roster.kdl" plan --format json > "$work/plan.json" 2>"$work/roster.err" \
+        || { cat "$work/roster.err" >&2; exit 1; }
     t=$(echo "$(now) - $t0" | bc -l)
     kib=$(tail -1 "$work/time.$i")
     (( kib > peak_kib )) && peak_kib=$kib

@@ -34,11 +34,34 @@ people_ldif() {
     }'
 }
 
-# start_slapd DIR LDIF_FILE: a slapd serving BASE_DN from DIR, bulk-loaded from LDIF_FILE.
-# Sets SLAPD_URL and SLAPD_PID.
+# make_certs DIR: a throwaway CA and a certificate for 127.0.0.1 signed by it.
+# Sets CA_FILE.
+make_certs() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=roster demo CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$dir/ext.cnf"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.pem" 2>/dev/null
+    chmod 644 "$dir/server.key"
+    CA_FILE=$dir/ca.pem
+}
+
+# start_slapd DIR LDIF_FILE [CERT_DIR]: a slapd serving BASE_DN from DIR, bulk-loaded from
+# LDIF_FILE; with CERT_DIR (from make_certs) it offers StartTLS. Sets SLAPD_URL and SLAPD_PID.
 start_slapd() {
-    local dir=$1 ldif=$2
+    local dir=$1 ldif=$2 certs=${3:-}
     mkdir -p "$dir/db"
+    local tls=""
+    if [ -n "$certs" ]; then
+        tls="TLSCACertificateFile $certs/ca.pem
+TLSCertificateFile $certs/server.pem
+TLSCertificateKeyFile $certs/server.key"
+    fi
     cat > "$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -48,6 +71,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile $dir/slapd.pid
 sizelimit unlimited
+$tls
 database mdb
 maxsize 4294967296
 suffix "$BASE_DN"
@@ -78,4 +102,38 @@ start_scim() {
     "$SCIM2_SERVER" --port "$port" --bearer-token "$token" >"$dir/scim.log" 2>&1 &
     SCIM_PID=$!
     wait_for "scim2-server on $SCIM_URL" curl -sf -H "Authorization: Bearer $token" "$SCIM_URL/ServiceProviderConfig"
+}
+
+# write_config FILE [SOURCE_EXTRA] [TRAILER]: a roster.kdl for the running slapd and
+# scim2-server: the standard mapping, secrets from LDAP_BIND_PASSWORD and SCIM_TOKEN.
+# SOURCE_EXTRA adds nodes to the source block (TLS); TRAILER adds top-level nodes (policy).
+write_config() {
+    local file=$1 source_extra=${2:-} trailer=${3:-}
+    cat > "$file" <<KDL
+state "state.db"
+
+source "ldap" {
+    url "$SLAPD_URL"
+$source_extra
+    bind-dn "$ADMIN_DN"
+    bind-password env="LDAP_BIND_PASSWORD"
+    base-dn "ou=People,$BASE_DN"
+    filter "(objectClass=inetOrgPerson)"
+    page-size 500
+}
+
+target "scim" {
+    url "$SCIM_URL"
+    token env="SCIM_TOKEN"
+}
+
+user {
+    key "entryUUID"
+    username "uid" normalize="lowercase"
+    name "cn"
+    email "mail"
+    phone "telephoneNumber"
+}
+$trailer
+KDL
 }

@@ -14,6 +14,7 @@ use chrono::{SecondsFormat, Utc};
 use crate::model::{DesiredUser, FieldValue};
 use crate::plan::{Action, ActionKind, Plan, Status};
 use crate::progress::Progress;
+use crate::stale;
 use crate::store::{Store, StoreError};
 use crate::target::{Target, TargetError, UserUpdate};
 
@@ -45,8 +46,21 @@ pub enum ApplyError {
          pass --allow-removes {held} (or more) to release them"
     )]
     NotEnoughAllowed { allowed: u64, held: u64 },
+    #[error("{0}")]
+    Stale(String),
+    #[error("checking the plan against the target: {0}")]
+    Target(TargetError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Parallel target calls.
+    pub concurrency: usize,
+    /// Re-read the touched objects first and refuse if any changed (saved plans).
+    pub check_staleness: bool,
 }
 
 fn now() -> String {
@@ -94,9 +108,10 @@ pub fn apply(
     plan: &mut Plan,
     store: &Store,
     target: &dyn Target,
-    concurrency: usize,
+    options: ApplyOptions,
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
+    let concurrency = options.concurrency;
     let record = store.plan_record(&plan.plan_id)?;
     if record.as_ref().is_some_and(|r| r.status == "applied") {
         return Err(ApplyError::AlreadyApplied(plan.plan_id.clone()));
@@ -135,6 +150,19 @@ pub fn apply(
             Status::Held => report.held += 1,
             Status::Skipped => report.skipped += 1,
             _ => {}
+        }
+    }
+    if options.check_staleness {
+        // Interrupted actions may have reached the target already: they are looked up when
+        // they are redone, not counted as drift.
+        let pending: Vec<&Action> = todo
+            .iter()
+            .filter(|&&i| !interrupted[i])
+            .map(|&i| &plan.actions[i])
+            .collect();
+        let drift = stale::check(&pending, target).map_err(ApplyError::Target)?;
+        if !drift.is_empty() {
+            return Err(ApplyError::Stale(stale::message(&drift)));
         }
     }
     store.set_plan_status(&plan.plan_id, "applying")?;
@@ -207,7 +235,8 @@ pub fn apply(
             _ => report.failed += 1,
         }
     }
-    let done = report.failed == 0;
+    // Held and failed actions can still be applied (released, retried) with the same plan.
+    let done = report.failed == 0 && report.held == 0;
     store.set_plan_status(&plan.plan_id, if done { "applied" } else { "partial" })?;
     Ok(report)
 }

@@ -30,6 +30,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// No progress bars or progress lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// Also append every log line (at debug level) to this file.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -85,6 +89,16 @@ pub enum Format {
     Markdown,
 }
 
+/// `roster show` also writes CSV: a report people open in a spreadsheet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    #[default]
+    Human,
+    Json,
+    Markdown,
+    Csv,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Save the plan to this file, for `roster apply FILE`.
@@ -98,6 +112,9 @@ pub struct PlanArgs {
     /// Plan even when the source looks incomplete (empty, or shrunk past the limit).
     #[arg(long)]
     pub force: bool,
+    /// Also show which actions were added, dropped or changed since this saved plan.
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: PolicyOverrides,
 }
@@ -135,7 +152,7 @@ pub struct ShowArgs {
     /// A plan file or a run id (see `roster runs`).
     pub what: String,
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: ShowFormat,
 }
 
 #[derive(Debug, Args)]

@@ -9,12 +9,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::apply::{self, ApplyReport, Release};
 use crate::cli::{
     ApplyArgs, Cli, Command, Format, ModeArg, PlanArgs, PolicyOverrides, RunsArgs, ShowArgs,
-    SyncArgs,
+    ShowFormat, SyncArgs,
 };
 use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::mapping::Mapper;
-use crate::plan::{FORMAT_VERSION, Plan, Status};
+use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead};
 use crate::progress::Progress;
 use crate::read::{self, ReadError};
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let global = Global {
         config: cli.config.clone(),
         state: cli.state.clone(),
-        progress: cli.verbose > 0 || cli.log_file.is_none(),
+        progress: !cli.quiet,
     };
     match cli.command {
         Command::Validate => validate(&global),
@@ -115,6 +115,10 @@ fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
     let run_id = session
         .store
         .begin_run("plan", &session.config.digest, Utc::now())?;
+    let reviewed = match args.compare.as_deref().map(load_plan_file).transpose() {
+        Ok(reviewed) => reviewed,
+        Err(e) => return fail_run(&session.store, run_id, e),
+    };
     let plan = match make_plan(&mut session, run_id, args.force, global.progress) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
@@ -143,6 +147,15 @@ fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
             path: out.display().to_string(),
             message: e.to_string(),
         });
+    }
+    if let Some(reviewed) = &reviewed {
+        let comparison = render::comparison(reviewed, &plan);
+        // JSON on stdout stays one document; the comparison goes beside it.
+        if args.format == Format::Json {
+            eprint!("{comparison}");
+        } else {
+            print!("\n{comparison}");
+        }
     }
     if let Some(out) = &args.out
         && plan.summary.has_changes()
@@ -265,12 +278,20 @@ fn make_plan(
     }
 
     let mut forced = Vec::new();
+    // Usable users count, not records: a source whose records are all rejected (a mapping
+    // gone wrong) is as empty as one that returned nothing.
     let read = SourceRead {
-        count: counts.source,
+        count: counts.desired,
         last_good: session.store.last_good_source_count(run_id)?,
         managed: counts.managed,
     };
-    if let Err(refusal) = planner::check_source(read, &config.policy) {
+    if let Err(mut refusal) = planner::check_source(read, &config.policy) {
+        if counts.rejected > 0 {
+            refusal.push_str(&format!(
+                " ({} records were read but rejected: see `roster show {run_id}`)",
+                counts.rejected
+            ));
+        }
         if !force {
             return Err(Error::Refused(refusal));
         }
@@ -366,7 +387,10 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
         eprintln!("Apply cancelled.");
         return Ok(exit::ERROR);
     }
-    let report = apply_plan(&session, run_id, plan, release, global.progress)?;
+    // A saved plan may be old: it is checked against the target first. A plan made in this
+    // run is as fresh as it gets.
+    let saved = args.plan_file.is_some();
+    let report = apply_plan(&session, run_id, plan, release, saved, global.progress)?;
     Ok(if report.failed > 0 {
         exit::ERROR
     } else {
@@ -408,7 +432,14 @@ fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         eprintln!("Sync cancelled.");
         return Ok(exit::ERROR);
     }
-    let report = apply_plan(&session, run_id, plan, Release::default(), global.progress)?;
+    let report = apply_plan(
+        &session,
+        run_id,
+        plan,
+        Release::default(),
+        false,
+        global.progress,
+    )?;
     Ok(if report.failed > 0 { exit::ERROR } else { code })
 }
 
@@ -432,15 +463,16 @@ fn confirm() -> Result<bool, Error> {
     Ok(answer.trim() == "yes")
 }
 
-fn read_plan_file(path: &Path, config: &Config) -> Result<Plan, Error> {
+/// Reads a plan file of this format version.
+fn load_plan_file(path: &Path) -> Result<Plan, Error> {
     let err = |message: String| Error::PlanFile {
         path: path.display().to_string(),
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let version: serde_json::Value =
+    let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| err(format!("not a roster plan: {e}")))?;
-    if version
+    if value
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
         != Some(u64::from(FORMAT_VERSION))
@@ -449,12 +481,19 @@ fn read_plan_file(path: &Path, config: &Config) -> Result<Plan, Error> {
             "unsupported format_version (this roster reads version {FORMAT_VERSION})"
         )));
     }
-    let plan: Plan =
-        serde_json::from_value(version).map_err(|e| err(format!("not a roster plan: {e}")))?;
+    serde_json::from_value(value).map_err(|e| err(format!("not a roster plan: {e}")))
+}
+
+/// Reads a plan file to apply: it must have been made with the current config and policy.
+fn read_plan_file(path: &Path, config: &Config) -> Result<Plan, Error> {
+    let plan = load_plan_file(path)?;
     if plan.config_digest != config.digest {
-        return Err(err(
-            "the plan was made with another config or policy than the current one; make a new plan with `roster plan`".into(),
-        ));
+        return Err(Error::PlanFile {
+            path: path.display().to_string(),
+            message: "the plan was made with another config or policy than the current one; \
+                      make a new plan with `roster plan`"
+                .into(),
+        });
     }
     Ok(plan)
 }
@@ -464,6 +503,7 @@ fn apply_plan(
     run_id: i64,
     mut plan: Plan,
     release: Release,
+    check_staleness: bool,
     show_progress: bool,
 ) -> Result<ApplyReport, Error> {
     let config = &session.config;
@@ -480,11 +520,15 @@ fn apply_plan(
         let concurrency = match &config.target {
             crate::config::TargetConfig::Scim(scim) => scim.concurrency as usize,
         };
+        let options = apply::ApplyOptions {
+            concurrency,
+            check_staleness,
+        };
         apply::apply(
             &mut plan,
             &session.store,
             target.as_ref(),
-            concurrency,
+            options,
             &Progress::new(show_progress),
         )
     });
@@ -539,12 +583,13 @@ fn report_line(r: &ApplyReport) -> String {
 
 fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
     let store = global.store()?;
-    let (mut plan, rejects) = if let Ok(run_id) = args.what.parse::<i64>() {
+    let mut header = None;
+    let (plan, rejects) = if let Ok(run_id) = args.what.parse::<i64>() {
         let run = store
             .run(run_id)?
             .ok_or_else(|| Error::Usage(format!("there is no run {run_id} (see `roster runs`)")))?;
-        println!(
-            "Run {} ({}): {} at {}{}",
+        header = Some(format!(
+            "Run {} ({}): {} at {}{}\n",
             run.id,
             run.kind,
             run.outcome,
@@ -553,35 +598,44 @@ fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
                 .as_deref()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
-        );
-        let plan = store.plan_of_run(run_id)?;
-        (plan, store.rejects(run_id)?)
+        ));
+        // Stored plans carry the journal's statuses already.
+        (store.plan_of_run(run_id)?, store.rejects(run_id)?)
     } else {
-        let path = PathBuf::from(&args.what);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::PlanFile {
-            path: args.what.clone(),
-            message: e.to_string(),
-        })?;
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| Error::PlanFile {
-            path: args.what.clone(),
-            message: format!("not a roster plan: {e}"),
-        })?;
+        let mut plan = load_plan_file(Path::new(&args.what))?;
+        let journal = store.journal(&plan.plan_id)?;
+        overlay_journal(&mut plan, &journal);
         let rejects = match store.plan_record(&plan.plan_id)?.and_then(|r| r.run_id) {
             Some(run_id) => store.rejects(run_id)?,
             None => Vec::new(),
         };
         (Some(plan), rejects)
     };
-    if let Some(plan) = plan.as_mut() {
-        overlay_journal(plan, &store.journal(&plan.plan_id)?);
-        print_plan(plan, args.format);
-    }
-    if !rejects.is_empty() && args.format != Format::Json {
-        println!("\nRejected source records ({}):", rejects.len());
-        for r in &rejects {
-            println!("  {}: {}", r.origin, r.reason);
+    let mut out = String::new();
+    match args.format {
+        ShowFormat::Csv => out = render::csv(plan.as_ref(), &rejects),
+        ShowFormat::Json => {
+            let body = serde_json::json!({ "plan": plan, "rejects": rejects });
+            out = serde_json::to_string_pretty(&body).unwrap_or_default() + "\n";
+        }
+        ShowFormat::Human | ShowFormat::Markdown => {
+            out.extend(header);
+            if let Some(plan) = &plan {
+                out.push_str(&if args.format == ShowFormat::Human {
+                    render::human(plan)
+                } else {
+                    render::markdown(plan)
+                });
+            }
+            if !rejects.is_empty() {
+                out.push_str(&format!("\nRejected source records ({}):\n", rejects.len()));
+                for r in &rejects {
+                    out.push_str(&format!("  {}: {}\n", r.origin, r.reason));
+                }
+            }
         }
     }
+    print!("{out}");
     Ok(exit::OK)
 }
 
@@ -644,9 +698,4 @@ fn unlock(global: &Global, lock_id: &str) -> Result<u8, Error> {
         }
         None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),
     }
-}
-
-/// Statuses that mean an action still has work to do.
-pub fn pending(status: Status) -> bool {
-    matches!(status, Status::Planned | Status::Applying | Status::Failed)
 }

@@ -25,5 +25,6 @@ pub mod read;
 pub mod render;
 pub mod secret;
 pub mod source;
+pub mod stale;
 pub mod store;
 pub mod target;

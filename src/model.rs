@@ -91,6 +91,22 @@ impl TargetUser {
     pub fn is_managed(&self) -> bool {
         self.external_id.is_some()
     }
+
+    /// A digest of the account's content (not its version), to tell whether it changed where
+    /// the target keeps no versions.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let content = TargetUser {
+            version: None,
+            ..self.clone()
+        };
+        // Plain strings, vectors and maps: serialising them cannot fail.
+        let json = serde_json::to_vec(&content).unwrap_or_default();
+        Sha256::digest(json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// A source record that was not used, and why. Nothing disappears silently.

@@ -79,6 +79,10 @@ pub struct Action {
     /// The object's version when planned (SCIM ETag), for conditional requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<String>,
+    /// A digest of the object's content when planned: how apply tells that it changed where
+    /// the target has no versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_digest: Option<String>,
 }
 
 impl Action {

@@ -145,6 +145,7 @@ fn add(desired: &DesiredUser) -> Action {
         held_by: None,
         target_id: None,
         target_version: None,
+        target_digest: None,
     }
 }
 
@@ -253,6 +254,7 @@ fn update(
         held_by: None,
         target_id: Some(target.id.clone()),
         target_version: target.version.clone(),
+        target_digest: Some(target.digest()),
     })
 }
 
@@ -289,6 +291,7 @@ fn removal(target: &TargetUser, mode: Mode) -> Option<Action> {
         held_by: None,
         target_id: Some(target.id.clone()),
         target_version: target.version.clone(),
+        target_digest: Some(target.digest()),
     })
 }
 
@@ -370,7 +373,12 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
             if !held.iter().any(|(k, _)| *k == kind) {
                 held.push((
                     kind,
-                    format!("{count} {noun} planned, {}", cap_text(cap, name, managed)),
+                    format!(
+                        "{count} {}{} planned, {}",
+                        noun.trim_end_matches('s'),
+                        if count == 1 { "" } else { "s" },
+                        cap_text(cap, name, managed)
+                    ),
                 ));
             }
         }
@@ -386,9 +394,9 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
 /// What the store knows about this run's source read, for the completeness checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceRead {
-    /// Records the source returned (rejected ones included).
+    /// Usable users the source returned (rejected records not counted).
     pub count: u64,
-    /// Records in the last read that passed these checks, if any.
+    /// Usable users in the last read that passed these checks, if any.
     pub last_good: Option<u64>,
     /// Managed accounts in the target.
     pub managed: u64,

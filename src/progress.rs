@@ -38,16 +38,18 @@ impl Progress {
             let bar = match total {
                 Some(total) => ProgressBar::new(total).with_style(
                     ProgressStyle::with_template(
-                        "{prefix:>8} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta}) {msg}",
+                        "{prefix:>8} [{bar:30}] {pos}/{len} ({rate}, ETA {eta}) {msg}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .with_key("rate", rate)
                     .progress_chars("=> "),
                 ),
                 None => ProgressBar::new_spinner().with_style(
                     ProgressStyle::with_template(
-                        "{prefix:>8} {spinner} {pos} records ({per_sec}) {msg}",
+                        "{prefix:>8} {spinner} {pos} records ({rate}) {msg}",
                     )
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key("rate", rate),
                 ),
             };
             let bar = multi.add(
@@ -68,6 +70,11 @@ impl Progress {
             }),
         }
     }
+}
+
+/// Whole records per second: indicatif's own `{per_sec}` prints four decimals.
+fn rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = write!(out, "{:.0}/s", state.per_sec());
 }
 
 struct CounterState {

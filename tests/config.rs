@@ -132,7 +132,7 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(config.source_text.inner(), VALID);
 
     let SourceConfig::Ldap(ldap) = &config.source else {
-        panic!("expected an LDAP source, got {:?}", config.source)
+        panic!("expected an LDAP source, got {:?}", config.source);
     };
     assert_eq!(ldap.url.as_str(), "ldap://dc1.example.com:389");
     let url_at = VALID.find("\"ldap://dc1").unwrap();
@@ -220,7 +220,7 @@ fn defaults_fill_a_minimal_config() {
     let config = parse_ok(Path::new("deploy/roster.kdl"), MINIMAL);
     assert_eq!(config.state, PathBuf::from("deploy/.roster/state.db"));
     let SourceConfig::Ldap(ldap) = &config.source else {
-        panic!("expected an LDAP source, got {:?}", config.source)
+        panic!("expected an LDAP source, got {:?}", config.source);
     };
     assert!(!ldap.starttls);
     assert!(ldap.bind_dn.is_none() && ldap.bind_password.is_none());
@@ -733,4 +733,94 @@ fn an_unclosed_block_is_reported_once() {
     );
     let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
     assert_eq!(messages, ["no closing '}' for child block"]);
+}
+
+/// `MINIMAL` with its source block replaced by `source`.
+fn minimal_with_source(source: &str) -> String {
+    let ldap = "source \"ldap\" {\n    url \"ldaps://dc1.example.com:636\"\n    base-dn \"ou=People,dc=example,dc=com\"\n}\n";
+    assert!(MINIMAL.starts_with(ldap));
+    format!("{source}\n{}", &MINIMAL[ldap.len()..])
+}
+
+#[test]
+fn file_sources_parse_with_paths_beside_the_config() {
+    use roster::config::{CsvSource, LdifSource};
+    let dir = Path::new("/etc/roster");
+    let csv = |block: &str| -> CsvSource {
+        let config = parse_ok(&dir.join("roster.kdl"), &minimal_with_source(block));
+        match config.source {
+            SourceConfig::Csv(csv) => csv,
+            other => panic!("expected a CSV source, got {other:?}"),
+        }
+    };
+    let plain = csv("source \"csv\" {\n    path \"exports/people.csv\"\n}");
+    assert_eq!(plain.path.value, dir.join("exports/people.csv"));
+    assert_eq!(plain.delimiter, b',');
+    let cases = [
+        ("\";\"", b';'),
+        ("\"\\t\"", b'\t'),
+        ("\"tab\"", b'\t'),
+        ("#\"\\t\"#", b'\t'),
+        ("\"|\"", b'|'),
+    ];
+    for (written, byte) in cases {
+        let block =
+            format!("source \"csv\" {{\n    path \"/data/p.csv\"\n    delimiter {written}\n}}");
+        let parsed = csv(&block);
+        assert_eq!(parsed.delimiter, byte, "delimiter {written}");
+        assert_eq!(parsed.path.value, PathBuf::from("/data/p.csv"));
+    }
+
+    let config = parse_ok(
+        &dir.join("roster.kdl"),
+        &minimal_with_source("source \"ldif\" {\n    path \"export.ldif\"\n}"),
+    );
+    let SourceConfig::Ldif(LdifSource { path }) = &config.source else {
+        panic!("expected an LDIF source, got {:?}", config.source);
+    };
+    assert_eq!(path.value, dir.join("export.ldif"));
+}
+
+#[test]
+fn bad_csv_delimiter() {
+    let error = check(
+        "bad_csv_delimiter",
+        &minimal_with_source("source \"csv\" {\n    path \"people.csv\"\n    delimiter \";;\"\n}"),
+    );
+    assert_eq!(codes(&error), ["roster::config::invalid_value"]);
+    for bad in ["\"\"", "\"\\\"\"", "\"\\n\"", "\"é\"", "1"] {
+        let text = minimal_with_source(&format!(
+            "source \"csv\" {{\n    path \"people.csv\"\n    delimiter {bad}\n}}"
+        ));
+        let error = parse_err(Path::new("roster.kdl"), &text);
+        assert_eq!(error.problems().len(), 1, "delimiter {bad}");
+    }
+}
+
+#[test]
+fn csv_source_without_path() {
+    let error = check(
+        "csv_source_without_path",
+        &minimal_with_source("source \"csv\" {\n    delimiter \";\"\n    base-dn \"ou=People\"\n}"),
+    );
+    assert_eq!(
+        codes(&error),
+        [
+            "roster::config::missing_node",
+            "roster::config::unknown_node"
+        ]
+    );
+}
+
+#[test]
+fn ldif_source_with_a_misspelled_path() {
+    let error = parse_err(
+        Path::new("roster.kdl"),
+        &minimal_with_source("source \"ldif\" {\n    paht \"export.ldif\"\n}"),
+    );
+    assert_eq!(codes(&error), ["roster::config::unknown_node"]);
+    assert_eq!(
+        error.problems()[0].help_text(),
+        Some("did you mean `path`?")
+    );
 }

@@ -60,6 +60,8 @@ pub enum SourceConfig {
     Ldap(LdapSource),
     ServiceNow(ServiceNowSource),
     Freshservice(FreshserviceSource),
+    Csv(CsvSource),
+    Ldif(LdifSource),
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +106,22 @@ pub enum DisabledAccounts {
     /// Keep them, marked with the `roster-active` = `false` pseudo-attribute. The planner does
     /// not read it yet, so the config refuses this choice for now.
     Inactive,
+}
+
+/// `source "csv"`: a CSV export whose header row names the attributes.
+#[derive(Debug, Clone)]
+pub struct CsvSource {
+    /// Resolved against the config file's directory.
+    pub path: Spanned<PathBuf>,
+    /// One ASCII byte, default `,`.
+    pub delimiter: u8,
+}
+
+/// `source "ldif"`: an LDIF export (`slapcat`, `ldifde -f`, `ldapsearch -LLL`).
+#[derive(Debug, Clone)]
+pub struct LdifSource {
+    /// Resolved against the config file's directory.
+    pub path: Spanned<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

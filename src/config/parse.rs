@@ -21,6 +21,7 @@ use super::{
     Cap, Config, ConfigError, ConfigProblem, FieldMapping, LdapSource, Mode, Normalize, OnInvalid,
     Policy, ScimTarget, SourceConfig, Spanned, TargetConfig, UserMapping,
 };
+use super::{CsvSource, LdifSource};
 use crate::secret::SecretRef;
 
 mod active_directory;
@@ -182,17 +183,19 @@ const POLICY_FILE: Block = Block {
     ..POLICY
 };
 
-const BLOCKS: [&Block; 7] = [
+const BLOCKS: [&Block; 9] = [
     &TOP,
     &LDAP,
     &SCIM,
     &USER,
     &POLICY,
+    &CSV,
+    &LDIF,
     &rest::SERVICENOW,
     &rest::FRESHSERVICE,
 ];
 
-const SOURCE_TYPES: &[&str] = &["ldap", "servicenow", "freshservice"];
+const SOURCE_TYPES: &[&str] = &["ldap", "csv", "ldif", "servicenow", "freshservice"];
 const TARGET_TYPES: &[&str] = &["scim"];
 const NORMALIZE_HELP: &str =
     "normalize is \"lowercase\", \"trim\", or both separated by a comma: \"trim,lowercase\"";
@@ -913,6 +916,8 @@ impl<'t> Checker<'t> {
         let kind = self.block_type(node, SOURCE_TYPES, "source")?;
         let children = self.block(node, &format!("source \"{kind}\""))?;
         match kind.as_str() {
+            "csv" => self.csv(node, children).map(SourceConfig::Csv),
+            "ldif" => self.ldif(node, children).map(SourceConfig::Ldif),
             "servicenow" => self
                 .servicenow(node, children)
                 .map(SourceConfig::ServiceNow),
@@ -1470,6 +1475,74 @@ impl<'t> Checker<'t> {
         } else {
             span
         }
+    }
+}
+
+// File sources: `source "csv"` and `source "ldif"`.
+
+const CSV: Block = Block {
+    place: "in `source \"csv\"`",
+    name: "source \"csv\"",
+    nodes: &["path", "delimiter"],
+    repeatable: &[],
+};
+
+const LDIF: Block = Block {
+    place: "in `source \"ldif\"`",
+    name: "source \"ldif\"",
+    nodes: &["path"],
+    repeatable: &[],
+};
+
+const DELIMITER_HELP: &str = "`delimiter` is one character such as \",\" or \";\", or \"tab\"";
+
+impl Checker<'_> {
+    fn csv(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<CsvSource> {
+        const PATH: &str = "path \"people.csv\"";
+        let c = self.children(Some(node), Some(doc), &CSV);
+        let path = self
+            .require(&c, Some(node), "path", PATH)
+            .map(|n| self.leaf_path(n, PATH));
+        let delimiter = c.get("delimiter").map(|n| self.delimiter(n));
+        Some(CsvSource {
+            path: path??,
+            delimiter: delimiter.unwrap_or(Some(b','))?,
+        })
+    }
+
+    fn ldif(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<LdifSource> {
+        const PATH: &str = "path \"export.ldif\"";
+        let c = self.children(Some(node), Some(doc), &LDIF);
+        let path = self
+            .require(&c, Some(node), "path", PATH)
+            .map(|n| self.leaf_path(n, PATH));
+        Some(LdifSource { path: path?? })
+    }
+
+    /// `delimiter ";"`: one ASCII character that cannot be confused with CSV's quoting or
+    /// line ends; `"tab"` (or a written `\t`) for tab-separated files.
+    fn delimiter(&mut self, node: &KdlNode) -> Option<u8> {
+        let value = self.leaf_string(node, "delimiter \";\"")?;
+        let why = match value.as_bytes() {
+            b"tab" | b"\\t" => return Some(b'\t'),
+            [b'"'] => "the double quote is CSV's quoting character",
+            [b'\n' | b'\r'] => "a line end separates records, not fields",
+            [byte] => return Some(*byte),
+            [] => "it is empty",
+            _ if value.chars().count() == 1 => "it is not an ASCII character",
+            _ => "it is more than one character",
+        };
+        self.report(
+            ProblemKind::InvalidValue,
+            value.span,
+            format!(
+                "`delimiter` \"{}\" cannot be used: {why}",
+                value.as_str().escape_debug()
+            ),
+        )
+        .label("not a delimiter")
+        .help(DELIMITER_HELP);
+        None
     }
 }
 

@@ -370,7 +370,8 @@ fn remove_caps() {
         );
         if held {
             let why = p.actions[0].held_by.as_deref().unwrap_or_default();
-            assert!(why.contains(&format!("{removes} removes planned")), "{why}");
+            let noun = if removes == 1 { "remove" } else { "removes" };
+            assert!(why.contains(&format!("{removes} {noun} planned")), "{why}");
         }
     }
 }

@@ -1,9 +1,13 @@
 //! Rendering plans for people (human, Markdown) and programs (JSON). Rendering never
 //! changes a plan and knows nothing about where it came from.
 
+mod compare;
+mod csv;
 mod human;
 mod markdown;
 
+pub use compare::{compare, comparison};
+pub use csv::csv;
 pub use human::{human, summary_line};
 pub use markdown::markdown;
 

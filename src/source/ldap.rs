@@ -737,12 +737,12 @@ fn record_from_entry(entry: SearchEntry) -> SourceRecord {
     record
 }
 
-fn is_guid_attribute(lowercase_name: &str) -> bool {
+pub(crate) fn is_guid_attribute(lowercase_name: &str) -> bool {
     lowercase_name == "objectguid"
 }
 
 /// A GUID attribute of 16 bytes as a GUID string; any other binary value as lowercase hex.
-fn render_binary(lowercase_name: &str, bytes: &[u8]) -> String {
+pub(crate) fn render_binary(lowercase_name: &str, bytes: &[u8]) -> String {
     match <&[u8; 16]>::try_from(bytes) {
         Ok(guid) if is_guid_attribute(lowercase_name) => render_guid(guid),
         _ => hex(bytes),

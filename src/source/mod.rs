@@ -5,8 +5,10 @@
 //! the caller must then refuse to plan, so that a half-read directory never turns into
 //! removals. Connectors are the only code (with targets) that touches the network.
 
+pub mod csv;
 pub mod freshservice;
 pub mod ldap;
+pub mod ldif;
 pub(crate) mod rest;
 pub mod servicenow;
 
@@ -38,6 +40,8 @@ pub fn open(config: &SourceConfig) -> Box<dyn Source> {
         SourceConfig::Freshservice(helpdesk) => {
             Box::new(freshservice::FreshserviceHelpdesk::new(helpdesk.clone()))
         }
+        SourceConfig::Csv(csv) => Box::new(csv::CsvFile::new(csv.clone())),
+        SourceConfig::Ldif(ldif) => Box::new(ldif::LdifFile::new(ldif.clone())),
     }
 }
 
@@ -91,6 +95,17 @@ pub enum SourceError {
     /// that cannot be built).
     #[error("source setup: {0}")]
     Setup(String),
+    /// A file source (CSV, LDIF) that cannot be opened, or with a line that cannot be read;
+    /// `line` is where the bad record starts, when the problem has a place in the file.
+    #[error(
+        "{path}{}: {message}",
+        line.map(|l| format!(", line {l}")).unwrap_or_default()
+    )]
+    File {
+        path: String,
+        line: Option<u64>,
+        message: String,
+    },
 }
 
 // By hand, not `#[from]`: the message already includes the cause, and a `source()` would make

@@ -25,7 +25,7 @@ pub struct ActionRecord {
     pub result_id: Option<String>,
 }
 
-/// Rows per multi-row INSERT (12 parameters each, well under SQLite's limit).
+/// Rows per multi-row INSERT (13 parameters each, well under SQLite's limit).
 const ROWS_PER_INSERT: usize = 64;
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -56,8 +56,8 @@ impl Store {
         if inserted == 1 {
             // Many rows per statement: a plan of 100,000 adds is stored in a fraction of the
             // time one statement per row takes.
-            let columns = "(plan_id, seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version)";
-            let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            let columns = "(plan_id, seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest)";
+            let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
             for chunk in plan.actions.chunks(ROWS_PER_INSERT) {
                 let sql = format!(
                     "INSERT INTO plan_actions {columns} VALUES {}",
@@ -69,7 +69,7 @@ impl Store {
                     .iter()
                     .map(|a| [a.action.as_str(), a.object.as_str(), a.status.as_str()])
                     .collect();
-                let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 12);
+                let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 13);
                 for ((a, changes), [action, object, status]) in
                     chunk.iter().zip(&changes).zip(&labels)
                 {
@@ -86,6 +86,7 @@ impl Store {
                         changes,
                         &a.held_by,
                         &a.target_version,
+                        &a.target_digest,
                     ]);
                 }
                 stmt.execute(values.as_slice()).map_err(|e| self.err(e))?;
@@ -132,7 +133,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version, error
+                "SELECT seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version, error, target_digest
                  FROM plan_actions WHERE plan_id = ?1 ORDER BY seq",
             )
             .map_err(|e| self.err(e))?;
@@ -159,6 +160,7 @@ impl Store {
                 changes: serde_json::from_str(&get(8)?).map_err(|_| damaged("changes"))?,
                 held_by: r.get(9).map_err(|e| self.err(e))?,
                 target_version: r.get(10).map_err(|e| self.err(e))?,
+                target_digest: r.get(12).map_err(|e| self.err(e))?,
             });
         }
         Ok(Some(plan))

@@ -200,11 +200,13 @@ impl Store {
         Ok(())
     }
 
-    /// The record count of the last accepted source read before `run_id`.
+    /// The number of usable users (records read less those rejected) of the last accepted
+    /// source read before `run_id`.
     pub fn last_good_source_count(&self, run_id: i64) -> Result<Option<u64>> {
         self.conn
             .query_row(
-                "SELECT source_count FROM runs WHERE source_accepted = 1 AND id < ?1 ORDER BY id DESC LIMIT 1",
+                "SELECT source_count - coalesce(rejected, 0) FROM runs
+                 WHERE source_accepted = 1 AND id < ?1 ORDER BY id DESC LIMIT 1",
                 [run_id],
                 |r| r.get::<_, Option<i64>>(0),
             )

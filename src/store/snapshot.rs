@@ -46,14 +46,6 @@ fn desired_digest(user: &DesiredUser) -> String {
     hex(Sha256::digest(json(user)))
 }
 
-/// A digest of a target user's content (not its version), for staleness checks where the
-/// target has no versions.
-pub fn target_digest(user: &TargetUser) -> String {
-    let mut content = user.clone();
-    content.version = None;
-    hex(Sha256::digest(json(&content)))
-}
-
 impl Store {
     /// Starts loading the snapshots of `run_id`.
     pub fn loader(&mut self, run_id: i64) -> Result<Loader<'_>> {
@@ -144,7 +136,7 @@ impl Loader<'_> {
                     json(&user.fields),
                     user.active,
                     user.version,
-                    target_digest(user),
+                    user.digest(),
                 ])
             })
             .map_err(|e| self.store.err(e))?;
@@ -395,5 +387,168 @@ impl Store {
             .execute("DELETE FROM deactivated WHERE target_id = ?1", [target_id])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DesiredUser;
+
+    fn user(key: &str, username: &str) -> DesiredUser {
+        DesiredUser {
+            key: key.into(),
+            username: username.into(),
+            ..DesiredUser::default()
+        }
+    }
+
+    fn target(id: &str, key: Option<&str>, username: &str) -> TargetUser {
+        TargetUser {
+            id: id.into(),
+            external_id: key.map(Into::into),
+            username: username.into(),
+            active: true,
+            ..TargetUser::default()
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn duplicate_keys_and_usernames_reject_every_record_involved_and_protect_their_accounts() {
+        let (_dir, mut store) = store();
+        let run = store
+            .begin_run("plan", "digest", chrono::Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader
+            .desired(&user("k1", "alice"), "uid=alice")
+            .expect("load");
+        loader
+            .desired(&user("k1", "alice2"), "uid=alice2")
+            .expect("load");
+        loader.desired(&user("k2", "Bob"), "uid=bob").expect("load");
+        loader
+            .desired(&user("k3", "bob"), "uid=bob2")
+            .expect("load");
+        loader
+            .desired(&user("k4", "carol"), "uid=carol")
+            .expect("load");
+        loader
+            .target(&target("t1", Some("k1"), "alice"))
+            .expect("load");
+        loader
+            .target(&target("t2", Some("k2"), "bob"))
+            .expect("load");
+        loader
+            .target(&target("t9", Some("k9"), "gone"))
+            .expect("load");
+        let counts = loader.finish().expect("finish");
+        assert_eq!((counts.source, counts.desired, counts.rejected), (5, 1, 4));
+
+        let mut rejects: Vec<String> = store
+            .rejects(run)
+            .expect("rejects")
+            .into_iter()
+            .map(|r| format!("{} {}", r.origin, r.reason))
+            .collect();
+        rejects.sort();
+        assert_eq!(
+            rejects,
+            [
+                "uid=alice duplicate key k1: another record has the same key",
+                "uid=alice2 duplicate key k1: another record has the same key",
+                "uid=bob duplicate username bob: records with different keys have the same username",
+                "uid=bob2 duplicate username bob: records with different keys have the same username",
+            ]
+        );
+
+        let mut seen = Vec::new();
+        store
+            .for_each_pair(run, |pair| {
+                seen.push(match pair {
+                    Pair::SourceOnly(d) => format!("source-only {}", d.username),
+                    Pair::Both { desired, .. } => format!("both {}", desired.username),
+                    Pair::TargetOnly { target, protected } => format!(
+                        "target-only {} protected={}",
+                        target.username,
+                        protected.is_some()
+                    ),
+                })
+            })
+            .expect("pairs");
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "source-only carol",
+                "target-only alice protected=true",
+                "target-only bob protected=true",
+                "target-only gone protected=false"
+            ]
+        );
+    }
+
+    #[test]
+    fn matching_is_by_key_then_by_username_for_unmanaged_or_orphaned_accounts() {
+        let (_dir, mut store) = store();
+        let run = store
+            .begin_run("plan", "digest", chrono::Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        for (key, name) in [
+            ("k1", "alice"),
+            ("k2", "bob"),
+            ("k3", "carol"),
+            ("k4", "dave"),
+        ] {
+            loader.desired(&user(key, name), name).expect("load");
+        }
+        loader
+            .target(&target("t1", Some("k1"), "alice-renamed"))
+            .expect("load");
+        loader.target(&target("t2", None, "BOB")).expect("load");
+        loader
+            .target(&target("t3", Some("old-key"), "carol"))
+            .expect("load");
+        loader
+            .target(&target("t4", Some("k1"), "dave"))
+            .expect("load");
+        loader.finish().expect("finish");
+        let mut seen = Vec::new();
+        store
+            .for_each_pair(run, |pair| {
+                seen.push(match pair {
+                    Pair::SourceOnly(d) => format!("{} new", d.username),
+                    Pair::Both {
+                        desired,
+                        target,
+                        matched_by,
+                        ..
+                    } => format!("{} -> {} by {matched_by:?}", desired.username, target.id),
+                    Pair::TargetOnly { target, protected } => format!(
+                        "{} alone, protected: {}",
+                        target.id,
+                        protected.unwrap_or_default()
+                    ),
+                })
+            })
+            .expect("pairs");
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "alice -> t1 by Key",
+                "bob -> t2 by Username",
+                "carol -> t3 by Username",
+                "dave new",
+                "t4 alone, protected: another target account has the same externalId",
+            ]
+        );
     }
 }

@@ -4,3 +4,4 @@
 pub mod scim;
 pub mod slapd;
 pub mod vendors;
+pub mod world;

@@ -1,0 +1,64 @@
+//! `roster show --format csv`: every action with its outcome, and every rejected record,
+//! one row each, for a report people open in a spreadsheet.
+
+use crate::model::Reject;
+use crate::plan::Plan;
+
+const HEADER: [&str; 10] = [
+    "record", "seq", "action", "object", "key", "username", "status", "reason", "error", "changes",
+];
+
+pub fn csv(plan: Option<&Plan>, rejects: &[Reject]) -> String {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = out.write_record(HEADER);
+    for a in plan.iter().flat_map(|p| &p.actions) {
+        let (reason, error) = match a.reason.split_once("; failed: ") {
+            Some((reason, error)) => (reason, error),
+            None => (a.reason.as_str(), ""),
+        };
+        let changes: Vec<String> = a
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} -> {}",
+                    c.field,
+                    c.before.as_deref().unwrap_or(""),
+                    c.after.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        let status = match &a.held_by {
+            Some(cap) => format!("{} ({cap})", a.status.as_str()),
+            None => a.status.as_str().to_string(),
+        };
+        let _ = out.write_record([
+            "action",
+            &a.seq.to_string(),
+            a.action.as_str(),
+            a.object.as_str(),
+            &a.key,
+            &a.username,
+            &status,
+            reason,
+            error,
+            &changes.join("; "),
+        ]);
+    }
+    for r in rejects {
+        let _ = out.write_record([
+            "reject",
+            "",
+            "",
+            "user",
+            r.key.as_deref().unwrap_or(""),
+            r.username.as_deref().unwrap_or(""),
+            "rejected",
+            &r.reason,
+            "",
+            &r.origin,
+        ]);
+    }
+    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+}

@@ -1,0 +1,228 @@
+//! Staleness: before a saved plan is applied, the target objects it touches are read again.
+//! If any changed since the plan was made (another version, other content, gone, or an
+//! account now holding a username the plan would create), the whole plan is refused and
+//! nothing is applied: the reviewed plan no longer describes what apply would do.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::TargetUser;
+use crate::plan::{Action, ActionKind, ObjectKind};
+use crate::target::{Target, TargetError};
+
+/// Above this many objects to check, one paged listing of the target is cheaper than a
+/// request per object.
+const LIST_ABOVE: usize = 100;
+
+/// One way in which the target moved on since the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub seq: u32,
+    pub username: String,
+    pub what: String,
+}
+
+/// Checks `actions` (the ones still to apply) against the target as it is now.
+pub fn check(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
+    let users: Vec<&Action> = actions
+        .iter()
+        .copied()
+        .filter(|a| a.object == ObjectKind::User)
+        .collect();
+    if users.len() > LIST_ABOVE {
+        check_by_listing(&users, target)
+    } else {
+        check_one_by_one(&users, target)
+    }
+}
+
+fn check_one_by_one(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
+    let mut drift = Vec::new();
+    for action in actions {
+        let now = match (action.action, &action.target_id) {
+            (ActionKind::Add, _) => target.find_user(&action.username)?,
+            (_, Some(id)) => target.get_user(id)?,
+            (_, None) => None,
+        };
+        drift.extend(compare(action, now.as_ref()));
+    }
+    Ok(drift)
+}
+
+fn check_by_listing(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
+    let ids: HashSet<&str> = actions
+        .iter()
+        .filter_map(|a| a.target_id.as_deref())
+        .collect();
+    let names: HashSet<String> = actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Add)
+        .map(|a| a.username.to_lowercase())
+        .collect();
+    let mut by_id: HashMap<String, TargetUser> = HashMap::new();
+    let mut by_name: HashMap<String, TargetUser> = HashMap::new();
+    target.list_users(&mut |user| {
+        let folded = user.username.to_lowercase();
+        if names.contains(&folded) {
+            by_name.insert(folded, user.clone());
+        }
+        if ids.contains(user.id.as_str()) {
+            by_id.insert(user.id.clone(), user);
+        }
+    })?;
+    Ok(actions
+        .iter()
+        .flat_map(|action| {
+            let now = match (action.action, &action.target_id) {
+                (ActionKind::Add, _) => by_name.get(&action.username.to_lowercase()),
+                (_, Some(id)) => by_id.get(id),
+                (_, None) => None,
+            };
+            compare(action, now)
+        })
+        .collect())
+}
+
+/// How `now` differs from what `action` was planned against, if it does.
+fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
+    let drift = |what: String| {
+        Some(Drift {
+            seq: action.seq,
+            username: action.username.clone(),
+            what,
+        })
+    };
+    match (action.action, now) {
+        (ActionKind::Add, None) => None,
+        (ActionKind::Add, Some(user)) => drift(format!(
+            "an account with username {} now exists (id {})",
+            user.username, user.id
+        )),
+        (_, None) => drift("the account no longer exists".to_string()),
+        (_, Some(user)) => match (&action.target_version, &user.version) {
+            (Some(planned), Some(current)) if planned != current => {
+                drift(format!("version {current} instead of {planned}"))
+            }
+            (Some(_), Some(_)) => None,
+            _ if action
+                .target_digest
+                .as_deref()
+                .is_some_and(|d| d != user.digest()) =>
+            {
+                drift("its content changed".to_string())
+            }
+            _ => None,
+        },
+    }
+}
+
+/// The refusal message: what changed, for the first few objects.
+pub fn message(drift: &[Drift]) -> String {
+    const SHOWN: usize = 10;
+    let mut lines: Vec<String> = drift
+        .iter()
+        .take(SHOWN)
+        .map(|d| format!("  action {} (user {}): {}", d.seq, d.username, d.what))
+        .collect();
+    if drift.len() > SHOWN {
+        lines.push(format!("  ... and {} more", drift.len() - SHOWN));
+    }
+    format!(
+        "the plan is stale: {} of the target objects it touches changed since it was made; nothing was applied. \
+         Make a new plan with `roster plan` and review it again.\n{}",
+        drift.len(),
+        lines.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Status;
+
+    fn action(kind: ActionKind, version: Option<&str>, digest: Option<&str>) -> Action {
+        Action {
+            seq: 1,
+            action: kind,
+            object: ObjectKind::User,
+            key: "k".into(),
+            username: "alice".into(),
+            status: Status::Planned,
+            reason: String::new(),
+            changes: Vec::new(),
+            held_by: None,
+            target_id: (kind != ActionKind::Add).then(|| "t1".into()),
+            target_version: version.map(Into::into),
+            target_digest: digest.map(Into::into),
+        }
+    }
+
+    fn user(version: Option<&str>) -> TargetUser {
+        TargetUser {
+            id: "t1".into(),
+            username: "alice".into(),
+            active: true,
+            version: version.map(Into::into),
+            ..TargetUser::default()
+        }
+    }
+
+    #[test]
+    fn drift_rules() {
+        let same = user(Some("W/\"1\""));
+        let digest = user(None).digest();
+        let cases: Vec<(Action, Option<TargetUser>, bool)> = vec![
+            (action(ActionKind::Add, None, None), None, false),
+            (
+                action(ActionKind::Add, None, None),
+                Some(same.clone()),
+                true,
+            ),
+            (
+                action(ActionKind::Update, Some("W/\"1\""), None),
+                Some(same.clone()),
+                false,
+            ),
+            (
+                action(ActionKind::Update, Some("W/\"1\""), None),
+                Some(user(Some("W/\"2\""))),
+                true,
+            ),
+            (
+                action(ActionKind::Remove, Some("W/\"1\""), None),
+                None,
+                true,
+            ),
+            (
+                action(ActionKind::Update, None, Some(&digest)),
+                Some(user(None)),
+                false,
+            ),
+            (
+                action(ActionKind::Update, None, Some(&digest)),
+                Some(TargetUser {
+                    name: Some("x".into()),
+                    ..user(None)
+                }),
+                true,
+            ),
+        ];
+        for (i, (a, now, stale)) in cases.into_iter().enumerate() {
+            assert_eq!(compare(&a, now.as_ref()).is_some(), stale, "case {i}");
+        }
+    }
+
+    #[test]
+    fn the_message_names_what_changed_and_says_stale() {
+        let drift = vec![Drift {
+            seq: 3,
+            username: "bob".into(),
+            what: "the account no longer exists".into(),
+        }];
+        let m = message(&drift);
+        assert!(m.starts_with("the plan is stale"), "{m}");
+        assert!(
+            m.contains("action 3 (user bob): the account no longer exists"),
+            "{m}"
+        );
+    }
+}
