@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod group_sync;
+pub mod http;
 pub mod logging;
 pub mod mapping;
 pub mod membership;

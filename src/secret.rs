@@ -64,6 +64,12 @@ impl SecretRef {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret that does not come from the config, such as an OAuth access token a
+    /// connector was issued, so that it cannot be printed either.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use roster::config::{LdapSource, Spanned};
+use roster::config::{ActiveDirectory, DisabledAccounts, LdapSource, Spanned};
 use roster::model::SourceRecord;
 use roster::secret::SecretRef;
 use roster::source::ldap::LdapDirectory;
@@ -36,6 +36,8 @@ fn source(url: &str) -> LdapSource {
         filter: spanned("(objectClass=inetOrgPerson)".to_string()),
         page_size: 500,
         timeout_secs: 10,
+        active_directory: None,
+        follow_referrals: false,
     }
 }
 
@@ -436,4 +438,125 @@ fn binary_attributes_become_guid_strings_and_hex() {
         find(&records, "ascii").values("objectguid"),
         ["44434241-4645-4847-494a-4b4c4d4e4f50"]
     );
+}
+
+/// An inetOrgPerson with the Active Directory account attributes (the test schema's stand-ins).
+fn ad_person(uid: &str, uac: Option<u32>, expires: Option<i64>) -> String {
+    // slapadd wants the values of an attribute together: the class goes next to the other.
+    let mut ldif = person(uid, &format!("{uid} Test"), None, &[]).replacen(
+        "objectClass: inetOrgPerson\n",
+        "objectClass: inetOrgPerson\nobjectClass: rosterTestAD\n",
+        1,
+    );
+    ldif.pop();
+    if let Some(uac) = uac {
+        ldif.push_str(&format!("userAccountControl: {uac}\n"));
+    }
+    if let Some(expires) = expires {
+        ldif.push_str(&format!("accountExpires: {expires}\n"));
+    }
+    ldif.push('\n');
+    ldif
+}
+
+/// `accountExpires` for a Unix time: 100-ns ticks since 1601-01-01.
+fn filetime(unix: i64) -> i64 {
+    (unix + 11_644_473_600) * 10_000_000
+}
+
+#[test]
+fn active_directory_leaves_out_disabled_and_expired_accounts() {
+    let now = chrono::Utc::now().timestamp();
+    let slapd = Slapd::start_with_ldif(
+        &[
+            ad_person("alice", Some(512), Some(0)),
+            ad_person("bob", Some(514), None),
+            ad_person("carol", Some(512), Some(filetime(now - 86_400))),
+            ad_person("dave", Some(66_048), Some(filetime(now + 86_400))),
+            ad_person("erin", Some(512), Some(i64::MAX)),
+            ad_person("frank", Some(66_050), None),
+            person("grace", "Grace Hopper", None, &[]),
+        ]
+        .concat(),
+    );
+    let uids = |records: &[SourceRecord]| -> BTreeSet<String> {
+        records
+            .iter()
+            .filter_map(|r| r.first("uid").map(str::to_string))
+            .collect()
+    };
+
+    let plain = read(admin_source(&slapd, &slapd.url)).expect("plain LDAP read");
+    assert_eq!(
+        plain.len(),
+        7,
+        "without active-directory every account is read"
+    );
+
+    let ad = LdapSource {
+        active_directory: Some(ActiveDirectory {
+            disabled: DisabledAccounts::Skip,
+        }),
+        ..admin_source(&slapd, &slapd.url)
+    };
+    // ATTRS does not name userAccountControl or accountExpires: the source asks for them.
+    let records = read(ad.clone()).expect("AD read");
+    assert_eq!(
+        uids(&records),
+        BTreeSet::from(["alice", "dave", "erin", "grace"].map(String::from)),
+        "bob and frank are disabled, carol expired yesterday"
+    );
+
+    let marked = read(LdapSource {
+        active_directory: Some(ActiveDirectory {
+            disabled: DisabledAccounts::Inactive,
+        }),
+        ..ad
+    })
+    .expect("AD read keeping disabled accounts");
+    let inactive: BTreeSet<String> = marked
+        .iter()
+        .filter(|r| r.first("roster-active") == Some("false"))
+        .filter_map(|r| r.first("uid").map(str::to_string))
+        .collect();
+    assert_eq!(
+        inactive,
+        BTreeSet::from(["bob", "carol", "frank"].map(String::from))
+    );
+    assert_eq!(marked.len(), 7);
+}
+
+#[test]
+fn referrals_never_break_a_read_with_or_without_follow_referrals() {
+    let referral = format!(
+        "dn: ou=Elsewhere,{PEOPLE}\nobjectClass: referral\nobjectClass: extensibleObject\n\
+         ou: Elsewhere\nref: ldap://127.0.0.1:9/ou=People,dc=other,dc=com\n\n"
+    );
+    let slapd = Slapd::start_with_ldif(&format!(
+        "{}{referral}{}",
+        person("alice", "Alice Liddell", None, &[]),
+        person("bob", "Bob Builder", None, &[]),
+    ));
+    // The server does send a search continuation reference for it.
+    let out = std::process::Command::new("ldapsearch")
+        .args(["-x", "-LLL", "-H", &slapd.url, "-D", &slapd.admin_dn, "-w"])
+        .arg(&slapd.admin_password)
+        .args(["-b", PEOPLE, "(objectClass=inetOrgPerson)", "uid"])
+        .output()
+        .expect("ldapsearch");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("ldap://127.0.0.1:9/"), "{shown}");
+
+    for follow_referrals in [false, true] {
+        let records = read(LdapSource {
+            follow_referrals,
+            page_size: 1,
+            ..admin_source(&slapd, &slapd.url)
+        })
+        .expect("a read past a referral");
+        assert_eq!(
+            origins(&records),
+            BTreeSet::from([person_dn("alice"), person_dn("bob")])
+        );
+    }
 }

@@ -8,6 +8,7 @@
 mod diagnostics;
 mod groups;
 mod parse;
+mod rest;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ pub use groups::{
 };
 use miette::{NamedSource, SourceSpan};
 pub use parse::parse;
+pub use rest::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
 
 use crate::secret::SecretRef;
 
@@ -62,6 +64,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Ldap(LdapSource),
+    ServiceNow(ServiceNowSource),
+    Freshservice(FreshserviceSource),
     Csv(CsvSource),
     Ldif(LdifSource),
 }
@@ -86,6 +90,28 @@ pub struct LdapSource {
     pub page_size: u32,
     /// Seconds for connect and for each operation, default 30.
     pub timeout_secs: u64,
+    /// `active-directory #true`: disabled and expired accounts are handled as `disabled` says.
+    pub active_directory: Option<ActiveDirectory>,
+    /// `follow-referrals #true` asks for referral chasing, which is not supported yet: referrals
+    /// are skipped either way, and a warning says so.
+    pub follow_referrals: bool,
+}
+
+/// What an Active Directory source does beyond plain LDAP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveDirectory {
+    /// What to do with disabled (`userAccountControl` bit 0x2) and expired (`accountExpires`)
+    /// accounts.
+    pub disabled: DisabledAccounts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledAccounts {
+    /// Leave them out of the source (the default).
+    Skip,
+    /// Keep them, marked with the `roster-active` = `false` pseudo-attribute. The planner does
+    /// not read it yet, so the config refuses this choice for now.
+    Inactive,
 }
 
 /// `source "csv"`: a CSV export whose header row names the attributes.

@@ -24,7 +24,9 @@ use super::{
 use super::{CsvSource, LdifSource};
 use crate::secret::SecretRef;
 
+mod active_directory;
 mod groups;
+mod rest;
 
 /// Parses the config file at `path` whose text is `text`. Relative paths in it (state,
 /// policy file, CA files) resolve against the directory of `path`; a policy file it names is
@@ -116,6 +118,9 @@ const LDAP: Block = Block {
         "filter",
         "page-size",
         "timeout",
+        "active-directory",
+        "disabled",
+        "follow-referrals",
     ],
     repeatable: &[],
 };
@@ -175,7 +180,7 @@ const POLICY_FILE: Block = Block {
     ..POLICY
 };
 
-const BLOCKS: [&Block; 8] = [
+const BLOCKS: [&Block; 10] = [
     &TOP,
     &LDAP,
     &SCIM,
@@ -184,9 +189,11 @@ const BLOCKS: [&Block; 8] = [
     &CSV,
     &LDIF,
     &groups::GROUP,
+    &rest::SERVICENOW,
+    &rest::FRESHSERVICE,
 ];
 
-const SOURCE_TYPES: &[&str] = &["ldap", "csv", "ldif"];
+const SOURCE_TYPES: &[&str] = &["ldap", "csv", "ldif", "servicenow", "freshservice"];
 const TARGET_TYPES: &[&str] = &["scim"];
 const NORMALIZE_HELP: &str =
     "normalize is \"lowercase\", \"trim\", or both separated by a comma: \"trim,lowercase\"";
@@ -909,6 +916,12 @@ impl<'t> Checker<'t> {
         match kind.as_str() {
             "csv" => self.csv(node, children).map(SourceConfig::Csv),
             "ldif" => self.ldif(node, children).map(SourceConfig::Ldif),
+            "servicenow" => self
+                .servicenow(node, children)
+                .map(SourceConfig::ServiceNow),
+            "freshservice" => self
+                .freshservice(node, children)
+                .map(SourceConfig::Freshservice),
             _ => self.ldap(node, children).map(SourceConfig::Ldap),
         }
     }
@@ -1032,6 +1045,7 @@ impl<'t> Checker<'t> {
         let timeout = c
             .get("timeout")
             .map(|n| self.leaf_whole(n, &TIMEOUT, "timeout 30"));
+        let (active_directory, follow_referrals) = self.active_directory(&c);
 
         Some(LdapSource {
             url: url?,
@@ -1049,6 +1063,8 @@ impl<'t> Checker<'t> {
             })?,
             page_size: page_size.unwrap_or(Some(500))? as u32,
             timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+            active_directory: active_directory?,
+            follow_referrals: follow_referrals?,
         })
     }
 

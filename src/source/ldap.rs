@@ -19,7 +19,23 @@
 //! returned it, since 16 random bytes are sometimes valid UTF-8. Any other binary value is
 //! rendered as lowercase hex. ldap3 moves every value of an attribute to the binary side as
 //! soon as one of them is not UTF-8, so such an attribute is hex throughout.
+//!
+//! Active Directory (`active-directory #true`):
+//! - **Disabled and expired accounts** are left out: `userAccountControl` with bit 0x2 set, or
+//!   an `accountExpires` (100-ns ticks since 1601; 0 and 2^63-1 mean never) at or before now.
+//!   Both attributes are requested whatever the mapping asks for. The source reads the clock
+//!   for this; the planner never does. Left out, such an account is "missing from the source",
+//!   which in remove mode takes it out of service in the target.
+//! - **Ranged attributes.** AD returns at most `MaxValRange` (1500) values of an attribute per
+//!   answer, as `member;range=0-1499`. Such an entry is held back until its search ends, then
+//!   completed with base-scope searches for `member;range=1500-*` and so on, until a range ends
+//!   in `*`; the values are merged under the plain name. A range that cannot be completed fails
+//!   the read: a half-read attribute is never handed on.
+//! - **Referrals** (`searchResRef`, which AD returns for its other partitions) are skipped, with
+//!   or without `follow-referrals`: chasing them means binding to other servers with the same
+//!   credentials, which roster does not do yet, and says so when asked to.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::io;
 use std::path::Path;
@@ -32,13 +48,26 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
-use crate::config::LdapSource;
+use crate::config::{DisabledAccounts, LdapSource};
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 
 use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 mod groups;
+
+/// The pseudo-attribute that marks an account the directory has out of service, when
+/// `disabled "inactive"` keeps such accounts (not yet allowed by the config: the planner does
+/// not read it).
+pub const INACTIVE_ATTRIBUTE: &str = "roster-active";
+/// AD's `userAccountControl` flag of a disabled account (ACCOUNTDISABLE).
+const UAC_ACCOUNT_DISABLE: i64 = 0x2;
+/// `accountExpires` values that mean "never".
+const NEVER_EXPIRES: [i64; 2] = [0, i64::MAX];
+/// Seconds between 1601-01-01 and 1970-01-01, the two epochs of `accountExpires` and Unix time.
+const FILETIME_UNIX_OFFSET_SECS: i64 = 11_644_473_600;
+/// More range requests than this for one entry means the server is not making progress.
+const MAX_RANGE_REQUESTS: u32 = 10_000;
 
 /// An LDAP directory (OpenLDAP, Active Directory, ...) read with a paged subtree search.
 pub struct LdapDirectory {
@@ -272,11 +301,26 @@ impl LdapDirectory {
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .map_err(|e| failed(0, self.describe_transport_error(&e)))?;
         let mut read = 0;
+        let mut left_out = 0;
+        // Entries with ranged attributes wait for the search to end: the connection is busy
+        // with it until then.
+        let mut held: Vec<SearchEntry> = Vec::new();
+        let mut hand_on = |entry: SearchEntry, read: &mut u64| match self.account_record(entry) {
+            Some(record) => {
+                sink(record);
+                *read += 1;
+            }
+            None => left_out += 1,
+        };
         loop {
             match stream.next() {
                 Ok(Some(entry)) => {
-                    sink(record_from_entry(SearchEntry::construct(entry)));
-                    read += 1;
+                    let entry = SearchEntry::construct(entry);
+                    if has_ranges(&entry) {
+                        held.push(entry);
+                    } else {
+                        hand_on(entry, &mut read);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => return Err(failed(read, self.describe_transport_error(&e))),
@@ -288,8 +332,71 @@ impl LdapDirectory {
         if result.rc != 0 {
             return Err(failed(read, describe_search_result(&result)));
         }
+        for mut entry in held {
+            let dn = entry.dn.clone();
+            complete_ranges(&mut entry, &mut |attr| self.read_range(conn, &dn, attr)).map_err(
+                |message| failed(read, format!("ranged retrieval for {dn} failed: {message}")),
+            )?;
+            hand_on(entry, &mut read);
+        }
+        if left_out > 0 {
+            log::info!(
+                "left out {left_out} disabled or expired Active Directory accounts under {base}"
+            );
+        }
         log::debug!("read {read} entries under {base} from {}", self.url());
         Ok(read)
+    }
+
+    /// The record of an entry, or `None` for an Active Directory account out of service that
+    /// `disabled "skip"` leaves out.
+    fn account_record(&self, entry: SearchEntry) -> Option<SourceRecord> {
+        let mut record = record_from_entry(entry);
+        let Some(ad) = &self.config.active_directory else {
+            return Some(record);
+        };
+        let Some(why) = out_of_service(&record, chrono::Utc::now().timestamp()) else {
+            return Some(record);
+        };
+        match ad.disabled {
+            DisabledAccounts::Skip => {
+                log::debug!("{} is {why}: left out", record.origin);
+                None
+            }
+            DisabledAccounts::Inactive => {
+                record.push(INACTIVE_ATTRIBUTE, "false");
+                Some(record)
+            }
+        }
+    }
+
+    /// One base-scope search of `dn` for one ranged attribute (`member;range=1500-*`).
+    fn read_range(&self, conn: &mut LdapConn, dn: &str, attr: &str) -> Result<SearchEntry, String> {
+        conn.with_timeout(self.timeout());
+        let result = conn
+            .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
+            .map_err(|e| self.describe_transport_error(&e))?;
+        let (entries, _) = result
+            .success()
+            .map_err(|e| self.describe_transport_error(&e))?;
+        entries
+            .into_iter()
+            .find(|e| !e.is_ref() && !e.is_intermediate())
+            .map(SearchEntry::construct)
+            .ok_or_else(|| format!("asked for {attr}, the server returned no entry"))
+    }
+
+    /// The attributes to ask for: the mapping's, and what AD account states need.
+    fn requested_attributes(&self, attrs: &[String]) -> Vec<String> {
+        let mut attrs = attrs.to_vec();
+        if self.config.active_directory.is_some() {
+            for needed in ["useraccountcontrol", "accountexpires"] {
+                if !attrs.iter().any(|a| a.eq_ignore_ascii_case(needed)) {
+                    attrs.push(needed.to_string());
+                }
+            }
+        }
+        attrs
     }
 }
 
@@ -304,6 +411,14 @@ impl Source for LdapDirectory {
         sink: &mut dyn FnMut(SourceRecord),
     ) -> Result<u64, SourceError> {
         let password = self.bind_password()?;
+        if self.config.follow_referrals {
+            log::warn!(
+                "follow-referrals: following referrals is not supported yet; referrals from {} \
+                 are skipped",
+                self.url()
+            );
+        }
+        let attrs = self.requested_attributes(attrs);
         let mut conn = self.connect()?;
         self.bind(&mut conn, password.as_ref())?;
         let mut total = 0;
@@ -312,7 +427,7 @@ impl Source for LdapDirectory {
                 &mut conn,
                 &base.value,
                 &self.config.filter.value,
-                attrs,
+                &attrs,
                 sink,
             )?;
         }
@@ -462,6 +577,154 @@ fn describe_result(result: &LdapResult) -> String {
     }
 }
 
+/// Why an Active Directory account is out of service, if it is: `"disabled"`
+/// (`userAccountControl` bit 0x2) or `"expired"` (`accountExpires` at or before `now_unix`).
+/// Values that are not numbers say nothing; they are logged.
+fn out_of_service(record: &SourceRecord, now_unix: i64) -> Option<&'static str> {
+    let number = |name: &str| -> Option<i64> {
+        let value = record.first(name)?;
+        match value.trim().parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                log::warn!("{}: {name} {value:?} is not a number", record.origin);
+                None
+            }
+        }
+    };
+    if number("useraccountcontrol").is_some_and(|uac| uac & UAC_ACCOUNT_DISABLE != 0) {
+        return Some("disabled");
+    }
+    let expires = number("accountexpires").filter(|t| !NEVER_EXPIRES.contains(t))?;
+    (filetime_to_unix(expires) <= now_unix).then_some("expired")
+}
+
+/// 100-ns ticks since 1601-01-01 UTC → seconds since 1970-01-01 UTC.
+fn filetime_to_unix(ticks: i64) -> i64 {
+    ticks.div_euclid(10_000_000) - FILETIME_UNIX_OFFSET_SECS
+}
+
+/// `member;range=0-1499` → (`member`, 0, Some(1499)); `member;range=1500-*` → (.., None).
+/// Other options stay in the name: `member;binary;range=0-9` → `member;binary`.
+fn parse_range(name: &str) -> Option<(String, u64, Option<u64>)> {
+    let mut base = Vec::new();
+    let mut range = None;
+    for part in name.split(';') {
+        match part.get(..6) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("range=") => range = Some(&part[6..]),
+            _ => base.push(part),
+        }
+    }
+    let (start, end) = range?.split_once('-')?;
+    let start = start.parse().ok()?;
+    let end = match end {
+        "*" => None,
+        end => Some(end.parse().ok()?),
+    };
+    Some((base.join(";").to_ascii_lowercase(), start, end))
+}
+
+fn has_ranges(entry: &SearchEntry) -> bool {
+    entry
+        .attrs
+        .keys()
+        .chain(entry.bin_attrs.keys())
+        .any(|name| parse_range(name).is_some())
+}
+
+/// Moves the values of each ranged attribute (`member;range=0-1499`) onto its plain,
+/// lowercase name (`member`). Returns, for each range that is not the last, the attribute and
+/// the start of the next range; and the ranges found, for checking an answer.
+fn merge_ranges<V>(attrs: &mut HashMap<String, Vec<V>>) -> Vec<(String, u64, Option<u64>)> {
+    let ranged: Vec<String> = attrs
+        .keys()
+        .filter(|name| parse_range(name).is_some())
+        .cloned()
+        .collect();
+    let mut found = Vec::new();
+    for name in ranged {
+        let Some((base, start, end)) = parse_range(&name) else {
+            continue;
+        };
+        let values = attrs.remove(&name).unwrap_or_default();
+        attrs.entry(base.clone()).or_default().extend(values);
+        found.push((base, start, end));
+    }
+    found
+}
+
+/// Completes every ranged attribute of `entry`: asks `fetch` for `NAME;range=N-*` from the end
+/// of each range until the server answers a range that ends in `*`, merging the values under
+/// the plain name. `fetch` is a base-scope search of the entry.
+fn complete_ranges(
+    entry: &mut SearchEntry,
+    fetch: &mut dyn FnMut(&str) -> Result<SearchEntry, String>,
+) -> Result<(), String> {
+    let mut pending: Vec<(String, u64)> = Vec::new();
+    let queue = |found: Vec<(String, u64, Option<u64>)>, pending: &mut Vec<(String, u64)>| {
+        for (base, _, end) in found {
+            if let Some(end) = end {
+                pending.push((base, end + 1));
+            }
+        }
+    };
+    let found = merge_ranges(&mut entry.attrs);
+    queue(found, &mut pending);
+    let found = merge_ranges(&mut entry.bin_attrs);
+    queue(found, &mut pending);
+    let mut requests = 0;
+    while let Some((base, start)) = pending.pop() {
+        requests += 1;
+        if requests > MAX_RANGE_REQUESTS {
+            return Err(format!(
+                "more than {MAX_RANGE_REQUESTS} range requests; the server is not making progress"
+            ));
+        }
+        let wanted = format!("{base};range={start}-*");
+        let mut part = fetch(&wanted)?;
+        let mut found = merge_ranges(&mut part.attrs);
+        found.extend(merge_ranges(&mut part.bin_attrs));
+        found.retain(|(name, _, _)| *name == base);
+        let next = match found.as_slice() {
+            [(_, got, end)] if *got == start => *end,
+            [] => {
+                return Err(format!(
+                    "asked for {wanted}, the answer has no range of it (did the entry change \
+                     during the read?)"
+                ));
+            }
+            other => {
+                let got: Vec<String> = other
+                    .iter()
+                    .map(|(_, s, e)| {
+                        format!("{s}-{}", e.map_or("*".to_string(), |e| e.to_string()))
+                    })
+                    .collect();
+                return Err(format!(
+                    "asked for {wanted}, the answer has range {}",
+                    got.join(", ")
+                ));
+            }
+        };
+        if let Some(values) = part.attrs.remove(&base) {
+            entry.attrs.entry(base.clone()).or_default().extend(values);
+        }
+        if let Some(values) = part.bin_attrs.remove(&base) {
+            entry
+                .bin_attrs
+                .entry(base.clone())
+                .or_default()
+                .extend(values);
+        }
+        if let Some(end) = next {
+            if end < start {
+                return Err(format!("asked for {wanted}, the answer ends at {end}"));
+            }
+            pending.push((base, end + 1));
+        }
+    }
+    Ok(())
+}
+
 /// A search entry as a `SourceRecord`: origin is the DN, attribute names lowercase.
 fn record_from_entry(entry: SearchEntry) -> SourceRecord {
     let mut record = SourceRecord::new(entry.dn);
@@ -550,6 +813,273 @@ mod tests {
         assert_eq!(render_binary("objectsid", &[0xab; 16]), "ab".repeat(16));
         // An objectGUID of the wrong length is shown as it is, not forced into a GUID.
         assert_eq!(render_binary("objectguid", &[1, 2, 3]), "010203");
+    }
+
+    /// An AD account record with the two attributes that decide its state.
+    fn account(uac: Option<&str>, expires: Option<&str>) -> SourceRecord {
+        let mut record = SourceRecord::new("CN=Test,OU=Staff,DC=corp,DC=example,DC=com");
+        if let Some(uac) = uac {
+            record.push("userAccountControl", uac);
+        }
+        if let Some(expires) = expires {
+            record.push("accountExpires", expires);
+        }
+        record
+    }
+
+    #[test]
+    fn disabled_accounts_are_found_by_user_account_control_bit_2() {
+        let now = 1_700_000_000;
+        for (uac, want) in [
+            ("512", None),               // NORMAL_ACCOUNT
+            ("514", Some("disabled")),   // NORMAL_ACCOUNT | ACCOUNTDISABLE
+            ("66048", None),             // ... | DONT_EXPIRE_PASSWORD
+            ("66050", Some("disabled")), // ... | DONT_EXPIRE_PASSWORD | ACCOUNTDISABLE
+            ("2", Some("disabled")),
+            ("4096", None), // WORKSTATION_TRUST_ACCOUNT
+            (" 514 ", Some("disabled")),
+            ("not a number", None),
+        ] {
+            assert_eq!(
+                out_of_service(&account(Some(uac), None), now),
+                want,
+                "{uac}"
+            );
+        }
+        assert_eq!(out_of_service(&account(None, None), now), None);
+    }
+
+    #[test]
+    fn expired_accounts_are_found_by_account_expires_and_zero_and_max_mean_never() {
+        // 2020-01-01T00:00:00Z is 132223104000000000 ticks since 1601, as AD stores it.
+        let jan_2020 = 1_577_836_800;
+        assert_eq!(filetime_to_unix(132_223_104_000_000_000), jan_2020);
+        let expires = "132223104000000000";
+        assert_eq!(
+            out_of_service(&account(Some("512"), Some(expires)), jan_2020 + 1),
+            Some("expired")
+        );
+        assert_eq!(
+            out_of_service(&account(Some("512"), Some(expires)), jan_2020),
+            Some("expired"),
+            "an account expires at its accountExpires"
+        );
+        assert_eq!(
+            out_of_service(&account(Some("512"), Some(expires)), jan_2020 - 1),
+            None
+        );
+        for never in ["0", "9223372036854775807"] {
+            assert_eq!(
+                out_of_service(&account(Some("512"), Some(never)), i64::MAX / 2),
+                None,
+                "{never} means never"
+            );
+        }
+        assert_eq!(
+            out_of_service(&account(Some("514"), Some("0")), jan_2020),
+            Some("disabled")
+        );
+        assert_eq!(
+            out_of_service(&account(None, Some("garbage")), jan_2020),
+            None
+        );
+    }
+
+    #[test]
+    fn range_options_are_parsed() {
+        assert_eq!(
+            parse_range("member;range=0-1499"),
+            Some(("member".to_string(), 0, Some(1499)))
+        );
+        assert_eq!(
+            parse_range("member;range=1500-*"),
+            Some(("member".to_string(), 1500, None))
+        );
+        assert_eq!(
+            parse_range("Member;Range=3000-4499"),
+            Some(("member".to_string(), 3000, Some(4499)))
+        );
+        assert_eq!(
+            parse_range("member;binary;range=0-9"),
+            Some(("member;binary".to_string(), 0, Some(9)))
+        );
+        assert_eq!(parse_range("member"), None);
+        assert_eq!(parse_range("member;range=x-9"), None);
+        assert_eq!(parse_range("member;range=10"), None);
+        assert_eq!(parse_range("memberOf;lang-en"), None);
+    }
+
+    fn members(from: usize, to: usize) -> Vec<String> {
+        (from..to)
+            .map(|i| format!("CN=User {i:05},OU=Staff,DC=corp,DC=example,DC=com"))
+            .collect()
+    }
+
+    /// An entry as AD returns it: the first 1500 `member` values under a ranged name, and an
+    /// empty plain `member`.
+    fn big_group() -> SearchEntry {
+        let mut attrs = HashMap::new();
+        attrs.insert("member;range=0-1499".to_string(), members(0, 1500));
+        attrs.insert("member".to_string(), Vec::new());
+        attrs.insert("cn".to_string(), vec!["Everyone".to_string()]);
+        SearchEntry {
+            dn: "CN=Everyone,OU=Groups,DC=corp,DC=example,DC=com".to_string(),
+            attrs,
+            bin_attrs: HashMap::new(),
+        }
+    }
+
+    fn answer(name: &str, values: Vec<String>) -> SearchEntry {
+        SearchEntry {
+            dn: "CN=Everyone,OU=Groups,DC=corp,DC=example,DC=com".to_string(),
+            attrs: HashMap::from([(name.to_string(), values)]),
+            bin_attrs: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn ranged_values_merge_under_the_plain_name() {
+        let mut entry = big_group();
+        assert!(has_ranges(&entry));
+        let found = merge_ranges(&mut entry.attrs);
+        assert_eq!(found, [("member".to_string(), 0, Some(1499))]);
+        assert_eq!(entry.attrs["member"].len(), 1500);
+        assert!(!has_ranges(&entry));
+        assert_eq!(entry.attrs["cn"], ["Everyone"]);
+    }
+
+    #[test]
+    fn ranged_attributes_are_completed_until_the_range_ends_in_a_star() {
+        let mut entry = big_group();
+        let mut asked = Vec::new();
+        complete_ranges(&mut entry, &mut |attr| {
+            asked.push(attr.to_string());
+            Ok(match attr {
+                "member;range=1500-*" => answer("member;range=1500-2999", members(1500, 3000)),
+                "member;range=3000-*" => answer("member;range=3000-*", members(3000, 3210)),
+                other => return Err(format!("unexpected request {other}")),
+            })
+        })
+        .expect("completed");
+        assert_eq!(asked, ["member;range=1500-*", "member;range=3000-*"]);
+        assert_eq!(
+            entry.attrs["member"],
+            members(0, 3210),
+            "every value, in order"
+        );
+        let record = record_from_entry(entry);
+        assert_eq!(record.values("member").len(), 3210);
+        assert!(record.attrs.keys().all(|k| !k.contains("range")));
+    }
+
+    #[test]
+    fn a_range_that_cannot_be_completed_is_an_error() {
+        // The server answers a different range than asked for.
+        let err = complete_ranges(&mut big_group(), &mut |_| {
+            Ok(answer("member;range=1000-1999", members(1000, 2000)))
+        })
+        .expect_err("wrong range");
+        assert!(err.contains("the answer has range 1000-1999"), "{err}");
+        // The attribute is gone from the answer (the group changed meanwhile).
+        let err = complete_ranges(&mut big_group(), &mut |_| Ok(answer("cn", vec![])))
+            .expect_err("no range");
+        assert!(err.contains("no range of it"), "{err}");
+        // The search itself fails.
+        let err = complete_ranges(&mut big_group(), &mut |_| {
+            Err("busy (LDAP result 51)".into())
+        })
+        .expect_err("failed search");
+        assert_eq!(err, "busy (LDAP result 51)");
+        // A server that never ends the range.
+        let mut n = 0;
+        let err = complete_ranges(&mut big_group(), &mut |attr| {
+            n += 1;
+            let start: usize = attr["member;range=".len()..attr.len() - 2]
+                .parse()
+                .expect("a start");
+            Ok(answer(
+                &format!("member;range={start}-{start}"),
+                members(0, 1),
+            ))
+        })
+        .expect_err("no progress");
+        assert!(err.contains("not making progress"), "{err}");
+        assert_eq!(n, MAX_RANGE_REQUESTS);
+    }
+
+    #[test]
+    fn ad_object_guids_render_as_guid_strings_whichever_side_ldap3_puts_them() {
+        let guid = [
+            0xe6, 0x0c, 0x8b, 0x2d, 0x32, 0xaa, 0x31, 0x4f, 0xa6, 0xe8, 0x0a, 0x1b, 0x2c, 0x3d,
+            0x4e, 0x5f,
+        ];
+        let binary = SearchEntry {
+            dn: "CN=Ada,OU=Staff,DC=corp,DC=example,DC=com".to_string(),
+            attrs: HashMap::from([("sAMAccountName".to_string(), vec!["ada".to_string()])]),
+            bin_attrs: HashMap::from([("objectGUID".to_string(), vec![guid.to_vec()])]),
+        };
+        let record = record_from_entry(binary);
+        assert_eq!(
+            record.values("objectguid"),
+            ["2d8b0ce6-aa32-4f31-a6e8-0a1b2c3d4e5f"]
+        );
+        assert_eq!(record.values("samaccountname"), ["ada"]);
+        // 16 random bytes can be valid UTF-8; ldap3 then hands them over as text.
+        let text = SearchEntry {
+            dn: "CN=Bo,OU=Staff,DC=corp,DC=example,DC=com".to_string(),
+            attrs: HashMap::from([("objectGUID".to_string(), vec!["ABCDEFGHIJKLMNOP".into()])]),
+            bin_attrs: HashMap::new(),
+        };
+        assert_eq!(
+            record_from_entry(text).values("objectguid"),
+            ["44434241-4645-4847-494a-4b4c4d4e4f50"]
+        );
+    }
+
+    fn ad_directory(disabled: DisabledAccounts) -> LdapDirectory {
+        let spanned = |s: &str| crate::config::Spanned::new(s.to_string(), (0, 0).into());
+        LdapDirectory::new(LdapSource {
+            url: spanned("ldaps://dc1.corp.example.com"),
+            starttls: false,
+            ca_file: None,
+            tls_insecure_skip_verify: false,
+            bind_dn: None,
+            bind_password: None,
+            base_dns: vec![spanned("DC=corp,DC=example,DC=com")],
+            filter: spanned("(objectClass=user)"),
+            page_size: 1000,
+            timeout_secs: 5,
+            active_directory: Some(crate::config::ActiveDirectory { disabled }),
+            follow_referrals: false,
+        })
+    }
+
+    fn ad_entry(uac: &str) -> SearchEntry {
+        SearchEntry {
+            dn: "CN=Test,OU=Staff,DC=corp,DC=example,DC=com".to_string(),
+            attrs: HashMap::from([
+                ("userAccountControl".to_string(), vec![uac.to_string()]),
+                ("accountExpires".to_string(), vec!["0".to_string()]),
+            ]),
+            bin_attrs: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn disabled_accounts_are_skipped_or_marked_inactive() {
+        let skip = ad_directory(DisabledAccounts::Skip);
+        assert!(skip.account_record(ad_entry("514")).is_none());
+        let kept = skip.account_record(ad_entry("512")).expect("enabled");
+        assert!(kept.values(INACTIVE_ATTRIBUTE).is_empty());
+
+        let mark = ad_directory(DisabledAccounts::Inactive);
+        let marked = mark.account_record(ad_entry("514")).expect("kept");
+        assert_eq!(marked.values(INACTIVE_ATTRIBUTE), ["false"]);
+
+        assert_eq!(
+            skip.requested_attributes(&["samaccountname".into(), "userAccountControl".into()]),
+            ["samaccountname", "userAccountControl", "accountexpires"]
+        );
     }
 
     #[test]

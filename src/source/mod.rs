@@ -6,9 +6,12 @@
 //! removals. Connectors are the only code (with targets) that touches the network.
 
 pub mod csv;
+pub mod freshservice;
 pub mod groups;
 pub mod ldap;
 pub mod ldif;
+pub(crate) mod rest;
+pub mod servicenow;
 
 pub use groups::{GroupQuery, GroupRecord, canonical_dn};
 
@@ -49,6 +52,12 @@ pub trait Source: Send {
 pub fn open(config: &SourceConfig) -> Box<dyn Source> {
     match config {
         SourceConfig::Ldap(ldap) => Box::new(ldap::LdapDirectory::new(ldap.clone())),
+        SourceConfig::ServiceNow(instance) => {
+            Box::new(servicenow::ServiceNowInstance::new(instance.clone()))
+        }
+        SourceConfig::Freshservice(helpdesk) => {
+            Box::new(freshservice::FreshserviceHelpdesk::new(helpdesk.clone()))
+        }
         SourceConfig::Csv(csv) => Box::new(csv::CsvFile::new(csv.clone())),
         SourceConfig::Ldif(ldif) => Box::new(ldif::LdifFile::new(ldif.clone())),
     }
@@ -79,6 +88,31 @@ pub enum SourceError {
     Secret(SecretError),
     #[error("cannot read CA file {path}: {message}")]
     CaFile { path: String, message: String },
+    /// A REST source answered 401 or 403: the credentials (or their rights) were refused.
+    #[error("{url}: the source refused the credentials (HTTP {status}); {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    /// A REST source read that did not finish. Whatever the sink received is a part of the
+    /// directory, never to be planned from.
+    #[error("reading {url} failed after {read} records, so the read is incomplete: {message}")]
+    Incomplete {
+        url: String,
+        read: u64,
+        message: String,
+    },
+    /// A REST source's secret (password, client secret, API key) could not be read.
+    #[error("{what} for the source: {error}")]
+    Credential {
+        what: &'static str,
+        error: SecretError,
+    },
+    /// The source cannot be set up as configured (a URL that is not one, an HTTP client
+    /// that cannot be built).
+    #[error("source setup: {0}")]
+    Setup(String),
     /// A file source (CSV, LDIF) that cannot be opened, or with a line that cannot be read;
     /// `line` is where the bad record starts, when the problem has a place in the file.
     #[error(

@@ -36,6 +36,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::config::ScimTarget;
+use crate::http::{error_chain, parse_retry_after, quote_body};
 use crate::model::{DesiredUser, FieldValue, TargetUser};
 use crate::secret::Secret;
 
@@ -57,8 +58,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// to recover within a run's retries: the error goes to the caller, `retry_after` included,
 /// instead of resending earlier than the target asked.
 const MAX_RETRY_AFTER_SECS: u64 = 60;
-/// Longest piece of a non-SCIM error body quoted in an error message.
-const MAX_QUOTED_BODY: usize = 300;
 
 /// RFC 3986 unreserved characters stay as they are; everything else in a path segment or a
 /// query value is percent-encoded (a space as `%20`, which every server decodes, unlike `+`).
@@ -582,18 +581,6 @@ fn retry_wait(call: &Call, err: &TargetError, retries: u32) -> Option<Duration> 
     }
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the past is 0.
-fn parse_retry_after(value: &str) -> Option<u64> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(secs);
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let millis = (date.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
-    // Rounded up: waiting a little long is harmless, resending early is not.
-    Some(u64::try_from(millis).map_or(0, |ms| ms.div_ceil(1000)))
-}
-
 /// The rate limit: requests start at least `interval` apart, whichever thread sends them.
 #[derive(Debug)]
 struct Pacer {
@@ -953,35 +940,11 @@ fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-fn quote_body(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(MAX_QUOTED_BODY) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// An error and its causes, most general first; reqwest's own top line ("error sending
-/// request") says little, the causes say what happened.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 fn check_api_root(base: &str) -> Result<(), TargetError> {
@@ -1030,18 +993,6 @@ mod tests {
             .iter()
             .map(|n| FieldPath::parse(n).expect("valid path"))
             .collect()
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("7"), Some(7));
-        assert_eq!(parse_retry_after(" 0 "), Some(0));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0));
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
-        let secs = parse_retry_after(&soon).expect("a date");
-        assert!((29..=31).contains(&secs), "{secs}");
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(parse_retry_after("-3"), None);
     }
 
     #[test]
@@ -1284,7 +1235,7 @@ mod tests {
         let long = "x".repeat(1000);
         assert_eq!(
             parse_error_body(long.as_bytes()).1.map(|d| d.len()),
-            Some(MAX_QUOTED_BODY + 3)
+            Some(crate::http::MAX_QUOTED_BODY + 3)
         );
     }
 

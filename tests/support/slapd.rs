@@ -11,7 +11,8 @@
 //! holds, is there to test refused certificates.
 //!
 //! Besides the core, cosine, inetorgperson and nis schemas, the server knows an auxiliary
-//! class `rosterTestAD` carrying a binary `objectGUID`, to stand in for Active Directory.
+//! class `rosterTestAD` carrying a binary `objectGUID` and the integers `userAccountControl`
+//! and `accountExpires`, to stand in for Active Directory.
 //! slapd gives every entry an `entryUUID`, whether loaded by slapadd or added later.
 
 #![allow(dead_code)]
@@ -298,7 +299,14 @@ const TEST_SCHEMA: &str = "\
 attributetype ( 1.3.6.1.4.1.4203.666.11.90.1 NAME 'objectGUID'
     DESC 'test stand-in for the Active Directory attribute'
     EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.4203.666.11.90.2 NAME 'rosterTestAD' AUXILIARY MAY objectGUID )
+attributetype ( 1.3.6.1.4.1.4203.666.11.90.3 NAME 'userAccountControl'
+    DESC 'test stand-in for the Active Directory attribute'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.4203.666.11.90.4 NAME 'accountExpires'
+    DESC 'test stand-in for the Active Directory attribute'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.90.2 NAME 'rosterTestAD' AUXILIARY
+    MAY ( objectGUID $ userAccountControl $ accountExpires ) )
 ";
 
 /// The files a server reads, written into its directory.

@@ -1,0 +1,546 @@
+//! ServiceNow as a source of users, through the Table API (`GET /api/now/table/sys_user`).
+//!
+//! **Which users.** The configured `query` (an encoded query, `sysparm_query`) decides;
+//! `active=true`, the default, leaves inactive users out. roster appends `^ORDERBYsys_id`, so
+//! that offset paging walks a stable order, and asks only for the fields the mapping reads
+//! (`sysparm_fields`, plus `sys_id`), with plain values for reference fields
+//! (`sysparm_exclude_reference_link=true`).
+//!
+//! **When the read ends.** ServiceNow applies `sysparm_limit` *before* its ACLs, so a page can
+//! be short, or even empty, while more rows follow: the size of a page never ends the read.
+//! The rule, in order:
+//! 1. An answer with a `Link` header: the `rel="next"` link is the next page (only on the
+//!    instance's own origin); no `rel="next"` ends the read.
+//! 2. No `Link` header, but `X-Total-Count`: the offset advances by `sysparm_limit` (rows are
+//!    counted before the ACLs too) and the read ends once it reaches the total.
+//! 3. Neither: the offset advances by `sysparm_limit` until a page comes back empty. (An
+//!    instance that hides every row of a page from the integration account and sends neither
+//!    header would end the read early; instances send both headers.)
+//!
+//! v1 of the API answers an empty result with 404 "No Record found": that is an empty page.
+//! Any other failure, at any page, is `SourceError::Incomplete`: never a short successful read.
+//!
+//! **Authentication.** Basic auth with `username` / `password`, or OAuth when `client-id` and
+//! `client-secret` are set: a password grant at `POST /oauth_token.do` (form-encoded, the
+//! only encoding the endpoint takes), the access token kept until shortly before its
+//! `expires_in`, then a `refresh_token` grant, and a new password grant if the refresh is
+//! refused. A 401 on a token that should still be valid (revoked, clocks apart) gets one new
+//! token and one retry. Tokens are `Secret`s, like the passwords.
+//!
+//! **Values.** Strings as they are (an empty string too: the field is empty); numbers and
+//! booleans as text; `null` or a missing field is not pushed, so the target is left alone.
+//! A record's origin is `sys_user/<sys_id>`.
+//!
+//! **Groups.** `read_groups` pages `sys_user_group` and `sys_user_grmember` into plain structs.
+//! The sync has no group pipeline yet, so nothing calls it outside the tests.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use crate::config::ServiceNowSource;
+use crate::model::SourceRecord;
+use crate::secret::Secret;
+
+use super::rest::{Auth, Failure, Reply, RestClient, push_json};
+use super::{Source, SourceError};
+
+/// A ServiceNow instance, read through the Table API.
+pub struct ServiceNowInstance {
+    config: ServiceNowSource,
+    /// Built at the first read: secrets resolved, client set up, token cached across reads.
+    session: Option<Session>,
+}
+
+/// A group of `sys_user_group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNowGroup {
+    pub sys_id: String,
+    pub name: String,
+}
+
+/// A row of `sys_user_grmember`: a user (by sys_id) in a group (by sys_id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNowMembership {
+    pub group: String,
+    pub user: String,
+}
+
+/// Every active group and every membership, as the instance lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceNowGroups {
+    pub groups: Vec<ServiceNowGroup>,
+    pub memberships: Vec<ServiceNowMembership>,
+}
+
+struct Session {
+    client: RestClient,
+    username: String,
+    password: Secret,
+    oauth: Option<OAuth>,
+    page_size: u32,
+}
+
+struct OAuth {
+    token_url: Url,
+    client_id: String,
+    client_secret: Secret,
+    token: Option<Token>,
+}
+
+struct Token {
+    access: Secret,
+    refresh: Option<Secret>,
+    /// A little before the instance's `expires_in`, so a token is not used as it runs out.
+    renew_at: Instant,
+}
+
+/// What a table read asks for.
+struct TableQuery<'a> {
+    table: &'a str,
+    query: &'a str,
+    fields: &'a [String],
+}
+
+impl ServiceNowInstance {
+    /// Keeps the settings; nothing is resolved or contacted until the first read.
+    pub fn new(config: ServiceNowSource) -> Self {
+        ServiceNowInstance {
+            config,
+            session: None,
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut Session, SourceError> {
+        if self.session.is_none() {
+            self.session = Some(Session::open(&self.config)?);
+        }
+        // Set just above; `get_or_insert_with` cannot carry the `?`.
+        self.session
+            .as_mut()
+            .ok_or_else(|| SourceError::Setup("the ServiceNow session was not set up".into()))
+    }
+
+    /// Every active group (`sys_user_group`, `active=true`) and every membership
+    /// (`sys_user_grmember`). Not used by the sync yet: there is no group pipeline.
+    pub fn read_groups(&mut self) -> Result<ServiceNowGroups, SourceError> {
+        let session = self.session()?;
+        let mut result = ServiceNowGroups::default();
+        let group_fields = ["sys_id".to_string(), "name".to_string()];
+        session.read_table(
+            &TableQuery {
+                table: "sys_user_group",
+                query: "active=true",
+                fields: &group_fields,
+            },
+            &mut |row| match (text(row, "sys_id"), text(row, "name")) {
+                (Some(sys_id), Some(name)) => result.groups.push(ServiceNowGroup { sys_id, name }),
+                _ => log::warn!("sys_user_group: a row without sys_id or name is skipped"),
+            },
+        )?;
+        let member_fields = [
+            "sys_id".to_string(),
+            "group".to_string(),
+            "user".to_string(),
+        ];
+        session.read_table(
+            &TableQuery {
+                table: "sys_user_grmember",
+                query: "",
+                fields: &member_fields,
+            },
+            &mut |row| match (text(row, "group"), text(row, "user")) {
+                (Some(group), Some(user)) => result
+                    .memberships
+                    .push(ServiceNowMembership { group, user }),
+                _ => log::warn!("sys_user_grmember: a row without group or user is skipped"),
+            },
+        )?;
+        Ok(result)
+    }
+}
+
+impl Source for ServiceNowInstance {
+    fn describe(&self) -> String {
+        self.config.url.value.clone()
+    }
+
+    fn read_users(
+        &mut self,
+        attrs: &[String],
+        sink: &mut dyn FnMut(SourceRecord),
+    ) -> Result<u64, SourceError> {
+        let query = self.config.query.value.clone();
+        let mut fields = vec!["sys_id".to_string()];
+        fields.extend(attrs.iter().filter(|a| *a != "sys_id").cloned());
+        let session = self.session()?;
+        let mut row_number = 0u64;
+        session.read_table(
+            &TableQuery {
+                table: "sys_user",
+                query: &query,
+                fields: &fields,
+            },
+            &mut |row| {
+                row_number += 1;
+                let origin = match text(row, "sys_id") {
+                    Some(sys_id) => format!("sys_user/{sys_id}"),
+                    None => format!("sys_user (row {row_number}, no sys_id)"),
+                };
+                let mut record = SourceRecord::new(origin);
+                for (name, value) in row {
+                    push_json(&mut record, name, value);
+                }
+                sink(record);
+            },
+        )
+    }
+}
+
+impl Session {
+    fn open(config: &ServiceNowSource) -> Result<Session, SourceError> {
+        let password =
+            config
+                .password
+                .value
+                .resolve()
+                .map_err(|error| SourceError::Credential {
+                    what: "ServiceNow password",
+                    error,
+                })?;
+        let client_secret = match &config.oauth {
+            Some(oauth) => Some(oauth.client_secret.value.resolve().map_err(|error| {
+                SourceError::Credential {
+                    what: "ServiceNow client-secret",
+                    error,
+                }
+            })?),
+            None => None,
+        };
+        let mut secrets = vec![password.clone()];
+        secrets.extend(client_secret.clone());
+        let client = RestClient::new(&config.url.value, config.timeout_secs, secrets)?;
+        let oauth = match (&config.oauth, client_secret) {
+            (Some(oauth), Some(client_secret)) => Some(OAuth {
+                token_url: client.url("oauth_token.do")?,
+                client_id: oauth.client_id.value.clone(),
+                client_secret,
+                token: None,
+            }),
+            _ => None,
+        };
+        Ok(Session {
+            client,
+            username: config.username.value.clone(),
+            password,
+            oauth,
+            page_size: config.page_size.max(1),
+        })
+    }
+
+    /// Pages through a table (see the module doc for when the read ends), handing each row
+    /// to `on_row`. Returns the number of rows.
+    fn read_table(
+        &mut self,
+        query: &TableQuery,
+        on_row: &mut dyn FnMut(&Map<String, Value>),
+    ) -> Result<u64, SourceError> {
+        let limit = u64::from(self.page_size);
+        let mut offset = 0u64;
+        let mut url = self.table_url(query, offset)?;
+        let mut requested: HashSet<Url> = HashSet::new();
+        let mut read = 0u64;
+        loop {
+            requested.insert(url.clone());
+            let incomplete = |url: &Url, read: u64, message: String| SourceError::Incomplete {
+                url: url.to_string(),
+                read,
+                message,
+            };
+            // `None`: v1's "No Record found", an empty page.
+            let page = self.get(&url, read)?;
+            let body = match &page {
+                Some(reply) => Some(
+                    reply
+                        .json()
+                        .map_err(|f| incomplete(&url, read, f.to_string()))?,
+                ),
+                None => None,
+            };
+            let rows = match &body {
+                Some(body) => {
+                    result_rows(body).map_err(|f| incomplete(&url, read, f.to_string()))?
+                }
+                None => Vec::new(),
+            };
+            let empty = rows.is_empty();
+            for row in rows {
+                on_row(row);
+                read += 1;
+            }
+            let next = match &page {
+                Some(reply) if reply.has_link_header() => self
+                    .client
+                    .next_link(reply)
+                    .map_err(|f| incomplete(&url, read, f.to_string()))?,
+                _ => {
+                    offset += limit;
+                    let total = page
+                        .as_ref()
+                        .and_then(|reply| reply.header("x-total-count"))
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let more = match total {
+                        Some(total) => offset < total,
+                        None => !empty,
+                    };
+                    if more {
+                        Some(self.table_url(query, offset)?)
+                    } else {
+                        None
+                    }
+                }
+            };
+            let Some(next) = next else {
+                break;
+            };
+            if requested.contains(&next) {
+                return Err(incomplete(
+                    &url,
+                    read,
+                    "the next-page link points to a page already read; the instance's paging \
+                     is inconsistent"
+                        .to_string(),
+                ));
+            }
+            url = next;
+        }
+        log::debug!("read {read} rows of {}", query.table);
+        Ok(read)
+    }
+
+    fn table_url(&self, query: &TableQuery, offset: u64) -> Result<Url, SourceError> {
+        let mut url = self.client.url(&format!("api/now/table/{}", query.table))?;
+        let order = if query.query.trim().is_empty() {
+            "ORDERBYsys_id".to_string()
+        } else {
+            format!("{}^ORDERBYsys_id", query.query.trim())
+        };
+        url.query_pairs_mut()
+            .append_pair("sysparm_query", &order)
+            .append_pair("sysparm_limit", &self.page_size.to_string())
+            .append_pair("sysparm_offset", &offset.to_string())
+            .append_pair("sysparm_exclude_reference_link", "true")
+            .append_pair("sysparm_fields", &query.fields.join(","));
+        Ok(url)
+    }
+
+    /// One page. `Ok(None)` is v1's 404 "No Record found", an empty result.
+    fn get(&mut self, url: &Url, read: u64) -> Result<Option<Reply>, SourceError> {
+        let answer = if self.oauth.is_none() {
+            self.client.get(
+                url,
+                &Auth::Basic {
+                    user: &self.username,
+                    password: &self.password,
+                },
+            )
+        } else {
+            let token = self.access_token(read)?;
+            match self.client.get(url, &Auth::Bearer(&token)) {
+                Err(Failure::Refused { status: 401, .. }) => {
+                    log::info!("{url}: the access token was refused; getting a new one");
+                    // Renew now; the refresh token may still be good.
+                    if let Some(token) = self.oauth.as_mut().and_then(|o| o.token.as_mut()) {
+                        token.renew_at = Instant::now();
+                    }
+                    let token = self.access_token(read)?;
+                    self.client.get(url, &Auth::Bearer(&token))
+                }
+                other => other,
+            }
+        };
+        match answer {
+            Ok(reply) => Ok(Some(reply)),
+            Err(Failure::Status {
+                status: 404,
+                detail: Some(detail),
+                ..
+            }) if detail.contains("No Record found") => Ok(None),
+            Err(Failure::Refused { status, detail }) => Err(SourceError::Refused {
+                url: url.to_string(),
+                status,
+                message: self.refusal_hint(status, detail.as_deref()),
+            }),
+            Err(failure) => Err(SourceError::Incomplete {
+                url: url.to_string(),
+                read,
+                message: failure.to_string(),
+            }),
+        }
+    }
+
+    fn refusal_hint(&self, status: u16, detail: Option<&str>) -> String {
+        let said = detail
+            .map(|d| format!("the instance said: {d}; "))
+            .unwrap_or_default();
+        let who = match &self.oauth {
+            Some(_) => "the OAuth token of",
+            None => "the password of",
+        };
+        if status == 403 {
+            format!(
+                "{said}{who} {} was accepted but may not read this table: give the account the \
+                 roles to read it (e.g. user_admin or a read ACL)",
+                self.username
+            )
+        } else {
+            format!(
+                "{said}check username {:?} and the password (and client-id / client-secret \
+                 with OAuth)",
+                self.username
+            )
+        }
+    }
+
+    /// A valid access token: the cached one, a refreshed one, or a new password grant.
+    fn access_token(&mut self, read: u64) -> Result<Secret, SourceError> {
+        let Some(oauth) = &self.oauth else {
+            return Err(SourceError::Setup("OAuth is not configured".into()));
+        };
+        if let Some(token) = &oauth.token {
+            if Instant::now() < token.renew_at {
+                return Ok(token.access.clone());
+            }
+        }
+        let refresh = oauth.token.as_ref().and_then(|t| t.refresh.clone());
+        if let Some(refresh) = refresh {
+            match self.grant(&[("grant_type", "refresh_token")], Some(&refresh)) {
+                Ok(token) => return Ok(self.keep(token)),
+                Err(failure) => log::info!(
+                    "refreshing the ServiceNow access token failed ({failure}); asking for a new \
+                     one with the password grant"
+                ),
+            }
+        }
+        match self.grant(&[("grant_type", "password")], None) {
+            Ok(token) => Ok(self.keep(token)),
+            Err(failure) => {
+                let token_url = self
+                    .oauth
+                    .as_ref()
+                    .map_or_else(String::new, |o| o.token_url.to_string());
+                Err(match failure {
+                    Failure::Refused { status, detail }
+                    | Failure::Status {
+                        status: status @ 400,
+                        detail,
+                        ..
+                    } => SourceError::Refused {
+                        url: token_url,
+                        status,
+                        message: format!(
+                            "{}the token endpoint refused the password grant: check client-id, \
+                             client-secret, username {:?} and the password",
+                            detail
+                                .map(|d| format!("the instance said: {d}; "))
+                                .unwrap_or_default(),
+                            self.username
+                        ),
+                    },
+                    other => SourceError::Incomplete {
+                        url: token_url,
+                        read,
+                        message: format!("getting an OAuth access token: {other}"),
+                    },
+                })
+            }
+        }
+    }
+
+    fn keep(&mut self, token: Token) -> Secret {
+        let access = token.access.clone();
+        if let Some(oauth) = &mut self.oauth {
+            oauth.token = Some(token);
+        }
+        access
+    }
+
+    /// One token request: `grant_type` and its own fields, plus the client's credentials.
+    fn grant(&self, grant: &[(&str, &str)], refresh: Option<&Secret>) -> Result<Token, Failure> {
+        let Some(oauth) = &self.oauth else {
+            return Err(Failure::Invalid("OAuth is not configured".into()));
+        };
+        let mut form: Vec<(&str, &str)> = grant.to_vec();
+        form.push(("client_id", &oauth.client_id));
+        form.push(("client_secret", oauth.client_secret.expose()));
+        match refresh {
+            Some(refresh) => form.push(("refresh_token", refresh.expose())),
+            None => {
+                form.push(("username", &self.username));
+                form.push(("password", self.password.expose()));
+            }
+        }
+        let reply = self.client.post_form(&oauth.token_url, &form)?;
+        let body = reply.json()?;
+        let access = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Failure::Invalid("a token answer without access_token".into()))?;
+        let lifetime = match body.get("expires_in") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+        // ServiceNow's default lifetime, should an answer not say.
+        .unwrap_or(1800);
+        // Renewed a tenth early (at most a minute), so that no request carries a token
+        // that runs out on the way.
+        let margin = Duration::from_secs(lifetime)
+            .div_f64(10.0)
+            .min(Duration::from_secs(60));
+        let refresh = body
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(|t| Secret::new(t.to_string()))
+            // A refresh answer may leave the refresh token out: the old one still holds.
+            .or_else(|| refresh.cloned());
+        Ok(Token {
+            access: Secret::new(access.to_string()),
+            refresh,
+            renew_at: Instant::now() + Duration::from_secs(lifetime) - margin,
+        })
+    }
+}
+
+/// The rows of a Table API answer: `{"result": [ {...}, ... ]}`.
+fn result_rows(body: &Value) -> Result<Vec<&Map<String, Value>>, Failure> {
+    let Some(Value::Array(rows)) = body.get("result") else {
+        return Err(Failure::Invalid(
+            "a Table API answer without a `result` list".into(),
+        ));
+    };
+    rows.iter()
+        .map(|row| {
+            row.as_object()
+                .ok_or_else(|| Failure::Invalid("a row of `result` is not an object".into()))
+        })
+        .collect()
+}
+
+/// A field as text: a string, a number or a boolean; a reference as its `value`.
+fn text(row: &Map<String, Value>, name: &str) -> Option<String> {
+    match row.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Object(reference) => reference
+            .get("value")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        _ => None,
+    }
+}

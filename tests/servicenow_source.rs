@@ -1,0 +1,515 @@
+//! The ServiceNow source against the Table API double: paging through short and empty pages
+//! by `Link`, by `X-Total-Count` and by offset, the encoded query deciding who is read, 429
+//! with `Retry-After`, 5xx retried or failing the read, refused credentials, and OAuth tokens
+//! fetched, refreshed and replaced.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use roster::config::{ServiceNowOAuth, ServiceNowSource, Spanned};
+use roster::model::SourceRecord;
+use roster::secret::SecretRef;
+use roster::source::servicenow::{ServiceNowGroup, ServiceNowInstance, ServiceNowMembership};
+use roster::source::{Source, SourceError};
+use serde_json::json;
+use support::vendors::{Fault, ServiceNow, ServiceNowSetup, sn_user};
+
+const ATTRS: &[&str] = &[
+    "user_name",
+    "name",
+    "email",
+    "phone",
+    "mobile_phone",
+    "active",
+];
+
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, (0, 0).into())
+}
+
+/// Secrets in files of their own: tests never change the process environment.
+struct Secrets {
+    dir: tempfile::TempDir,
+}
+
+impl Secrets {
+    fn new() -> Secrets {
+        Secrets {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn file(&self, name: &str, value: &str) -> Spanned<SecretRef> {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, value).expect("write secret");
+        spanned(SecretRef::File(path))
+    }
+}
+
+/// Basic auth with the double's credentials, `active=true`, pages of 3.
+fn config(double: &ServiceNow, secrets: &Secrets) -> ServiceNowSource {
+    ServiceNowSource {
+        url: spanned(double.url().to_string()),
+        username: spanned("roster.sync".to_string()),
+        password: secrets.file("password", &ServiceNowSetup::default().password),
+        oauth: None,
+        query: spanned("active=true".to_string()),
+        page_size: 3,
+        timeout_secs: 5,
+    }
+}
+
+fn with_oauth(
+    config: ServiceNowSource,
+    secrets: &Secrets,
+    client_secret: &str,
+) -> ServiceNowSource {
+    ServiceNowSource {
+        oauth: Some(ServiceNowOAuth {
+            client_id: spanned(ServiceNowSetup::default().client_id),
+            client_secret: secrets.file("client-secret", client_secret),
+        }),
+        ..config
+    }
+}
+
+fn read(source: &mut ServiceNowInstance) -> Result<Vec<SourceRecord>, SourceError> {
+    let attrs: Vec<String> = ATTRS.iter().map(|a| a.to_string()).collect();
+    let mut records = Vec::new();
+    let count = source.read_users(&attrs, &mut |r| records.push(r))?;
+    assert_eq!(count, records.len() as u64);
+    Ok(records)
+}
+
+fn read_config(config: ServiceNowSource) -> Result<Vec<SourceRecord>, SourceError> {
+    read(&mut ServiceNowInstance::new(config))
+}
+
+fn user_names(records: &[SourceRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.first("user_name").unwrap_or("?").to_string())
+        .collect()
+}
+
+/// Ten users `u00`..`u09`, sys_ids in the same order; u03 and u07 inactive.
+fn ten_users() -> Vec<serde_json::Value> {
+    (0..10)
+        .map(|i| {
+            sn_user(
+                &format!("{i:02}aa"),
+                &format!("u{i:02}"),
+                &format!("User {i}"),
+                i != 3 && i != 7,
+            )
+        })
+        .collect()
+}
+
+fn hidden(ids: &[&str]) -> HashSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn pages_follow_the_link_header_through_short_pages() {
+    // Pages of 3 over 8 active users; ACLs hide two of the first three, so page one has one row.
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        hidden: hidden(&["00aa", "01aa"]),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let records = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(
+        user_names(&records),
+        ["u02", "u04", "u05", "u06", "u08", "u09"]
+    );
+
+    let alice = &records[0];
+    assert_eq!(alice.origin, "sys_user/02aa");
+    assert_eq!(alice.values("sys_id"), ["02aa"]);
+    assert_eq!(alice.values("email"), ["u02@example.com"]);
+    assert_eq!(
+        alice.values("mobile_phone"),
+        [""],
+        "an empty field is pushed empty"
+    );
+    assert!(
+        !alice.attrs.contains_key("title"),
+        "only the fields asked for are read"
+    );
+
+    let requests = double.user_requests();
+    assert_eq!(requests.len(), 3, "8 active users, pages of 3");
+    let first = &requests[0];
+    assert_eq!(
+        first.param("sysparm_query"),
+        Some("active=true^ORDERBYsys_id")
+    );
+    assert_eq!(first.param("sysparm_limit"), Some("3"));
+    assert_eq!(first.param("sysparm_offset"), Some("0"));
+    assert_eq!(first.param("sysparm_exclude_reference_link"), Some("true"));
+    assert_eq!(
+        first.param("sysparm_fields"),
+        Some("sys_id,user_name,name,email,phone,mobile_phone,active")
+    );
+    let offsets: Vec<_> = requests
+        .iter()
+        .map(|r| r.param("sysparm_offset").unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        offsets,
+        ["0", "3", "6"],
+        "the offset advances by the limit, not by the rows"
+    );
+}
+
+#[test]
+fn without_links_the_offset_runs_to_x_total_count_through_an_empty_page() {
+    // The whole second page (u04, u05, u06) is hidden: an empty page that is not the end.
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        hidden: hidden(&["04aa", "05aa", "06aa"]),
+        link_header: false,
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let records = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(user_names(&records), ["u00", "u01", "u02", "u08", "u09"]);
+    assert_eq!(double.user_requests().len(), 3);
+}
+
+#[test]
+fn without_links_or_a_total_the_read_ends_at_an_empty_page() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        hidden: hidden(&["01aa"]),
+        link_header: false,
+        total_count: false,
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let records = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(
+        user_names(&records),
+        ["u00", "u02", "u04", "u05", "u06", "u08", "u09"]
+    );
+    let offsets: Vec<_> = double
+        .user_requests()
+        .iter()
+        .map(|r| r.param("sysparm_offset").unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        offsets,
+        ["0", "3", "6", "9"],
+        "the fourth page is the empty one"
+    );
+}
+
+#[test]
+fn the_query_decides_whether_inactive_users_are_read() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let active = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(active.len(), 8);
+    assert!(!user_names(&active).contains(&"u03".to_string()));
+    assert!(active.iter().all(|r| r.first("active") == Some("true")));
+
+    let everyone = read_config(ServiceNowSource {
+        query: spanned(String::new()),
+        ..config(&double, &secrets)
+    })
+    .expect("read");
+    assert_eq!(everyone.len(), 10);
+    let last = double.user_requests().pop().expect("a request");
+    assert_eq!(last.param("sysparm_query"), Some("ORDERBYsys_id"));
+}
+
+#[test]
+fn a_429_waits_for_retry_after() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        rate_limit_once: true,
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let records = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(records.len(), 8);
+    let requests = double.user_requests();
+    assert_eq!(requests[0].param("sysparm_offset"), Some("0"));
+    assert_eq!(
+        requests[1].param("sysparm_offset"),
+        Some("0"),
+        "the same page again"
+    );
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
+}
+
+#[test]
+fn a_wrong_password_is_refused_clearly_and_the_password_is_never_shown() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let wrong = "not-the-password-91x";
+    let config = ServiceNowSource {
+        password: secrets.file("wrong", wrong),
+        ..config(&double, &secrets)
+    };
+    let err = read_config(config).expect_err("refused");
+    assert!(
+        matches!(err, SourceError::Refused { status: 401, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(double.url()), "{message}");
+    assert!(message.contains("refused the credentials"), "{message}");
+    assert!(message.contains("roster.sync"), "{message}");
+    for shown in [message, format!("{err:?}")] {
+        assert!(!shown.contains(wrong), "{shown}");
+    }
+    assert_eq!(double.user_requests().len(), 1, "a refusal is not retried");
+}
+
+#[test]
+fn a_500_in_the_middle_of_paging_fails_the_read_as_incomplete() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        fault: Some(Fault {
+            at: 3,
+            times: u32::MAX,
+        }),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let attrs: Vec<String> = ATTRS.iter().map(|a| a.to_string()).collect();
+    let mut received = 0;
+    let err = ServiceNowInstance::new(config(&double, &secrets))
+        .read_users(&attrs, &mut |_| received += 1)
+        .expect_err("incomplete");
+    match &err {
+        SourceError::Incomplete { url, read, message } => {
+            assert!(url.contains("sysparm_offset=3"), "{url}");
+            assert_eq!(*read, 3);
+            assert!(message.contains("HTTP 500"), "{message}");
+            assert!(message.contains("gave up after 3 retries"), "{message}");
+        }
+        other => panic!("expected Incomplete, got {other:?}"),
+    }
+    assert_eq!(
+        received, 3,
+        "the first page was handed over before the failure"
+    );
+    assert!(err.to_string().contains("the read is incomplete"), "{err}");
+    assert_eq!(
+        double.user_requests().len(),
+        1 + 4,
+        "one page, then 1 + 3 tries"
+    );
+}
+
+#[test]
+fn a_transient_500_is_retried_and_the_read_completes() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        fault: Some(Fault { at: 3, times: 1 }),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let records = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(records.len(), 8);
+}
+
+#[test]
+fn a_next_link_to_another_host_is_not_followed() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        link_origin: Some("http://127.0.0.2:9".into()),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let err = read_config(config(&double, &secrets)).expect_err("refused link");
+    assert!(matches!(err, SourceError::Incomplete { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("refusing to send the credentials there"),
+        "{err}"
+    );
+}
+
+#[test]
+fn oauth_gets_a_token_and_refreshes_it_after_it_expires() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        token_lifetime: 1,
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let setup = ServiceNowSetup::default();
+    let mut source = ServiceNowInstance::new(with_oauth(
+        config(&double, &secrets),
+        &secrets,
+        &setup.client_secret,
+    ));
+    assert_eq!(read(&mut source).expect("first read").len(), 8);
+    assert_eq!(double.grants(), ["password"]);
+    let token_request = double
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/oauth_token.do")
+        .expect("a token request");
+    assert_eq!(
+        token_request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let form = token_request.form();
+    assert_eq!(form["grant_type"], "password");
+    assert_eq!(form["username"], "roster.sync");
+    assert!(
+        double.user_requests().iter().all(|r| r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer "))),
+        "table requests carry the token, not the password"
+    );
+
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(read(&mut source).expect("second read").len(), 8);
+    assert_eq!(double.grants(), ["password", "refresh_token"]);
+}
+
+#[test]
+fn a_refused_refresh_falls_back_to_the_password_grant() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        token_lifetime: 1,
+        refuse_refresh: true,
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let setup = ServiceNowSetup::default();
+    let mut source = ServiceNowInstance::new(with_oauth(
+        config(&double, &secrets),
+        &secrets,
+        &setup.client_secret,
+    ));
+    read(&mut source).expect("first read");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(read(&mut source).expect("second read").len(), 8);
+    assert_eq!(double.grants(), ["password", "refresh_token", "password"]);
+}
+
+#[test]
+fn a_revoked_access_token_is_replaced_once() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let setup = ServiceNowSetup::default();
+    let mut source = ServiceNowInstance::new(with_oauth(
+        config(&double, &secrets),
+        &secrets,
+        &setup.client_secret,
+    ));
+    read(&mut source).expect("first read");
+    double.revoke_access_tokens();
+    assert_eq!(read(&mut source).expect("second read").len(), 8);
+    assert_eq!(double.grants(), ["password", "refresh_token"]);
+}
+
+#[test]
+fn a_wrong_client_secret_is_refused_by_the_token_endpoint_without_showing_it() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let wrong = "wrong-client-secret-4q";
+    let err =
+        read_config(with_oauth(config(&double, &secrets), &secrets, wrong)).expect_err("refused");
+    let message = err.to_string();
+    assert!(
+        matches!(err, SourceError::Refused { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(message.contains("/oauth_token.do"), "{message}");
+    assert!(message.contains("client-secret"), "{message}");
+    let password = ServiceNowSetup::default().password;
+    for shown in [message, format!("{err:?}")] {
+        assert!(
+            !shown.contains(wrong) && !shown.contains(&password),
+            "{shown}"
+        );
+    }
+    assert!(double.user_requests().is_empty());
+}
+
+#[test]
+fn a_missing_password_file_is_a_credential_error() {
+    let double = ServiceNow::start(ServiceNowSetup::default());
+    let secrets = Secrets::new();
+    let config = ServiceNowSource {
+        password: spanned(SecretRef::File(secrets.dir.path().join("absent"))),
+        ..config(&double, &secrets)
+    };
+    let err = read_config(config).expect_err("no password");
+    assert!(matches!(err, SourceError::Credential { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("ServiceNow password for the source"),
+        "{err}"
+    );
+    assert!(
+        double.requests().is_empty(),
+        "nothing is sent without the password"
+    );
+}
+
+#[test]
+fn groups_and_memberships_are_read_page_by_page() {
+    let groups: Vec<_> = (0..5)
+        .map(|i| json!({"sys_id": format!("g{i}"), "name": format!("Group {i}"), "active": if i == 4 { "false" } else { "true" }}))
+        .collect();
+    let memberships: Vec<_> = (0..7)
+        .map(|i| json!({"sys_id": format!("m{i}"), "group": format!("g{}", i % 3), "user": format!("{i:02}aa")}))
+        .collect();
+    let double = ServiceNow::start(ServiceNowSetup {
+        groups,
+        memberships,
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let started = Instant::now();
+    let read = ServiceNowInstance::new(config(&double, &secrets))
+        .read_groups()
+        .expect("groups");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        read.groups,
+        (0..4)
+            .map(|i| ServiceNowGroup {
+                sys_id: format!("g{i}"),
+                name: format!("Group {i}"),
+            })
+            .collect::<Vec<_>>(),
+        "inactive groups are left out"
+    );
+    assert_eq!(read.memberships.len(), 7);
+    assert_eq!(
+        read.memberships[4],
+        ServiceNowMembership {
+            group: "g1".into(),
+            user: "04aa".into(),
+        }
+    );
+    let tables: HashSet<_> = double.requests().into_iter().map(|r| r.path).collect();
+    assert!(tables.contains("/api/now/table/sys_user_group"));
+    assert!(tables.contains("/api/now/table/sys_user_grmember"));
+}

@@ -1,0 +1,808 @@
+//! Local doubles of the REST directories roster reads, ServiceNow's Table API and Freshservice's
+//! API v2, since no vendor server can run here. Each follows the vendor's documented behaviour
+//! (see shared/CONNECTORS.md): ServiceNow's offset paging with the limit applied before ACLs
+//! (short and even empty pages in the middle), `Link` and `X-Total-Count` headers, encoded
+//! queries, the OAuth token endpoint (form-encoded only, `expires_in`, refresh grants);
+//! Freshservice's `per_page`/`page` paging with a `Link` header only while more pages follow,
+//! and basic auth with the API key as the user and `X` as the password. Both can be told to
+//! answer 429 with `Retry-After`, 500 in the middle of paging (once or always), and 401 for
+//! wrong credentials.
+//!
+//! `HttpDouble` is the server underneath: HTTP/1.1 on a loopback port, one request per
+//! connection, on its own thread, stopped when dropped (and after `MAX_REQUESTS` at most).
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use serde_json::{Value, json};
+
+/// A double serves at most this many requests, so a client stuck in a loop cannot keep a
+/// test running.
+const MAX_REQUESTS: usize = 2000;
+
+/// A request as the double received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The path without the query.
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body decoded as `application/x-www-form-urlencoded`.
+    pub fn form(&self) -> HashMap<String, String> {
+        decode_pairs(&self.body).into_iter().collect()
+    }
+}
+
+/// An answer: status, headers, body.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(status: u16, body: Value) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1, answering every request with `handler`.
+pub struct HttpDouble {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    log: Arc<Mutex<Vec<Request>>>,
+}
+
+impl HttpDouble {
+    pub fn start(mut handler: impl FnMut(&Request) -> Response + Send + 'static) -> HttpDouble {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (thread_stop, thread_log) = (stop.clone(), log.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming().take(MAX_REQUESTS) {
+                if thread_stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let Some(request) = read_request(&stream) else {
+                    continue;
+                };
+                let response = handler(&request);
+                thread_log.lock().expect("request log").push(request);
+                let _ = write_response(stream, &response);
+            }
+        });
+        HttpDouble {
+            url: format!("http://{addr}"),
+            addr,
+            stop,
+            thread: Some(thread),
+            log,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().expect("request log").clone()
+    }
+}
+
+impl Drop for HttpDouble {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path.to_string(), decode_pairs(query)),
+        None => (target, Vec::new()),
+    };
+    Some(Request {
+        method,
+        path,
+        query,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        at: Instant::now(),
+    })
+}
+
+/// `a=1&b=x%20y` → pairs, decoded the way servers decode forms and queries (`+` is a space).
+fn decode_pairs(text: &str) -> Vec<(String, String)> {
+    Url::parse(&format!("http://double/?{text}"))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn write_response(mut stream: TcpStream, response: &Response) -> std::io::Result<()> {
+    let reason = match response.status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(response.body.as_bytes())?;
+    stream.flush()
+}
+
+/// The `Authorization` value of HTTP basic auth.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
+}
+
+/// Fails (500) a page `times` times before answering it; `u32::MAX` means always.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    /// ServiceNow: the `sysparm_offset`; Freshservice: the `page`.
+    pub at: u64,
+    pub times: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServiceNow
+
+/// What a ServiceNow double holds and how it misbehaves.
+pub struct ServiceNowSetup {
+    /// `sys_user` rows: objects of strings, as the Table API returns them.
+    pub users: Vec<Value>,
+    /// sys_ids of users the integration account's ACLs hide. They still count for
+    /// `sysparm_limit`, `sysparm_offset` and `X-Total-Count`.
+    pub hidden: HashSet<String>,
+    pub groups: Vec<Value>,
+    pub memberships: Vec<Value>,
+    pub username: String,
+    pub password: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `expires_in` of issued access tokens, in seconds; expired tokens are refused (401).
+    pub token_lifetime: u64,
+    pub link_header: bool,
+    pub total_count: bool,
+    /// Answer the first `sys_user` request with 429 and `Retry-After: 1`.
+    pub rate_limit_once: bool,
+    pub fault: Option<Fault>,
+    /// Refuse every `refresh_token` grant.
+    pub refuse_refresh: bool,
+    /// Write next links with this origin instead of the double's own.
+    pub link_origin: Option<String>,
+}
+
+impl Default for ServiceNowSetup {
+    fn default() -> Self {
+        ServiceNowSetup {
+            users: Vec::new(),
+            hidden: HashSet::new(),
+            groups: Vec::new(),
+            memberships: Vec::new(),
+            username: "roster.sync".into(),
+            password: "sn-password-8c1f".into(),
+            client_id: "3f2a9c0d".into(),
+            client_secret: "sn-client-secret-77ab".into(),
+            token_lifetime: 1800,
+            link_header: true,
+            total_count: true,
+            rate_limit_once: false,
+            fault: None,
+            refuse_refresh: false,
+            link_origin: None,
+        }
+    }
+}
+
+/// A `sys_user` row with the fields the tests map.
+pub fn sn_user(sys_id: &str, user_name: &str, name: &str, active: bool) -> Value {
+    json!({
+        "sys_id": sys_id,
+        "user_name": user_name,
+        "name": name,
+        "email": format!("{user_name}@example.com"),
+        "phone": "+1 555 0100",
+        "mobile_phone": "",
+        "title": "Engineer",
+        "active": active.to_string(),
+        "failed_attempts": "0",
+    })
+}
+
+struct ServiceNowState {
+    setup: ServiceNowSetup,
+    base: String,
+    /// Access token → when it stops being valid.
+    tokens: HashMap<String, Instant>,
+    refresh_tokens: HashSet<String>,
+    issued: u64,
+    grants: Vec<String>,
+    rate_limited: bool,
+    faults_left: u32,
+}
+
+/// A ServiceNow instance double.
+pub struct ServiceNow {
+    pub http: HttpDouble,
+    state: Arc<Mutex<ServiceNowState>>,
+}
+
+impl ServiceNow {
+    pub fn start(setup: ServiceNowSetup) -> ServiceNow {
+        let faults_left = setup.fault.map_or(0, |f| f.times);
+        let state = Arc::new(Mutex::new(ServiceNowState {
+            setup,
+            base: String::new(),
+            tokens: HashMap::new(),
+            refresh_tokens: HashSet::new(),
+            issued: 0,
+            grants: Vec::new(),
+            rate_limited: false,
+            faults_left,
+        }));
+        let handler_state = state.clone();
+        let http = HttpDouble::start(move |request| {
+            handler_state
+                .lock()
+                .expect("ServiceNow state")
+                .answer(request)
+        });
+        state.lock().expect("ServiceNow state").base = http.url.clone();
+        ServiceNow { http, state }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.http.url
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.http.requests()
+    }
+
+    /// The `sys_user` table requests, in order.
+    pub fn user_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/api/now/table/sys_user")
+            .collect()
+    }
+
+    /// Revokes every access token issued so far (refresh tokens stay good).
+    pub fn revoke_access_tokens(&self) {
+        self.state.lock().expect("ServiceNow state").tokens.clear();
+    }
+
+    /// The grant types asked of the token endpoint, in order (refused ones too).
+    pub fn grants(&self) -> Vec<String> {
+        self.state.lock().expect("ServiceNow state").grants.clone()
+    }
+}
+
+impl ServiceNowState {
+    fn answer(&mut self, request: &Request) -> Response {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/oauth_token.do") => self.token(request),
+            ("GET", path) => match path.strip_prefix("/api/now/table/") {
+                Some(table) if !table.contains('/') => self.table(table, request),
+                _ => sn_error(400, "Invalid resource", path),
+            },
+            _ => sn_error(405, "Method not Supported", &request.path),
+        }
+    }
+
+    fn authorized(&self, request: &Request) -> bool {
+        let Some(value) = request.header("authorization") else {
+            return false;
+        };
+        if value == basic_auth(&self.setup.username, &self.setup.password) {
+            return true;
+        }
+        match value.strip_prefix("Bearer ") {
+            Some(token) => self
+                .tokens
+                .get(token)
+                .is_some_and(|expires| Instant::now() < *expires),
+            None => false,
+        }
+    }
+
+    fn token(&mut self, request: &Request) -> Response {
+        let form_encoded = request
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if !form_encoded {
+            return Response::json(
+                400,
+                json!({"error": "invalid_request", "error_description": "form-encoded body required"}),
+            );
+        }
+        let form = request.form();
+        let get = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+        let grant = get("grant_type").to_string();
+        self.grants.push(grant.clone());
+        let refused = || {
+            Response::json(
+                401,
+                json!({"error_description": "access_denied", "error": "server_error"}),
+            )
+        };
+        if get("client_id") != self.setup.client_id
+            || get("client_secret") != self.setup.client_secret
+        {
+            return refused();
+        }
+        let refresh_token = match grant.as_str() {
+            "password" => {
+                if get("username") != self.setup.username || get("password") != self.setup.password
+                {
+                    return refused();
+                }
+                self.issued += 1;
+                let refresh = format!("refresh-{}", self.issued);
+                self.refresh_tokens.insert(refresh.clone());
+                refresh
+            }
+            "refresh_token" => {
+                let refresh = get("refresh_token").to_string();
+                if self.setup.refuse_refresh || !self.refresh_tokens.contains(&refresh) {
+                    return refused();
+                }
+                refresh
+            }
+            _ => {
+                return Response::json(
+                    400,
+                    json!({"error": "unsupported_grant_type", "error_description": "unsupported grant"}),
+                );
+            }
+        };
+        self.issued += 1;
+        let access = format!("access-{}", self.issued);
+        self.tokens.insert(
+            access.clone(),
+            Instant::now() + Duration::from_secs(self.setup.token_lifetime),
+        );
+        Response::json(
+            200,
+            json!({
+                "access_token": access,
+                "refresh_token": refresh_token,
+                "scope": "useraccount",
+                "token_type": "Bearer",
+                "expires_in": self.setup.token_lifetime,
+            }),
+        )
+    }
+
+    fn table(&mut self, table: &str, request: &Request) -> Response {
+        if !self.authorized(request) {
+            return sn_error(
+                401,
+                "User Not Authenticated",
+                "Required to provide Auth information",
+            );
+        }
+        let rows = match table {
+            "sys_user" => &self.setup.users,
+            "sys_user_group" => &self.setup.groups,
+            "sys_user_grmember" => &self.setup.memberships,
+            _ => return sn_error(400, "Invalid table", table),
+        };
+        let number = |name: &str, default: u64| {
+            request
+                .param(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let (limit, offset) = (number("sysparm_limit", 10000), number("sysparm_offset", 0));
+        if table == "sys_user" {
+            if self.setup.rate_limit_once && !self.rate_limited {
+                self.rate_limited = true;
+                return sn_error(429, "Rate limit exceeded", "try again later")
+                    .header("Retry-After", "1");
+            }
+            if let Some(fault) = self.setup.fault {
+                if fault.at == offset && self.faults_left > 0 {
+                    self.faults_left = self.faults_left.saturating_sub(1);
+                    return sn_error(500, "Internal server error", "a node went away");
+                }
+            }
+        }
+        let matching = match query_rows(rows, request.param("sysparm_query").unwrap_or("")) {
+            Ok(rows) => rows,
+            Err(why) => return sn_error(400, "Invalid query", &why),
+        };
+        let total = matching.len() as u64;
+        let fields: Option<Vec<&str>> = request
+            .param("sysparm_fields")
+            .map(|f| f.split(',').collect());
+        // The limit is applied first, the ACLs after: pages come back short.
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .filter(|row| {
+                !row["sys_id"]
+                    .as_str()
+                    .is_some_and(|id| self.setup.hidden.contains(id))
+            })
+            .map(|row| project(row, fields.as_deref()))
+            .collect();
+        let mut response = Response::json(200, json!({ "result": page }));
+        if self.setup.total_count {
+            response = response.header("X-Total-Count", total.to_string());
+        }
+        if self.setup.link_header {
+            response = response.header("Link", self.links(request, limit, offset, total));
+        }
+        response
+    }
+
+    /// first, prev, next (while rows follow) and last, as the instance writes them.
+    fn links(&self, request: &Request, limit: u64, offset: u64, total: u64) -> String {
+        let origin = self.setup.link_origin.as_deref().unwrap_or(&self.base);
+        let at = |offset: i64| {
+            let mut url =
+                Url::parse(&format!("{origin}{}", request.path)).expect("a URL for the link");
+            {
+                let mut pairs = url.query_pairs_mut();
+                for (name, value) in &request.query {
+                    if name != "sysparm_offset" {
+                        pairs.append_pair(name, value);
+                    }
+                }
+                pairs.append_pair("sysparm_offset", &offset.to_string());
+            }
+            url.to_string()
+        };
+        let limit_i = limit.max(1) as i64;
+        let offset_i = offset as i64;
+        let last = (total.saturating_sub(1) as i64 / limit_i) * limit_i;
+        let mut links = vec![
+            format!("<{}>;rel=\"first\"", at(0)),
+            format!("<{}>;rel=\"prev\"", at(offset_i - limit_i)),
+        ];
+        if offset + limit < total {
+            links.push(format!("<{}>;rel=\"next\"", at(offset_i + limit_i)));
+        }
+        links.push(format!("<{}>;rel=\"last\"", at(last)));
+        links.join(",")
+    }
+}
+
+/// Rows matching an encoded query: `field=value` terms joined by `^`, and `ORDERBYfield`.
+fn query_rows(rows: &[Value], query: &str) -> Result<Vec<Value>, String> {
+    let mut matching: Vec<Value> = rows.to_vec();
+    let mut order: Option<String> = None;
+    for term in query.split('^').filter(|t| !t.is_empty()) {
+        if let Some(field) = term.strip_prefix("ORDERBY") {
+            order = Some(field.to_string());
+        } else if let Some((field, value)) = term.split_once('=') {
+            if field.ends_with(['!', '<', '>']) {
+                return Err(format!("the double does not support {term:?}"));
+            }
+            matching.retain(|row| row[field].as_str() == Some(value));
+        } else {
+            return Err(format!("the double does not support {term:?}"));
+        }
+    }
+    if let Some(field) = order {
+        matching.sort_by(|a, b| a[&field].as_str().cmp(&b[&field].as_str()));
+    }
+    Ok(matching)
+}
+
+/// The row with only `fields` (those it has), or whole.
+fn project(row: &Value, fields: Option<&[&str]>) -> Value {
+    match (fields, row.as_object()) {
+        (Some(fields), Some(object)) => Value::Object(
+            object
+                .iter()
+                .filter(|(name, _)| fields.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        ),
+        _ => row.clone(),
+    }
+}
+
+fn sn_error(status: u16, message: &str, detail: &str) -> Response {
+    Response::json(
+        status,
+        json!({"error": {"message": message, "detail": detail}, "status": "failure"}),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Freshservice
+
+/// What a Freshservice double holds and how it misbehaves.
+pub struct FreshserviceSetup {
+    pub requesters: Vec<Value>,
+    pub agents: Vec<Value>,
+    /// Requester groups and the requester ids in each.
+    pub groups: Vec<(Value, Vec<u64>)>,
+    pub api_key: String,
+    /// Answer the first list request with 429 and `Retry-After: 1`.
+    pub rate_limit_once: bool,
+    /// Fails this page of `/api/v2/requesters`.
+    pub fault: Option<Fault>,
+    /// Send `Link` headers (Freshservice does; turned off to test the empty-page rule).
+    pub link_header: bool,
+}
+
+impl Default for FreshserviceSetup {
+    fn default() -> Self {
+        FreshserviceSetup {
+            requesters: Vec::new(),
+            agents: Vec::new(),
+            groups: Vec::new(),
+            api_key: "fs-api-key-5d2e9b".into(),
+            rate_limit_once: false,
+            fault: None,
+            link_header: true,
+        }
+    }
+}
+
+/// A requester as API v2 returns it.
+pub fn fs_requester(id: u64, first: &str, last: &str, active: bool) -> Value {
+    let login = first.to_lowercase();
+    json!({
+        "id": id,
+        "first_name": first,
+        "last_name": last,
+        "job_title": "Analyst",
+        "primary_email": format!("{login}@example.com"),
+        "secondary_emails": [format!("{login}@example.org")],
+        "work_phone_number": "+1 555 0200",
+        "mobile_phone_number": null,
+        "department_ids": [],
+        "active": active,
+        "is_agent": false,
+        "custom_fields": {"cost_center": "CC-7"},
+        "created_at": "2024-01-02T03:04:05Z",
+    })
+}
+
+/// An agent as API v2 returns it (its address is `email`).
+pub fn fs_agent(id: u64, first: &str, active: bool) -> Value {
+    json!({
+        "id": id,
+        "first_name": first,
+        "last_name": "Agent",
+        "email": format!("{}@example.com", first.to_lowercase()),
+        "active": active,
+        "occasional": false,
+    })
+}
+
+struct FreshserviceState {
+    setup: FreshserviceSetup,
+    base: String,
+    rate_limited: bool,
+    faults_left: u32,
+}
+
+/// A Freshservice helpdesk double.
+pub struct Freshservice {
+    pub http: HttpDouble,
+}
+
+impl Freshservice {
+    pub fn start(setup: FreshserviceSetup) -> Freshservice {
+        let faults_left = setup.fault.map_or(0, |f| f.times);
+        let state = Arc::new(Mutex::new(FreshserviceState {
+            setup,
+            base: String::new(),
+            rate_limited: false,
+            faults_left,
+        }));
+        let handler_state = state.clone();
+        let http = HttpDouble::start(move |request| {
+            handler_state
+                .lock()
+                .expect("Freshservice state")
+                .answer(request)
+        });
+        state.lock().expect("Freshservice state").base = http.url.clone();
+        Freshservice { http }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.http.url
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.http.requests()
+    }
+}
+
+impl FreshserviceState {
+    fn answer(&mut self, request: &Request) -> Response {
+        if request.header("authorization") != Some(&basic_auth(&self.setup.api_key, "X")) {
+            return Response::json(
+                401,
+                json!({"code": "invalid_credentials", "message": "You have to be logged in to perform this action."}),
+            );
+        }
+        if self.setup.rate_limit_once && !self.rate_limited {
+            self.rate_limited = true;
+            return Response::json(
+                429,
+                json!({"message": "You have exceeded the limit of requests per minute"}),
+            )
+            .header("Retry-After", "1");
+        }
+        let per_page = request
+            .param("per_page")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(30)
+            .clamp(1, 100);
+        let page = request
+            .param("page")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let path = request.path.trim_end_matches('/');
+        let (key, items): (&str, Vec<Value>) = match path {
+            "/api/v2/requesters" => {
+                if let Some(fault) = self.setup.fault {
+                    if fault.at == page && self.faults_left > 0 {
+                        self.faults_left = self.faults_left.saturating_sub(1);
+                        return Response::json(500, json!({"message": "Internal server error"}));
+                    }
+                }
+                ("requesters", self.setup.requesters.clone())
+            }
+            "/api/v2/agents" => ("agents", self.setup.agents.clone()),
+            "/api/v2/requester_groups" => (
+                "requester_groups",
+                self.setup.groups.iter().map(|(g, _)| g.clone()).collect(),
+            ),
+            other => match members_of(other) {
+                Some(id) => {
+                    let Some((_, members)) = self
+                        .setup
+                        .groups
+                        .iter()
+                        .find(|(g, _)| g["id"].as_u64() == Some(id))
+                    else {
+                        return Response::json(404, json!({"message": "Record not found"}));
+                    };
+                    let people = self
+                        .setup
+                        .requesters
+                        .iter()
+                        .filter(|r| r["id"].as_u64().is_some_and(|rid| members.contains(&rid)))
+                        .cloned()
+                        .collect();
+                    ("requesters", people)
+                }
+                None => return Response::json(404, json!({"message": "Not found"})),
+            },
+        };
+        let start = (page as usize - 1) * per_page;
+        let slice: Vec<Value> = items.iter().skip(start).take(per_page).cloned().collect();
+        let mut response = Response::json(200, json!({ key: slice }));
+        if self.setup.link_header && start + per_page < items.len() {
+            response = response.header(
+                "Link",
+                format!(
+                    "<{}{path}?per_page={per_page}&page={}>; rel=\"next\"",
+                    self.base,
+                    page + 1
+                ),
+            );
+        }
+        response
+    }
+}
+
+/// `/api/v2/requester_groups/{id}/members` → the id.
+fn members_of(path: &str) -> Option<u64> {
+    path.strip_prefix("/api/v2/requester_groups/")?
+        .strip_suffix("/members")?
+        .parse()
+        .ok()
+}
