@@ -373,6 +373,13 @@ fn a_member_removed_in_the_directory_is_one_removal_and_hand_added_members_stay(
         user_dn("bob")
     ));
 
+    // add-only (the default) takes no membership away: the plan shows it, skipped.
+    let plan = w.plan_json();
+    assert_eq!(actions(&plan), ["remove membership bob skipped"]);
+    w.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(w.members("Sales"), names(&["alice", "bob", "byhand"]));
+
+    w.config(GROUPS, "", "mode \"remove\"");
     let plan = w.plan_json();
     assert_eq!(actions(&plan), ["remove membership bob planned"]);
     let removal = &plan["actions"][0];
@@ -399,9 +406,15 @@ fn a_member_removed_in_the_directory_is_one_removal_and_hand_added_members_stay(
         user_dn("alice")
     ));
     let plan = w.plan_json();
-    assert_eq!(actions(&plan), ["remove membership alice skipped"]);
+    assert_eq!(
+        actions(&plan),
+        [
+            "remove user alice skipped",
+            "remove membership alice skipped"
+        ]
+    );
     assert!(
-        plan["actions"][0]["reason"]
+        plan["actions"][1]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("not removed from Sales: its source record was rejected")),
         "{plan}"
@@ -522,7 +535,7 @@ fn member_removes_over_the_cap_are_held_until_forced() {
         user_dn("bob"),
         user_dn("carol")
     ));
-    w.config(GROUPS, "", "max-member-removes 1");
+    w.config(GROUPS, "", "mode \"remove\"\n    max-member-removes 1");
 
     let human = w.ok(&["plan", "--out", "plan.json", "--detailed-exitcode"], 3);
     assert!(

@@ -144,6 +144,14 @@ pub fn plan_groups(
                 if let Some(why) = &member.protected {
                     action.status = Status::Skipped;
                     action.reason = format!("not removed from {}: {why}", member.group_name);
+                } else if policy.mode == Mode::AddOnly {
+                    // add-only means nothing is taken away; shown, so that the stale access
+                    // is seen and can be removed deliberately in remove mode.
+                    action.status = Status::Skipped;
+                    action.reason = format!(
+                        "not removed from {}: mode add-only only adds memberships (use mode remove)",
+                        member.group_name
+                    );
                 }
                 out.actions.push(action);
             }

@@ -223,10 +223,21 @@ fn membership_rules() {
             &["remove membership carol>Sales skipped"],
         ),
     ];
+    let remove = Policy {
+        mode: Mode::Remove,
+        ..Policy::default()
+    };
     for (name, pair, want) in cases {
-        let planned = plan(vec![], vec![pair], &Policy::default());
+        let planned = plan(vec![], vec![pair], &remove);
         assert_eq!(outline(&planned.actions), want, "{name}");
     }
+    // add-only takes nothing away: the leave is shown, skipped, with the reason.
+    let planned = plan(vec![], vec![leave("Sales", "bob")], &Policy::default());
+    assert_eq!(
+        outline(&planned.actions),
+        ["remove membership bob>Sales skipped"]
+    );
+    assert!(planned.actions[0].reason.contains("mode add-only"));
 }
 
 #[test]
@@ -311,6 +322,7 @@ fn member_remove_caps_hold_one_group_at_a_time() {
     ];
     for (cap, want, held_by) in cases {
         let policy = Policy {
+            mode: Mode::Remove,
             max_member_removes: *cap,
             ..Policy::default()
         };
@@ -419,7 +431,10 @@ fn a_held_user_removal_holds_the_user_s_membership_removals() {
             leave("Sales", "gone"),
             leave("Sales", "left"),
         ],
-        &Policy::default(),
+        &Policy {
+            mode: Mode::Delete,
+            ..Policy::default()
+        },
     );
     let merged = merge(users, groups);
     assert_eq!(
