@@ -9,9 +9,10 @@
 //! - a membership only in the source is added. When its user (or group) is created by the
 //!   same plan, the action has no id for it yet: apply takes the id that add created
 //!   (`merge` holds such a membership while that add is held);
-//! - a membership only in the target is removed, but only from a group roster manages
-//!   (paired by key) and only for a user roster manages (externalId): members added by
-//!   hand are never touched. A user whose source record was rejected keeps its memberships.
+//! - a membership only in the target is removed (in `remove` and `delete` mode; in
+//!   `add-only` it is shown as skipped), but only from a group roster manages (paired by
+//!   key) and only for a user roster manages (externalId): members added by hand are never
+//!   touched. A user whose source record was rejected keeps its memberships.
 //!   Leaving a group never removes the user;
 //! - `max-member-removes` holds all of one group's removals when they exceed it.
 //!
