@@ -126,6 +126,80 @@ impl ScimService {
         })
     }
 
+    /// Pages through a list endpoint (`{url}?{query}startIndex=..&count=..`) until
+    /// `totalResults` resources were seen, handing each new one to `each` until it returns
+    /// `false`. A listing that ends early, repeats itself or runs past its total is an error,
+    /// never a short snapshot: a short snapshot would look like accounts to remove.
+    /// Returns how many resources were handed over.
+    fn page<T>(
+        &self,
+        url: &str,
+        query: &str,
+        noun: &str,
+        parse: &dyn Fn(&Call, &Value) -> Result<T, TargetError>,
+        id: impl Fn(&T) -> &str,
+        each: &mut dyn FnMut(T) -> bool,
+    ) -> Result<u64, TargetError> {
+        let mut start: u64 = 1;
+        let mut seen: HashSet<String> = HashSet::new();
+        loop {
+            let call = Call::new(
+                Method::GET,
+                format!("{url}?{query}startIndex={start}&count={}", self.page_size),
+            );
+            let body = self.execute(&call)?.json(&call)?;
+            let page = ListPage::parse(&call, &body)?;
+            if page.resources.is_empty() {
+                // An empty page before `totalResults` means resources were skipped (a server
+                // cap on startIndex, or deletions shifting the offsets).
+                if (seen.len() as u64) < page.total {
+                    return Err(call.invalid(format!(
+                        "the listing ended after {} of the {} {noun} it announced; run again, \
+                         the snapshot would be incomplete",
+                        seen.len(),
+                        page.total
+                    )));
+                }
+                break;
+            }
+            let mut new = 0;
+            for resource in page.resources {
+                let item = parse(&call, resource)?;
+                if !seen.insert(id(&item).to_string()) {
+                    log::warn!(
+                        "{} {}: {} listed twice; keeping the first",
+                        call.method,
+                        call.url,
+                        id(&item)
+                    );
+                    continue;
+                }
+                new += 1;
+                if !each(item) {
+                    return Ok(seen.len() as u64);
+                }
+            }
+            if new == 0 {
+                return Err(call.invalid(format!(
+                    "the page repeats {noun} already listed (does the server ignore startIndex?)"
+                )));
+            }
+            if seen.len() as u64 >= page.total {
+                break;
+            }
+            // Advance by what came back, not by `count`: a server may return fewer than asked
+            // without being at the end (RFC 7644 §3.4.2.4).
+            start += page.len;
+            if start > page.total + u64::from(self.page_size) {
+                return Err(call.invalid(format!(
+                    "startIndex {start} passed totalResults {} without reaching it; the server's paging is inconsistent",
+                    page.total
+                )));
+            }
+        }
+        Ok(seen.len() as u64)
+    }
+
     fn users_url(&self) -> String {
         format!("{}/Users", self.base)
     }
@@ -289,66 +363,17 @@ impl Target for ScimService {
     }
 
     fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
-        let mut start: u64 = 1;
-        let mut seen: HashSet<String> = HashSet::new();
-        loop {
-            let call = Call::new(
-                Method::GET,
-                format!(
-                    "{}?startIndex={start}&count={}",
-                    self.users_url(),
-                    self.page_size
-                ),
-            );
-            let body = self.execute(&call)?.json(&call)?;
-            let page = ListPage::parse(&call, &body)?;
-            if page.resources.is_empty() {
-                // An empty page before `totalResults` means users were skipped (a server cap
-                // on startIndex, or deletions shifting the offsets): the snapshot is not whole.
-                if (seen.len() as u64) < page.total {
-                    return Err(call.invalid(format!(
-                        "the listing ended after {} of the {} users it announced; run again, \
-                         the snapshot would be incomplete",
-                        seen.len(),
-                        page.total
-                    )));
-                }
-                break;
-            }
-            let mut new = 0;
-            for resource in page.resources {
-                let user = self.user_from(&call, resource, None)?;
-                if seen.insert(user.id.clone()) {
-                    new += 1;
-                    sink(user);
-                } else {
-                    log::warn!(
-                        "{} {}: user {} listed twice; keeping the first",
-                        call.method,
-                        call.url,
-                        user.id
-                    );
-                }
-            }
-            if new == 0 {
-                return Err(call.invalid(
-                    "the page repeats users already listed (does the server ignore startIndex?)",
-                ));
-            }
-            if seen.len() as u64 >= page.total {
-                break;
-            }
-            // Advance by what came back, not by `count`: a server may return fewer than asked
-            // without being at the end (RFC 7644 §3.4.2.4).
-            start += page.len;
-            if start > page.total + u64::from(self.page_size) {
-                return Err(call.invalid(format!(
-                    "startIndex {start} passed totalResults {} without reaching it; the server's paging is inconsistent",
-                    page.total
-                )));
-            }
-        }
-        Ok(seen.len() as u64)
+        self.page(
+            &self.users_url(),
+            "",
+            "users",
+            &|call, resource| self.user_from(call, resource, None),
+            |user| &user.id,
+            &mut |user| {
+                sink(user);
+                true
+            },
+        )
     }
 
     fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError> {

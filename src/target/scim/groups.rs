@@ -19,7 +19,7 @@
 
 use serde_json::{Value, json};
 
-use super::{COMPONENT, Call, ListPage, PATCH_SCHEMA, ScimService, get_ci, get_str, meta_version};
+use super::{COMPONENT, Call, PATCH_SCHEMA, ScimService, get_ci, get_str, meta_version};
 use crate::model::TargetGroup;
 use crate::target::{GroupUpdate, TargetError};
 
@@ -47,58 +47,21 @@ impl ScimService {
         ))
     }
 
-    /// Pages through `/Groups?{query}` until `totalResults` groups were seen, handing each
-    /// to `each` until it returns `false`. Returns how many were handed over.
+    /// Pages through `/Groups?{query}`, handing each group to `each` until it returns
+    /// `false`. Returns how many were handed over.
     fn page_groups(
         &self,
         query: &str,
         each: &mut dyn FnMut(TargetGroup) -> bool,
     ) -> Result<u64, TargetError> {
-        let mut start: u64 = 1;
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            let call = Call::new(
-                Method::GET,
-                format!(
-                    "{}?{query}startIndex={start}&count={}",
-                    self.groups_url(),
-                    self.page_size
-                ),
-            );
-            let body = self.execute(&call)?.json(&call)?;
-            let page = ListPage::parse(&call, &body)?;
-            if page.resources.is_empty() {
-                if (seen.len() as u64) < page.total {
-                    return Err(call.invalid(format!(
-                        "the listing ended after {} of the {} groups it announced; run again, \
-                         the snapshot would be incomplete",
-                        seen.len(),
-                        page.total
-                    )));
-                }
-                break;
-            }
-            let mut new = 0;
-            for resource in page.resources {
-                let group = group_from_resource(resource).map_err(|m| call.invalid(m))?;
-                if seen.insert(group.id.clone()) {
-                    new += 1;
-                    if !each(group) {
-                        return Ok(seen.len() as u64);
-                    }
-                }
-            }
-            if new == 0 {
-                return Err(call.invalid(
-                    "the page repeats groups already listed (does the server ignore startIndex?)",
-                ));
-            }
-            if seen.len() as u64 >= page.total {
-                break;
-            }
-            start += page.len;
-        }
-        Ok(seen.len() as u64)
+        self.page(
+            &self.groups_url(),
+            query,
+            "groups",
+            &|call, resource| group_from_resource(resource).map_err(|m| call.invalid(m)),
+            |group| &group.id,
+            each,
+        )
     }
 
     pub(super) fn list_all_groups(
