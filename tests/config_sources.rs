@@ -187,6 +187,16 @@ fn active_directory_settings_parse() {
     ));
     assert_eq!(explicit.active_directory, ad.active_directory);
     assert!(explicit.follow_referrals);
+    let inactive = source(&ldap(
+        "    active-directory #true\n    disabled \"inactive\"\n",
+    ));
+    assert_eq!(
+        inactive.active_directory,
+        Some(ActiveDirectory {
+            disabled: DisabledAccounts::Inactive
+        }),
+        "disabled accounts can be synced as inactive"
+    );
 }
 
 /// One line per case: a source block, and the kinds of the problems it must cause.
@@ -196,8 +206,8 @@ fn each_source_mistake_is_reported_with_its_kind() {
     let ad = "source \"ldap\" {\n    url \"ldaps://dc1\"\n    base-dn \"DC=corp\"\n";
     let cases: &[(String, &[ProblemKind])] = &[
         (
-            format!("{ad}    disabled \"inactive\"\n    active-directory #true\n}}\n"),
-            &[Unsupported],
+            format!("{ad}    disabled \"inactive\"\n}}\n"),
+            &[InvalidValue],
         ),
         (format!("{ad}    disabled \"skip\"\n}}\n"), &[InvalidValue]),
         (

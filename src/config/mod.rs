@@ -109,8 +109,8 @@ pub struct ActiveDirectory {
 pub enum DisabledAccounts {
     /// Leave them out of the source (the default).
     Skip,
-    /// Keep them, marked with the `roster-active` = `false` pseudo-attribute. The planner does
-    /// not read it yet, so the config refuses this choice for now.
+    /// Keep them, marked out of service (`SourceRecord::out_of_service`): they are synced as
+    /// inactive accounts (`DesiredUser::active` false).
     Inactive,
 }
 
