@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostics::{ConfigError, ConfigProblem, ProblemKind};
 pub use groups::{
-    AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, GroupMapping, RoleCondition, RoleRule,
+    AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, GroupMapping, GroupScope,
+    RoleCondition, RoleRule,
 };
 use miette::{NamedSource, SourceSpan};
 pub use parse::parse;
