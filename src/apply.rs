@@ -74,7 +74,7 @@ pub fn release(plan: &mut Plan, release: Release) -> Result<(), ApplyError> {
     let held_removals = plan
         .actions
         .iter()
-        .filter(|a| a.status == Status::Held && a.action.is_removal())
+        .filter(|a| a.status == Status::Held && a.counts_as_removal())
         .count() as u64;
     if let Some(allowed) = release.allow_removes
         && !release.force
@@ -89,7 +89,7 @@ pub fn release(plan: &mut Plan, release: Release) -> Result<(), ApplyError> {
         for a in plan
             .actions
             .iter_mut()
-            .filter(|a| a.status == Status::Held && a.action.is_removal())
+            .filter(|a| a.status == Status::Held && a.counts_as_removal())
         {
             a.status = Status::Planned;
             a.held_by = None;
@@ -274,13 +274,27 @@ fn execute(
     let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
     let version = action.target_version.as_deref();
     match action.action {
-        ActionKind::Add => add(action, target, interrupted),
+        ActionKind::Add => {
+            let created = add(action, target, interrupted)?;
+            // Created inactive (out of service in the source): roster's own deactivation,
+            // undone when the source has the account in service again.
+            if action.after("active") == Some("false")
+                && let Some(id) = &created
+            {
+                store.record_deactivated(id, &action.key, plan_id, &now())?;
+            }
+            Ok(created)
+        }
         ActionKind::Update => {
             let update = update_of(action);
             let id = id()?;
             target.update_user(id, version, &update)?;
-            if update.active == Some(true) {
-                store.forget_deactivated(id)?;
+            match update.active {
+                Some(true) => store.forget_deactivated(id)?,
+                // The source has the account out of service: roster deactivated it, and
+                // reactivates it when the source has it in service again.
+                Some(false) => store.record_deactivated(id, &action.key, plan_id, &now())?,
+                None => {}
             }
             Ok(None)
         }
@@ -371,7 +385,7 @@ fn desired_of(action: &Action) -> DesiredUser {
             "name" => user.name = Some(after),
             "email" => user.email = Some(after),
             "phone" => user.phones.push(after),
-            "active" => {}
+            "active" => user.active = after != "false",
             field => {
                 user.fields
                     .insert(field.to_string(), FieldValue::Set(after));

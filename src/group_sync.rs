@@ -189,8 +189,8 @@ fn add_group_all(groups: &mut Vec<ResolvedGroup>, name: &str) {
     }
 }
 
-/// A group search that finds nothing while the target has groups roster made is more
-/// likely a wrong base-dn or filter than a directory without groups.
+/// A group read that finds nothing while the target has groups roster made is more likely
+/// a wrong selection (base-dn, filter, query) than a directory without groups.
 fn check_source(
     settled: &SettledGroups,
     target: &[TargetGroup],
@@ -210,7 +210,7 @@ fn check_source(
     }
     let refusal = format!(
         "the source returned no groups while the target has {managed} managed groups; \
-         refusing to plan (check the group block's base-dn and filter, or use --force)"
+         refusing to plan (check which groups the group block selects, or use --force)"
     );
     if !force {
         return Err(Error::Refused(refusal));

@@ -125,6 +125,8 @@ impl Mapper {
         let mut user = DesiredUser {
             key: key.to_string(),
             username,
+            // An account the source keeps but has out of service is synced as inactive.
+            active: !record.out_of_service,
             ..DesiredUser::default()
         };
 
@@ -370,6 +372,16 @@ mod tests {
         assert_eq!(u.username, "alice");
         assert_eq!(u.name.as_deref(), Some("Alice L"));
         assert_eq!(u.phones, ["+1 555", "+2"], "phones deduplicated by digits");
+        assert!(u.active);
+    }
+
+    #[test]
+    fn a_record_out_of_service_is_an_inactive_user() {
+        let mut r = with(&[]);
+        r.out_of_service = true;
+        let u = mapper(Policy::default()).map(&r).expect("valid");
+        assert!(!u.active);
+        assert_eq!(u.username, "alice", "mapped like any other record");
     }
 
     #[test]

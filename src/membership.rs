@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::config::GroupMapping;
+use crate::config::{GroupMapping, GroupScope};
 use crate::model::{MemberRef, Reject, SourceGroup};
 use crate::source::{GroupQuery, GroupRecord, canonical_dn};
 
@@ -42,11 +42,21 @@ impl GroupMapper {
         if !attrs.contains(&self.name.to_ascii_lowercase()) {
             attrs.push(self.name.to_ascii_lowercase());
         }
-        GroupQuery {
-            base_dns: mapping.base_dns.iter().map(|d| d.value.clone()).collect(),
-            filter: mapping.filter.value.clone(),
+        let mut query = GroupQuery {
             attrs,
+            ..GroupQuery::default()
+        };
+        match &mapping.scope {
+            GroupScope::Directory { base_dns, filter } => {
+                query.base_dns = base_dns.iter().map(|d| d.value.clone()).collect();
+                query.filter = filter.value.clone();
+            }
+            GroupScope::ServiceNow { query: table_query } => {
+                query.query = table_query.value.clone();
+            }
+            GroupScope::Freshservice => {}
         }
+        query
     }
 
     pub fn map(&self, group: GroupRecord) -> Result<SourceGroup, Reject> {
@@ -118,7 +128,7 @@ pub fn settle(groups: Vec<SourceGroup>, nested: bool) -> SettledGroups {
                 .iter()
                 .filter_map(|m| match m {
                     MemberRef::Origin(dn) => by_origin.get(dn).copied(),
-                    MemberRef::Username(_) => None,
+                    MemberRef::Username(_) | MemberRef::Record(_) => None,
                 })
                 .collect()
         })
@@ -289,22 +299,29 @@ impl GroupIndex {
     pub fn contains(&self, group: &str, origin: &str, username: &str) -> bool {
         self.members.get(&group.to_lowercase()).is_some_and(|m| {
             m.contains(&MemberRef::Origin(canonical_dn(origin)))
+                || m.contains(&MemberRef::Record(origin.to_string()))
                 || m.contains(&MemberRef::Username(username.to_lowercase()))
         })
     }
 }
 
-/// The synced users, by the references a group may name them with.
+/// The synced users, by the references a group may name them with: the origin of their
+/// record (as a canonical DN, and exactly as written, for sources whose members are record
+/// ids) and their username.
 #[derive(Debug, Clone, Default)]
 pub struct UserRefs {
     keys: HashMap<MemberRef, String>,
+    users: usize,
 }
 
 impl UserRefs {
     /// Adds a synced user: its key, where it was read from and its username.
     pub fn insert(&mut self, key: &str, origin: &str, username: &str) {
+        self.users += 1;
         self.keys
             .insert(MemberRef::Origin(canonical_dn(origin)), key.to_string());
+        self.keys
+            .insert(MemberRef::Record(origin.to_string()), key.to_string());
         self.keys.insert(
             MemberRef::Username(username.to_lowercase()),
             key.to_string(),
@@ -312,7 +329,7 @@ impl UserRefs {
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len() / 2
+        self.users
     }
 
     pub fn is_empty(&self) -> bool {
@@ -395,6 +412,7 @@ mod tests {
                     .map(|m| match m {
                         MemberRef::Username(u) => u.clone(),
                         MemberRef::Origin(o) => format!("@{o}"),
+                        MemberRef::Record(r) => format!("#{r}"),
                     })
                     .collect();
                 members.sort();
@@ -501,6 +519,34 @@ mod tests {
         let resolved = resolve(&[g], &users);
         assert_eq!(resolved[0].members, ["k1", "k2"]);
         assert_eq!(resolved[0].ignored, 2);
+    }
+
+    #[test]
+    fn members_named_by_record_id_resolve_by_the_exact_origin() {
+        let mut users = UserRefs::default();
+        users.insert("a1", "sys_user/a1", "alice");
+        users.insert("101", "requesters/101", "bob@example.com");
+        assert_eq!(users.len(), 2);
+        let g = SourceGroup {
+            origin: "sys_user_group/g1".into(),
+            key: "g1".into(),
+            name: "G".into(),
+            members: vec![
+                MemberRef::Record("sys_user/a1".into()),
+                MemberRef::Record("requesters/101".into()),
+                MemberRef::Record("sys_user/zz".into()),
+                MemberRef::Record("agents/101".into()),
+            ],
+        };
+        let resolved = resolve(std::slice::from_ref(&g), &users);
+        assert_eq!(resolved[0].members, ["101", "a1"]);
+        assert_eq!(
+            resolved[0].ignored, 2,
+            "users that are not synced are counted"
+        );
+        let index = GroupIndex::new(&[g]);
+        assert!(index.contains("g", "sys_user/a1", "alice"));
+        assert!(!index.contains("g", "sys_user/b2", "bob"));
     }
 
     #[test]

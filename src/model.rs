@@ -13,6 +13,9 @@ pub struct SourceRecord {
     /// Where the record came from, for error messages and rejects (an LDAP DN, a file line).
     pub origin: String,
     pub attrs: BTreeMap<String, Vec<String>>,
+    /// The source has this account out of service (an Active Directory account disabled or
+    /// expired, kept with `disabled "inactive"`): it is synced as an inactive account.
+    pub out_of_service: bool,
 }
 
 impl SourceRecord {
@@ -20,6 +23,7 @@ impl SourceRecord {
         SourceRecord {
             origin: origin.into(),
             attrs: BTreeMap::new(),
+            out_of_service: false,
         }
     }
 
@@ -54,7 +58,7 @@ pub enum FieldValue {
 }
 
 /// A user as the source wants it in the target, after mapping, defaults and validation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredUser {
     /// Stable identity (SCIM externalId).
     pub key: String,
@@ -66,6 +70,33 @@ pub struct DesiredUser {
     pub phones: Vec<String>,
     /// Other target fields (aliases, `attribute ... to=`), by target field name.
     pub fields: BTreeMap<String, FieldValue>,
+    /// Whether the account should be active in the target. `false` for an account the source
+    /// has out of service but still lists (`disabled "inactive"`). Left out of the JSON when
+    /// true, so digests of active users are what they were before the field existed.
+    #[serde(default = "active_default", skip_serializing_if = "is_active")]
+    pub active: bool,
+}
+
+impl Default for DesiredUser {
+    fn default() -> Self {
+        DesiredUser {
+            key: String::new(),
+            username: String::new(),
+            name: None,
+            email: None,
+            phones: Vec::new(),
+            fields: BTreeMap::new(),
+            active: true,
+        }
+    }
+}
+
+fn active_default() -> bool {
+    true
+}
+
+fn is_active(active: &bool) -> bool {
+    *active
 }
 
 /// A user as the target holds it.

@@ -100,6 +100,24 @@ impl Action {
             .find(|c| c.field == field)
             .and_then(|c| c.after.as_deref())
     }
+
+    /// An update that takes a user's account out of service (`active: true -> false`)
+    /// because the source has the account out of service.
+    pub fn deactivates(&self) -> bool {
+        self.object == ObjectKind::User
+            && self.action == ActionKind::Update
+            && self.changes.iter().any(|c| {
+                c.field == "active"
+                    && c.before.as_deref() == Some("true")
+                    && c.after.as_deref() == Some("false")
+            })
+    }
+
+    /// What the remove caps count, hold together and `--allow-removes` releases: removes,
+    /// deletes, and updates that deactivate an account.
+    pub fn counts_as_removal(&self) -> bool {
+        self.action.is_removal() || self.deactivates()
+    }
 }
 
 /// One field of one object, before and after. `None` is "no value".

@@ -133,6 +133,12 @@ fn add(desired: &DesiredUser) -> Action {
             changes.push(Change::new(field, None, Some(v)));
         }
     }
+    let reason = if desired.active {
+        "in the source, not in the target"
+    } else {
+        changes.push(Change::new("active", None, Some("false")));
+        "in the source, not in the target; out of service in the source: created inactive"
+    };
     Action {
         seq: 0,
         action: ActionKind::Add,
@@ -140,7 +146,7 @@ fn add(desired: &DesiredUser) -> Action {
         key: desired.key.clone(),
         username: desired.username.clone(),
         status: Status::Planned,
-        reason: "in the source, not in the target".to_string(),
+        reason: reason.to_string(),
         changes,
         held_by: None,
         target_id: None,
@@ -219,16 +225,29 @@ fn update(
     }
     let fields = field_changes(desired, target);
     let mut status = Status::Planned;
-    if !target.active {
-        if deactivated_by_roster {
+    match (desired.active, target.active) {
+        (true, true) => {}
+        (false, true) => {
+            // Not a removal (the account stays, in every mode), but the remove caps count it.
+            changes.push(Change::new("active", Some("true"), Some("false")));
+            reasons.push("out of service in the source (disabled or expired): deactivated".into());
+        }
+        (true, false) if deactivated_by_roster => {
             changes.push(Change::new("active", Some("false"), Some("true")));
             reasons.push("back in the source after roster deactivated it".to_string());
-        } else if !fields.is_empty() || !changes.is_empty() {
-            // An account someone else deactivated is not roster's to change.
-            status = Status::Skipped;
-            reasons.push(
-                "inactive in the target and not deactivated by roster: left as it is".to_string(),
-            );
+        }
+        // An account roster deactivated and the source still has out of service: roster's
+        // account, kept inactive and in line.
+        (false, false) if deactivated_by_roster => {}
+        (_, false) => {
+            if !fields.is_empty() || !changes.is_empty() {
+                // An account someone else deactivated is not roster's to change.
+                status = Status::Skipped;
+                reasons.push(
+                    "inactive in the target and not deactivated by roster: left as it is"
+                        .to_string(),
+                );
+            }
         }
     }
     if !fields.is_empty() && status == Status::Planned {
@@ -321,74 +340,112 @@ fn cap_text(cap: Cap, name: &str, base: u64) -> String {
 
 /// Holds every action of a capped kind when their number exceeds a cap: a cap is a
 /// tripwire, so none of them goes through, not the first N.
+///
+/// The remove caps count removes, deletes and deactivations (updates that take an account
+/// out of service because the source has it out of service) together: a directory where
+/// half the accounts suddenly look disabled is the same disaster as one where they vanish.
+/// Each action belongs to one cap family only, so a held deactivation is released with the
+/// removes (`--allow-removes`).
 fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
-    let planned = |kinds: &[ActionKind]| {
+    fn is_removal(a: &Action) -> bool {
+        a.counts_as_removal()
+    }
+    fn is_add(a: &Action) -> bool {
+        a.action == ActionKind::Add
+    }
+    fn is_update(a: &Action) -> bool {
+        a.action == ActionKind::Update && !a.deactivates()
+    }
+    let planned = |matches: fn(&Action) -> bool| {
         actions
             .iter()
-            .filter(|a| a.status == Status::Planned && kinds.contains(&a.action))
+            .filter(|a| a.object == ObjectKind::User)
+            .filter(|a| a.status == Status::Planned && matches(a))
             .count() as u64
     };
-    let removals = planned(&[ActionKind::Remove, ActionKind::Delete]);
-    let adds = planned(&[ActionKind::Add]);
-    let updates = planned(&[ActionKind::Update]);
+    let removals = planned(is_removal);
+    let deactivations = planned(Action::deactivates);
+    let removal_noun = if deactivations == 0 {
+        format!("{} planned", plural_noun(removals, "remove"))
+    } else if deactivations == removals {
+        format!("{} planned", plural_noun(removals, "deactivation"))
+    } else {
+        format!(
+            "{} planned ({deactivations} of them deactivation{})",
+            plural_noun(removals, "remove"),
+            if deactivations == 1 { "" } else { "s" }
+        )
+    };
 
     let remove_caps = std::iter::once((Cap::Count(policy.max_removes), "max-removes")).chain(
         policy
             .max_remove_percent
             .map(|p| (Cap::Percent(p), "max-remove-percent")),
     );
-    let checks = remove_caps
-        .map(|(cap, name)| {
-            (
-                &[ActionKind::Remove, ActionKind::Delete][..],
-                removals,
-                "removes",
-                Some(cap),
-                name,
-            )
+    let mut checks: Vec<CapCheck> = remove_caps
+        .map(|(cap, name)| CapCheck {
+            matches: is_removal,
+            count: removals,
+            what: removal_noun.clone(),
+            cap: Some(cap),
+            name,
         })
-        .chain([
-            (
-                &[ActionKind::Add][..],
-                adds,
-                "adds",
-                policy.max_adds,
-                "max-adds",
-            ),
-            (
-                &[ActionKind::Update][..],
-                updates,
-                "updates",
-                policy.max_updates,
-                "max-updates",
-            ),
-        ]);
+        .collect();
+    for (matches, noun, cap, name) in [
+        (
+            is_add as fn(&Action) -> bool,
+            "add",
+            policy.max_adds,
+            "max-adds",
+        ),
+        (is_update, "update", policy.max_updates, "max-updates"),
+    ] {
+        let count = planned(matches);
+        checks.push(CapCheck {
+            matches,
+            count,
+            what: format!("{} planned", plural_noun(count, noun)),
+            cap,
+            name,
+        });
+    }
 
-    let mut held: Vec<(ActionKind, String)> = Vec::new();
-    for (kinds, count, noun, cap, name) in checks {
+    for CapCheck {
+        matches,
+        count,
+        what,
+        cap,
+        name,
+    } in checks
+    {
         let Some(cap) = cap.filter(|cap| exceeds(count, *cap, managed)) else {
             continue;
         };
-        for &kind in kinds {
-            if !held.iter().any(|(k, _)| *k == kind) {
-                held.push((
-                    kind,
-                    format!(
-                        "{count} {}{} planned, {}",
-                        noun.trim_end_matches('s'),
-                        if count == 1 { "" } else { "s" },
-                        cap_text(cap, name, managed)
-                    ),
-                ));
-            }
-        }
-    }
-    for action in actions.iter_mut().filter(|a| a.status == Status::Planned) {
-        if let Some((_, reason)) = held.iter().find(|(kind, _)| *kind == action.action) {
+        let reason = format!("{what}, {}", cap_text(cap, name, managed));
+        for action in actions
+            .iter_mut()
+            .filter(|a| a.object == ObjectKind::User)
+            .filter(|a| a.status == Status::Planned && matches(a))
+        {
             action.status = Status::Held;
             action.held_by = Some(reason.clone());
         }
     }
+}
+
+/// One cap and the actions it counts.
+struct CapCheck {
+    matches: fn(&Action) -> bool,
+    count: u64,
+    /// "3 removes planned", for the reason of held actions.
+    what: String,
+    cap: Option<Cap>,
+    name: &'static str,
+}
+
+/// "1 remove", "3 removes".
+fn plural_noun(count: u64, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
 }
 
 /// What the store knows about this run's source read, for the completeness checks.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use roster::config::{
-    Cap, Config, ConfigError, ConfigProblem, Mode, Normalize, OnInvalid, ProblemKind, SourceConfig,
-    TargetConfig, parse,
+    Cap, Config, ConfigError, ConfigProblem, GroupScope, Mode, Normalize, OnInvalid, ProblemKind,
+    SourceConfig, TargetConfig, parse,
 };
 use roster::secret::SecretRef;
 use sha2::{Digest, Sha256};
@@ -450,12 +450,15 @@ fn group_block_roles_and_group_policy_parse() {
     let config = parse_ok(Path::new("roster.kdl"), &text);
 
     let group = config.group.as_ref().expect("a group block");
-    let base_dns: Vec<&str> = group.base_dns.iter().map(|d| d.as_str()).collect();
+    let GroupScope::Directory { base_dns, filter } = &group.scope else {
+        panic!("an LDAP group block: {:?}", group.scope);
+    };
+    let base_dns: Vec<&str> = base_dns.iter().map(|d| d.as_str()).collect();
     assert_eq!(
         base_dns,
         ["ou=Groups,dc=example,dc=com", "ou=Teams,dc=example,dc=com"]
     );
-    assert_eq!(group.filter.as_str(), "(objectClass=groupOfNames)");
+    assert_eq!(filter.as_str(), "(objectClass=groupOfNames)");
     assert_eq!(
         (group.name.as_str(), group.key.as_str()),
         ("cn", "entryUUID")
@@ -507,8 +510,11 @@ fn group_block_defaults() {
         &format!("{MINIMAL}group {{\n    base-dn \"ou=Groups,dc=example,dc=com\"\n}}\n"),
     );
     let group = config.group.expect("a group block");
+    let GroupScope::Directory { filter, .. } = &group.scope else {
+        panic!("an LDAP group block: {:?}", group.scope);
+    };
     assert_eq!(
-        group.filter.as_str(),
+        filter.as_str(),
         "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
     );
     assert_eq!(

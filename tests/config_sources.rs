@@ -6,8 +6,8 @@ use std::path::Path;
 
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use roster::config::{
-    ActiveDirectory, Config, ConfigError, DisabledAccounts, FreshserviceList, ProblemKind,
-    SourceConfig, parse,
+    ActiveDirectory, Config, ConfigError, DisabledAccounts, FreshserviceList, GroupScope,
+    ProblemKind, SourceConfig, parse,
 };
 use roster::secret::SecretRef;
 
@@ -187,6 +187,16 @@ fn active_directory_settings_parse() {
     ));
     assert_eq!(explicit.active_directory, ad.active_directory);
     assert!(explicit.follow_referrals);
+    let inactive = source(&ldap(
+        "    active-directory #true\n    disabled \"inactive\"\n",
+    ));
+    assert_eq!(
+        inactive.active_directory,
+        Some(ActiveDirectory {
+            disabled: DisabledAccounts::Inactive
+        }),
+        "disabled accounts can be synced as inactive"
+    );
 }
 
 /// One line per case: a source block, and the kinds of the problems it must cause.
@@ -196,8 +206,8 @@ fn each_source_mistake_is_reported_with_its_kind() {
     let ad = "source \"ldap\" {\n    url \"ldaps://dc1\"\n    base-dn \"DC=corp\"\n";
     let cases: &[(String, &[ProblemKind])] = &[
         (
-            format!("{ad}    disabled \"inactive\"\n    active-directory #true\n}}\n"),
-            &[Unsupported],
+            format!("{ad}    disabled \"inactive\"\n}}\n"),
+            &[InvalidValue],
         ),
         (format!("{ad}    disabled \"skip\"\n}}\n"), &[InvalidValue]),
         (
@@ -290,4 +300,86 @@ fn source_types_are_suggested_when_misspelled() {
         &SERVICENOW.replace("servicenow\"", "service-now\""),
     ));
     assert!(render(&error).contains("did you mean \"servicenow\"?"));
+}
+
+#[test]
+fn group_blocks_of_rest_sources_take_their_own_nodes_and_defaults() {
+    let sn = parse_ok(&format!(
+        "{}group {{\n    query \"active=true^type=itil\"\n}}\n",
+        with_source(SERVICENOW)
+    ));
+    let group = sn.group.expect("a group block");
+    assert!(
+        matches!(&group.scope, GroupScope::ServiceNow { query } if query.as_str() == "active=true^type=itil")
+    );
+    assert_eq!(
+        (group.key.as_str(), group.name.as_str()),
+        ("sys_id", "name")
+    );
+    let sn = parse_ok(&format!("{}group {{\n}}\n", with_source(SERVICENOW)));
+    assert!(
+        matches!(&sn.group.expect("group").scope, GroupScope::ServiceNow { query } if query.as_str() == "active=true"),
+        "active groups by default"
+    );
+
+    let fs = parse_ok(&format!(
+        "{}group {{\n    name \"description\"\n}}\n",
+        with_source(FRESHSERVICE)
+    ));
+    let group = fs.group.expect("a group block");
+    assert!(matches!(group.scope, GroupScope::Freshservice));
+    assert_eq!(
+        (group.key.as_str(), group.name.as_str()),
+        ("id", "description")
+    );
+}
+
+#[test]
+fn group_nodes_of_another_kind_of_source_are_reported() {
+    use ProblemKind::*;
+    let ldap = "source \"ldap\" {\n    url \"ldaps://dc1\"\n    base-dn \"DC=corp\"\n}\n";
+    let cases: &[(String, &[ProblemKind], &str)] = &[
+        (
+            format!(
+                "{}group {{\n    base-dn \"ou=Groups\"\n    filter \"(cn=*)\"\n}}\n",
+                with_source(SERVICENOW)
+            ),
+            &[UnknownNode, UnknownNode],
+            "ServiceNow groups are chosen with an encoded query",
+        ),
+        (
+            format!(
+                "{}group {{\n    nested #true\n}}\n",
+                with_source(SERVICENOW)
+            ),
+            &[UnknownNode],
+            "only LDAP groups can contain groups",
+        ),
+        (
+            format!(
+                "{}group {{\n    query \"active=true\"\n}}\n",
+                with_source(FRESHSERVICE)
+            ),
+            &[UnknownNode],
+            "roster reads every Freshservice requester group",
+        ),
+        (
+            format!(
+                "{}group {{\n    base-dn \"ou=Groups\"\n    query \"active=true\"\n}}\n",
+                with_source(ldap)
+            ),
+            &[UnknownNode],
+            "is ServiceNow's encoded query on sys_user_group",
+        ),
+    ];
+    for (text, want, help) in cases {
+        let error = parse_err(text);
+        assert_eq!(kinds(&error), *want, "{text}");
+        let rendered = render(&error);
+        assert!(rendered.contains(help), "{rendered}");
+        assert!(
+            rendered.contains("does not apply to the groups of"),
+            "{rendered}"
+        );
+    }
 }

@@ -7,10 +7,11 @@ mod support;
 use std::time::Duration;
 
 use roster::config::{FreshserviceList, FreshserviceSource, Spanned};
+use roster::model::MemberRef;
 use roster::model::SourceRecord;
 use roster::secret::SecretRef;
-use roster::source::freshservice::{FreshserviceGroup, FreshserviceHelpdesk};
-use roster::source::{Source, SourceError};
+use roster::source::freshservice::FreshserviceHelpdesk;
+use roster::source::{GroupQuery, Source, SourceError};
 use serde_json::json;
 use support::vendors::{Fault, Freshservice, FreshserviceSetup, fs_agent, fs_requester};
 
@@ -240,29 +241,34 @@ fn requester_groups_are_read_with_their_members() {
         ..Default::default()
     });
     let key = Key::new();
-    let groups = FreshserviceHelpdesk::new(config(&double, &key))
-        .read_groups()
+    let mut groups = Vec::new();
+    FreshserviceHelpdesk::new(config(&double, &key))
+        .read_groups(&GroupQuery::default(), &mut |g| groups.push(g))
         .expect("groups");
+    let read: Vec<(&str, &str, Vec<MemberRef>)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.record.origin.as_str(),
+                g.record.first("name").unwrap_or(""),
+                g.members.clone(),
+            )
+        })
+        .collect();
+    let requester = |id: u64| MemberRef::Record(format!("requesters/{id}"));
     assert_eq!(
-        groups,
+        read,
         [
-            FreshserviceGroup {
-                id: "7".into(),
-                name: "Finance".into(),
-                members: vec!["101".into(), "102".into(), "103".into()],
-            },
-            FreshserviceGroup {
-                id: "8".into(),
-                name: "Empty".into(),
-                members: vec![],
-            },
-            FreshserviceGroup {
-                id: "9".into(),
-                name: "Ops".into(),
-                members: vec!["105".into()],
-            },
+            (
+                "requester_groups/7",
+                "Finance",
+                vec![requester(101), requester(102), requester(103)]
+            ),
+            ("requester_groups/8", "Empty", vec![]),
+            ("requester_groups/9", "Ops", vec![requester(105)]),
         ]
     );
+    assert_eq!(groups[0].record.first("id"), Some("7"));
     assert_eq!(
         pages(&double, "/api/v2/requester_groups/7/members"),
         ["1", "2"],

@@ -516,7 +516,7 @@ fn active_directory_leaves_out_disabled_and_expired_accounts() {
     .expect("AD read keeping disabled accounts");
     let inactive: BTreeSet<String> = marked
         .iter()
-        .filter(|r| r.first("roster-active") == Some("false"))
+        .filter(|r| r.out_of_service)
         .filter_map(|r| r.first("uid").map(str::to_string))
         .collect();
     assert_eq!(

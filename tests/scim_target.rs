@@ -54,6 +54,7 @@ fn desired(username: &str) -> DesiredUser {
             ("title".into(), FieldValue::Set("Engineer".into())),
             ("name.givenName".into(), FieldValue::Set("Alice".into())),
         ]),
+        active: true,
     }
 }
 

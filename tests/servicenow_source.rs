@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use roster::config::{ServiceNowOAuth, ServiceNowSource, Spanned};
+use roster::model::MemberRef;
 use roster::model::SourceRecord;
 use roster::secret::SecretRef;
-use roster::source::servicenow::{ServiceNowGroup, ServiceNowInstance, ServiceNowMembership};
-use roster::source::{Source, SourceError};
+use roster::source::servicenow::ServiceNowInstance;
+use roster::source::{GroupQuery, Source, SourceError};
 use serde_json::json;
 use support::vendors::{Fault, ServiceNow, ServiceNowSetup, sn_user};
 
@@ -487,27 +488,55 @@ fn groups_and_memberships_are_read_page_by_page() {
     });
     let secrets = Secrets::new();
     let started = Instant::now();
-    let read = ServiceNowInstance::new(config(&double, &secrets))
-        .read_groups()
+    let query = GroupQuery {
+        query: "active=true".into(),
+        attrs: vec!["sys_id".into(), "name".into()],
+        ..GroupQuery::default()
+    };
+    let mut read = Vec::new();
+    ServiceNowInstance::new(config(&double, &secrets))
+        .read_groups(&query, &mut |g| read.push(g))
         .expect("groups");
     assert!(started.elapsed() < Duration::from_secs(5));
+    let names: Vec<(&str, Option<&str>, &str)> = read
+        .iter()
+        .map(|g| {
+            (
+                g.record.origin.as_str(),
+                g.record.first("sys_id"),
+                g.record.first("name").unwrap_or(""),
+            )
+        })
+        .collect();
     assert_eq!(
-        read.groups,
+        names,
         (0..4)
-            .map(|i| ServiceNowGroup {
-                sys_id: format!("g{i}"),
-                name: format!("Group {i}"),
-            })
+            .map(|i| (
+                [
+                    "sys_user_group/g0",
+                    "sys_user_group/g1",
+                    "sys_user_group/g2",
+                    "sys_user_group/g3"
+                ][i],
+                Some(["g0", "g1", "g2", "g3"][i]),
+                ["Group 0", "Group 1", "Group 2", "Group 3"][i],
+            ))
             .collect::<Vec<_>>(),
         "inactive groups are left out"
     );
-    assert_eq!(read.memberships.len(), 7);
+    let members: Vec<usize> = read.iter().map(|g| g.members.len()).collect();
     assert_eq!(
-        read.memberships[4],
-        ServiceNowMembership {
-            group: "g1".into(),
-            user: "04aa".into(),
-        }
+        members,
+        [3, 2, 2, 0],
+        "seven memberships, joined to their groups"
+    );
+    assert_eq!(
+        read[1].members,
+        [
+            MemberRef::Record("sys_user/01aa".into()),
+            MemberRef::Record("sys_user/04aa".into())
+        ],
+        "members are the origins of their user records"
     );
     let tables: HashSet<_> = double.requests().into_iter().map(|r| r.path).collect();
     assert!(tables.contains("/api/now/table/sys_user_group"));

@@ -10,16 +10,33 @@ use super::Spanned;
 /// `group { ... }`: where the source's groups are and how they map to target groups.
 #[derive(Debug, Clone)]
 pub struct GroupMapping {
-    /// Where to search for groups (at least one).
-    pub base_dns: Vec<Spanned<String>>,
-    /// Which entries are groups. Default: groupOfNames, groupOfUniqueNames and posixGroup.
-    pub filter: Spanned<String>,
-    /// The attribute holding the group's name (SCIM displayName). Default `cn`.
+    /// Which of the source's groups are read; its form depends on the kind of source.
+    pub scope: GroupScope,
+    /// The attribute (LDAP) or field (REST) holding the group's name (SCIM displayName).
+    /// Default `cn` for LDAP, `name` for ServiceNow and Freshservice.
     pub name: Spanned<String>,
-    /// The attribute holding the group's stable key (SCIM externalId). Default `entryUUID`.
+    /// The attribute or field holding the group's stable key (SCIM externalId). Default
+    /// `entryUUID` for LDAP, `sys_id` for ServiceNow, `id` for Freshservice.
     pub key: Spanned<String>,
-    /// Members that are groups themselves are replaced by their members.
+    /// Members that are groups themselves are replaced by their members (LDAP only).
     pub nested: bool,
+}
+
+/// Which groups a `group` block selects, in the terms of its source.
+#[derive(Debug, Clone)]
+pub enum GroupScope {
+    /// An LDAP directory (and the file sources, which have no groups): the subtrees searched
+    /// (at least one) and the filter that says which entries are groups (default:
+    /// groupOfNames, groupOfUniqueNames and posixGroup).
+    Directory {
+        base_dns: Vec<Spanned<String>>,
+        filter: Spanned<String>,
+    },
+    /// ServiceNow: an encoded query on `sys_user_group` (default `active=true`); members
+    /// come from `sys_user_grmember`.
+    ServiceNow { query: Spanned<String> },
+    /// Freshservice: every requester group, with its members.
+    Freshservice,
 }
 
 /// The default `filter` of the `group` block: the three standard group classes.

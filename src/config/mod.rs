@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostics::{ConfigError, ConfigProblem, ProblemKind};
 pub use groups::{
-    AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, GroupMapping, RoleCondition, RoleRule,
+    AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, GroupMapping, GroupScope,
+    RoleCondition, RoleRule,
 };
 use miette::{NamedSource, SourceSpan};
 pub use parse::parse;
@@ -109,8 +110,8 @@ pub struct ActiveDirectory {
 pub enum DisabledAccounts {
     /// Leave them out of the source (the default).
     Skip,
-    /// Keep them, marked with the `roster-active` = `false` pseudo-attribute. The planner does
-    /// not read it yet, so the config refuses this choice for now.
+    /// Keep them, marked out of service (`SourceRecord::out_of_service`): they are synced as
+    /// inactive accounts (`DesiredUser::active` false).
     Inactive,
 }
 

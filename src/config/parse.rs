@@ -50,7 +50,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let source = file.source(&top);
     let target = file.target(&top);
     let user = file.user(&top);
-    let group = file.group(&top);
+    let source_kind = top
+        .get("source")
+        .and_then(|n| n.entries().iter().find(|e| e.name().is_none()))
+        .and_then(|e| e.value().as_string())
+        .map(str::to_string);
+    let group = file.group(&top, source_kind.as_deref());
     let (policy, policy_file) = match top.get("policy") {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),

@@ -13,6 +13,10 @@ pub enum MemberRef {
     Origin(String),
     /// A username (posixGroup `memberUid`), lowercased.
     Username(String),
+    /// The origin of the member's user record exactly as the source wrote it, for sources
+    /// whose groups list record ids: `sys_user/<sys_id>` (ServiceNow), `requesters/<id>`
+    /// (Freshservice). Compared as is: ids are not DNs.
+    Record(String),
 }
 
 /// A group as the source returned it, members not yet resolved.

@@ -13,6 +13,14 @@ fn desired(key: &str, username: &str) -> DesiredUser {
         email: Some(format!("{username}@example.com")),
         phones: Vec::new(),
         fields: BTreeMap::new(),
+        active: true,
+    }
+}
+
+fn inactive(key: &str, username: &str) -> DesiredUser {
+    DesiredUser {
+        active: false,
+        ..desired(key, username)
     }
 }
 
@@ -484,4 +492,188 @@ fn source_completeness() {
         ..Policy::default()
     };
     assert!(check_source(read(99, Some(100), 100), &strict).is_err());
+}
+
+/// Accounts the source keeps but has out of service (`disabled "inactive"`): one line per
+/// (desired active?, target active?, deactivated by roster?, mode) and what is planned.
+#[test]
+fn out_of_service_accounts_are_synced_inactive() {
+    let t_active = || target("t1", Some("k1"), "alice");
+    let t_inactive = || TargetUser {
+        active: false,
+        ..t_active()
+    };
+    let pair = |d: DesiredUser, t: TargetUser, by_roster: bool| Pair::Both {
+        desired: d,
+        target: t,
+        matched_by: MatchedBy::Key,
+        deactivated_by_roster: by_roster,
+    };
+    type Case = (
+        &'static str,
+        Pair,
+        Mode,
+        &'static [&'static str],
+        &'static [(&'static str, Option<&'static str>, Option<&'static str>)],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "active in the target: deactivated, in add-only mode too",
+            pair(inactive("k1", "alice"), t_active(), false),
+            Mode::AddOnly,
+            &["update:alice:planned"],
+            &[("active", Some("true"), Some("false"))],
+        ),
+        (
+            "deactivated in remove mode the same way (an update, not a remove)",
+            pair(inactive("k1", "alice"), t_active(), false),
+            Mode::Remove,
+            &["update:alice:planned"],
+            &[("active", Some("true"), Some("false"))],
+        ),
+        (
+            "not in the target: created inactive",
+            Pair::SourceOnly(inactive("k1", "alice")),
+            Mode::AddOnly,
+            &["add:alice:planned"],
+            &[
+                ("externalId", None, Some("k1")),
+                ("username", None, Some("alice")),
+                ("name", None, Some("alice name")),
+                ("email", None, Some("alice@example.com")),
+                ("active", None, Some("false")),
+            ],
+        ),
+        (
+            "already inactive because roster deactivated it: nothing to do",
+            pair(inactive("k1", "alice"), t_inactive(), true),
+            Mode::AddOnly,
+            &[],
+            &[],
+        ),
+        (
+            "inactive by someone else, and out of service in the source: nothing to do",
+            pair(inactive("k1", "alice"), t_inactive(), false),
+            Mode::AddOnly,
+            &[],
+            &[],
+        ),
+        (
+            "in service again after roster deactivated it: reactivated",
+            pair(desired("k1", "alice"), t_inactive(), true),
+            Mode::AddOnly,
+            &["update:alice:planned"],
+            &[("active", Some("false"), Some("true"))],
+        ),
+        (
+            "in service, deactivated by someone else: left alone as before",
+            pair(
+                DesiredUser {
+                    name: Some("New".into()),
+                    ..desired("k1", "alice")
+                },
+                t_inactive(),
+                false,
+            ),
+            Mode::AddOnly,
+            &["update:alice:skipped"],
+            &[("name", Some("alice name"), Some("New"))],
+        ),
+    ];
+    for (what, pair, mode, want, want_changes) in cases {
+        let p = plan_users([pair], &policy(mode, 10), 1);
+        assert_eq!(outline(&p), *want, "{what}");
+        let want_changes: Vec<(String, Option<String>, Option<String>)> = want_changes
+            .iter()
+            .map(|(f, b, a)| (f.to_string(), b.map(Into::into), a.map(Into::into)))
+            .collect();
+        assert_eq!(changes(&p), want_changes, "{what}");
+    }
+}
+
+#[test]
+fn a_deactivation_with_field_changes_is_one_update() {
+    let d = DesiredUser {
+        name: Some("Alice L".into()),
+        ..inactive("k1", "alice")
+    };
+    let p = plan_users(
+        [both(d, target("t1", Some("k1"), "alice"))],
+        &policy(Mode::AddOnly, 10),
+        1,
+    );
+    assert_eq!(outline(&p), ["update:alice:planned"]);
+    assert_eq!(
+        p.actions[0].reason,
+        "out of service in the source (disabled or expired): deactivated; changed in the source: name"
+    );
+    assert!(p.actions[0].deactivates());
+}
+
+#[test]
+fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
+    // Two deactivations and one remove against max-removes 2: all three held, by one reason.
+    let pairs = vec![
+        both(inactive("k1", "alice"), target("t1", Some("k1"), "alice")),
+        both(inactive("k2", "bob"), target("t2", Some("k2"), "bob")),
+        gone(target("t3", Some("k3"), "carol")),
+        Pair::SourceOnly(inactive("k4", "dave")),
+        both(
+            DesiredUser {
+                name: Some("Erin E".into()),
+                ..desired("k5", "erin")
+            },
+            target("t5", Some("k5"), "erin"),
+        ),
+    ];
+    let p = plan_users(pairs, &policy(Mode::Remove, 2), 4);
+    assert_eq!(
+        outline(&p),
+        [
+            "add:dave:planned",
+            "update:alice:held",
+            "update:bob:held",
+            "update:erin:planned",
+            "remove:carol:held",
+        ],
+        "an inactive add and an ordinary update are not removals"
+    );
+    for a in p.actions.iter().filter(|a| a.status == Status::Held) {
+        assert_eq!(
+            a.held_by.as_deref(),
+            Some("3 removes planned (2 of them deactivations), max-removes is 2"),
+            "{}",
+            a.username
+        );
+    }
+
+    // In add-only mode the deactivations alone meet the percent cap.
+    let pairs = vec![
+        both(inactive("k1", "alice"), target("t1", Some("k1"), "alice")),
+        both(inactive("k2", "bob"), target("t2", Some("k2"), "bob")),
+    ];
+    let pol = Policy {
+        max_removes: 100,
+        max_remove_percent: Some(10.0),
+        ..Policy::default()
+    };
+    let p = plan_users(pairs, &pol, 10);
+    assert_eq!(outline(&p), ["update:alice:held", "update:bob:held"]);
+    assert_eq!(
+        p.actions[0].held_by.as_deref(),
+        Some("2 deactivations planned, max-remove-percent is 10% of 10 managed accounts")
+    );
+
+    // Within the caps they go ahead, and they do not count toward max-updates.
+    let pairs = vec![both(
+        inactive("k1", "alice"),
+        target("t1", Some("k1"), "alice"),
+    )];
+    let pol = Policy {
+        max_removes: 1,
+        max_updates: Some(Cap::Count(0)),
+        ..Policy::default()
+    };
+    let p = plan_users(pairs, &pol, 10);
+    assert_eq!(outline(&p), ["update:alice:planned"]);
 }

@@ -14,7 +14,7 @@ pub fn markdown(plan: &Plan) -> String {
         let removals = plan
             .actions
             .iter()
-            .filter(|a| a.status == Status::Held && a.action.is_removal())
+            .filter(|a| a.status == Status::Held && a.counts_as_removal())
             .count();
         let _ = writeln!(
             out,

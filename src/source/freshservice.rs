@@ -20,18 +20,20 @@
 //! Objects are flattened one level, `custom_fields.cost_center`. The origin is
 //! `requesters/<id>` or `agents/<id>`.
 //!
-//! **Groups.** `read_groups` reads requester groups and their members into plain structs. The
-//! sync has no group pipeline yet, so nothing calls it outside the tests.
+//! **Groups.** `read_groups` reads every requester group (origin `requester_groups/<id>`) and
+//! its members, as `MemberRef::Record`s `requesters/<id>`: the origin of the member's user
+//! record. Members resolve to synced requesters; with `include "agents"` alone they are
+//! ignored and counted.
 
 use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::config::{FreshserviceList, FreshserviceSource};
-use crate::model::SourceRecord;
+use crate::model::{MemberRef, SourceRecord};
 use crate::secret::Secret;
 
 use super::rest::{Auth, Failure, RestClient, push_json};
-use super::{Source, SourceError};
+use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 /// The password Freshservice expects beside an API key.
 const API_KEY_PASSWORD: &str = "X";
@@ -40,14 +42,6 @@ const API_KEY_PASSWORD: &str = "X";
 pub struct FreshserviceHelpdesk {
     config: FreshserviceSource,
     session: Option<Session>,
-}
-
-/// A requester group and the ids of its member requesters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FreshserviceGroup {
-    pub id: String,
-    pub name: String,
-    pub members: Vec<String>,
 }
 
 struct Session {
@@ -91,35 +85,6 @@ impl FreshserviceHelpdesk {
             .as_ref()
             .ok_or_else(|| SourceError::Setup("the Freshservice session was not set up".into()))
     }
-
-    /// Every requester group with its members' requester ids. Not used by the sync yet:
-    /// there is no group pipeline.
-    pub fn read_groups(&mut self) -> Result<Vec<FreshserviceGroup>, SourceError> {
-        let session = self.session()?;
-        let mut groups = Vec::new();
-        session.read_list(
-            "api/v2/requester_groups",
-            "requester_groups",
-            &mut |item| match (text(item, "id"), text(item, "name")) {
-                (Some(id), Some(name)) => groups.push(FreshserviceGroup {
-                    id,
-                    name,
-                    members: Vec::new(),
-                }),
-                _ => log::warn!("requester_groups: a group without id or name is skipped"),
-            },
-        )?;
-        for group in &mut groups {
-            let path = format!("api/v2/requester_groups/{}/members", group.id);
-            let members = &mut group.members;
-            session.read_list(&path, "requesters", &mut |item| {
-                if let Some(id) = text(item, "id") {
-                    members.push(id);
-                }
-            })?;
-        }
-        Ok(groups)
-    }
 }
 
 impl Source for FreshserviceHelpdesk {
@@ -152,6 +117,49 @@ impl Source for FreshserviceHelpdesk {
             }
         }
         Ok(total)
+    }
+
+    /// Every requester group (origin `requester_groups/<id>`, its fields flattened like a
+    /// requester's), with its members as `requesters/<id>` references: the origin of the
+    /// member's user record. Nothing reaches `sink` until every list is read whole.
+    fn read_groups(
+        &mut self,
+        _query: &GroupQuery,
+        sink: &mut dyn FnMut(GroupRecord),
+    ) -> Result<u64, SourceError> {
+        let session = self.session()?;
+        let mut groups: Vec<(String, GroupRecord)> = Vec::new();
+        session.read_list("api/v2/requester_groups", "requester_groups", &mut |item| {
+            let Some(id) = text(item, "id") else {
+                log::warn!("requester_groups: a group without id is skipped");
+                return;
+            };
+            let record = flatten(SourceRecord::new(format!("requester_groups/{id}")), item);
+            groups.push((
+                id,
+                GroupRecord {
+                    record,
+                    members: Vec::new(),
+                },
+            ));
+        })?;
+        for (id, group) in &mut groups {
+            let path = format!("api/v2/requester_groups/{id}/members");
+            let members = &mut group.members;
+            session.read_list(&path, "requesters", &mut |item| {
+                if let Some(id) = text(item, "id") {
+                    members.push(MemberRef::Record(format!(
+                        "{}/{id}",
+                        FreshserviceList::Requesters.as_str()
+                    )));
+                }
+            })?;
+        }
+        let count = groups.len() as u64;
+        for (_, group) in groups {
+            sink(group);
+        }
+        Ok(count)
     }
 }
 
@@ -271,7 +279,11 @@ fn record_from(list: FreshserviceList, item: &Map<String, Value>) -> SourceRecor
         Some(id) => format!("{}/{id}", list.as_str()),
         None => format!("{} (no id)", list.as_str()),
     };
-    let mut record = SourceRecord::new(origin);
+    flatten(SourceRecord::new(origin), item)
+}
+
+/// Top-level fields as attributes, objects one level deep (`custom_fields.cost_center`).
+fn flatten(mut record: SourceRecord, item: &Map<String, Value>) -> SourceRecord {
     for (name, value) in item {
         match value {
             Value::Object(fields) => {

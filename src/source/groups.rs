@@ -1,6 +1,8 @@
 //! What a source hands over about its groups, and the canonical form of a DN.
 //!
-//! A group names its members by DN (`member`, `uniqueMember`) or by username (`memberUid`),
+//! A REST source names a group's members by the record ids of their users
+//! (`MemberRef::Record`: `sys_user/<sys_id>`, `requesters/<id>`, exactly the origin of the
+//! user's record). An LDAP group names them by DN (`member`, `uniqueMember`) or by username (`memberUid`),
 //! and DNs are written in many equivalent ways (`uid=Alice, ou=People` and
 //! `UID=alice,ou=people` name the same entry). Member DNs and user DNs are both put into
 //! the canonical form of `canonical_dn` before they are compared, so the comparison is a
@@ -8,11 +10,15 @@
 
 use crate::model::{MemberRef, SourceRecord};
 
-/// Which entries are groups: from the `group` block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which entries are groups: from the `group` block. Each source reads the fields of its
+/// kind (the config allows only those): LDAP `base_dns` and `filter`, ServiceNow `query`;
+/// Freshservice reads every requester group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupQuery {
     pub base_dns: Vec<String>,
     pub filter: String,
+    /// ServiceNow: the encoded query on `sys_user_group`.
+    pub query: String,
     /// The attributes the group mapping needs besides the member attributes (lowercase).
     pub attrs: Vec<String>,
 }

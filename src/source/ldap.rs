@@ -21,11 +21,13 @@
 //! soon as one of them is not UTF-8, so such an attribute is hex throughout.
 //!
 //! Active Directory (`active-directory #true`):
-//! - **Disabled and expired accounts** are left out: `userAccountControl` with bit 0x2 set, or
-//!   an `accountExpires` (100-ns ticks since 1601; 0 and 2^63-1 mean never) at or before now.
+//! - **Disabled and expired accounts**: `userAccountControl` with bit 0x2 set, or an
+//!   `accountExpires` (100-ns ticks since 1601; 0 and 2^63-1 mean never) at or before now.
 //!   Both attributes are requested whatever the mapping asks for. The source reads the clock
-//!   for this; the planner never does. Left out, such an account is "missing from the source",
-//!   which in remove mode takes it out of service in the target.
+//!   for this; the planner never does. With `disabled "skip"` (the default) such an account is
+//!   left out, so it is "missing from the source", which in remove mode takes it out of service
+//!   in the target. With `disabled "inactive"` it is kept, its record marked
+//!   `SourceRecord::out_of_service`; the mapping makes it a `DesiredUser` with `active: false`.
 //! - **Ranged attributes.** AD returns at most `MaxValRange` (1500) values of an attribute per
 //!   answer, as `member;range=0-1499`. Such an entry is held back until its search ends, then
 //!   completed with base-scope searches for `member;range=1500-*` and so on, until a range ends
@@ -56,10 +58,6 @@ use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 mod groups;
 
-/// The pseudo-attribute that marks an account the directory has out of service, when
-/// `disabled "inactive"` keeps such accounts (not yet allowed by the config: the planner does
-/// not read it).
-pub const INACTIVE_ATTRIBUTE: &str = "roster-active";
 /// AD's `userAccountControl` flag of a disabled account (ACCOUNTDISABLE).
 const UAC_ACCOUNT_DISABLE: i64 = 0x2;
 /// `accountExpires` values that mean "never".
@@ -364,7 +362,11 @@ impl LdapDirectory {
                 None
             }
             DisabledAccounts::Inactive => {
-                record.push(INACTIVE_ATTRIBUTE, "false");
+                log::debug!(
+                    "{} is {why}: kept, to be inactive in the target",
+                    record.origin
+                );
+                record.out_of_service = true;
                 Some(record)
             }
         }
@@ -1070,11 +1072,17 @@ mod tests {
         let skip = ad_directory(DisabledAccounts::Skip);
         assert!(skip.account_record(ad_entry("514")).is_none());
         let kept = skip.account_record(ad_entry("512")).expect("enabled");
-        assert!(kept.values(INACTIVE_ATTRIBUTE).is_empty());
+        assert!(!kept.out_of_service);
 
         let mark = ad_directory(DisabledAccounts::Inactive);
         let marked = mark.account_record(ad_entry("514")).expect("kept");
-        assert_eq!(marked.values(INACTIVE_ATTRIBUTE), ["false"]);
+        assert!(marked.out_of_service);
+        assert!(
+            !mark
+                .account_record(ad_entry("512"))
+                .expect("enabled")
+                .out_of_service
+        );
 
         assert_eq!(
             skip.requested_attributes(&["samaccountname".into(), "userAccountControl".into()]),

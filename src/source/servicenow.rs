@@ -31,48 +31,30 @@
 //! booleans as text; `null` or a missing field is not pushed, so the target is left alone.
 //! A record's origin is `sys_user/<sys_id>`.
 //!
-//! **Groups.** `read_groups` pages `sys_user_group` and `sys_user_grmember` into plain structs.
-//! The sync has no group pipeline yet, so nothing calls it outside the tests.
+//! **Groups.** `read_groups` pages the groups of `sys_user_group` the `group` block's `query`
+//! selects (default `active=true`; origin `sys_user_group/<sys_id>`), then every row of
+//! `sys_user_grmember`, and hands each group on with its members as `MemberRef::Record`s,
+//! `sys_user/<sys_id>`: the origin of the member's user record, so members resolve to synced
+//! users exactly, and members outside the user query are ignored and counted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::config::ServiceNowSource;
-use crate::model::SourceRecord;
+use crate::model::{MemberRef, SourceRecord};
 use crate::secret::Secret;
 
 use super::rest::{Auth, Failure, Reply, RestClient, push_json};
-use super::{Source, SourceError};
+use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 /// A ServiceNow instance, read through the Table API.
 pub struct ServiceNowInstance {
     config: ServiceNowSource,
     /// Built at the first read: secrets resolved, client set up, token cached across reads.
     session: Option<Session>,
-}
-
-/// A group of `sys_user_group`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceNowGroup {
-    pub sys_id: String,
-    pub name: String,
-}
-
-/// A row of `sys_user_grmember`: a user (by sys_id) in a group (by sys_id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceNowMembership {
-    pub group: String,
-    pub user: String,
-}
-
-/// Every active group and every membership, as the instance lists them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceNowGroups {
-    pub groups: Vec<ServiceNowGroup>,
-    pub memberships: Vec<ServiceNowMembership>,
 }
 
 struct Session {
@@ -122,44 +104,6 @@ impl ServiceNowInstance {
             .as_mut()
             .ok_or_else(|| SourceError::Setup("the ServiceNow session was not set up".into()))
     }
-
-    /// Every active group (`sys_user_group`, `active=true`) and every membership
-    /// (`sys_user_grmember`). Not used by the sync yet: there is no group pipeline.
-    pub fn read_groups(&mut self) -> Result<ServiceNowGroups, SourceError> {
-        let session = self.session()?;
-        let mut result = ServiceNowGroups::default();
-        let group_fields = ["sys_id".to_string(), "name".to_string()];
-        session.read_table(
-            &TableQuery {
-                table: "sys_user_group",
-                query: "active=true",
-                fields: &group_fields,
-            },
-            &mut |row| match (text(row, "sys_id"), text(row, "name")) {
-                (Some(sys_id), Some(name)) => result.groups.push(ServiceNowGroup { sys_id, name }),
-                _ => log::warn!("sys_user_group: a row without sys_id or name is skipped"),
-            },
-        )?;
-        let member_fields = [
-            "sys_id".to_string(),
-            "group".to_string(),
-            "user".to_string(),
-        ];
-        session.read_table(
-            &TableQuery {
-                table: "sys_user_grmember",
-                query: "",
-                fields: &member_fields,
-            },
-            &mut |row| match (text(row, "group"), text(row, "user")) {
-                (Some(group), Some(user)) => result
-                    .memberships
-                    .push(ServiceNowMembership { group, user }),
-                _ => log::warn!("sys_user_grmember: a row without group or user is skipped"),
-            },
-        )?;
-        Ok(result)
-    }
 }
 
 impl Source for ServiceNowInstance {
@@ -196,6 +140,68 @@ impl Source for ServiceNowInstance {
                 sink(record);
             },
         )
+    }
+
+    /// The groups of `sys_user_group` that `query.query` selects, with the fields the group
+    /// mapping reads, and their members from `sys_user_grmember` as `sys_user/<sys_id>`
+    /// references. Every membership row is read (groups are few, memberships fit in
+    /// memory) and joined here; nothing reaches `sink` until both tables are read whole.
+    fn read_groups(
+        &mut self,
+        query: &GroupQuery,
+        sink: &mut dyn FnMut(GroupRecord),
+    ) -> Result<u64, SourceError> {
+        let mut fields = vec!["sys_id".to_string()];
+        fields.extend(query.attrs.iter().filter(|a| *a != "sys_id").cloned());
+        let session = self.session()?;
+        let mut groups: Vec<(String, GroupRecord)> = Vec::new();
+        session.read_table(
+            &TableQuery {
+                table: "sys_user_group",
+                query: &query.query,
+                fields: &fields,
+            },
+            &mut |row| {
+                let Some(sys_id) = text(row, "sys_id") else {
+                    log::warn!("sys_user_group: a row without sys_id is skipped");
+                    return;
+                };
+                let mut record = SourceRecord::new(format!("sys_user_group/{sys_id}"));
+                for (name, value) in row {
+                    push_json(&mut record, name, value);
+                }
+                groups.push((
+                    sys_id,
+                    GroupRecord {
+                        record,
+                        members: Vec::new(),
+                    },
+                ));
+            },
+        )?;
+        let mut members: HashMap<String, Vec<MemberRef>> = HashMap::new();
+        let member_fields = ["group".to_string(), "user".to_string()];
+        session.read_table(
+            &TableQuery {
+                table: "sys_user_grmember",
+                query: "",
+                fields: &member_fields,
+            },
+            &mut |row| match (text(row, "group"), text(row, "user")) {
+                (Some(group), Some(user)) => members
+                    .entry(group)
+                    .or_default()
+                    .push(MemberRef::Record(format!("sys_user/{user}"))),
+                _ => log::warn!("sys_user_grmember: a row without group or user is skipped"),
+            },
+        )?;
+        let mut count = 0;
+        for (sys_id, mut group) in groups {
+            group.members = members.remove(&sys_id).unwrap_or_default();
+            sink(group);
+            count += 1;
+        }
+        Ok(count)
     }
 }
 

@@ -39,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schema/0001_initial.sql"),
     ),
     ("0002_groups", include_str!("../../schema/0002_groups.sql")),
+    (
+        "0003_inactive_users",
+        include_str!("../../schema/0003_inactive_users.sql"),
+    ),
 ];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.

@@ -66,8 +66,8 @@ impl Loader<'_> {
         let inserted = self
             .tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO desired_users (run_id, key, username, username_folded, name, email, phones, fields, origin, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT OR IGNORE INTO desired_users (run_id, key, username, username_folded, name, email, phones, fields, origin, digest, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -81,6 +81,7 @@ impl Loader<'_> {
                     json(&user.fields),
                     origin,
                     desired_digest(user),
+                    user.active,
                 ])
             })
             .map_err(|e| self.store.err(e))?;
@@ -208,10 +209,11 @@ fn desired_from(row: &Row<'_>, at: usize) -> rusqlite::Result<DesiredUser> {
         email: row.get(at + 3)?,
         phones: from_json(row, at + 4)?,
         fields: from_json::<BTreeMap<String, FieldValue>>(row, at + 5)?,
+        active: row.get(at + 6)?,
     })
 }
 
-const DESIRED_COLUMNS: &str = "d.key, d.username, d.name, d.email, d.phones, d.fields";
+const DESIRED_COLUMNS: &str = "d.key, d.username, d.name, d.email, d.phones, d.fields, d.active";
 const TARGET_COLUMNS: &str =
     "t.id, t.external_id, t.username, t.name, t.email, t.phones, t.fields, t.active, t.version";
 
@@ -287,13 +289,13 @@ impl Store {
         let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let desired = desired_from(row, 0).map_err(|e| self.err(e))?;
-            let how: Option<String> = row.get(6).map_err(|e| self.err(e))?;
+            let how: Option<String> = row.get(7).map_err(|e| self.err(e))?;
             let pair = match how {
                 None => Pair::SourceOnly(desired),
                 Some(how) => Pair::Both {
                     desired,
-                    deactivated_by_roster: row.get(7).map_err(|e| self.err(e))?,
-                    target: target_from(row, 8).map_err(|e| self.err(e))?,
+                    deactivated_by_roster: row.get(8).map_err(|e| self.err(e))?,
+                    target: target_from(row, 9).map_err(|e| self.err(e))?,
                     matched_by: if how == "key" {
                         MatchedBy::Key
                     } else {
@@ -549,6 +551,50 @@ mod tests {
                 "dave new",
                 "t4 alone, protected: another target account has the same externalId",
             ]
+        );
+    }
+
+    #[test]
+    fn inactive_desired_users_are_stored_and_their_digest_says_so() {
+        let active = user("k1", "alice");
+        let inactive = DesiredUser {
+            active: false,
+            ..active.clone()
+        };
+        assert_ne!(desired_digest(&active), desired_digest(&inactive));
+        assert!(
+            !json(&active).contains("active"),
+            "an active user serialises as before the field existed"
+        );
+        let old: DesiredUser = serde_json::from_str(
+            r#"{"key":"k","username":"u","name":null,"email":null,"phones":[],"fields":{}}"#,
+        )
+        .expect("old JSON loads");
+        assert!(old.active);
+
+        let (_dir, mut store) = store();
+        let run = store
+            .begin_run("plan", "digest", chrono::Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader.desired(&inactive, "uid=alice").expect("load");
+        loader.desired(&user("k2", "bob"), "uid=bob").expect("load");
+        loader
+            .target(&target("t1", Some("k1"), "alice"))
+            .expect("load");
+        loader.finish().expect("finish");
+        let mut seen = Vec::new();
+        store
+            .for_each_pair(run, |pair| {
+                if let Pair::Both { desired, .. } | Pair::SourceOnly(desired) = pair {
+                    seen.push((desired.username, desired.active));
+                }
+            })
+            .expect("pairs");
+        seen.sort();
+        assert_eq!(
+            seen,
+            [("alice".to_string(), false), ("bob".to_string(), true)]
         );
     }
 }

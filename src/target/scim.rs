@@ -906,7 +906,7 @@ fn create_body(user: &DesiredUser, fields: &[FieldPath]) -> Value {
         }
         path.write(&mut body, Value::String(value.clone()));
     }
-    body.insert("active".into(), true.into());
+    body.insert("active".into(), user.active.into());
     body.insert("schemas".into(), Value::Array(schemas));
     Value::Object(body)
 }
@@ -1172,8 +1172,21 @@ mod tests {
                     FieldValue::Set("R&D".into()),
                 ),
             ]),
+            active: true,
         };
         let body = create_body(&user, &paths(&["name.givenName"]));
+        assert_eq!(body["active"], true);
+        let inactive = create_body(
+            &DesiredUser {
+                active: false,
+                ..user.clone()
+            },
+            &[],
+        );
+        assert_eq!(
+            inactive["active"], false,
+            "created inactive when the source says so"
+        );
         assert_eq!(body["externalId"], "k");
         assert_eq!(body["name"]["givenName"], "Robert");
         assert_eq!(body.get("nickName"), None);

@@ -151,6 +151,24 @@ impl ScimServer {
         }
     }
 
+    /// Every Group resource, all pages.
+    pub fn groups(&self) -> Vec<Value> {
+        let mut groups = Vec::new();
+        loop {
+            let path = format!("/Groups?startIndex={}&count=100", groups.len() + 1);
+            let page = self.send(self.request(reqwest::Method::GET, &path), "list groups");
+            let resources = page["Resources"].as_array().cloned().unwrap_or_default();
+            let total = page["totalResults"].as_u64().expect("totalResults") as usize;
+            if resources.is_empty() {
+                return groups;
+            }
+            groups.extend(resources);
+            if groups.len() >= total {
+                return groups;
+            }
+        }
+    }
+
     pub fn user_by_username(&self, name: &str) -> Option<Value> {
         self.users().into_iter().find(|u| {
             u["userName"]

@@ -266,6 +266,8 @@ pub struct ServiceNowSetup {
     /// Answer the first `sys_user` request with 429 and `Retry-After: 1`.
     pub rate_limit_once: bool,
     pub fault: Option<Fault>,
+    /// Fails this `sysparm_offset` of `sys_user_grmember` (a group read failing mid-paging).
+    pub member_fault: Option<Fault>,
     /// Refuse every `refresh_token` grant.
     pub refuse_refresh: bool,
     /// Write next links with this origin instead of the double's own.
@@ -288,6 +290,7 @@ impl Default for ServiceNowSetup {
             total_count: true,
             rate_limit_once: false,
             fault: None,
+            member_fault: None,
             refuse_refresh: false,
             link_origin: None,
         }
@@ -495,6 +498,14 @@ impl ServiceNowState {
                 .unwrap_or(default)
         };
         let (limit, offset) = (number("sysparm_limit", 10000), number("sysparm_offset", 0));
+        if table == "sys_user_grmember"
+            && self
+                .setup
+                .member_fault
+                .is_some_and(|fault| fault.at == offset)
+        {
+            return sn_error(500, "Internal server error", "a node went away");
+        }
         if table == "sys_user" {
             if self.setup.rate_limit_once && !self.rate_limited {
                 self.rate_limited = true;

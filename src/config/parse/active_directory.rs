@@ -29,11 +29,6 @@ impl Checker<'_> {
                         ("inactive", DisabledAccounts::Inactive),
                     ],
                 );
-                let value_span = node
-                    .entries()
-                    .iter()
-                    .find(|e| e.name().is_none())
-                    .map_or(node.name().span(), |e| e.span());
                 if enabled == Some(false) {
                     self.report(
                         ProblemKind::InvalidValue,
@@ -42,19 +37,6 @@ impl Checker<'_> {
                     )
                     .label("needs active-directory #true")
                     .help("add `active-directory #true` to this block, or remove `disabled`");
-                    None
-                } else if choice == Some(DisabledAccounts::Inactive) {
-                    self.report(
-                        ProblemKind::Unsupported,
-                        value_span,
-                        "`disabled \"inactive\"` is not supported yet",
-                    )
-                    .label("not supported yet")
-                    .help(
-                        "roster cannot keep an account inactive in the target yet; use \
-                         disabled \"skip\" (the default): disabled and expired accounts are left \
-                         out of the source, and removed from the target in remove mode",
-                    );
                     None
                 } else {
                     choice

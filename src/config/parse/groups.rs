@@ -13,13 +13,78 @@ use miette::SourceSpan;
 use super::{Block, Checker, Children, ProblemKind};
 use crate::config::{
     AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, FieldMapping, GroupMapping,
-    RoleCondition, RoleRule, Spanned,
+    GroupScope, RoleCondition, RoleRule, Spanned,
 };
+
+/// The kinds of source a `group` block can be written for, and what differs between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupSource {
+    /// LDAP, and the file sources (which have no groups; the read says so).
+    Directory,
+    ServiceNow,
+    Freshservice,
+}
+
+impl GroupSource {
+    fn of(kind: Option<&str>) -> GroupSource {
+        match kind {
+            Some("servicenow") => GroupSource::ServiceNow,
+            Some("freshservice") => GroupSource::Freshservice,
+            _ => GroupSource::Directory,
+        }
+    }
+
+    /// The nodes of the `group` block that make sense for this source.
+    fn nodes(self) -> &'static [&'static str] {
+        match self {
+            GroupSource::Directory => &["base-dn", "filter", "name", "key", "nested"],
+            GroupSource::ServiceNow => &["query", "name", "key"],
+            GroupSource::Freshservice => &["name", "key"],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            GroupSource::Directory => "an LDAP",
+            GroupSource::ServiceNow => "a ServiceNow",
+            GroupSource::Freshservice => "a Freshservice",
+        }
+    }
+
+    /// What to write instead of a node that belongs to another kind of source.
+    fn help(self, node: &str) -> String {
+        match (self, node) {
+            (GroupSource::Directory, "query") => {
+                "`query` is ServiceNow's encoded query on sys_user_group; an LDAP source \
+                 chooses its groups with base-dn and filter"
+                    .to_string()
+            }
+            (GroupSource::ServiceNow, "base-dn" | "filter") => format!(
+                "ServiceNow groups are chosen with an encoded query on sys_user_group, \
+                 e.g. query \"active=true\"; remove `{node}`"
+            ),
+            (GroupSource::Freshservice, "base-dn" | "filter" | "query") => {
+                format!("roster reads every Freshservice requester group; remove `{node}`")
+            }
+            (_, "nested") => "only LDAP groups can contain groups; remove `nested`".to_string(),
+            (_, node) => format!("remove `{node}`"),
+        }
+    }
+
+    /// The default key and name fields.
+    fn defaults(self) -> (&'static str, &'static str) {
+        match self {
+            GroupSource::Directory => ("entryUUID", "cn"),
+            GroupSource::ServiceNow => ("sys_id", "name"),
+            GroupSource::Freshservice => ("id", "name"),
+        }
+    }
+}
 
 pub(super) const GROUP: Block = Block {
     place: "in `group`",
     name: "group",
-    nodes: &["base-dn", "filter", "name", "key", "nested"],
+    nodes: &["base-dn", "filter", "query", "name", "key", "nested"],
     repeatable: &[],
 };
 
@@ -33,34 +98,80 @@ const CONDITION_HELP: &str = "a role has one condition: when=\"ATTR\" with equal
 
 impl Checker<'_> {
     /// `group { ... }`: `Some(None)` when the config has none, `None` when it is invalid.
-    pub(super) fn group(&mut self, top: &Children) -> Option<Option<GroupMapping>> {
+    /// `source_kind` is the type of the `source` block (`ldap`, `servicenow`, ...): which
+    /// nodes the block takes, and their defaults, depend on it.
+    pub(super) fn group(
+        &mut self,
+        top: &Children,
+        source_kind: Option<&str>,
+    ) -> Option<Option<GroupMapping>> {
         let Some(node) = top.get("group") else {
             return Some(None);
         };
+        let source = GroupSource::of(source_kind);
         let entries = self.entries(node, &[]);
         self.no_args(node, &entries.args);
         let doc = self.block(node, "group")?;
         let c = self.children(Some(node), Some(doc), &GROUP);
-        let base_dns = self
-            .require(
-                &c,
-                Some(node),
-                "base-dn",
-                "base-dn \"ou=Groups,dc=example,dc=com\"",
-            )
-            .map(|n| self.base_dns(n));
-        let filter = c.get("filter").map(|n| self.filter(n));
-        let name = c.get("name").map(|n| self.attribute_name(n, "name \"cn\""));
+        let mut misplaced = false;
+        for child in &c.nodes {
+            let name = child.name().value();
+            if !source.nodes().contains(&name) {
+                misplaced = true;
+                self.report(
+                    ProblemKind::UnknownNode,
+                    child.name().span(),
+                    format!(
+                        "`{name}` does not apply to the groups of {} source",
+                        source.describe()
+                    ),
+                )
+                .label(format!("not for {} source", source.describe()))
+                .help(source.help(name));
+            }
+        }
+        let default = |value: &str| Some(Spanned::new(value.to_string(), node.name().span()));
+        let scope = match source {
+            GroupSource::Directory => {
+                let base_dns = self
+                    .require(
+                        &c,
+                        Some(node),
+                        "base-dn",
+                        "base-dn \"ou=Groups,dc=example,dc=com\"",
+                    )
+                    .map(|n| self.base_dns(n));
+                let filter = c.get("filter").map(|n| self.filter(n));
+                GroupScope::Directory {
+                    base_dns: base_dns??,
+                    filter: filter.unwrap_or_else(|| default(DEFAULT_GROUP_FILTER))?,
+                }
+            }
+            GroupSource::ServiceNow => {
+                let query = c
+                    .get("query")
+                    .map(|n| self.leaf_string(n, "query \"active=true\""));
+                GroupScope::ServiceNow {
+                    query: query.unwrap_or_else(|| default("active=true"))?,
+                }
+            }
+            GroupSource::Freshservice => GroupScope::Freshservice,
+        };
+        let (default_key, default_name) = source.defaults();
+        let name = c
+            .get("name")
+            .map(|n| self.attribute_name(n, &format!("name \"{default_name}\"")));
         let key = c
             .get("key")
-            .map(|n| self.attribute_name(n, "key \"entryUUID\""));
+            .map(|n| self.attribute_name(n, &format!("key \"{default_key}\"")));
         let nested = c.get("nested").map(|n| self.leaf_bool(n));
-        let default = |value: &str| Some(Spanned::new(value.to_string(), node.name().span()));
+        if misplaced {
+            return None;
+        }
         Some(Some(GroupMapping {
-            base_dns: base_dns??,
-            filter: filter.unwrap_or_else(|| default(DEFAULT_GROUP_FILTER))?,
-            name: name.unwrap_or_else(|| default("cn"))?,
-            key: key.unwrap_or_else(|| default("entryUUID"))?,
+            scope,
+            name: name.unwrap_or_else(|| default(default_name))?,
+            key: key.unwrap_or_else(|| default(default_key))?,
             nested: nested.unwrap_or(Some(false))?,
         }))
     }
