@@ -4,7 +4,8 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+use support::{expect_code, roster_in, text};
 
 use serde_json::Value;
 use support::scim::ScimServer;
@@ -52,24 +53,18 @@ user {{
     }
 
     fn roster(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env(SCIM_TOKEN_VAR, &self.scim.token)
-            .output()
-            .expect("run roster")
+        roster_in(
+            self.dir.path(),
+            args,
+            &[(SCIM_TOKEN_VAR, self.scim.token.as_str())],
+        )
     }
 
     /// Runs roster and checks its exit code; returns stdout.
     fn ok(&self, args: &[&str], code: i32) -> String {
         let out = self.roster(args);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "roster {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
+        expect_code(&out, args, code);
+        text(&out.stdout)
     }
 
     /// The id of the latest run: the first column of the first row after `roster runs`' header.
@@ -98,10 +93,6 @@ user {{
         names.sort();
         names
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn emails(user: &Value) -> Vec<String> {

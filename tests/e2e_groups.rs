@@ -7,6 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use support::{expect_code, roster_in, text};
 
 use serde_json::{Value, json};
 use support::scim::ScimServer;
@@ -78,24 +79,21 @@ policy {{
     }
 
     fn roster(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env(LDAP_PASSWORD_VAR, &self.slapd.admin_password)
-            .env(SCIM_TOKEN_VAR, &self.scim.token)
-            .output()
-            .expect("run roster")
+        roster_in(
+            self.dir.path(),
+            args,
+            &[
+                (LDAP_PASSWORD_VAR, self.slapd.admin_password.as_str()),
+                (SCIM_TOKEN_VAR, self.scim.token.as_str()),
+            ],
+        )
     }
 
     /// Runs roster, checks its exit code, returns stdout (and stderr after a blank line).
     fn ok(&self, args: &[&str], code: i32) -> String {
         let out = self.roster(args);
+        expect_code(&out, args, code);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "roster {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
         format!("{stdout}\n{stderr}")
     }
 
@@ -211,10 +209,6 @@ policy {{
 const GROUPS: &str = r#"group {
     base-dn "ou=Groups,dc=example,dc=com"
 }"#;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn member_ids(group: &Value) -> BTreeSet<String> {
     group["members"]

@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
+use support::{expect_code, roster_in, text};
 
 use serde_json::{Value, json};
 use support::scim::ScimServer;
@@ -74,29 +75,24 @@ user {{
     }
 
     fn roster(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env(SN_PASSWORD_VAR, ServiceNowSetup::default().password)
-            .env(SCIM_TOKEN_VAR, &self.scim.token)
-            .output()
-            .expect("run roster")
+        roster_in(
+            self.dir.path(),
+            args,
+            &[
+                (
+                    SN_PASSWORD_VAR,
+                    ServiceNowSetup::default().password.as_str(),
+                ),
+                (SCIM_TOKEN_VAR, self.scim.token.as_str()),
+            ],
+        )
     }
 
     fn ok(&self, args: &[&str], code: i32) -> String {
         let out = self.roster(args);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "roster {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
+        expect_code(&out, args, code);
+        text(&out.stdout)
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Five users; `carol` is inactive, `dave` hidden by ACLs (a short page in the middle).

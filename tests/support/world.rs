@@ -183,13 +183,8 @@ policy {{
     /// Runs roster and checks its exit code; returns stdout.
     pub fn ok(&self, args: &[&str], code: i32) -> String {
         let out = self.roster(args);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "roster {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
+        super::expect_code(&out, args, code);
+        text(&out.stdout)
     }
 
     pub fn plan_json(&self, extra: &[&str]) -> Value {
@@ -236,9 +231,7 @@ policy {{
     }
 }
 
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+pub use super::text;
 
 pub fn actions(plan: &Value) -> Vec<String> {
     plan["actions"]
