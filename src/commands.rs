@@ -341,7 +341,8 @@ fn make_plan(
         forced,
         target: target.describe(),
     };
-    plan.summary.rejected = counts.rejected;
+    // Users and groups: every record the plan leaves out is counted.
+    plan.summary.rejected = session.store.reject_count(run_id)?;
     plan.recount();
     session.store.prune_snapshots()?;
     log::debug!(

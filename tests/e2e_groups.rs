@@ -588,3 +588,28 @@ fn group_all_puts_every_synced_user_in_one_group() {
     assert!(member_ids(&sales).contains(&w.user_id("zoe")));
     assert_eq!(member_ids(&sales).len(), 106);
 }
+
+#[test]
+fn a_group_without_a_name_is_rejected_counted_and_listed() {
+    let w = World::new(
+        &(people(&["alice"])
+            + &group_of_names("Sales", &["alice"])
+                .replace("cn: Sales\n", "cn: Sales\ndescription: Sales team\n")
+            + &group_of_names("Ops", &["alice"])),
+    );
+    w.config(
+        "group {\n    base-dn \"ou=Groups,dc=example,dc=com\"\n    name \"description\"\n}",
+        "",
+        "",
+    );
+    let plan = w.plan_json();
+    assert_eq!(plan["summary"]["rejected"], 1, "{plan}");
+    let human = w.ok(&["plan"], 0);
+    assert!(human.contains("1 rejected record"), "{human}");
+    w.ok(&["apply", "--auto-approve"], 0);
+    assert!(w.group("Sales team").is_some());
+    assert!(
+        w.group("Ops").is_none(),
+        "the nameless group is not created"
+    );
+}

@@ -346,6 +346,18 @@ impl Store {
         Ok(hex(hasher.finalize()))
     }
 
+    /// How many source records (users and groups) a run rejected.
+    pub fn reject_count(&self, run_id: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM rejects WHERE run_id = ?1",
+                [run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// The rejects of a run.
     pub fn rejects(&self, run_id: i64) -> Result<Vec<Reject>> {
         let mut stmt = self
