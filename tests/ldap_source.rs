@@ -1,5 +1,6 @@
 //! The LDAP source against a real slapd: plain, LDAPS and StartTLS, certificates refused and
-//! accepted, binds, paging, several base DNs, binary attributes, and reads that fail part-way.
+//! accepted, binds, paging, several base DNs, binary attributes, reads that fail part-way, and
+//! referrals between two servers.
 
 mod support;
 
@@ -526,15 +527,105 @@ fn active_directory_leaves_out_disabled_and_expired_accounts() {
     assert_eq!(marked.len(), 7);
 }
 
+/// A `referral` entry `ou=<ou>` under ou=People pointing at `url`, as LDIF.
+fn referral(ou: &str, url: &str) -> String {
+    format!(
+        "dn: ou={ou},{PEOPLE}\nobjectClass: referral\nobjectClass: extensibleObject\n\
+         ou: {ou}\nref: {url}\n\n"
+    )
+}
+
+fn with_referrals(config: LdapSource, follow_referrals: bool) -> LdapSource {
+    LdapSource {
+        follow_referrals,
+        // Referrals arrive between pages as well as within them.
+        page_size: 1,
+        ..config
+    }
+}
+
 #[test]
-fn referrals_never_break_a_read_with_or_without_follow_referrals() {
-    let referral = format!(
-        "dn: ou=Elsewhere,{PEOPLE}\nobjectClass: referral\nobjectClass: extensibleObject\n\
-         ou: Elsewhere\nref: ldap://127.0.0.1:9/ou=People,dc=other,dc=com\n\n"
+fn referrals_are_skipped_by_default_and_followed_once_each_with_follow_referrals() {
+    let first = Slapd::start_with_ldif(&format!(
+        "{}{}",
+        person("alice", "Alice Liddell", None, &[]),
+        person("bob", "Bob Builder", None, &[]),
+    ));
+    let second = Slapd::start_with_ldif(&format!(
+        "{}{}",
+        person("carol", "Carol Danvers", None, &[]),
+        person("dave", "Dave Lister", None, &[]),
+    ));
+    first.add(&referral("Elsewhere", &format!("{}/{PEOPLE}", second.url)));
+    // The second server refers back to the first: a loop, which must end.
+    second.add(&referral("Back", &format!("{}/{PEOPLE}", first.url)));
+    let at_first = admin_source(&first, &first.url);
+
+    let records = read(with_referrals(at_first.clone(), false)).expect("referrals skipped");
+    assert_eq!(
+        origins(&records),
+        BTreeSet::from([person_dn("alice"), person_dn("bob")])
+    );
+
+    // StartTLS with the CA: the referral's ldap:// connection is encrypted the same way.
+    let encrypted = LdapSource {
+        starttls: true,
+        ..with_ca(at_first, &first.ca_file)
+    };
+    for config in [
+        encrypted.clone(),
+        LdapSource {
+            starttls: false,
+            ..encrypted
+        },
+    ] {
+        let records = read(with_referrals(config, true)).expect("referrals followed");
+        assert_eq!(records.len(), 4, "every entry exactly once: {records:?}");
+        assert_eq!(
+            origins(&records),
+            ["alice", "bob", "carol", "dave"].map(person_dn).into()
+        );
+    }
+    assert!(
+        second.log().contains("oid=1.3.6.1.4.1.1466.20037"),
+        "the referred server was asked for StartTLS"
+    );
+}
+
+#[test]
+fn a_base_dn_that_is_a_referral_is_read_there_only_with_follow_referrals() {
+    let second = Slapd::start_with_ldif(&person("carol", "Carol Danvers", None, &[]));
+    let first = Slapd::start_with_ldif(&format!(
+        "{}{}",
+        person("alice", "Alice Liddell", None, &[]),
+        referral("Elsewhere", &format!("{}/{PEOPLE}", second.url)),
+    ));
+    let at_referral = LdapSource {
+        base_dns: vec![spanned(format!("ou=Elsewhere,{PEOPLE}"))],
+        ..admin_source(&first, &first.url)
+    };
+    match read(with_referrals(at_referral.clone(), false)) {
+        Err(SourceError::Search { message, .. }) => {
+            assert!(message.contains("referral (LDAP result 10)"), "{message}");
+            assert!(message.contains(&second.url), "{message}");
+            assert!(message.contains("follow-referrals #true"), "{message}");
+        }
+        other => panic!("expected a search error, got {other:?}"),
+    }
+    let records = read(with_referrals(at_referral, true)).expect("base referral followed");
+    assert_eq!(origins(&records), BTreeSet::from([person_dn("carol")]));
+}
+
+#[test]
+fn a_referral_that_cannot_be_followed_fails_the_read_naming_it() {
+    let gone = format!(
+        "ldap://127.0.0.1:{}/ou=People,dc=other,dc=com",
+        closed_port()
     );
     let slapd = Slapd::start_with_ldif(&format!(
-        "{}{referral}{}",
+        "{}{}{}",
         person("alice", "Alice Liddell", None, &[]),
+        referral("Elsewhere", &gone),
         person("bob", "Bob Builder", None, &[]),
     ));
     // The server does send a search continuation reference for it.
@@ -545,18 +636,22 @@ fn referrals_never_break_a_read_with_or_without_follow_referrals() {
         .output()
         .expect("ldapsearch");
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(shown.contains("ldap://127.0.0.1:9/"), "{shown}");
+    assert!(shown.contains(&gone), "{shown}");
 
-    for follow_referrals in [false, true] {
-        let records = read(LdapSource {
-            follow_referrals,
-            page_size: 1,
-            ..admin_source(&slapd, &slapd.url)
-        })
-        .expect("a read past a referral");
-        assert_eq!(
-            origins(&records),
-            BTreeSet::from([person_dn("alice"), person_dn("bob")])
-        );
+    let config = admin_source(&slapd, &slapd.url);
+    let records = read(with_referrals(config.clone(), false)).expect("a read past a referral");
+    assert_eq!(
+        origins(&records),
+        BTreeSet::from([person_dn("alice"), person_dn("bob")])
+    );
+
+    match read(with_referrals(config, true)) {
+        Err(error @ SourceError::Referral { .. }) => {
+            let shown = error.to_string();
+            assert!(shown.contains(&gone), "{shown}");
+            assert!(shown.contains("read is incomplete"), "{shown}");
+            assert!(shown.contains("connection refused"), "{shown}");
+        }
+        other => panic!("expected a referral error, got {other:?}"),
     }
 }

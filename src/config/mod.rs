@@ -93,8 +93,8 @@ pub struct LdapSource {
     pub timeout_secs: u64,
     /// `active-directory #true`: disabled and expired accounts are handled as `disabled` says.
     pub active_directory: Option<ActiveDirectory>,
-    /// `follow-referrals #true` asks for referral chasing, which is not supported yet: referrals
-    /// are skipped either way, and a warning says so.
+    /// `follow-referrals #true`: referrals met while reading are followed to the servers they
+    /// name (same TLS settings and bind); by default they are skipped.
     pub follow_referrals: bool,
 }
 

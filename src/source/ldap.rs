@@ -1,7 +1,8 @@
 //! LDAP and Active Directory as a source of users.
 //!
 //! One `read_users` call is one connection: connect (plain, LDAPS or StartTLS), simple bind
-//! (or stay anonymous), one paged subtree search per configured base DN, unbind. Entries are
+//! (or stay anonymous), one paged subtree search per configured base DN (and, with
+//! `follow-referrals`, one connection per referral followed), unbind. Entries are
 //! handed to the sink as they arrive, so memory stays flat however large the directory is.
 //!
 //! The client is ldap3's blocking `LdapConn`, which drives its own current-thread Tokio
@@ -33,9 +34,11 @@
 //!   completed with base-scope searches for `member;range=1500-*` and so on, until a range ends
 //!   in `*`; the values are merged under the plain name. A range that cannot be completed fails
 //!   the read: a half-read attribute is never handed on.
-//! - **Referrals** (`searchResRef`, which AD returns for its other partitions) are skipped, with
-//!   or without `follow-referrals`: chasing them means binding to other servers with the same
-//!   credentials, which roster does not do yet, and says so when asked to.
+//!
+//! Referrals (`searchResRef`, which AD returns for its other partitions and domains) are taken
+//! out of the result stream before `SearchEntry::construct`, which panics on them. They are
+//! skipped unless `follow-referrals #true`; then they are followed (`referrals.rs`), with the
+//! same TLS settings and bind, and a referral that cannot be followed fails the read.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -44,7 +47,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConn, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -57,6 +60,9 @@ use crate::secret::Secret;
 use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 mod groups;
+mod referrals;
+
+use referrals::{Chase, referral_urls};
 
 /// AD's `userAccountControl` flag of a disabled account (ACCOUNTDISABLE).
 const UAC_ACCOUNT_DISABLE: i64 = 0x2;
@@ -70,6 +76,36 @@ const MAX_RANGE_REQUESTS: u32 = 10_000;
 /// An LDAP directory (OpenLDAP, Active Directory, ...) read with a paged subtree search.
 pub struct LdapDirectory {
     config: LdapSource,
+}
+
+/// A server to read from: the configured one, or one a referral names.
+struct Server {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    url: String,
+    /// StartTLS on an `ldap://` URL.
+    starttls: bool,
+}
+
+impl Server {
+    /// Whether the connection is encrypted: LDAPS, or StartTLS on `ldap://`.
+    fn encrypted(&self) -> bool {
+        self.url.to_ascii_lowercase().starts_with("ldaps://") || self.starttls
+    }
+}
+
+/// One search: where, how deep, which entries, which attributes.
+struct Query<'a> {
+    base: &'a str,
+    scope: Scope,
+    filter: &'a str,
+    attrs: &'a [String],
+}
+
+/// What one paged search returned besides the entries handed on.
+struct BaseRead {
+    read: u64,
+    /// The referral URLs met, as the server sent them.
+    referrals: Vec<String>,
 }
 
 impl LdapDirectory {
@@ -88,9 +124,12 @@ impl LdapDirectory {
         Duration::from_secs(self.config.timeout_secs.max(1))
     }
 
-    /// Whether the connection is encrypted: LDAPS, or StartTLS on `ldap://`.
-    fn uses_tls(&self) -> bool {
-        self.url().to_ascii_lowercase().starts_with("ldaps://") || self.config.starttls
+    /// The configured server.
+    fn server(&self) -> Server {
+        Server {
+            url: self.url().to_string(),
+            starttls: self.config.starttls,
+        }
     }
 
     /// Resolved before any network traffic, so a missing secret is reported as such and not
@@ -102,16 +141,16 @@ impl LdapDirectory {
         }
     }
 
-    fn conn_settings(&self) -> Result<LdapConnSettings, SourceError> {
+    fn conn_settings(&self, server: &Server) -> Result<LdapConnSettings, SourceError> {
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout())
             // ldap3 ignores StartTLS on ldaps://, which is already encrypted.
-            .set_starttls(self.config.starttls);
+            .set_starttls(server.starttls);
         if self.config.tls_insecure_skip_verify {
             log::warn!(
                 "TLS certificate verification is off for {} (tls-insecure-skip-verify): anyone on \
                  the network path can read and change this connection, bind password included",
-                self.url()
+                server.url
             );
             // ldap3 installs its accept-anything verifier only in a config it builds itself,
             // so the ca-file config must not be passed along here: it would verify after all.
@@ -123,20 +162,27 @@ impl LdapDirectory {
         Ok(settings)
     }
 
-    fn connect(&self) -> Result<LdapConn, SourceError> {
-        let settings = self.conn_settings()?;
-        if self.config.bind_dn.is_some() && !self.uses_tls() {
+    /// Opens a connection to `server` and binds, with the configured credentials.
+    fn open(&self, server: &Server, password: Option<&Secret>) -> Result<LdapConn, SourceError> {
+        let mut conn = self.connect(server)?;
+        self.bind(&mut conn, server, password)?;
+        Ok(conn)
+    }
+
+    fn connect(&self, server: &Server) -> Result<LdapConn, SourceError> {
+        let settings = self.conn_settings(server)?;
+        if self.config.bind_dn.is_some() && !server.encrypted() {
             log::warn!(
                 "the bind password is sent unencrypted to {}: use ldaps:// or starttls",
-                self.url()
+                server.url
             );
         }
-        LdapConn::with_settings(settings, self.url()).map_err(|e| self.connect_error(&e))
+        LdapConn::with_settings(settings, &server.url).map_err(|e| self.connect_error(server, &e))
     }
 
     /// Sorts a failure to open the connection into a network problem or a TLS problem.
-    fn connect_error(&self, err: &LdapError) -> SourceError {
-        let url = self.url().to_string();
+    fn connect_error(&self, server: &Server, err: &LdapError) -> SourceError {
+        let url = server.url.clone();
         let ca_file = self.config.ca_file.as_ref().map(|c| c.value.as_path());
         if let Some(tls) = find_rustls_error(err) {
             return SourceError::Tls {
@@ -164,7 +210,7 @@ impl LdapDirectory {
                 ),
             },
             LdapError::Io { source }
-                if self.uses_tls() && source.kind() == io::ErrorKind::UnexpectedEof =>
+                if server.encrypted() && source.kind() == io::ErrorKind::UnexpectedEof =>
             {
                 SourceError::Tls {
                     url,
@@ -189,13 +235,18 @@ impl LdapDirectory {
     }
 
     /// Simple bind as `bind_dn`; without one the connection stays anonymous.
-    fn bind(&self, conn: &mut LdapConn, password: Option<&Secret>) -> Result<(), SourceError> {
+    fn bind(
+        &self,
+        conn: &mut LdapConn,
+        server: &Server,
+        password: Option<&Secret>,
+    ) -> Result<(), SourceError> {
         let Some(dn) = &self.config.bind_dn else {
-            log::debug!("reading {} anonymously (no bind-dn)", self.url());
+            log::debug!("reading {} anonymously (no bind-dn)", server.url);
             return Ok(());
         };
         let bind_error = |message: String| SourceError::Bind {
-            url: self.url().to_string(),
+            url: server.url.clone(),
             dn: dn.value.clone(),
             // The server's diagnostic text is quoted in messages; never let it echo the password.
             message: match password {
@@ -223,7 +274,7 @@ impl LdapDirectory {
             }
             Err(other) => {
                 let mut message = self.describe_transport_error(&other);
-                if !self.uses_tls()
+                if !server.encrypted()
                     && matches!(other, LdapError::ResultRecv { .. } | LdapError::EndOfStream)
                 {
                     // What a TLS-only port does with a plain LDAP request.
@@ -270,36 +321,45 @@ impl LdapDirectory {
         }
     }
 
-    /// One paged subtree search under `base`, every entry handed to `sink` as it arrives.
-    /// Returns how many entries were read.
+    /// One paged search of `query` on `server`, every entry handed to `sink` as it arrives.
+    /// Referrals met on the way (`searchResRef`, or a base that is itself a referral when
+    /// `follow-referrals` is on) are returned, not followed: see `read_tree`.
     fn read_base(
         &self,
         conn: &mut LdapConn,
-        base: &str,
-        filter: &str,
-        attrs: &[String],
+        server: &Server,
+        query: &Query,
         sink: &mut dyn FnMut(SourceRecord),
-    ) -> Result<u64, SourceError> {
+    ) -> Result<BaseRead, SourceError> {
+        let base = query.base;
         let failed = |read: u64, message: String| SourceError::Search {
-            url: self.url().to_string(),
+            url: server.url.clone(),
             base: base.to_string(),
             read,
             message,
         };
-        // EntriesOnly must come first: it drops referrals (searchResRef), on which
-        // `SearchEntry::construct` would panic; AD returns them for its partitions.
+        let describe = |err: &LdapError| match err {
+            LdapError::FilterParsing => format!("invalid filter {:?}", query.filter),
+            other => self.describe_transport_error(other),
+        };
+        // No `EntriesOnly`: referrals are taken out of the stream here instead, so that they
+        // can be followed; `SearchEntry::construct` must never see one (it panics on them).
         let page_size = i32::try_from(self.config.page_size.max(1)).unwrap_or(i32::MAX);
-        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(page_size)),
-        ];
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
         // The timeout carries over to every page and restarts at every reply.
         conn.with_timeout(self.timeout());
         let mut stream = conn
-            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
-            .map_err(|e| failed(0, self.describe_transport_error(&e)))?;
+            .streaming_search_with(
+                adapters,
+                base,
+                query.scope,
+                query.filter,
+                query.attrs.to_vec(),
+            )
+            .map_err(|e| failed(0, describe(&e)))?;
         let mut read = 0;
         let mut left_out = 0;
+        let mut referrals = Vec::new();
         // Entries with ranged attributes wait for the search to end: the connection is busy
         // with it until then.
         let mut held: Vec<SearchEntry> = Vec::new();
@@ -312,6 +372,12 @@ impl LdapDirectory {
         };
         loop {
             match stream.next() {
+                Ok(Some(entry)) if entry.is_intermediate() => {}
+                Ok(Some(entry)) if entry.is_ref() => match referral_urls(entry) {
+                    Ok(urls) => referrals.extend(urls),
+                    Err(m) if self.config.follow_referrals => return Err(failed(read, m)),
+                    Err(m) => log::debug!("{m} under {base}: skipped"),
+                },
                 Ok(Some(entry)) => {
                     let entry = SearchEntry::construct(entry);
                     if has_ranges(&entry) {
@@ -321,14 +387,19 @@ impl LdapDirectory {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(failed(read, self.describe_transport_error(&e))),
+                Err(e) => return Err(failed(read, describe(&e))),
             }
         }
         // Entries can all arrive and the search still fail: a size or time limit, a base
-        // that does not exist, a page the server refused. Only rc 0 means the read is complete.
+        // that does not exist, a page the server refused. Only rc 0 means the read is complete,
+        // or rc 10 (referral: the base is on another server) when referrals are followed.
         let result = stream.result();
-        if result.rc != 0 {
-            return Err(failed(read, describe_search_result(&result)));
+        match result.rc {
+            0 => {}
+            10 if self.config.follow_referrals && !result.refs.is_empty() => {
+                referrals.extend(result.refs.iter().cloned());
+            }
+            _ => return Err(failed(read, describe_search_result(&result))),
         }
         for mut entry in held {
             let dn = entry.dn.clone();
@@ -342,8 +413,8 @@ impl LdapDirectory {
                 "left out {left_out} disabled or expired Active Directory accounts under {base}"
             );
         }
-        log::debug!("read {read} entries under {base} from {}", self.url());
-        Ok(read)
+        log::debug!("read {read} entries under {base} from {}", server.url);
+        Ok(BaseRead { read, referrals })
     }
 
     /// The record of an entry, or `None` for an Active Directory account out of service that
@@ -388,6 +459,36 @@ impl LdapDirectory {
             .ok_or_else(|| format!("asked for {attr}, the server returned no entry"))
     }
 
+    /// One whole read: connect and bind, one paged subtree search per base DN (and the
+    /// referrals each returns, see `read_tree`), unbind.
+    fn read_all(
+        &self,
+        bases: &[&str],
+        filter: &str,
+        attrs: &[String],
+        sink: &mut dyn FnMut(SourceRecord),
+    ) -> Result<u64, SourceError> {
+        let password = self.bind_password()?;
+        let server = self.server();
+        let mut conn = self.open(&server, password.as_ref())?;
+        let mut chase = Chase::new(password.as_ref());
+        let mut total = 0;
+        for base in bases {
+            let query = Query {
+                base,
+                scope: Scope::Subtree,
+                filter,
+                attrs,
+            };
+            total += self.read_tree(&mut conn, &server, &query, &mut chase, sink)?;
+        }
+        // The read is complete; a failed unbind changes nothing about it.
+        if let Err(e) = conn.unbind() {
+            log::debug!("unbind from {} failed: {e}", server.url);
+        }
+        Ok(total)
+    }
+
     /// The attributes to ask for: the mapping's, and what AD account states need.
     fn requested_attributes(&self, attrs: &[String]) -> Vec<String> {
         let mut attrs = attrs.to_vec();
@@ -412,32 +513,14 @@ impl Source for LdapDirectory {
         attrs: &[String],
         sink: &mut dyn FnMut(SourceRecord),
     ) -> Result<u64, SourceError> {
-        let password = self.bind_password()?;
-        if self.config.follow_referrals {
-            log::warn!(
-                "follow-referrals: following referrals is not supported yet; referrals from {} \
-                 are skipped",
-                self.url()
-            );
-        }
         let attrs = self.requested_attributes(attrs);
-        let mut conn = self.connect()?;
-        self.bind(&mut conn, password.as_ref())?;
-        let mut total = 0;
-        for base in &self.config.base_dns {
-            total += self.read_base(
-                &mut conn,
-                &base.value,
-                &self.config.filter.value,
-                &attrs,
-                sink,
-            )?;
-        }
-        // The read is complete; a failed unbind changes nothing about it.
-        if let Err(e) = conn.unbind() {
-            log::debug!("unbind from {} failed: {e}", self.url());
-        }
-        Ok(total)
+        let bases: Vec<&str> = self
+            .config
+            .base_dns
+            .iter()
+            .map(|b| b.value.as_str())
+            .collect();
+        self.read_all(&bases, &self.config.filter.value, &attrs, sink)
     }
 
     fn read_groups(
@@ -542,6 +625,14 @@ fn describe_search_result(result: &LdapResult) -> String {
         32 => "; check base-dn: the server has no such entry",
         3 | 4 | 11 => "; the server stopped the search at a limit: raise the bind account's limits",
         50 => "; the bind account may not search here",
+        10 => {
+            return format!(
+                "{}; the base is on another server ({}): point base-dn at that server or set \
+                 follow-referrals #true",
+                describe_result(result),
+                result.refs.join(", ")
+            );
+        }
         _ => "",
     };
     format!("{}{hint}", describe_result(result))
@@ -556,6 +647,7 @@ fn describe_result(result: &LdapResult) -> String {
         4 => "sizeLimitExceeded",
         7 => "authMethodNotSupported",
         8 => "strongerAuthRequired",
+        10 => "referral",
         11 => "adminLimitExceeded",
         12 => "unavailableCriticalExtension",
         13 => "confidentialityRequired",

@@ -84,6 +84,11 @@ pub enum SourceError {
         read: u64,
         message: String,
     },
+    /// A referral that `follow-referrals #true` could not follow (a URL that cannot be
+    /// followed, or a connection, bind or search there that failed): the entries it holds
+    /// are missing, so the read is incomplete.
+    #[error("following the referral {referral} failed, so the read is incomplete: {message}")]
+    Referral { referral: String, message: String },
     #[error("bind password for the source: {0}")]
     Secret(SecretError),
     #[error("cannot read CA file {path}: {message}")]

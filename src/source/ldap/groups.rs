@@ -2,7 +2,8 @@
 //! `uniqueMember`, DNs) and posixGroup (`memberUid`, usernames).
 //!
 //! Same connection rules as the user read (one connection, TLS, bind, one paged search per
-//! base DN, an error for a read that did not finish), with the `group` block's base DNs and
+//! base DN, referrals followed with `follow-referrals`, an error for a read that did not
+//! finish), with the `group` block's base DNs and
 //! filter. The member attributes become `MemberRef`s here, DNs in canonical form, so nothing
 //! after the connector needs to know which attribute a member came from.
 
@@ -23,25 +24,16 @@ impl LdapDirectory {
         query: &GroupQuery,
         sink: &mut dyn FnMut(GroupRecord),
     ) -> Result<u64, SourceError> {
-        let password = self.bind_password()?;
-        let mut conn = self.connect()?;
-        self.bind(&mut conn, password.as_ref())?;
         let mut attrs = query.attrs.clone();
         for member in [MEMBER, UNIQUE_MEMBER, MEMBER_UID] {
             if !attrs.iter().any(|a| a == member) {
                 attrs.push(member.to_string());
             }
         }
-        let mut total = 0;
-        for base in &query.base_dns {
-            total += self.read_base(&mut conn, base, &query.filter, &attrs, &mut |record| {
-                sink(group_record(record, &query.attrs))
-            })?;
-        }
-        if let Err(e) = conn.unbind() {
-            log::debug!("unbind from {} failed: {e}", self.config.url.value);
-        }
-        Ok(total)
+        let bases: Vec<&str> = query.base_dns.iter().map(String::as_str).collect();
+        self.read_all(&bases, &query.filter, &attrs, &mut |record| {
+            sink(group_record(record, &query.attrs))
+        })
     }
 }
 
