@@ -32,7 +32,7 @@ impl Log for Logger {
             Level::Trace => "trace",
         };
         if record.level() <= self.stderr_level {
-            eprintln!("{label}: {}", record.args());
+            crate::progress::above_bars(|| eprintln!("{label}: {}", record.args()));
         }
         if let Some(file) = &self.file
             && let Ok(mut file) = file.lock()

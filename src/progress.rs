@@ -3,7 +3,7 @@
 //! characters.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,15 +11,28 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// How often a non-terminal run logs progress.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// The one set of bars of the process, so that log lines can be printed above them.
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// Runs `print` (a log line on stderr) with the bars cleared, so that the line does not
+/// land in the middle of a bar; the bars are redrawn below it.
+pub fn above_bars<R>(print: impl FnOnce() -> R) -> R {
+    match BARS.get() {
+        Some(bars) => bars.suspend(print),
+        None => print(),
+    }
+}
+
 pub struct Progress {
-    bars: Option<MultiProgress>,
+    bars: Option<&'static MultiProgress>,
 }
 
 impl Progress {
     /// Bars on stderr when it is a terminal and `enabled`; log lines otherwise.
     pub fn new(enabled: bool) -> Progress {
-        let bars = (enabled && std::io::stderr().is_terminal())
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let bars = (enabled && std::io::stderr().is_terminal()).then(|| {
+            BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+        });
         Progress { bars }
     }
 
