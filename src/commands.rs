@@ -84,6 +84,13 @@ impl Global {
 
 fn validate(global: &Global) -> Result<u8, Error> {
     let config = Config::load(&global.config)?;
+    // Secrets belong to the environment a run has, which need not be this one (a pull
+    // request check validates without them): a missing one is worth a warning, not a failure.
+    for (node, secret) in config.secrets() {
+        if let Err(e) = secret.resolve() {
+            log::warn!("{node}: {e}; plan and apply will need it");
+        }
+    }
     println!(
         "{}: the configuration is valid (mode {}).",
         global.config.display(),

@@ -382,4 +382,15 @@ fn validate_reports_config_problems_with_their_place() {
         "{stderr}"
     );
     w.ok(&["validate"], 0);
+
+    // A secret missing from this environment is a warning, not a failure, and names the node.
+    let mut w = w;
+    w.scim_token = String::new();
+    let out = w.roster(&["validate"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: token: environment variable") && stderr.contains("is empty"),
+        "{stderr}"
+    );
 }

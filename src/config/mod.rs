@@ -280,6 +280,34 @@ impl Default for Policy {
 }
 
 impl Config {
+    /// Every secret the config names, with the node that names it.
+    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        let mut secrets = Vec::new();
+        match &self.source {
+            SourceConfig::Ldap(ldap) => {
+                secrets.extend(
+                    ldap.bind_password
+                        .iter()
+                        .map(|s| ("bind-password", &s.value)),
+                );
+            }
+            SourceConfig::ServiceNow(sn) => {
+                secrets.push(("password", &sn.password.value));
+                secrets.extend(
+                    sn.oauth
+                        .iter()
+                        .map(|o| ("client-secret", &o.client_secret.value)),
+                );
+            }
+            SourceConfig::Freshservice(fs) => secrets.push(("api-key", &fs.api_key.value)),
+            SourceConfig::Csv(_) | SourceConfig::Ldif(_) => {}
+        }
+        match &self.target {
+            TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
+        }
+        secrets
+    }
+
     /// Reads and parses a config file; every problem found is in the error.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
