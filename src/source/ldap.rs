@@ -171,7 +171,7 @@ impl LdapDirectory {
 
     fn connect(&self, server: &Server) -> Result<LdapConn, SourceError> {
         let settings = self.conn_settings(server)?;
-        if self.config.bind_dn.is_some() && !server.encrypted() {
+        if self.config.bind_dn.is_some() && !server.encrypted() && first_warning_for(&server.url) {
             log::warn!(
                 "the bind password is sent unencrypted to {}: use ldaps:// or starttls",
                 server.url
@@ -882,6 +882,20 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(out, "{b:02x}");
             out
         })
+}
+
+/// Whether this run has not yet warned about `url`: a plan connects more than once (groups,
+/// users, ranged attributes, referrals) and one warning per server says it all.
+fn first_warning_for(url: &str) -> bool {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    match WARNED.lock() {
+        Ok(warned) if warned.iter().any(|w| w == url) => false,
+        Ok(mut warned) => {
+            warned.push(url.to_string());
+            true
+        }
+        Err(_) => true,
+    }
 }
 
 #[cfg(test)]
