@@ -1074,18 +1074,24 @@ impl<'t> Checker<'t> {
     }
 
     fn base_dns(&mut self, node: &KdlNode) -> Option<Vec<Spanned<String>>> {
+        self.names(node, "base-dn \"ou=People,dc=example,dc=com\"")
+    }
+
+    /// A node of one or more names (`base-dn "a" "b"`, `phone "x" "y"`); `example` shows
+    /// the form when there is none.
+    fn names(&mut self, node: &KdlNode, example: &str) -> Option<Vec<Spanned<String>>> {
         self.no_children(node);
         let entries = self.entries(node, &[]);
         if entries.args.is_empty() {
-            self.one_arg(node, &[], "base-dn \"ou=People,dc=example,dc=com\"");
+            self.one_arg(node, &[], example);
             return None;
         }
-        let dns: Vec<_> = entries
+        let names: Vec<_> = entries
             .args
             .iter()
             .map(|e| self.name_string(node, e))
             .collect();
-        dns.into_iter().collect()
+        names.into_iter().collect()
     }
 
     fn filter(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
@@ -1261,18 +1267,7 @@ impl<'t> Checker<'t> {
     }
 
     fn phones(&mut self, node: &KdlNode) -> Option<Vec<Spanned<String>>> {
-        self.no_children(node);
-        let entries = self.entries(node, &[]);
-        if entries.args.is_empty() {
-            self.one_arg(node, &[], "phone \"telephoneNumber\" \"mobile\"");
-            return None;
-        }
-        let attrs: Vec<_> = entries
-            .args
-            .iter()
-            .map(|e| self.name_string(node, e))
-            .collect();
-        attrs.into_iter().collect()
+        self.names(node, "phone \"telephoneNumber\" \"mobile\"")
     }
 
     /// Two rules writing the same target field would fight over it.
