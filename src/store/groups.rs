@@ -119,36 +119,13 @@ impl Store {
                 message: "groups were paired before users (for_each_pair must run first)".into(),
             });
         }
-        self.conn
-            .execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS group_pairs (desired_key TEXT PRIMARY KEY, target_id TEXT UNIQUE, how TEXT NOT NULL);
-                 DELETE FROM temp.group_pairs;",
-            )
-            .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO temp.group_pairs
-                 SELECT d.key, t.id, 'key' FROM desired_groups d
-                 JOIN target_groups t ON t.run_id = d.run_id AND t.external_id = d.key
-                 WHERE d.run_id = ?1 ORDER BY t.id",
-                [run_id],
-            )
-            .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO temp.group_pairs
-                 SELECT d.key, t.id, 'name' FROM desired_groups d
-                 JOIN target_groups t ON t.run_id = d.run_id AND t.name_folded = d.name_folded
-                 WHERE d.run_id = ?1
-                   AND d.key NOT IN (SELECT desired_key FROM temp.group_pairs)
-                   AND t.id NOT IN (SELECT target_id FROM temp.group_pairs)
-                   AND (t.external_id IS NULL
-                        OR (t.external_id NOT IN (SELECT key FROM desired_groups WHERE run_id = ?1)
-                            AND t.external_id NOT IN (SELECT key FROM rejects WHERE run_id = ?1 AND key IS NOT NULL)))
-                 ORDER BY t.id",
-                [run_id],
-            )
-            .map_err(|e| self.err(e))?;
+        self.match_by_key_then_name(
+            run_id,
+            "group_pairs",
+            "desired_groups",
+            "target_groups",
+            "name",
+        )?;
         Ok(GroupDiff {
             groups: self.paired_groups(run_id)?,
             members: self.member_pairs(run_id)?,

@@ -239,41 +239,62 @@ fn from_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, at: usize) -> rusqli
 }
 
 impl Store {
+    /// Fills `temp.{pairs}` (created if needed, emptied first) with the matching users and
+    /// groups both follow: by key (externalId) first; then an unmatched desired object takes
+    /// the target object with the same folded `{name}` if that object is unmanaged, or
+    /// carries a key that no source record has, kept or rejected (re-keyed). The table and
+    /// column names are roster's own constants, never input.
+    pub(super) fn match_by_key_then_name(
+        &self,
+        run_id: i64,
+        pairs: &str,
+        desired: &str,
+        target: &str,
+        name: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {pairs} (desired_key TEXT PRIMARY KEY, target_id TEXT UNIQUE, how TEXT NOT NULL);
+                 DELETE FROM temp.{pairs};"
+            ))
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT OR IGNORE INTO temp.{pairs}
+                     SELECT d.key, t.id, 'key' FROM {desired} d
+                     JOIN {target} t ON t.run_id = d.run_id AND t.external_id = d.key
+                     WHERE d.run_id = ?1 ORDER BY t.id"
+                ),
+                [run_id],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT OR IGNORE INTO temp.{pairs}
+                     SELECT d.key, t.id, '{name}' FROM {desired} d
+                     JOIN {target} t ON t.run_id = d.run_id AND t.{name}_folded = d.{name}_folded
+                     WHERE d.run_id = ?1
+                       AND d.key NOT IN (SELECT desired_key FROM temp.{pairs})
+                       AND t.id NOT IN (SELECT target_id FROM temp.{pairs})
+                       AND (t.external_id IS NULL
+                            OR (t.external_id NOT IN (SELECT key FROM {desired} WHERE run_id = ?1)
+                                AND t.external_id NOT IN (SELECT key FROM rejects WHERE run_id = ?1 AND key IS NOT NULL)))
+                     ORDER BY t.id"
+                ),
+                [run_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Pairs the run's desired and target users and hands each pair to `each`, without
     /// holding either snapshot in memory. Matching is by key (externalId) first; then a
     /// desired user without a match takes the target account with the same username if
     /// that account is unmanaged, or carries a key no source record has (re-keyed).
     pub fn for_each_pair(&self, run_id: i64, mut each: impl FnMut(Pair)) -> Result<()> {
-        self.conn
-            .execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS pairs (desired_key TEXT PRIMARY KEY, target_id TEXT UNIQUE, how TEXT NOT NULL);
-                 DELETE FROM temp.pairs;",
-            )
-            .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO temp.pairs
-                 SELECT d.key, t.id, 'key' FROM desired_users d
-                 JOIN target_users t ON t.run_id = d.run_id AND t.external_id = d.key
-                 WHERE d.run_id = ?1 ORDER BY t.id",
-                [run_id],
-            )
-            .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO temp.pairs
-                 SELECT d.key, t.id, 'username' FROM desired_users d
-                 JOIN target_users t ON t.run_id = d.run_id AND t.username_folded = d.username_folded
-                 WHERE d.run_id = ?1
-                   AND d.key NOT IN (SELECT desired_key FROM temp.pairs)
-                   AND t.id NOT IN (SELECT target_id FROM temp.pairs)
-                   AND (t.external_id IS NULL
-                        OR (t.external_id NOT IN (SELECT key FROM desired_users WHERE run_id = ?1)
-                            AND t.external_id NOT IN (SELECT key FROM rejects WHERE run_id = ?1 AND key IS NOT NULL)))
-                 ORDER BY t.id",
-                [run_id],
-            )
-            .map_err(|e| self.err(e))?;
+        self.match_by_key_then_name(run_id, "pairs", "desired_users", "target_users", "username")?;
 
         let mut stmt = self
             .conn
