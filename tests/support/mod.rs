@@ -3,6 +3,7 @@
 //! Test harness: real servers started per test from temporary directories, and local doubles
 //! of the vendor APIs (ServiceNow, Freshservice) that cannot run here.
 
+pub mod http;
 pub mod scim;
 pub mod slapd;
 pub mod vendors;

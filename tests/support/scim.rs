@@ -6,7 +6,6 @@
 //! that a test checks the service against what the server really holds.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -291,75 +290,30 @@ pub fn scripted_server(responses: Vec<Scripted>) -> (String, Requests) {
 }
 
 fn read_request(stream: &TcpStream) -> Option<Received> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
+    let raw = super::http::read_request(stream)?;
     Some(Received {
-        method,
-        target,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        method: raw.method,
+        target: raw.target,
+        headers: raw.headers,
+        body: raw.body,
         at: Instant::now(),
     })
 }
 
+/// Answers as a SCIM server would: a body without a type is `application/scim+json`.
 fn write_response(
-    mut stream: TcpStream,
+    stream: TcpStream,
     status: u16,
     headers: &[(String, String)],
     body: &str,
 ) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        409 => "Conflict",
-        412 => "Precondition Failed",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if !headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        && !body.is_empty()
+    let mut headers = headers.to_vec();
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
     {
-        head.push_str("Content-Type: application/scim+json\r\n");
+        headers.insert(0, ("Content-Type".into(), "application/scim+json".into()));
     }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
+    super::http::write_response(stream, status, &headers, body)
 }

@@ -13,7 +13,6 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,30 +141,12 @@ impl Drop for HttpDouble {
 }
 
 fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
+    let super::http::RawRequest {
+        method,
+        target,
+        headers,
+        body,
+    } = super::http::read_request(stream)?;
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path.to_string(), decode_pairs(query)),
         None => (target, Vec::new()),
@@ -175,7 +156,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
         path,
         query,
         headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body,
         at: Instant::now(),
     })
 }
@@ -187,29 +168,8 @@ fn decode_pairs(text: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn write_response(mut stream: TcpStream, response: &Response) -> std::io::Result<()> {
-    let reason = match response.status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        _ => "Status",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        response.body.len()
-    );
-    for (name, value) in &response.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(response.body.as_bytes())?;
-    stream.flush()
+fn write_response(stream: TcpStream, response: &Response) -> std::io::Result<()> {
+    super::http::write_response(stream, response.status, &response.headers, &response.body)
 }
 
 /// The `Authorization` value of HTTP basic auth.
