@@ -167,8 +167,8 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(*scim.token, SecretRef::File("/run/secrets/scim".into()));
     assert_eq!(scim.concurrency, 8);
     assert_eq!(scim.rate_limit, Some(2.5));
-    assert_eq!((scim.page_size, scim.timeout_secs), (500, 30), "defaults");
-    assert!(scim.ca_file.is_none());
+    assert_eq!((scim.page_size, scim.http.timeout_secs), (500, 30), "defaults");
+    assert!(scim.http.ca_file.is_none());
 
     let user = &config.user;
     assert_eq!(user.key.as_str(), "entryUUID");

@@ -101,7 +101,7 @@ fn a_servicenow_block_parses_into_typed_values() {
         SecretRef::File("/run/secrets/sn-client".into())
     );
     assert_eq!(sn.query.as_str(), "active=true^department=IT");
-    assert_eq!((sn.page_size, sn.timeout_secs), (200, 10));
+    assert_eq!((sn.page_size, sn.http.timeout_secs), (200, 10));
 
     let minimal = parse_ok(&with_source(
         "source \"servicenow\" {\n    url \"https://acme.service-now.com\"\n    username \"sync\"\n    password env=\"SN_PASSWORD\"\n}\n",
@@ -115,7 +115,7 @@ fn a_servicenow_block_parses_into_typed_values() {
         "active=true",
         "inactive users are left out by default"
     );
-    assert_eq!((sn.page_size, sn.timeout_secs), (1000, 30));
+    assert_eq!((sn.page_size, sn.http.timeout_secs), (1000, 30));
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn a_freshservice_block_parses_into_typed_values() {
         fs.include,
         [FreshserviceList::Requesters, FreshserviceList::Agents]
     );
-    assert_eq!((fs.page_size, fs.timeout_secs), (50, 30));
+    assert_eq!((fs.page_size, fs.http.timeout_secs), (50, 30));
 
     let minimal = parse_ok(&with_source(
         "source \"freshservice\" {\n    url \"https://acme.freshservice.com\"\n    api-key env=\"FS_API_KEY\"\n}\n",

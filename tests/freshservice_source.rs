@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use roster::config::{FreshserviceList, FreshserviceSource, Spanned};
+use roster::config::{FreshserviceList, FreshserviceSource, HttpOptions, Spanned};
 use roster::model::MemberRef;
 use roster::model::SourceRecord;
 use roster::secret::SecretRef;
@@ -44,7 +44,10 @@ fn config(double: &Freshservice, key: &Key) -> FreshserviceSource {
         api_key: key.file("api-key", &FreshserviceSetup::default().api_key),
         include: vec![FreshserviceList::Requesters],
         page_size: 2,
-        timeout_secs: 5,
+        http: HttpOptions {
+            timeout_secs: 5,
+            ..HttpOptions::default()
+        },
     }
 }
 

@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use roster::config::{ScimTarget, Spanned};
+use roster::config::{HttpOptions, ScimTarget, Spanned};
 use roster::model::{DesiredUser, FieldValue, TargetUser};
 use roster::secret::SecretRef;
 use roster::target::scim::ScimService;
@@ -25,11 +25,13 @@ fn service_with(url: &str, token: &str, tweak: impl FnOnce(&mut ScimTarget)) -> 
     let mut config = ScimTarget {
         url: Spanned::new(url.to_string(), (0, 0).into()),
         token: Spanned::new(SecretRef::File(token_file), (0, 0).into()),
-        ca_file: None,
+        http: HttpOptions {
+            timeout_secs: 10,
+            ..HttpOptions::default()
+        },
         concurrency: 4,
         rate_limit: None,
         page_size: 100,
-        timeout_secs: 10,
     };
     tweak(&mut config);
     ScimService::new(&config, FIELDS.iter().map(|f| f.to_string()).collect()).expect("service")
@@ -458,11 +460,14 @@ fn setup_problems_are_reported_before_any_request() {
     let config = |url: &str, ca_file: Option<std::path::PathBuf>| ScimTarget {
         url: Spanned::new(url.to_string(), (0, 0).into()),
         token: Spanned::new(SecretRef::File(dir.path().join("token")), (0, 0).into()),
-        ca_file: ca_file.map(|p| Spanned::new(p, (0, 0).into())),
+        http: HttpOptions {
+            timeout_secs: 10,
+            ca_file: ca_file.map(|p| Spanned::new(p, (0, 0).into())),
+            ..HttpOptions::default()
+        },
         concurrency: 4,
         rate_limit: None,
         page_size: 100,
-        timeout_secs: 10,
     };
     let err = ScimService::new(
         &config("https://example.com/scim/v2", Some(not_pem)),

@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use roster::config::{ServiceNowOAuth, ServiceNowSource, Spanned};
+use roster::config::{HttpOptions, ServiceNowOAuth, ServiceNowSource, Spanned};
 use roster::model::MemberRef;
 use roster::model::SourceRecord;
 use roster::secret::SecretRef;
@@ -58,7 +58,10 @@ fn config(double: &ServiceNow, secrets: &Secrets) -> ServiceNowSource {
         oauth: None,
         query: spanned("active=true".to_string()),
         page_size: 3,
-        timeout_secs: 5,
+        http: HttpOptions {
+            timeout_secs: 5,
+            ..HttpOptions::default()
+        },
     }
 }
 

@@ -141,15 +141,41 @@ pub struct ScimTarget {
     /// The API root, e.g. `https://example.com/scim/v2` (no trailing slash needed).
     pub url: Spanned<String>,
     pub token: Spanned<SecretRef>,
-    pub ca_file: Option<Spanned<PathBuf>>,
+    /// Timeout, TLS roots and proxy.
+    pub http: HttpOptions,
     /// Parallel apply calls, default 4.
     pub concurrency: u32,
     /// Requests per second, never exceeded; unlimited when absent.
     pub rate_limit: Option<f64>,
     /// Page size for listing users, default 500 (servers may cap it lower).
     pub page_size: u32,
+}
+
+/// What every HTTP connector (the SCIM target, the REST sources, the next target) is set up
+/// with besides its URL and credentials, so that `src/http` builds all of their clients alike.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
     /// Seconds per request, default 30.
     pub timeout_secs: u64,
+    /// PEM file with CA certificates trusted besides the system roots.
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// `proxy "http://proxy.example.com:3128"`: every request goes through it.
+    pub proxy: Option<Spanned<String>>,
+    /// `proxy-user` and `proxy-password`: basic auth for the proxy.
+    pub proxy_user: Option<Spanned<String>>,
+    pub proxy_password: Option<Spanned<SecretRef>>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            timeout_secs: 30,
+            ca_file: None,
+            proxy: None,
+            proxy_user: None,
+            proxy_password: None,
+        }
+    }
 }
 
 /// How a source record becomes a `DesiredUser`.

@@ -5,7 +5,7 @@
 
 use crate::secret::SecretRef;
 
-use super::Spanned;
+use super::{HttpOptions, Spanned};
 
 /// `source "servicenow" { ... }`: users from `sys_user` through the Table API.
 #[derive(Debug, Clone)]
@@ -22,8 +22,8 @@ pub struct ServiceNowSource {
     pub query: Spanned<String>,
     /// Rows per request (`sysparm_limit`), 1..=1000, default 1000.
     pub page_size: u32,
-    /// Seconds per request, default 30.
-    pub timeout_secs: u64,
+    /// Timeout, TLS roots and proxy.
+    pub http: HttpOptions,
 }
 
 /// An OAuth application registry entry of the instance.
@@ -43,8 +43,8 @@ pub struct FreshserviceSource {
     pub include: Vec<FreshserviceList>,
     /// Records per request (`per_page`), 1..=100, default 100.
     pub page_size: u32,
-    /// Seconds per request, default 30.
-    pub timeout_secs: u64,
+    /// Timeout, TLS roots and proxy.
+    pub http: HttpOptions,
 }
 
 /// A Freshservice list of people.

@@ -72,7 +72,7 @@ impl FreshserviceHelpdesk {
                     })?;
             let client = RestClient::new(
                 &self.config.url.value,
-                self.config.timeout_secs,
+                self.config.http.timeout_secs,
                 vec![api_key.clone()],
             )?;
             self.session = Some(Session {

@@ -227,7 +227,7 @@ impl Session {
         };
         let mut secrets = vec![password.clone()];
         secrets.extend(client_secret.clone());
-        let client = RestClient::new(&config.url.value, config.timeout_secs, secrets)?;
+        let client = RestClient::new(&config.url.value, config.http.timeout_secs, secrets)?;
         let oauth = match (&config.oauth, client_secret) {
             (Some(oauth), Some(client_secret)) => Some(OAuth {
                 token_url: client.url("oauth_token.do")?,

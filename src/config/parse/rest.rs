@@ -7,7 +7,7 @@
 use kdl::{KdlDocument, KdlNode, KdlValue};
 
 use super::{Block, Checker, PAGE_SIZE, ProblemKind, TIMEOUT, Whole, closest, optional};
-use crate::config::Spanned;
+use crate::config::{HttpOptions, Spanned};
 use crate::config::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
 
 pub(super) const SERVICENOW: Block = Block {
@@ -125,7 +125,10 @@ impl Checker<'_> {
                 Some(Spanned::new("active=true".to_string(), node.name().span()))
             })?,
             page_size: page_size.unwrap_or(Some(1000))? as u32,
-            timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+            http: HttpOptions {
+                timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+                ..HttpOptions::default()
+            },
         })
     }
 
@@ -154,7 +157,10 @@ impl Checker<'_> {
             api_key: api_key??,
             include: include.unwrap_or_else(|| Some(vec![FreshserviceList::Requesters]))?,
             page_size: page_size.unwrap_or(Some(100))? as u32,
-            timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+            http: HttpOptions {
+                timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+                ..HttpOptions::default()
+            },
         })
     }
 

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostics::ProblemKind;
 use super::{
-    Cap, Config, ConfigError, ConfigProblem, FieldMapping, LdapSource, Mode, Normalize, OnInvalid,
+    Cap, Config, ConfigError, ConfigProblem, FieldMapping, HttpOptions, LdapSource, Mode, Normalize, OnInvalid,
     Policy, ScimTarget, SourceConfig, Spanned, TargetConfig, UserMapping,
 };
 use super::{CsvSource, LdifSource};
@@ -1136,11 +1136,14 @@ impl<'t> Checker<'t> {
         Some(ScimTarget {
             url: url??,
             token: token??,
-            ca_file: optional(ca_file)?,
+            http: HttpOptions {
+                timeout_secs: timeout.unwrap_or(Some(30))? as u64,
+                ca_file: optional(ca_file)?,
+                ..HttpOptions::default()
+            },
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
             page_size: page_size.unwrap_or(Some(500))? as u32,
-            timeout_secs: timeout.unwrap_or(Some(30))? as u64,
         })
     }
 

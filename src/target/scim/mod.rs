@@ -104,8 +104,8 @@ impl ScimService {
         let mut builder = Client::builder()
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
-            .timeout(Duration::from_secs(config.timeout_secs.max(1)));
-        if let Some(ca_file) = &config.ca_file {
+            .timeout(Duration::from_secs(config.http.timeout_secs.max(1)));
+        if let Some(ca_file) = &config.http.ca_file {
             builder = builder.tls_certs_merge(read_ca_file(&ca_file.value)?);
         }
         let client = builder.build().map_err(|e| {
@@ -121,7 +121,7 @@ impl ScimService {
             token,
             fields,
             page_size: config.page_size.max(1),
-            timeout_secs: config.timeout_secs.max(1),
+            timeout_secs: config.http.timeout_secs.max(1),
             pacer,
         })
     }
