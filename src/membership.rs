@@ -18,8 +18,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::config::{GroupMapping, GroupScope};
-use crate::model::{MemberRef, Reject, SourceGroup};
-use crate::source::{GroupQuery, GroupRecord, canonical_dn};
+pub use crate::model::{ResolvedGroup, UserRefs};
+use crate::model::{GroupQuery, GroupRecord, MemberRef, Reject, SourceGroup, canonical_dn};
 
 /// The group half of the mapping: which attributes give a group's key and name.
 #[derive(Debug, Clone)]
@@ -305,52 +305,6 @@ impl GroupIndex {
     }
 }
 
-/// The synced users, by the references a group may name them with: the origin of their
-/// record (as a canonical DN, and exactly as written, for sources whose members are record
-/// ids) and their username.
-#[derive(Debug, Clone, Default)]
-pub struct UserRefs {
-    keys: HashMap<MemberRef, String>,
-    users: usize,
-}
-
-impl UserRefs {
-    /// Adds a synced user: its key, where it was read from and its username.
-    pub fn insert(&mut self, key: &str, origin: &str, username: &str) {
-        self.users += 1;
-        self.keys
-            .insert(MemberRef::Origin(canonical_dn(origin)), key.to_string());
-        self.keys
-            .insert(MemberRef::Record(origin.to_string()), key.to_string());
-        self.keys.insert(
-            MemberRef::Username(username.to_lowercase()),
-            key.to_string(),
-        );
-    }
-
-    pub fn len(&self) -> usize {
-        self.users
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
-/// A source group with its members as the keys of synced users.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResolvedGroup {
-    pub key: String,
-    pub name: String,
-    pub origin: String,
-    /// Keys of synced users, sorted, each once.
-    pub members: Vec<String>,
-    /// Members that are not synced users.
-    pub ignored: u64,
-    /// The `group-all` group: every synced user is a member (the store fills them in).
-    pub all_users: bool,
-}
-
 /// Resolves each group's member references to synced users.
 pub fn resolve(groups: &[SourceGroup], users: &UserRefs) -> Vec<ResolvedGroup> {
     groups
@@ -359,9 +313,9 @@ pub fn resolve(groups: &[SourceGroup], users: &UserRefs) -> Vec<ResolvedGroup> {
             let mut members = BTreeSet::new();
             let mut ignored = 0;
             for m in &g.members {
-                match users.keys.get(m) {
+                match users.key_of(m) {
                     Some(key) => {
-                        members.insert(key.clone());
+                        members.insert(key.to_string());
                     }
                     None => ignored += 1,
                 }

@@ -3,7 +3,12 @@
 //! knows which records become synced users; the target group names its members by the
 //! target's user ids. `membership` resolves the one, the planner compares with the other.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::SourceRecord;
+use super::dn::canonical_dn;
 
 /// How a source group names one member.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,4 +55,75 @@ impl TargetGroup {
     pub fn is_managed(&self) -> bool {
         self.external_id.is_some()
     }
+}
+
+/// Which entries are groups: from the `group` block. Each source reads the fields of its
+/// kind (the config allows only those): LDAP `base_dns` and `filter`, ServiceNow `query`;
+/// Freshservice reads every requester group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupQuery {
+    pub base_dns: Vec<String>,
+    pub filter: String,
+    /// ServiceNow: the encoded query on `sys_user_group`.
+    pub query: String,
+    /// The attributes the group mapping needs besides the member attributes (lowercase).
+    pub attrs: Vec<String>,
+}
+
+/// One group entry: its attributes (as `attrs` asked) and its members, as references.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub record: SourceRecord,
+    pub members: Vec<MemberRef>,
+}
+
+/// The synced users, by the references a group may name them with: the origin of their
+/// record (as a canonical DN, and exactly as written, for sources whose members are record
+/// ids) and their username.
+#[derive(Debug, Clone, Default)]
+pub struct UserRefs {
+    keys: HashMap<MemberRef, String>,
+    users: usize,
+}
+
+impl UserRefs {
+    /// Adds a synced user: its key, where it was read from and its username.
+    pub fn insert(&mut self, key: &str, origin: &str, username: &str) {
+        self.users += 1;
+        self.keys
+            .insert(MemberRef::Origin(canonical_dn(origin)), key.to_string());
+        self.keys
+            .insert(MemberRef::Record(origin.to_string()), key.to_string());
+        self.keys.insert(
+            MemberRef::Username(username.to_lowercase()),
+            key.to_string(),
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.users
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key of the synced user a group's member reference names, if any.
+    pub fn key_of(&self, member: &MemberRef) -> Option<&str> {
+        self.keys.get(member).map(String::as_str)
+    }
+}
+
+/// A source group with its members as the keys of synced users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedGroup {
+    pub key: String,
+    pub name: String,
+    pub origin: String,
+    /// Keys of synced users, sorted, each once.
+    pub members: Vec<String>,
+    /// Members that are not synced users.
+    pub ignored: u64,
+    /// The `group-all` group: every synced user is a member (the store fills them in).
+    pub all_users: bool,
 }

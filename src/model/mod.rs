@@ -158,5 +158,13 @@ pub fn phone_digits(phone: &str) -> String {
 }
 
 // Groups: their own file, since a config without group sync never uses them.
+mod dn;
 mod groups;
-pub use groups::{MemberRef, SourceGroup, TargetGroup};
+mod pairs;
+pub use dn::{canonical_dn, strip_unique_id};
+pub use groups::{
+    GroupQuery, GroupRecord, MemberRef, ResolvedGroup, SourceGroup, TargetGroup, UserRefs,
+};
+pub use pairs::{
+    DesiredGroup, GroupPair, MatchedBy, MemberChange, MemberPair, Pair, TargetGroupState,
+};

@@ -8,36 +8,9 @@
 use std::collections::HashSet;
 
 use crate::config::{Cap, Mode, Policy};
+pub use crate::model::{MatchedBy, Pair};
 use crate::model::{DesiredUser, FieldValue, TargetUser, phone_digits};
 use crate::plan::{Action, ActionKind, Change, ObjectKind, Status, Summary};
-
-/// How a desired user found its target account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchedBy {
-    /// The target's externalId is the user's key.
-    Key,
-    /// Same username; the account is adopted (its externalId set to the key).
-    Username,
-}
-
-/// One unit of the diff, as the store's keyed join produces it.
-#[derive(Debug, Clone)]
-pub enum Pair {
-    Both {
-        desired: DesiredUser,
-        target: TargetUser,
-        matched_by: MatchedBy,
-        /// roster itself deactivated this account (it is reactivated on return).
-        deactivated_by_roster: bool,
-    },
-    SourceOnly(DesiredUser),
-    TargetOnly {
-        target: TargetUser,
-        /// Why the account must not be removed even though no source user matches it
-        /// (its source record was rejected this run), if so.
-        protected: Option<String>,
-    },
-}
 
 /// The planner's result before the plan gets its id and digests.
 #[derive(Debug, Clone, Default, PartialEq)]

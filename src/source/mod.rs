@@ -7,13 +7,12 @@
 
 pub mod csv;
 pub mod freshservice;
-pub mod groups;
 pub mod ldap;
 pub mod ldif;
 pub(crate) mod rest;
 pub mod servicenow;
 
-pub use groups::{GroupQuery, GroupRecord, canonical_dn};
+pub use crate::model::{GroupQuery, GroupRecord, canonical_dn};
 
 use crate::config::SourceConfig;
 use crate::model::SourceRecord;

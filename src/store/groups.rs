@@ -10,10 +10,10 @@
 use rusqlite::{Row, params};
 
 use super::{Result, Store, StoreError};
-use crate::membership::{ResolvedGroup, UserRefs};
-use crate::model::{Reject, TargetGroup};
-use crate::planner::MatchedBy;
-use crate::planner::groups::{DesiredGroup, GroupPair, MemberChange, MemberPair, TargetGroupState};
+use crate::model::{
+    DesiredGroup, GroupPair, MatchedBy, MemberChange, MemberPair, Reject, ResolvedGroup,
+    TargetGroup, TargetGroupState, UserRefs,
+};
 
 const REJECTED_USER: &str = "its source record was rejected (see `roster show`)";
 const REJECTED_USERNAME: &str = "a rejected source record has its username (see `roster show`)";

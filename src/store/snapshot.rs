@@ -7,8 +7,7 @@ use rusqlite::{Row, Transaction, params};
 use sha2::{Digest, Sha256};
 
 use super::{Result, Store};
-use crate::model::{DesiredUser, FieldValue, Reject, TargetUser};
-use crate::planner::{MatchedBy, Pair};
+use crate::model::{DesiredUser, FieldValue, MatchedBy, Pair, Reject, TargetUser};
 
 /// Loads one run's desired users, target users and rejects inside one transaction.
 /// Nothing is visible to other readers until `finish` commits.

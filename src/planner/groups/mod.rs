@@ -23,76 +23,10 @@
 
 use std::collections::HashMap;
 
-use super::{MatchedBy, Planned, exceeds};
+use super::{Planned, exceeds};
+pub use crate::model::{DesiredGroup, GroupPair, MemberChange, MemberPair, TargetGroupState};
 use crate::config::{Cap, Mode, Policy};
 use crate::plan::{Action, ActionKind, Change, ObjectKind, Status};
-
-/// A group as the source wants it in the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredGroup {
-    pub key: String,
-    pub name: String,
-    /// The `group-all` group (every synced user), rather than a source group.
-    pub all_users: bool,
-}
-
-/// What the planner needs of a target group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetGroupState {
-    pub id: String,
-    pub external_id: Option<String>,
-    pub name: String,
-    pub version: Option<String>,
-    /// Its members in the target (the base of a percent `max-member-removes`).
-    pub members: u64,
-}
-
-/// One unit of the group diff, as the store's join produces it.
-#[derive(Debug, Clone)]
-pub enum GroupPair {
-    Both {
-        desired: DesiredGroup,
-        target: TargetGroupState,
-        matched_by: MatchedBy,
-    },
-    SourceOnly(DesiredGroup),
-    TargetOnly {
-        target: TargetGroupState,
-        /// Why the group must not be deleted though no source group matches it, if so.
-        protected: Option<String>,
-    },
-}
-
-/// Whether a membership is wanted and missing, or present and not wanted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberChange {
-    /// A member in the source, not (yet) in the target.
-    Join,
-    /// A member in the target, not in the source.
-    Leave,
-}
-
-/// A membership present on one side only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberPair {
-    pub change: MemberChange,
-    pub group_key: String,
-    /// The name the group has (or gets) in the target.
-    pub group_name: String,
-    /// The group's target id; `None` when the group is created by this plan.
-    pub group_id: Option<String>,
-    /// The group is roster's: paired by key (its externalId is the group's key).
-    pub group_managed: bool,
-    /// The user's key: the source user's, or the target account's externalId.
-    pub user_key: Option<String>,
-    pub username: String,
-    /// The user's target id; `None` when the user is created by this plan.
-    pub user_id: Option<String>,
-    /// The target account is roster's (carries an externalId).
-    pub user_managed: bool,
-    /// Why the membership must not be removed (the user's source record was rejected).
-    pub protected: Option<String>,
-}
 
 /// The group planner's result, before it is merged with the users'.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{Cap, Mode, Policy};
+use crate::model::MatchedBy;
 use crate::planner::Planned;
 
 fn desired(key: &str, name: &str) -> DesiredGroup {

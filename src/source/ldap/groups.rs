@@ -9,7 +9,7 @@
 
 use crate::model::MemberRef;
 use crate::source::SourceError;
-use crate::source::groups::{GroupQuery, GroupRecord, canonical_dn, strip_unique_id};
+use crate::model::{GroupQuery, GroupRecord, canonical_dn, strip_unique_id};
 
 use super::LdapDirectory;
 

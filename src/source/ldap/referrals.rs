@@ -21,7 +21,7 @@ use percent_encoding::percent_decode_str;
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 use crate::source::SourceError;
-use crate::source::groups::canonical_dn;
+use crate::model::canonical_dn;
 
 use super::{LdapDirectory, Query, Server};
 

@@ -1,34 +1,11 @@
-//! What a source hands over about its groups, and the canonical form of a DN.
+//! The canonical form of a DN, the one DN comparison of the whole program.
 //!
-//! A REST source names a group's members by the record ids of their users
-//! (`MemberRef::Record`: `sys_user/<sys_id>`, `requesters/<id>`, exactly the origin of the
-//! user's record). An LDAP group names them by DN (`member`, `uniqueMember`) or by username (`memberUid`),
+//! It is here, below the sources and the membership rules, because both need it: an LDAP
+//! group names its members by DN (`member`, `uniqueMember`) or by username (`memberUid`),
 //! and DNs are written in many equivalent ways (`uid=Alice, ou=People` and
 //! `UID=alice,ou=people` name the same entry). Member DNs and user DNs are both put into
 //! the canonical form of `canonical_dn` before they are compared, so the comparison is a
 //! plain string equality.
-
-use crate::model::{MemberRef, SourceRecord};
-
-/// Which entries are groups: from the `group` block. Each source reads the fields of its
-/// kind (the config allows only those): LDAP `base_dns` and `filter`, ServiceNow `query`;
-/// Freshservice reads every requester group.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupQuery {
-    pub base_dns: Vec<String>,
-    pub filter: String,
-    /// ServiceNow: the encoded query on `sys_user_group`.
-    pub query: String,
-    /// The attributes the group mapping needs besides the member attributes (lowercase).
-    pub attrs: Vec<String>,
-}
-
-/// One group entry: its attributes (as `attrs` asked) and its members, as references.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupRecord {
-    pub record: SourceRecord,
-    pub members: Vec<MemberRef>,
-}
 
 /// The canonical form of a DN (RFC 4514), for comparing DNs: attribute types and values
 /// lowercased, spaces around separators and values dropped, escapes decoded and re-written
