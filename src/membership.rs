@@ -18,8 +18,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::config::{GroupMapping, GroupScope};
-pub use crate::model::{ResolvedGroup, UserRefs};
 use crate::model::{GroupQuery, GroupRecord, MemberRef, Reject, SourceGroup, canonical_dn};
+pub use crate::model::{ResolvedGroup, UserRefs};
 
 /// The group half of the mapping: which attributes give a group's key and name.
 #[derive(Debug, Clone)]

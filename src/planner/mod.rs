@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 
 use crate::config::{Cap, Mode, Policy};
-pub use crate::model::{MatchedBy, Pair};
 use crate::model::{DesiredUser, FieldValue, TargetUser, phone_digits};
+pub use crate::model::{MatchedBy, Pair};
 use crate::plan::{Action, ActionKind, Change, ObjectKind, Status, Summary};
 
 /// The planner's result before the plan gets its id and digests.

@@ -19,17 +19,19 @@
 mod groups;
 mod journal;
 mod lock;
+mod runs;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 pub use groups::GroupDiff;
 pub use journal::{ActionRecord, PlanRecord};
 pub use lock::{LockGuard, LockHolder};
+pub use runs::{Outcome, RunKind, RunOutcome, RunRecord};
 pub use snapshot::{Loader, SnapshotCounts};
 
 /// The schema, in order. Append only.
@@ -76,31 +78,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-}
-
-/// What a run did, for `finish_run`.
-#[derive(Debug, Clone, Default)]
-pub struct RunOutcome {
-    pub outcome: String,
-    pub error: Option<String>,
-    pub plan_id: Option<String>,
-}
-
-/// One row of `roster runs`.
-#[derive(Debug, Clone)]
-pub struct RunRecord {
-    pub id: i64,
-    pub kind: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub host: String,
-    pub pid: i64,
-    pub outcome: String,
-    pub error: Option<String>,
-    pub source_count: Option<i64>,
-    pub target_count: Option<i64>,
-    pub rejected: Option<i64>,
-    pub plan_id: Option<String>,
 }
 
 impl Store {
@@ -173,89 +150,6 @@ impl Store {
 
     pub(crate) fn err(&self, e: rusqlite::Error) -> StoreError {
         sqlite(&self.path, e)
-    }
-
-    /// Records the start of a run and returns its id.
-    pub fn begin_run(&self, kind: &str, config_digest: &str, now: DateTime<Utc>) -> Result<i64> {
-        let host = lock::hostname();
-        self.conn
-            .execute(
-                "INSERT INTO runs (kind, started_at, host, pid, config_digest) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![kind, now.to_rfc3339(), host, std::process::id(), config_digest],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    pub fn finish_run(&self, run_id: i64, outcome: &RunOutcome, now: DateTime<Utc>) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, error = ?4, plan_id = coalesce(?5, plan_id) WHERE id = ?1",
-                params![run_id, now.to_rfc3339(), outcome.outcome, outcome.error, outcome.plan_id],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Marks this run's source read as accepted: it becomes the "last good read" that the
-    /// next run's shrink check compares against.
-    pub fn accept_source(&self, run_id: i64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE runs SET source_accepted = 1 WHERE id = ?1",
-                [run_id],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// The number of usable users (records read less those rejected) of the last accepted
-    /// source read before `run_id`.
-    pub fn last_good_source_count(&self, run_id: i64) -> Result<Option<u64>> {
-        self.conn
-            .query_row(
-                "SELECT source_count - coalesce(rejected, 0) FROM runs
-                 WHERE source_accepted = 1 AND id < ?1 ORDER BY id DESC LIMIT 1",
-                [run_id],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .optional()
-            .map(|v| v.flatten().map(|n| n.max(0) as u64))
-            .map_err(|e| self.err(e))
-    }
-
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, kind, started_at, finished_at, host, pid, outcome, error, source_count, target_count, rejected, plan_id
-                 FROM runs ORDER BY id DESC LIMIT ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([limit as i64], |r| {
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    started_at: parse_time(r.get::<_, String>(2)?),
-                    finished_at: r.get::<_, Option<String>>(3)?.map(parse_time),
-                    host: r.get(4)?,
-                    pid: r.get(5)?,
-                    outcome: r.get(6)?,
-                    error: r.get(7)?,
-                    source_count: r.get(8)?,
-                    target_count: r.get(9)?,
-                    rejected: r.get(10)?,
-                    plan_id: r.get(11)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
-    }
-
-    pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
-        Ok(self.runs(usize::MAX >> 2)?.into_iter().find(|r| r.id == id))
     }
 
     /// Drops the snapshots of all but the last few runs; runs, plans, rejects and the

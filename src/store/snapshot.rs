@@ -457,7 +457,7 @@ mod tests {
     fn duplicate_keys_and_usernames_reject_every_record_involved_and_protect_their_accounts() {
         let (_dir, mut store) = store();
         let run = store
-            .begin_run("plan", "digest", chrono::Utc::now())
+            .begin_run(crate::store::RunKind::Plan, "digest", chrono::Utc::now())
             .expect("run");
         let mut loader = store.loader(run).expect("loader");
         loader
@@ -532,7 +532,7 @@ mod tests {
     fn matching_is_by_key_then_by_username_for_unmanaged_or_orphaned_accounts() {
         let (_dir, mut store) = store();
         let run = store
-            .begin_run("plan", "digest", chrono::Utc::now())
+            .begin_run(crate::store::RunKind::Plan, "digest", chrono::Utc::now())
             .expect("run");
         let mut loader = store.loader(run).expect("loader");
         for (key, name) in [
@@ -606,7 +606,7 @@ mod tests {
 
         let (_dir, mut store) = store();
         let run = store
-            .begin_run("plan", "digest", chrono::Utc::now())
+            .begin_run(crate::store::RunKind::Plan, "digest", chrono::Utc::now())
             .expect("run");
         let mut loader = store.loader(run).expect("loader");
         loader.desired(&inactive, "uid=alice").expect("load");

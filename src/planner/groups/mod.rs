@@ -24,8 +24,8 @@
 use std::collections::HashMap;
 
 use super::{Planned, exceeds};
-pub use crate::model::{DesiredGroup, GroupPair, MemberChange, MemberPair, TargetGroupState};
 use crate::config::{Cap, Mode, Policy};
+pub use crate::model::{DesiredGroup, GroupPair, MemberChange, MemberPair, TargetGroupState};
 use crate::plan::{Action, ActionKind, Change, ObjectKind, Status};
 
 /// The group planner's result, before it is merged with the users'.

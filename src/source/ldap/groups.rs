@@ -8,8 +8,8 @@
 //! after the connector needs to know which attribute a member came from.
 
 use crate::model::MemberRef;
-use crate::source::SourceError;
 use crate::model::{GroupQuery, GroupRecord, canonical_dn, strip_unique_id};
+use crate::source::SourceError;
 
 use super::LdapDirectory;
 

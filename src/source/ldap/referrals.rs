@@ -19,9 +19,9 @@ use ldap3::{LdapConn, ResultEntry, Scope};
 use percent_encoding::percent_decode_str;
 
 use crate::model::SourceRecord;
+use crate::model::canonical_dn;
 use crate::secret::Secret;
 use crate::source::SourceError;
-use crate::model::canonical_dn;
 
 use super::{LdapDirectory, Query, Server};
 

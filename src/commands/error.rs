@@ -5,7 +5,7 @@ use miette::Diagnostic;
 
 use crate::apply::ApplyError;
 use crate::config::ConfigError;
-use crate::read::ReadError;
+use crate::pipeline::PipelineError;
 use crate::store::StoreError;
 use crate::target::TargetError;
 
@@ -17,19 +17,16 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(code(roster::store))]
     Store(#[from] StoreError),
+    /// No plan was made: a refusal, or a side that could not be read.
     #[error(transparent)]
-    #[diagnostic(code(roster::read))]
-    Read(#[from] ReadError),
+    #[diagnostic(transparent)]
+    Pipeline(#[from] PipelineError),
     #[error(transparent)]
     #[diagnostic(code(roster::target))]
     Target(#[from] TargetError),
     #[error(transparent)]
     #[diagnostic(code(roster::apply))]
     Apply(#[from] ApplyError),
-    /// A safety rule refused to plan.
-    #[error("{0}")]
-    #[diagnostic(code(roster::refused))]
-    Refused(String),
     #[error("plan file {path}: {message}")]
     #[diagnostic(code(roster::plan_file))]
     PlanFile { path: String, message: String },

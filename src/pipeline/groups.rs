@@ -1,4 +1,4 @@
-//! Group sync as a stage of `make_plan`: read the groups of both sides, resolve the source's
+//! Group sync as a stage of the plan pipeline: read the groups of both sides, resolve the source's
 //! members to synced users, pair the groups in the store, plan them, and merge the group
 //! actions into the user plan.
 //!
@@ -13,12 +13,12 @@
 
 use std::sync::Arc;
 
+use super::read::ReadError;
+use super::{Forced, PipelineError, Refusal};
 use crate::config::Config;
-use crate::error::Error;
-use crate::membership::{self, GroupIndex, GroupMapper, ResolvedGroup, SettledGroups};
-use crate::model::TargetGroup;
+use crate::membership::{self, GroupIndex, GroupMapper, SettledGroups};
+use crate::model::{ResolvedGroup, TargetGroup};
 use crate::planner::{self, Planned};
-use crate::read::ReadError;
 use crate::source;
 use crate::store::Store;
 use crate::target::Target;
@@ -27,7 +27,7 @@ use crate::target::Target;
 const GROUP_ALL_PREFIX: &str = "group-all:";
 
 /// Both sides' groups, read and waiting for the users.
-pub struct GroupRead {
+pub(super) struct GroupRead {
     /// The source's groups; `None` with `group-all` alone (no `group` block).
     source: Option<SettledGroups>,
     target: Vec<TargetGroup>,
@@ -42,13 +42,13 @@ impl GroupRead {
 }
 
 /// Whether the config syncs groups at all.
-pub fn enabled(config: &Config) -> bool {
+fn enabled(config: &Config) -> bool {
     config.group.is_some() || config.policy.group_all.is_some()
 }
 
 /// Reads the source's groups (when the config has a `group` block) and the target's, at
 /// the same time. `None` when the config syncs no groups.
-pub fn read(config: &Config, target: &dyn Target) -> Result<Option<GroupRead>, ReadError> {
+pub(super) fn read(config: &Config, target: &dyn Target) -> Result<Option<GroupRead>, ReadError> {
     if !enabled(config) {
         return Ok(None);
     }
@@ -125,22 +125,21 @@ fn read_source(config: &Config) -> Result<SettledGroups, ReadError> {
 
 /// Plans the groups and memberships and merges them into `users` (the user plan). Refuses
 /// when the source returned no groups while the target has groups roster manages, unless
-/// `force` (then the refusal is noted in `forced`).
-pub fn plan(
+/// `--force` (then the refusal is noted in `forced`).
+pub(super) fn plan(
     store: &Store,
     run_id: i64,
     config: &Config,
     read: Option<GroupRead>,
     users: Planned,
-    force: bool,
-    forced: &mut Vec<String>,
-) -> Result<Planned, Error> {
+    forced: &mut Forced,
+) -> Result<Planned, PipelineError> {
     let Some(read) = read else {
         return Ok(users);
     };
     let settled = read.source.unwrap_or_default();
     if config.group.is_some() {
-        check_source(&settled, &read.target, force, forced)?;
+        check_source(&settled, &read.target, forced)?;
     }
     let mut resolved = membership::resolve(&settled.groups, &store.user_refs(run_id)?);
     let mut ignored = 0;
@@ -194,9 +193,8 @@ fn add_group_all(groups: &mut Vec<ResolvedGroup>, name: &str) {
 fn check_source(
     settled: &SettledGroups,
     target: &[TargetGroup],
-    force: bool,
-    forced: &mut Vec<String>,
-) -> Result<(), Error> {
+    forced: &mut Forced,
+) -> Result<(), PipelineError> {
     let managed = target
         .iter()
         .filter(|g| {
@@ -208,14 +206,5 @@ fn check_source(
     if !settled.groups.is_empty() || !settled.rejects.is_empty() || managed == 0 {
         return Ok(());
     }
-    let refusal = format!(
-        "the source returned no groups while the target has {managed} managed groups; \
-         refusing to plan (check which groups the group block selects, or use --force)"
-    );
-    if !force {
-        return Err(Error::Refused(refusal));
-    }
-    log::warn!("--force: {refusal}");
-    forced.push(refusal);
-    Ok(())
+    forced.or_refuse(Refusal::NoGroups { managed })
 }

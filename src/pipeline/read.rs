@@ -41,7 +41,7 @@ pub enum ReadError {
 }
 
 /// Reads the source (mapped through `mapper`) and the target into `run_id`'s snapshots.
-pub fn read_both(
+pub(super) fn read_both(
     store: &mut Store,
     run_id: i64,
     mut source: Box<dyn Source>,
@@ -62,44 +62,20 @@ pub fn read_both(
         let rx = rx;
         let source_tx = tx.clone();
         scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut send_failed = false;
+            let mut batches = Batches::new(&source_tx, Msg::Desired);
             let result = source.read_users(&attrs, &mut |record| {
                 let mapped = mapper.map(&record).map(|u| (u, record.origin));
-                batch.push(mapped);
-                if batch.len() == BATCH && !send_failed {
-                    send_failed = source_tx
-                        .send(Msg::Desired(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(BATCH),
-                        )))
-                        .is_err();
-                }
+                batches.push(mapped);
             });
-            if !batch.is_empty() {
-                let _ = source_tx.send(Msg::Desired(batch));
-            }
+            batches.flush();
             // If the writer is gone it has already failed; nobody is left to tell.
             let _ = source_tx.send(Msg::SourceDone(result));
         });
         let target_tx = tx;
         scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut send_failed = false;
-            let result = target.list_users(&mut |user| {
-                batch.push(user);
-                if batch.len() == BATCH && !send_failed {
-                    send_failed = target_tx
-                        .send(Msg::Target(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(BATCH),
-                        )))
-                        .is_err();
-                }
-            });
-            if !batch.is_empty() {
-                let _ = target_tx.send(Msg::Target(batch));
-            }
+            let mut batches = Batches::new(&target_tx, Msg::Target);
+            let result = target.list_users(&mut |user| batches.push(user));
+            batches.flush();
             let _ = target_tx.send(Msg::TargetDone(result));
         });
 
@@ -149,4 +125,46 @@ pub fn read_both(
         }
         Ok(loader.finish()?)
     })
+}
+
+/// A reader's side of the channel: items gathered into batches of `BATCH`, each sent as
+/// one message. Once the writer is gone (it failed), nothing more is sent: the reader runs
+/// to the end of its current page and its result is dropped with the rest.
+struct Batches<'a, T> {
+    tx: &'a mpsc::SyncSender<Msg>,
+    wrap: fn(Vec<T>) -> Msg,
+    batch: Vec<T>,
+    writer_gone: bool,
+}
+
+impl<'a, T> Batches<'a, T> {
+    fn new(tx: &'a mpsc::SyncSender<Msg>, wrap: fn(Vec<T>) -> Msg) -> Self {
+        Batches {
+            tx,
+            wrap,
+            batch: Vec::with_capacity(BATCH),
+            writer_gone: false,
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        self.batch.push(item);
+        if self.batch.len() == BATCH {
+            self.send();
+        }
+    }
+
+    /// Sends what is left.
+    fn flush(mut self) {
+        if !self.batch.is_empty() {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if !self.writer_gone {
+            self.writer_gone = self.tx.send((self.wrap)(batch)).is_err();
+        }
+    }
 }

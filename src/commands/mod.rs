@@ -1,0 +1,170 @@
+//! One function per subcommand, each reading like what it does: load the config, take the
+//! lock, run the pipeline or the applier, show, save. The work itself lives in the modules
+//! below (`pipeline`, `apply`, `render`, `store`); this is where they are put in order and
+//! where a run's outcome is recorded.
+//!
+//! - `run.rs`: `plan`, `apply`, `sync`, the three commands that take the lock and make or
+//!   apply a plan;
+//! - `show.rs`: `show` (a plan file or a run, with its journal and rejects);
+//! - `plan_file.rs`: reading and writing plan files;
+//! - `error.rs`: `Error`, what a command can end with (only `main` turns it into a report).
+
+mod error;
+mod plan_file;
+mod run;
+mod show;
+
+use std::path::PathBuf;
+
+use chrono::{SecondsFormat, Utc};
+
+use crate::cli::{Cli, Command, ModeArg, PolicyOverrides, RunsArgs};
+use crate::config::{Config, Mode};
+use crate::store::{LockGuard, RunKind, Store};
+
+pub use error::Error;
+
+/// Exit codes of the contract.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+    pub const HELD: u8 = 3;
+}
+
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    let global = Global {
+        config: cli.config.clone(),
+        state: cli.state.clone(),
+        progress: !cli.quiet,
+    };
+    match cli.command {
+        Command::Validate => validate(&global),
+        Command::Plan(args) => run::plan(&global, args),
+        Command::Apply(args) => run::apply(&global, args),
+        Command::Sync(args) => run::sync(&global, args),
+        Command::Show(args) => show::show(&global, args),
+        Command::Runs(args) => runs(&global, args),
+        Command::Unlock { lock_id } => unlock(&global, &lock_id),
+    }
+}
+
+/// Options every subcommand shares.
+struct Global {
+    config: PathBuf,
+    state: Option<PathBuf>,
+    progress: bool,
+}
+
+impl Global {
+    /// The config, with the command line's overrides of the state path and the policy.
+    fn load(&self, overrides: &PolicyOverrides) -> Result<Config, Error> {
+        let mut config = Config::load(&self.config)?;
+        if let Some(state) = &self.state {
+            config.state = state.clone();
+        }
+        if let Some(mode) = overrides.mode {
+            config.policy.mode = match mode {
+                ModeArg::AddOnly => Mode::AddOnly,
+                ModeArg::Remove => Mode::Remove,
+                ModeArg::Delete => Mode::Delete,
+            };
+        }
+        if let Some(n) = overrides.max_removes {
+            config.policy.max_removes = n;
+        }
+        Ok(config)
+    }
+
+    /// The state store of a config, for the commands that only read history.
+    fn store(&self) -> Result<Store, Error> {
+        let path = match &self.state {
+            Some(state) => state.clone(),
+            None => Config::load(&self.config)?.state,
+        };
+        Ok(Store::open(&path)?)
+    }
+
+    /// The config and its state store, locked for a run of `kind`.
+    fn session(&self, kind: RunKind, overrides: &PolicyOverrides) -> Result<Session, Error> {
+        let config = self.load(overrides)?;
+        let store = Store::open(&config.state)?;
+        let lock = store.lock(kind.as_str(), Utc::now())?;
+        Ok(Session {
+            config,
+            store,
+            _lock: lock,
+        })
+    }
+}
+
+/// A locked session on the state store.
+struct Session {
+    config: Config,
+    store: Store,
+    _lock: LockGuard,
+}
+
+fn validate(global: &Global) -> Result<u8, Error> {
+    let config = Config::load(&global.config)?;
+    // Secrets belong to the environment a run has, which need not be this one (a pull
+    // request check validates without them): a missing one is worth a warning, not a failure.
+    for (node, secret) in config.secrets() {
+        if let Err(e) = secret.resolve() {
+            log::warn!("{node}: {e}; plan and apply will need it");
+        }
+    }
+    println!(
+        "{}: the configuration is valid (mode {}).",
+        global.config.display(),
+        config.policy.mode.as_str()
+    );
+    Ok(exit::OK)
+}
+
+fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
+    let store = global.store()?;
+    println!(
+        "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  plan",
+        "id", "kind", "started", "duration", "outcome", "source", "target", "reject"
+    );
+    for r in store.runs(args.limit)? {
+        let duration = r
+            .finished_at
+            .map(|f| {
+                format!(
+                    "{:.1}s",
+                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  {}",
+            r.id,
+            r.kind,
+            r.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            duration,
+            r.outcome,
+            n(r.source_count),
+            n(r.target_count),
+            n(r.rejected),
+            r.plan_id.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn unlock(global: &Global, lock_id: &str) -> Result<u8, Error> {
+    let store = global.store()?;
+    match store.unlock(lock_id)? {
+        Some(holder) => {
+            println!(
+                "Released the lock {} held by `roster {}` (pid {} on {}).",
+                holder.lock_id, holder.command, holder.pid, holder.host
+            );
+            Ok(exit::OK)
+        }
+        None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),
+    }
+}

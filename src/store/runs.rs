@@ -1,0 +1,209 @@
+//! The `runs` table: every plan, apply and sync, what it read and how it ended.
+//!
+//! A run's kind and outcome are closed enums here and plain words in SQL (`plan`,
+//! `no-changes`, ...): the words are what `roster runs` shows and what earlier versions
+//! wrote, so they are spelled once, in `as_str`, and read back through `parse`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store, lock, parse_time};
+
+/// Which command a run was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunKind {
+    Plan,
+    Apply,
+    Sync,
+}
+
+/// How a run ended (`Running` until it does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Running,
+    /// A plan with nothing to do.
+    NoChanges,
+    /// A plan with changes.
+    Changes,
+    /// A plan with changes some of which a cap holds.
+    Held,
+    /// Every action applied (or held, or skipped).
+    Applied,
+    /// Some action failed.
+    Failed,
+    /// A safety rule refused to plan (incomplete or shrunken source, invalid records).
+    Refused,
+    /// Nothing was applied: the person asked said no.
+    Cancelled,
+    Error,
+}
+
+macro_rules! words {
+    ($ty:ident { $($variant:ident => $word:literal),* $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),*
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $ty {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $ty::parse(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("unknown {} {text:?}", stringify!($ty)).into())
+                })
+            }
+        }
+    };
+}
+
+words!(RunKind {
+    Plan => "plan",
+    Apply => "apply",
+    Sync => "sync",
+});
+
+words!(Outcome {
+    Running => "running",
+    NoChanges => "no-changes",
+    Changes => "changes",
+    Held => "held",
+    Applied => "applied",
+    Failed => "failed",
+    Refused => "refused",
+    Cancelled => "cancelled",
+    Error => "error",
+});
+
+/// What a run did, for `finish_run`.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub plan_id: Option<String>,
+}
+
+/// One row of `roster runs`.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: RunKind,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub host: String,
+    pub pid: i64,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub source_count: Option<i64>,
+    pub target_count: Option<i64>,
+    pub rejected: Option<i64>,
+    pub plan_id: Option<String>,
+}
+
+impl Store {
+    /// Records the start of a run and returns its id.
+    pub fn begin_run(&self, kind: RunKind, config_digest: &str, now: DateTime<Utc>) -> Result<i64> {
+        let host = lock::hostname();
+        self.conn
+            .execute(
+                "INSERT INTO runs (kind, started_at, host, pid, config_digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![kind, now.to_rfc3339(), host, std::process::id(), config_digest],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run_id: i64, outcome: &RunOutcome, now: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, error = ?4, plan_id = coalesce(?5, plan_id) WHERE id = ?1",
+                params![run_id, now.to_rfc3339(), outcome.outcome, outcome.error, outcome.plan_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Marks this run's source read as accepted: it becomes the "last good read" that the
+    /// next run's shrink check compares against.
+    pub fn accept_source(&self, run_id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET source_accepted = 1 WHERE id = ?1",
+                [run_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The number of usable users (records read less those rejected) of the last accepted
+    /// source read before `run_id`.
+    pub fn last_good_source_count(&self, run_id: i64) -> Result<Option<u64>> {
+        self.conn
+            .query_row(
+                "SELECT source_count - coalesce(rejected, 0) FROM runs
+                 WHERE source_accepted = 1 AND id < ?1 ORDER BY id DESC LIMIT 1",
+                [run_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|v| v.flatten().map(|n| n.max(0) as u64))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, kind, started_at, finished_at, host, pid, outcome, error, source_count, target_count, rejected, plan_id
+                 FROM runs ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    started_at: parse_time(r.get::<_, String>(2)?),
+                    finished_at: r.get::<_, Option<String>>(3)?.map(parse_time),
+                    host: r.get(4)?,
+                    pid: r.get(5)?,
+                    outcome: r.get(6)?,
+                    error: r.get(7)?,
+                    source_count: r.get(8)?,
+                    target_count: r.get(9)?,
+                    rejected: r.get(10)?,
+                    plan_id: r.get(11)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
+        Ok(self.runs(usize::MAX >> 2)?.into_iter().find(|r| r.id == id))
+    }
+}
