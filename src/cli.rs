@@ -60,6 +60,10 @@ pub enum Command {
     Unlock {
         /// The lock id named in the "state is locked" message.
         lock_id: String,
+        /// Release a lock held by a run on another host, which roster cannot see: only when
+        /// you know that run is over.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -139,6 +139,10 @@ fn a_killed_apply_resumes_without_duplicate_creates_and_its_lock_is_named() {
 
     let resumed = w.ok(&["apply", "plan.json"], 0);
     assert!(resumed.contains("already applied earlier"), "{resumed}");
+    // The killed run does not stay "running" in the history.
+    let runs = w.ok(&["runs"], 0);
+    assert!(runs.contains("interrupted"), "{runs}");
+    assert!(!runs.contains("running"), "{runs}");
     let users = w.scim.users();
     assert_eq!(users.len(), N);
     let mut keys: Vec<&str> = users
@@ -176,6 +180,34 @@ fn a_second_run_during_a_long_apply_fails_at_once_naming_the_holder() {
     assert!(stderr.contains("lock id"), "{stderr}");
     // Not a timing benchmark: it must not wait for the apply (which takes ~3 s).
     assert!(took < Duration::from_secs(2), "waited {took:?}");
+
+    // The history can be read while the apply runs, without waiting for it.
+    let start = Instant::now();
+    let runs = w.ok(&["runs"], 0);
+    assert!(runs.contains("running"), "{runs}");
+    assert!(start.elapsed() < Duration::from_secs(2), "runs waited");
+
+    // Its lock cannot be released from under it: a second run beside it would create the
+    // same accounts again.
+    let lock_id = stderr
+        .split("lock id ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .expect("lock id in the message")
+        .to_string();
+    let out = w.roster(&["unlock", &lock_id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("still running"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = w.roster(&["unlock", &lock_id, "--force"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not even with --force on this host"
+    );
 
     let status = apply.wait().expect("apply");
     assert!(status.success());

@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Sync(args) => run::sync(&global, args),
         Command::Show(args) => show::show(&global, args),
         Command::Runs(args) => runs(&global, args),
-        Command::Unlock { lock_id } => unlock(&global, &lock_id),
+        Command::Unlock { lock_id, force } => unlock(&global, &lock_id, force),
     }
 }
 
@@ -155,9 +155,9 @@ fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn unlock(global: &Global, lock_id: &str) -> Result<u8, Error> {
+fn unlock(global: &Global, lock_id: &str, force: bool) -> Result<u8, Error> {
     let store = global.store()?;
-    match store.unlock(lock_id)? {
+    match store.unlock(lock_id, force)? {
         Some(holder) => {
             println!(
                 "Released the lock {} held by `roster {}` (pid {} on {}).",

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_inactive_users",
         include_str!("../../schema/0003_inactive_users.sql"),
     ),
+    (
+        "0004_lock_process_start",
+        include_str!("../../schema/0004_lock_process_start.sql"),
+    ),
 ];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.
@@ -69,6 +73,16 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Locked(LockHolder),
+    #[error(
+        "refusing to release the lock {}: `roster {}` (pid {}) is still running; wait for it to finish, or stop it first",
+        .0.lock_id, .0.command, .0.pid
+    )]
+    HolderAlive(LockHolder),
+    #[error(
+        "refusing to release the lock {}: it is held by `roster {}` (pid {}) on {}, another host, and that run may still be going; if you are sure it is not, run `roster unlock {} --force`",
+        .0.lock_id, .0.command, .0.pid, .0.host, .0.lock_id
+    )]
+    HolderElsewhere(LockHolder),
     #[error("state store {path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -126,6 +140,12 @@ impl Store {
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
         let known = MIGRATIONS.len() as i64;
+        // Up to date (the common case): a plain read, so that `roster runs` and `show` do not
+        // queue behind the write transaction of a run that is reading its sources.
+        let version = self.schema_version().map_err(|e| sqlite(&path, e))?;
+        if version == known {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
@@ -146,6 +166,11 @@ impl Store {
         tx.pragma_update(None, "user_version", known)
             .map_err(|e| sqlite(&path, e))?;
         tx.commit().map_err(|e| sqlite(&path, e))
+    }
+
+    fn schema_version(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
     }
 
     pub(crate) fn err(&self, e: rusqlite::Error) -> StoreError {

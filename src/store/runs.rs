@@ -39,6 +39,9 @@ pub enum Outcome {
     /// Nothing was applied: the person asked said no.
     Cancelled,
     Error,
+    /// The process ended without finishing the run (killed, crashed, the machine stopped):
+    /// found so by the next run that took the lock.
+    Interrupted,
 }
 
 macro_rules! words {
@@ -96,6 +99,7 @@ words!(Outcome {
     Refused => "refused",
     Cancelled => "cancelled",
     Error => "error",
+    Interrupted => "interrupted",
 });
 
 /// What a run did, for `finish_run`.
@@ -205,5 +209,18 @@ impl Store {
 
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
         Ok(self.runs(usize::MAX >> 2)?.into_iter().find(|r| r.id == id))
+    }
+
+    /// Marks every run still `running` as `interrupted`. Only the lock holder may call it:
+    /// every run holds the lock while it runs, so no other run can be alive then.
+    pub(super) fn mark_interrupted(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE runs SET outcome = ?1,
+                     error = coalesce(error, 'the process ended without finishing this run (killed or crashed); found at ' || ?2)
+                 WHERE outcome = ?3",
+                params![Outcome::Interrupted, now.to_rfc3339(), Outcome::Running],
+            )
+            .map_err(|e| self.err(e))
     }
 }
