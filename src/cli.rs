@@ -145,6 +145,9 @@ pub struct SyncArgs {
     /// Do not ask for confirmation (what schedules use).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Exit 2 when changes were applied (0 then means there was nothing to do).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     #[command(flatten)]

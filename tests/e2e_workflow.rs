@@ -219,8 +219,17 @@ fn exit_codes_of_plan_and_sync() {
     let w = World::standard();
     w.ok(&["plan", "--detailed-exitcode"], 2);
     w.ok(&["plan"], 0);
-    w.ok(&["sync", "--auto-approve"], 2);
+    // A night that applied everything it planned is a success for cron, systemd and CI.
+    w.ok(&["sync", "--auto-approve"], 0);
     assert_eq!(w.scim.users().len(), 3);
+    // --detailed-exitcode tells "changes applied" (2) from "nothing to do" (0).
+    w.slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: cn\ncn: Carol L.\n",
+        w.dn("carol")
+    ));
+    w.ok(&["sync", "--auto-approve", "--detailed-exitcode"], 2);
+    assert_eq!(w.user("carol")["displayName"], "Carol L.");
+    w.ok(&["sync", "--auto-approve", "--detailed-exitcode"], 0);
     w.ok(&["sync", "--auto-approve"], 0);
 
     w.slapd.delete(&w.dn("bob"));
@@ -243,6 +252,48 @@ fn exit_codes_of_plan_and_sync() {
         text(&out.stderr)
     );
     assert_eq!(w.user("alice")["displayName"], "Alice Liddell");
+    // ... and the run is recorded as refused, not left running.
+    let runs = w.ok(&["runs", "--limit", "1"], 0);
+    assert!(runs.contains("refused"), "{runs}");
+}
+
+#[test]
+fn a_saved_plan_refuses_flags_that_would_change_what_it_is() {
+    let w = World::standard();
+    w.ok(&["plan", "--out", "plan.json"], 0);
+    for flags in [&["--mode", "delete"][..], &["--max-removes", "5"]] {
+        let mut args = vec!["apply", "plan.json"];
+        args.extend_from_slice(flags);
+        let out = w.roster(&args);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("cannot change a saved plan"), "{stderr}");
+        assert!(stderr.contains(flags[0]), "{stderr}");
+    }
+    assert!(w.scim.users().is_empty(), "nothing applied");
+    w.ok(&["apply", "plan.json"], 0);
+    assert_eq!(w.scim.users().len(), 3);
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    let w = World::many(400);
+    w.ok(&["plan", "--out", "plan.json"], 0);
+    // Far more than a pipe holds, so roster is still writing when the reader leaves.
+    for args in [
+        &["show", "plan.json", "--format", "json"][..],
+        &["show", "plan.json"],
+    ] {
+        let mut child = w.spawn(args);
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut first).expect("a first line");
+        drop(stdout);
+        let out = child.wait_with_output().expect("roster");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]

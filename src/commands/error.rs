@@ -33,4 +33,11 @@ pub enum Error {
     #[error("{0}")]
     #[diagnostic(code(roster::usage))]
     Usage(String),
+    /// Asked to confirm where nobody can answer (a schedule, CI without `--auto-approve`).
+    #[error(
+        "refusing to apply without confirmation: there is no terminal to ask on; \
+         review a saved plan and apply it (`roster plan --out FILE`, then `roster apply FILE`), or pass --auto-approve"
+    )]
+    #[diagnostic(code(roster::usage))]
+    NoTerminal,
 }

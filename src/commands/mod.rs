@@ -14,6 +14,7 @@ mod plan_file;
 mod run;
 mod show;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::{SecondsFormat, Utc};
@@ -114,18 +115,25 @@ fn validate(global: &Global) -> Result<u8, Error> {
             log::warn!("{node}: {e}; plan and apply will need it");
         }
     }
-    println!(
-        "{}: the configuration is valid (mode {}).",
+    emit(&format!(
+        "{}: the configuration is valid (mode {}).\n",
         global.config.display(),
         config.policy.mode.as_str()
-    );
+    ));
     Ok(exit::OK)
+}
+
+/// Prints `text` on stdout. A reader that went away (`roster show plan.json | head -1`) is
+/// not an error: what it did not read, it did not want.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
     let store = global.store()?;
-    println!(
-        "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  plan",
+    let mut out = format!(
+        "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  plan\n",
         "id", "kind", "started", "duration", "outcome", "source", "target", "reject"
     );
     for r in store.runs(args.limit)? {
@@ -139,8 +147,8 @@ fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
             })
             .unwrap_or_else(|| "-".into());
         let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        println!(
-            "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  {}",
+        out.push_str(&format!(
+            "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  {}\n",
             r.id,
             r.kind,
             r.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -150,8 +158,9 @@ fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
             n(r.target_count),
             n(r.rejected),
             r.plan_id.as_deref().unwrap_or("-")
-        );
+        ));
     }
+    emit(&out);
     Ok(exit::OK)
 }
 
@@ -159,10 +168,10 @@ fn unlock(global: &Global, lock_id: &str, force: bool) -> Result<u8, Error> {
     let store = global.store()?;
     match store.unlock(lock_id, force)? {
         Some(holder) => {
-            println!(
-                "Released the lock {} held by `roster {}` (pid {} on {}).",
+            emit(&format!(
+                "Released the lock {} held by `roster {}` (pid {} on {}).\n",
                 holder.lock_id, holder.command, holder.pid, holder.host
-            );
+            ));
             Ok(exit::OK)
         }
         None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::{Error, Global, Session, exit, plan_file};
 use crate::apply::{self, ApplyReport, Release};
-use crate::cli::{ApplyArgs, Format, PlanArgs, SyncArgs};
+use crate::cli::{ApplyArgs, Format, PlanArgs, PolicyOverrides, SyncArgs};
 use crate::config::TargetConfig;
 use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
@@ -41,7 +41,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
         if args.format == Format::Json {
             eprint!("{comparison}");
         } else {
-            print!("\n{comparison}");
+            super::emit(&format!("\n{comparison}"));
         }
     }
     if let Some(out) = &args.out
@@ -62,6 +62,9 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
 }
 
 pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
+    if args.plan_file.is_some() {
+        refuse_overrides(&args.overrides)?;
+    }
     let mut session = global.session(RunKind::Apply, &args.overrides)?;
     let run_id = begin(&session, RunKind::Apply)?;
     let release = Release {
@@ -83,10 +86,12 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    if args.plan_file.is_none() && plan.summary.has_changes() && !args.auto_approve && !confirm()? {
-        finish(&session.store, run_id, Outcome::Cancelled, &plan)?;
-        eprintln!("Apply cancelled.");
-        return Ok(exit::ERROR);
+    if args.plan_file.is_none() && plan.summary.has_changes() && !args.auto_approve {
+        match confirm() {
+            Ok(true) => {}
+            Ok(false) => return cancelled(&session.store, run_id, &plan, "Apply"),
+            Err(e) => return fail_run(&session.store, run_id, e),
+        }
     }
     // A saved plan may be old: it is checked against the target first. A plan made in this
     // run is as fresh as it gets.
@@ -113,10 +118,12 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         finish(&session.store, run_id, Outcome::NoChanges, &plan)?;
         return Ok(exit::OK);
     }
-    if !args.auto_approve && !confirm()? {
-        finish(&session.store, run_id, Outcome::Cancelled, &plan)?;
-        eprintln!("Sync cancelled.");
-        return Ok(exit::ERROR);
+    if !args.auto_approve {
+        match confirm() {
+            Ok(true) => {}
+            Ok(false) => return cancelled(&session.store, run_id, &plan, "Sync"),
+            Err(e) => return fail_run(&session.store, run_id, e),
+        }
     }
     let report = apply_plan(
         &session,
@@ -126,7 +133,50 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         false,
         global.progress,
     )?;
-    Ok(if report.failed > 0 { exit::ERROR } else { code })
+    Ok(sync_exit_code(&report, args.detailed_exitcode))
+}
+
+/// For schedules: 0 when everything planned was applied, 3 when a cap holds some actions
+/// (a human must look), 1 when any action failed; with `--detailed-exitcode`, 2 instead of
+/// 0 when changes were applied.
+fn sync_exit_code(report: &ApplyReport, detailed: bool) -> u8 {
+    if report.failed > 0 {
+        exit::ERROR
+    } else if report.held > 0 {
+        exit::HELD
+    } else if detailed && report.applied > 0 {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+/// `--mode` and `--max-removes` decide what a plan contains; a saved plan was made already,
+/// so they would be silently ignored: refused instead.
+fn refuse_overrides(overrides: &PolicyOverrides) -> Result<(), Error> {
+    let mut given = Vec::new();
+    if overrides.mode.is_some() {
+        given.push("--mode");
+    }
+    if overrides.max_removes.is_some() {
+        given.push("--max-removes");
+    }
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} cannot change a saved plan, which was made under the policy of its time; \
+         make a new plan with them (`roster plan --out FILE` and the same flags), or release \
+         held removes with --allow-removes N",
+        given.join(" and ")
+    )))
+}
+
+/// The person asked said no: nothing is applied and the run says so.
+fn cancelled(store: &Store, run_id: i64, plan: &Plan, what: &str) -> Result<u8, Error> {
+    finish(store, run_id, Outcome::Cancelled, plan)?;
+    eprintln!("{what} cancelled.");
+    Ok(exit::ERROR)
 }
 
 fn begin(session: &Session, kind: RunKind) -> Result<i64, Error> {
@@ -164,6 +214,7 @@ fn finish(store: &Store, run_id: i64, outcome: Outcome, plan: &Plan) -> Result<(
 fn fail_run(store: &Store, run_id: i64, error: Error) -> Result<u8, Error> {
     let outcome = match &error {
         Error::Pipeline(e) if e.is_refusal() => Outcome::Refused,
+        Error::NoTerminal => Outcome::Refused,
         _ => Outcome::Error,
     };
     store.finish_run(
@@ -243,11 +294,7 @@ pub(super) fn print_plan(plan: &Plan, format: Format) {
 /// Asks for `yes` on the terminal; refuses without one.
 fn confirm() -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "refusing to apply without confirmation: there is no terminal to ask on; \
-             review a saved plan and apply it (`roster plan --out FILE`, then `roster apply FILE`), or pass --auto-approve"
-                .into(),
-        ));
+        return Err(Error::NoTerminal);
     }
     eprint!(
         "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: "
@@ -308,7 +355,7 @@ fn apply_plan(
             return Err(e.into());
         }
     };
-    println!("{}", report_line(&report));
+    super::emit(&format!("{}\n", report_line(&report)));
     let outcome = RunOutcome {
         outcome: if report.failed > 0 {
             Outcome::Failed

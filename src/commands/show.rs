@@ -65,7 +65,7 @@ pub(super) fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
             }
         }
     }
-    print!("{out}");
+    super::emit(&out);
     Ok(exit::OK)
 }
 
