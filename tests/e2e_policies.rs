@@ -201,3 +201,54 @@ fn a_source_whose_records_are_all_rejected_counts_as_empty() {
     );
     assert_eq!(w.scim.users().len(), 3, "nothing deleted");
 }
+
+#[test]
+fn a_target_listing_far_short_of_the_last_one_is_refused_instead_of_recreating_accounts() {
+    let w = World::many(10);
+    w.ok(&["sync", "--auto-approve"], 0);
+    assert_eq!(w.scim.users().len(), 10);
+
+    // Four managed accounts vanish from the target's listing (deleted by hand here; a broken
+    // listing looks the same from roster's side): 40% fewer than the last good read.
+    for user in w.scim.users().iter().take(4) {
+        w.scim.delete_user(user["id"].as_str().expect("id"));
+    }
+    let out = w.roster(&["plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the target lists 6 accounts roster manages where 10 are expected"),
+        "{stderr}"
+    );
+    let refused = w.roster(&["sync", "--auto-approve"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(w.scim.users().len(), 6, "nothing was re-created");
+
+    // A human who knows they were deleted on purpose overrides it; the plan says so.
+    let plan = w.plan_json(&["--force"]);
+    assert_eq!(plan["summary"]["add"], 4);
+    assert!(
+        plan["forced"][0]
+            .as_str()
+            .is_some_and(|f| f.contains("max-target-shrink-percent")),
+        "{plan}"
+    );
+    w.ok(&["apply", "--auto-approve", "--force"], 0);
+    assert_eq!(w.scim.users().len(), 10);
+    w.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn deletes_roster_applied_do_not_trip_the_target_guard() {
+    let w = World::many(10);
+    w.ok(&["sync", "--auto-approve"], 0);
+    // Half the directory leaves and roster deletes their accounts (caps and shrink guard
+    // opened for it): the next listing is half the size, as expected.
+    for i in 1..=5 {
+        w.slapd.delete(&w.dn(&format!("user{i:06}")));
+    }
+    w.write_config("mode \"delete\"\n    max-removes 10\n    max-source-shrink-percent 60");
+    w.ok(&["sync", "--auto-approve"], 0);
+    assert_eq!(w.scim.users().len(), 5);
+    w.ok(&["plan", "--detailed-exitcode"], 0);
+}

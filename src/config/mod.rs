@@ -273,6 +273,9 @@ pub struct Policy {
     pub max_adds: Option<Cap>,
     pub max_updates: Option<Cap>,
     pub max_source_shrink_percent: f64,
+    /// The target-side guard: a target listing with this many percent fewer managed
+    /// accounts than the last good read is refused (default 20).
+    pub max_target_shrink_percent: f64,
     pub on_invalid: OnInvalid,
     /// Template such as `"{username}@example.com"`.
     pub default_email: Option<String>,
@@ -295,6 +298,7 @@ impl Default for Policy {
             max_adds: None,
             max_updates: None,
             max_source_shrink_percent: 20.0,
+            max_target_shrink_percent: 20.0,
             on_invalid: OnInvalid::Skip,
             default_email: None,
             default_name: None,

@@ -87,6 +87,19 @@ pub enum Refusal {
         /// Records read but rejected, pointed at (empty when none were).
         rejected: String,
     },
+    /// The target lists far fewer managed accounts than the last good read showed.
+    #[error(
+        "the target lists {now} accounts roster manages where {before} are expected from the last good read \
+         ({shrink:.1}% fewer, more than max-target-shrink-percent {limit}); planning on a listing \
+         that stops short would create accounts that exist; refusing to plan (check the target, \
+         or use --force if they were deleted on purpose)"
+    )]
+    TargetShrank {
+        before: u64,
+        now: u64,
+        shrink: f64,
+        limit: f64,
+    },
     /// The group read found nothing while the target has groups roster manages.
     #[error(
         "the source returned no groups while the target has {managed} managed groups; \
@@ -126,6 +139,7 @@ pub fn plan(
     );
     check_invalid(store, run_id, config, &counts)?;
     check_source(store, run_id, config, &counts, &mut forced)?;
+    check_target(store, run_id, config, &counts, &mut forced)?;
     store.accept_source(run_id)?;
     log::debug!("read and loaded both sides in {:.2}s", elapsed(started));
 
@@ -208,6 +222,38 @@ fn check_source(
     })
 }
 
+/// The target-side guard, the mirror of the source's: a target listing that shows far fewer
+/// managed accounts than the store expects (the last good read, with the creates and
+/// deletes roster applied since) is
+/// more likely a listing that stopped short than accounts deleted by hand, and planning on
+/// it would create every missing account again.
+fn check_target(
+    store: &Store,
+    run_id: i64,
+    config: &Config,
+    counts: &SnapshotCounts,
+    forced: &mut Forced,
+) -> Result<(), PipelineError> {
+    let Some(before) = store.expected_managed(run_id)? else {
+        return Ok(());
+    };
+    let limit = config.policy.max_target_shrink_percent;
+    match shrink_percent(before, counts.managed) {
+        Some(shrink) if shrink > limit => forced.or_refuse(Refusal::TargetShrank {
+            before,
+            now: counts.managed,
+            shrink,
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// By how many percent `now` is below `before`, if it is.
+fn shrink_percent(before: u64, now: u64) -> Option<f64> {
+    (before > now).then(|| (before - now) as f64 * 100.0 / before as f64)
+}
+
 /// The safety checks `--force` overrode in this run, in words, for the plan to show.
 struct Forced {
     force: bool,
@@ -248,4 +294,18 @@ fn plan_id(at: DateTime<Utc>) -> String {
     let _ = getrandom::fill(&mut bytes);
     let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{suffix}", at.format("%Y%m%dT%H%M%SZ"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrink_is_measured_against_the_larger_earlier_count() {
+        assert_eq!(shrink_percent(10, 10), None);
+        assert_eq!(shrink_percent(10, 12), None, "growth is no shrink");
+        assert_eq!(shrink_percent(0, 0), None);
+        assert_eq!(shrink_percent(200, 150), Some(25.0));
+        assert_eq!(shrink_percent(3, 0), Some(100.0));
+    }
 }

@@ -46,8 +46,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schema/0003_inactive_users.sql"),
     ),
     (
-        "0004_lock_process_start",
-        include_str!("../../schema/0004_lock_process_start.sql"),
+        "0004_lock_and_target_guard",
+        include_str!("../../schema/0004_lock_and_target_guard.sql"),
     ),
 ];
 

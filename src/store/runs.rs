@@ -177,6 +177,31 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// How many managed accounts the target should show now, by what the store knows: the
+    /// managed accounts of the last accepted read before `run_id`, plus the user accounts
+    /// created since and less those deleted since (journaled as applied after that read
+    /// started, by any plan, including plans applied from a file made elsewhere).
+    pub fn expected_managed(&self, run_id: i64) -> Result<Option<u64>> {
+        self.conn
+            .query_row(
+                "SELECT r.target_managed
+                     + (SELECT count(*) FROM plan_actions a
+                        WHERE a.object = 'user' AND a.action = 'add' AND a.status = 'applied'
+                          AND julianday(a.finished_at) >= julianday(r.started_at))
+                     - (SELECT count(*) FROM plan_actions a
+                        WHERE a.object = 'user' AND a.action = 'delete' AND a.status = 'applied'
+                          AND julianday(a.finished_at) >= julianday(r.started_at))
+                 FROM runs r
+                 WHERE r.source_accepted = 1 AND r.id < ?1 AND r.target_managed IS NOT NULL
+                 ORDER BY r.id DESC LIMIT 1",
+                [run_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|v| v.flatten().map(|n| n.max(0) as u64))
+            .map_err(|e| self.err(e))
+    }
+
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
         let mut stmt = self
             .conn

@@ -171,8 +171,8 @@ impl Loader<'_> {
         }
         self.tx
             .execute(
-                "UPDATE runs SET source_count = ?2, source_complete = 1, target_count = ?3, rejected = ?4 WHERE id = ?1",
-                params![run_id, self.counts.source, self.counts.target, self.counts.rejected],
+                "UPDATE runs SET source_count = ?2, source_complete = 1, target_count = ?3, rejected = ?4, target_managed = ?5 WHERE id = ?1",
+                params![run_id, self.counts.source, self.counts.target, self.counts.rejected, self.counts.managed],
             )
             .map_err(|e| self.store.err(e))?;
         self.tx.commit().map_err(|e| self.store.err(e))?;

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostics::ProblemKind;
 use super::{
-    Cap, Config, ConfigError, ConfigProblem, FieldMapping, HttpOptions, LdapSource, Mode, Normalize, OnInvalid,
-    Policy, ScimTarget, SourceConfig, Spanned, TargetConfig, UserMapping,
+    Cap, Config, ConfigError, ConfigProblem, FieldMapping, HttpOptions, LdapSource, Mode,
+    Normalize, OnInvalid, Policy, ScimTarget, SourceConfig, Spanned, TargetConfig, UserMapping,
 };
 use super::{CsvSource, LdifSource};
 use crate::secret::SecretRef;
@@ -1409,6 +1409,7 @@ impl<'t> Checker<'t> {
             max_updates: optional(max_updates)?,
             max_source_shrink_percent: shrink
                 .unwrap_or(Some(defaults.max_source_shrink_percent))?,
+            max_target_shrink_percent: defaults.max_target_shrink_percent,
             on_invalid: on_invalid.unwrap_or(Some(defaults.on_invalid))?,
             default_email: optional(default_email)?,
             default_name: optional(default_name)?,
