@@ -30,9 +30,10 @@ use serde_json::{Map, Value};
 
 use crate::config::{FreshserviceList, FreshserviceSource};
 use crate::model::{MemberRef, SourceRecord};
-use crate::secret::Secret;
 
-use super::rest::{Auth, Failure, RestClient, push_json};
+use crate::http::Authorization;
+
+use super::rest::{Failure, RestClient, push_json};
 use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 /// The password Freshservice expects beside an API key.
@@ -46,7 +47,8 @@ pub struct FreshserviceHelpdesk {
 
 struct Session {
     client: RestClient,
-    api_key: Secret,
+    /// The API key as the user, `X` as the password.
+    auth: Authorization,
     page_size: u32,
 }
 
@@ -72,12 +74,12 @@ impl FreshserviceHelpdesk {
                     })?;
             let client = RestClient::new(
                 &self.config.url.value,
-                self.config.http.timeout_secs,
-                vec![api_key.clone()],
+                &self.config.http,
+                std::slice::from_ref(&api_key),
             )?;
             self.session = Some(Session {
                 client,
-                api_key,
+                auth: Authorization::key_as_user(&api_key, API_KEY_PASSWORD),
                 page_size: self.config.page_size.clamp(1, 100),
             });
         }
@@ -182,11 +184,7 @@ impl Session {
                 read,
                 message,
             };
-            let auth = Auth::KeyAsUser {
-                key: &self.api_key,
-                password: API_KEY_PASSWORD,
-            };
-            let reply = match self.client.get(&url, &auth) {
+            let reply = match self.client.get(&url, &self.auth) {
                 Ok(reply) => reply,
                 Err(Failure::Refused { status, detail }) => {
                     return Err(SourceError::Refused {
@@ -199,7 +197,7 @@ impl Session {
             };
             let body = reply
                 .json()
-                .map_err(|f| incomplete(&url, read, f.to_string()))?;
+                .map_err(|f| incomplete(&url, read, Failure::from(f).to_string()))?;
             let Some(Value::Array(items)) = body.get(key) else {
                 return Err(incomplete(
                     &url,

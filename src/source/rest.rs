@@ -1,79 +1,43 @@
-//! The HTTP client the REST sources (ServiceNow, Freshservice) share.
+//! What the REST sources (ServiceNow, Freshservice) share on top of `crate::http`.
 //!
 //! Both vendors page a JSON API behind per-instance rate limits, and a source read must be
-//! whole or an error (a short read would look like a reason to remove accounts). So the
-//! rules live in one place:
-//! - **Every request has a timeout** (`timeout` in the source config).
-//! - **429 waits for `Retry-After`** (seconds or an HTTP date), and for the backoff when the
-//!   header is missing. A vendor that asks for more than `MAX_RETRY_AFTER_SECS` fails the read
-//!   at once instead of stalling a scheduled run for an hour.
-//! - **5xx and transport failures are retried** with exponential backoff, at most
-//!   `MAX_RETRIES` times. Everything sent here is a read (GET) or a token grant, both safe to
-//!   send again.
-//! - **401 and 403 are never retried**: the caller turns them into "credentials refused".
-//! - **Secrets stay in the request.** They go out only in the `Authorization` header (which
-//!   reqwest marks sensitive) or a token grant's form body; every text a server sends back is
-//!   scrubbed of them before it becomes part of an error.
+//! whole or an error (a short read would look like a reason to remove accounts). Timeouts,
+//! proxy and TLS settings, the retry policy (5xx and transport failures with backoff, 429
+//! with `Retry-After` up to a cap) and secret scrubbing are `HttpClient`'s; everything sent
+//! here is a read (GET) or a token grant, both marked safe to send again. What this module
+//! adds for the sources:
+//! - **401 and 403 are `Failure::Refused`**, never retried: the caller turns them into
+//!   "credentials refused".
+//! - **Error details from the vendors' shapes** (ServiceNow, OAuth, Freshservice), scrubbed.
 //! - **Links are followed on the configured origin only**, so a `Link` header can never make
 //!   roster send the instance's credentials to another host.
-//!
-//! Blocking reqwest on the calling thread, like every connector: no runtime of our own.
+//! - **An instance URL with credentials, a query or a fragment is refused** before anything
+//!   is sent.
 
 use std::fmt;
-use std::time::Duration;
 
-use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::{self, HeaderMap};
-use reqwest::{StatusCode, Url};
+use reqwest::header;
+use reqwest::{Method, Url};
 use serde_json::Value;
 
-use crate::http::{error_chain, link_next, parse_retry_after, quote_body};
+use crate::config::HttpOptions;
+use crate::http::{
+    self, Authorization, Body, FormValue, HttpClient, InvalidBody, MAX_RETRY_AFTER_SECS, Request,
+    Resend, Role, Settings, SetupError, link_next, quote_body,
+};
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 
 use super::SourceError;
 
-/// Retries after the first attempt of a request.
-pub const MAX_RETRIES: u32 = 3;
-/// Backoff before the first retry; doubled for each further one, up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// The longest `Retry-After` honoured by waiting; a longer one fails the read.
-pub const MAX_RETRY_AFTER_SECS: u64 = 60;
-
-/// How a request proves who is asking.
-pub enum Auth<'a> {
-    Basic {
-        user: &'a str,
-        password: &'a Secret,
-    },
-    /// Basic auth with a secret key as the user name and a fixed, public password (Freshservice
-    /// takes its API key as the user and `X` as the password).
-    KeyAsUser {
-        key: &'a Secret,
-        password: &'a str,
-    },
-    Bearer(&'a Secret),
-}
+pub use crate::http::Reply;
 
 /// A blocking HTTP client bound to one instance (scheme, host and port).
 #[derive(Debug)]
 pub struct RestClient {
-    client: Client,
+    http: HttpClient,
     /// The configured URL, its path ending in `/` so that API paths join onto it.
     base: Url,
-    timeout_secs: u64,
-    /// Every secret this client may send: scrubbed from anything the server says back.
-    secrets: Vec<Secret>,
-}
-
-/// A 2xx answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub url: Url,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-    status: StatusCode,
 }
 
 /// Why a request failed, after any retries. Never holds a secret.
@@ -139,79 +103,32 @@ impl fmt::Display for Failure {
     }
 }
 
-impl Failure {
-    fn is_transient(&self) -> bool {
-        match self {
-            Failure::Status { status, .. } => *status == 429 || *status >= 500,
-            Failure::Transport { .. } => true,
-            Failure::Refused { .. } | Failure::Invalid(_) => false,
-        }
-    }
-
-    fn retried(self, count: u32) -> Failure {
-        match self {
-            Failure::Status {
-                status,
-                detail,
-                retry_after,
-                ..
-            } => Failure::Status {
-                status,
-                detail,
-                retry_after,
-                retries: count,
-            },
-            Failure::Transport { message, .. } => Failure::Transport {
-                message,
-                retries: count,
-            },
-            other => other,
-        }
-    }
-}
-
-impl Reply {
-    pub fn json(&self) -> Result<Value, Failure> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            Failure::Invalid(format!(
-                "HTTP {} with a body that is not JSON ({e}): {}",
-                self.status.as_u16(),
-                quote_body(&self.body)
-            ))
-        })
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Whether the answer carries a `Link` header at all (whatever its relations).
-    pub fn has_link_header(&self) -> bool {
-        self.headers.contains_key(header::LINK)
+impl From<InvalidBody> for Failure {
+    fn from(invalid: InvalidBody) -> Self {
+        Failure::Invalid(invalid.0)
     }
 }
 
 impl RestClient {
     /// Checks the instance URL and builds the client; sends nothing yet. `secrets` are the
     /// values this client will send, to be scrubbed from server text.
-    pub fn new(url: &str, timeout_secs: u64, secrets: Vec<Secret>) -> Result<Self, SourceError> {
+    pub fn new(url: &str, options: &HttpOptions, secrets: &[Secret]) -> Result<Self, SourceError> {
         let base = instance_url(url)?;
-        let client = Client::builder()
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(timeout_secs.max(1)))
-            .build()
-            .map_err(|e| {
-                SourceError::Setup(format!(
-                    "cannot set up the HTTP client: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        Ok(RestClient {
-            client,
-            base,
-            timeout_secs: timeout_secs.max(1),
+        let http = HttpClient::new(Settings {
+            role: Role::Source,
+            http: options,
+            accept: "application/json",
+            pacer: None,
             secrets,
         })
+        .map_err(|e| match e {
+            SetupError::ProxyPassword(error) => SourceError::Credential {
+                what: "proxy-password",
+                error,
+            },
+            SetupError::Invalid(message) => SourceError::Setup(message),
+        })?;
+        Ok(RestClient { http, base })
     }
 
     /// An API path (`api/now/table/sys_user`) on this instance.
@@ -222,30 +139,18 @@ impl RestClient {
     }
 
     /// GET with retries; `Ok` only for a 2xx answer.
-    pub fn get(&self, url: &Url, auth: &Auth) -> Result<Reply, Failure> {
-        self.send(url, &|| {
-            let request = self
-                .client
-                .get(url.clone())
-                .header(header::ACCEPT, "application/json");
-            match auth {
-                Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
-                Auth::KeyAsUser { key, password } => {
-                    request.basic_auth(key.expose(), Some(password))
-                }
-                Auth::Bearer(token) => request.bearer_auth(token.expose()),
-            }
-        })
+    pub fn get(&self, url: &Url, auth: &Authorization) -> Result<Reply, Failure> {
+        self.send(&Request::new(Method::GET, url.as_str(), Resend::Safe).auth(auth))
     }
 
-    /// POST of a form-encoded body (an OAuth token grant) with retries.
-    pub fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Reply, Failure> {
-        self.send(url, &|| {
-            self.client
-                .post(url.clone())
-                .header(header::ACCEPT, "application/json")
-                .form(form)
-        })
+    /// POST of a form-encoded body (an OAuth token grant) with retries: a grant sent twice
+    /// only issues a second token.
+    pub fn post_form(
+        &self,
+        url: &Url,
+        form: Vec<(&'static str, FormValue)>,
+    ) -> Result<Reply, Failure> {
+        self.send(&Request::new(Method::POST, url.as_str(), Resend::Safe).body(Body::Form(form)))
     }
 
     /// The `rel="next"` link of an answer, resolved against its URL. A link to another origin
@@ -257,9 +162,8 @@ impl RestClient {
         let Some(target) = link_next(header) else {
             return Ok(None);
         };
-        let next = reply
-            .url
-            .join(target)
+        let next = Url::parse(&reply.url)
+            .and_then(|url| url.join(target))
             .map_err(|e| Failure::Invalid(format!("the next-page link {target:?}: {e}")))?;
         if next.origin() != self.base.origin() {
             return Err(Failure::Invalid(format!(
@@ -271,85 +175,38 @@ impl RestClient {
         Ok(Some(next))
     }
 
-    fn send(&self, url: &Url, build: &dyn Fn() -> RequestBuilder) -> Result<Reply, Failure> {
-        let mut retries = 0;
-        loop {
-            let failure = match self.attempt(url, build()) {
-                Ok(reply) => return Ok(reply),
-                Err(failure) => failure,
-            };
-            let Some(wait) = retry_wait(&failure, retries) else {
-                return Err(failure.retried(retries));
-            };
-            retries += 1;
-            log::warn!(
-                "{url}: {failure}; retry {retries} of {MAX_RETRIES} in {:.1} s",
-                wait.as_secs_f64()
-            );
-            std::thread::sleep(wait);
-        }
-    }
-
-    fn attempt(&self, url: &Url, request: RequestBuilder) -> Result<Reply, Failure> {
-        let response = request.send().map_err(|e| self.transport_failure(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .map_err(|e| self.transport_failure(&e))?
-            .to_vec();
-        log::debug!("{url} -> {}", status.as_u16());
-        if status.is_success() {
-            return Ok(Reply {
-                url: url.clone(),
-                headers,
-                body,
+    fn send(&self, request: &Request) -> Result<Reply, Failure> {
+        self.http.send(request).map_err(|failure| match failure {
+            http::Failure::Status {
                 status,
-            });
-        }
-        let detail = error_detail(&body).map(|d| self.scrub(&d));
-        Err(match status.as_u16() {
-            code @ (401 | 403) => Failure::Refused {
-                status: code,
-                detail,
-            },
-            code => Failure::Status {
-                status: code,
-                detail,
-                retry_after: headers
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after),
+                retry_after,
+                body,
+                retries,
+            } => {
+                let detail = error_detail(body.as_bytes()).map(|d| self.scrub(&d));
+                match status {
+                    401 | 403 => Failure::Refused { status, detail },
+                    _ => Failure::Status {
+                        status,
+                        detail,
+                        retry_after,
+                        retries,
+                    },
+                }
+            }
+            http::Failure::Transport { message, retries } => {
+                Failure::Transport { message, retries }
+            }
+            http::Failure::Request(message) => Failure::Transport {
+                message,
                 retries: 0,
             },
         })
     }
 
-    fn transport_failure(&self, err: &reqwest::Error) -> Failure {
-        let message = if err.is_timeout() {
-            format!(
-                "no answer within {} s (raise `timeout` in the source config if the source is slow)",
-                self.timeout_secs
-            )
-        } else if err.is_connect() {
-            format!("cannot connect: {}", error_chain(err))
-        } else {
-            error_chain(err)
-        };
-        Failure::Transport {
-            message: self.scrub(&message),
-            retries: 0,
-        }
-    }
-
     /// Server text can echo a request back; no secret may reach an error through it.
     pub fn scrub(&self, text: &str) -> String {
-        self.secrets
-            .iter()
-            .filter(|s| !s.expose().is_empty())
-            .fold(text.to_string(), |text, secret| {
-                text.replace(secret.expose(), "<redacted>")
-            })
+        self.http.scrub(text)
     }
 }
 
@@ -378,25 +235,6 @@ pub fn push_json(record: &mut SourceRecord, name: &str, value: &Value) {
             }
         }
         Value::Null => {}
-    }
-}
-
-/// How long to wait before retry number `retries + 1`, or `None` to give up.
-fn retry_wait(failure: &Failure, retries: u32) -> Option<Duration> {
-    if retries >= MAX_RETRIES || !failure.is_transient() {
-        return None;
-    }
-    let backoff = FIRST_BACKOFF.saturating_mul(1 << retries).min(MAX_BACKOFF);
-    match failure {
-        Failure::Status {
-            retry_after: Some(secs),
-            ..
-        } if *secs > MAX_RETRY_AFTER_SECS => None,
-        Failure::Status {
-            retry_after: Some(secs),
-            ..
-        } => Some(backoff.max(Duration::from_secs(*secs))),
-        _ => Some(backoff),
     }
 }
 
@@ -469,42 +307,6 @@ fn error_detail(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_are_bounded_and_honour_retry_after_up_to_the_cap() {
-        let status = |status, retry_after| Failure::Status {
-            status,
-            detail: None,
-            retry_after,
-            retries: 0,
-        };
-        assert_eq!(
-            retry_wait(&status(500, None), 0),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            retry_wait(&status(502, None), 2),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(retry_wait(&status(500, None), MAX_RETRIES), None);
-        assert_eq!(
-            retry_wait(&status(429, Some(5)), 0),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(retry_wait(&status(429, Some(61)), 0), None);
-        assert_eq!(retry_wait(&status(404, None), 0), None);
-        assert_eq!(retry_wait(&status(400, Some(1)), 0), None);
-        let refused = Failure::Refused {
-            status: 401,
-            detail: None,
-        };
-        assert_eq!(retry_wait(&refused, 0), None);
-        let dropped = Failure::Transport {
-            message: "reset".into(),
-            retries: 0,
-        };
-        assert_eq!(retry_wait(&dropped, 1), Some(Duration::from_secs(1)));
-    }
 
     #[test]
     fn failures_say_what_happened() {
@@ -613,8 +415,8 @@ mod tests {
     fn secrets_are_scrubbed_from_server_text() {
         let client = RestClient::new(
             "https://acme.service-now.com",
-            5,
-            vec![Secret::new("hunter2".into())],
+            &HttpOptions::default(),
+            &[Secret::new("hunter2".into())],
         )
         .expect("client");
         assert_eq!(

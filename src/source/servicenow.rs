@@ -47,7 +47,9 @@ use crate::config::ServiceNowSource;
 use crate::model::{MemberRef, SourceRecord};
 use crate::secret::Secret;
 
-use super::rest::{Auth, Failure, Reply, RestClient, push_json};
+use crate::http::{Authorization, FormValue};
+
+use super::rest::{Failure, Reply, RestClient, push_json};
 use super::{GroupQuery, GroupRecord, Source, SourceError};
 
 /// A ServiceNow instance, read through the Table API.
@@ -61,6 +63,8 @@ struct Session {
     client: RestClient,
     username: String,
     password: Secret,
+    /// Basic auth with `username` and `password`, when OAuth is not configured.
+    basic: Authorization,
     oauth: Option<OAuth>,
     page_size: u32,
 }
@@ -227,7 +231,7 @@ impl Session {
         };
         let mut secrets = vec![password.clone()];
         secrets.extend(client_secret.clone());
-        let client = RestClient::new(&config.url.value, config.http.timeout_secs, secrets)?;
+        let client = RestClient::new(&config.url.value, &config.http, &secrets)?;
         let oauth = match (&config.oauth, client_secret) {
             (Some(oauth), Some(client_secret)) => Some(OAuth {
                 token_url: client.url("oauth_token.do")?,
@@ -239,6 +243,7 @@ impl Session {
         };
         Ok(Session {
             client,
+            basic: Authorization::basic(&config.username.value, &password),
             username: config.username.value.clone(),
             password,
             oauth,
@@ -271,7 +276,7 @@ impl Session {
                 Some(reply) => Some(
                     reply
                         .json()
-                        .map_err(|f| incomplete(&url, read, f.to_string()))?,
+                        .map_err(|f| incomplete(&url, read, Failure::from(f).to_string()))?,
                 ),
                 None => None,
             };
@@ -345,16 +350,10 @@ impl Session {
     /// One page. `Ok(None)` is v1's 404 "No Record found", an empty result.
     fn get(&mut self, url: &Url, read: u64) -> Result<Option<Reply>, SourceError> {
         let answer = if self.oauth.is_none() {
-            self.client.get(
-                url,
-                &Auth::Basic {
-                    user: &self.username,
-                    password: &self.password,
-                },
-            )
+            self.client.get(url, &self.basic)
         } else {
             let token = self.access_token(read)?;
-            match self.client.get(url, &Auth::Bearer(&token)) {
+            match self.client.get(url, &Authorization::bearer(&token)) {
                 Err(Failure::Refused { status: 401, .. }) => {
                     log::info!("{url}: the access token was refused; getting a new one");
                     // Renew now; the refresh token may still be good.
@@ -362,7 +361,7 @@ impl Session {
                         token.renew_at = Instant::now();
                     }
                     let token = self.access_token(read)?;
-                    self.client.get(url, &Auth::Bearer(&token))
+                    self.client.get(url, &Authorization::bearer(&token))
                 }
                 other => other,
             }
@@ -474,21 +473,30 @@ impl Session {
     }
 
     /// One token request: `grant_type` and its own fields, plus the client's credentials.
-    fn grant(&self, grant: &[(&str, &str)], refresh: Option<&Secret>) -> Result<Token, Failure> {
+    fn grant(
+        &self,
+        grant: &[(&'static str, &str)],
+        refresh: Option<&Secret>,
+    ) -> Result<Token, Failure> {
         let Some(oauth) = &self.oauth else {
             return Err(Failure::Invalid("OAuth is not configured".into()));
         };
-        let mut form: Vec<(&str, &str)> = grant.to_vec();
-        form.push(("client_id", &oauth.client_id));
-        form.push(("client_secret", oauth.client_secret.expose()));
+        let plain = |value: &str| FormValue::Plain(value.to_string());
+        let mut form: Vec<(&'static str, FormValue)> =
+            grant.iter().map(|(k, v)| (*k, plain(v))).collect();
+        form.push(("client_id", plain(&oauth.client_id)));
+        form.push((
+            "client_secret",
+            FormValue::Secret(oauth.client_secret.clone()),
+        ));
         match refresh {
-            Some(refresh) => form.push(("refresh_token", refresh.expose())),
+            Some(refresh) => form.push(("refresh_token", FormValue::Secret(refresh.clone()))),
             None => {
-                form.push(("username", &self.username));
-                form.push(("password", self.password.expose()));
+                form.push(("username", plain(&self.username)));
+                form.push(("password", FormValue::Secret(self.password.clone())));
             }
         }
-        let reply = self.client.post_form(&oauth.token_url, &form)?;
+        let reply = self.client.post_form(&oauth.token_url, form)?;
         let body = reply.json()?;
         let access = body
             .get("access_token")

@@ -61,6 +61,7 @@ pub fn write_response(
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        407 => "Proxy Authentication Required",
         409 => "Conflict",
         412 => "Precondition Failed",
         429 => "Too Many Requests",

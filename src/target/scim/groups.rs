@@ -19,11 +19,10 @@
 
 use serde_json::{Value, json};
 
-use super::{COMPONENT, Call, PATCH_SCHEMA, ScimService, get_ci, get_str, meta_version};
+use super::{Call, PATCH_SCHEMA, Resource, ScimService, etag, get_ci, get_str, meta_version};
 use crate::model::TargetGroup;
 use crate::target::{GroupUpdate, TargetError};
 
-use percent_encoding::utf8_percent_encode;
 use reqwest::Method;
 
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -32,21 +31,6 @@ const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub(super) const MAX_MEMBER_CHANGES: usize = 100;
 
 impl ScimService {
-    fn groups_url(&self) -> String {
-        format!("{}/Groups", self.base)
-    }
-
-    fn group_url(&self, id: &str) -> Result<String, TargetError> {
-        if id.is_empty() {
-            return Err(TargetError::Setup("a group call without a group id".into()));
-        }
-        Ok(format!(
-            "{}/Groups/{}",
-            self.base,
-            utf8_percent_encode(id, COMPONENT)
-        ))
-    }
-
     /// Pages through `/Groups?{query}`, handing each group to `each` until it returns
     /// `false`. Returns how many were handed over.
     fn page_groups(
@@ -55,9 +39,8 @@ impl ScimService {
         each: &mut dyn FnMut(TargetGroup) -> bool,
     ) -> Result<u64, TargetError> {
         self.page(
-            &self.groups_url(),
+            Resource::Groups,
             query,
-            "groups",
             &|call, resource| group_from_resource(resource).map_err(|m| call.invalid(m)),
             |group| &group.id,
             each,
@@ -75,12 +58,12 @@ impl ScimService {
     }
 
     pub(super) fn fetch_group(&self, id: &str) -> Result<Option<TargetGroup>, TargetError> {
-        let call = Call::new(Method::GET, self.group_url(id)?);
+        let call = Call::new(Method::GET, self.resource_url(Resource::Groups, id)?);
         match self.execute(&call) {
             Ok(answer) => {
-                let resource = answer.json(&call)?;
+                let resource = call.json(&answer)?;
                 let mut group = group_from_resource(&resource).map_err(|m| call.invalid(m))?;
-                group.version = group.version.or(answer.etag);
+                group.version = group.version.or(etag(&answer));
                 Ok(Some(group))
             }
             Err(TargetError::Http { status: 404, .. }) => Ok(None),
@@ -98,7 +81,7 @@ impl ScimService {
             Value::String(key.to_string()),
             Value::String(name.to_string())
         );
-        let query = format!("filter={}&", utf8_percent_encode(&filter, COMPONENT));
+        let query = format!("filter={}&", super::encode_component(&filter));
         let mut by_name = None;
         let mut by_key = None;
         self.page_groups(&query, &mut |group| {
@@ -120,11 +103,11 @@ impl ScimService {
             "externalId": key,
             "displayName": name,
         });
-        let call = Call::new(Method::POST, self.groups_url()).body(&body);
+        let call = Call::new(Method::POST, self.collection_url(Resource::Groups)).body(&body);
         let answer = self.execute(&call)?;
-        let resource = answer.json(&call)?;
+        let resource = call.json(&answer)?;
         let mut group = group_from_resource(&resource).map_err(|m| call.invalid(m))?;
-        group.version = group.version.or(answer.etag);
+        group.version = group.version.or(etag(&answer));
         Ok(group)
     }
 
@@ -144,20 +127,15 @@ impl ScimService {
         if ops.is_empty() {
             return Ok(version.map(str::to_string));
         }
-        let mut call = Call::new(Method::PATCH, self.group_url(id)?)
+        let mut call = Call::new(Method::PATCH, self.resource_url(Resource::Groups, id)?)
             .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
         call.if_match = version.map(str::to_string);
         let answer = self.execute(&call)?;
-        let from_body = if answer.body.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            meta_version(&answer.json(&call)?)
-        };
-        Ok(from_body.or(answer.etag))
+        call.version_after(&answer)
     }
 
     pub(super) fn remove_group(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
-        let mut call = Call::new(Method::DELETE, self.group_url(id)?);
+        let mut call = Call::new(Method::DELETE, self.resource_url(Resource::Groups, id)?);
         call.if_match = version.map(str::to_string);
         match self.execute(&call) {
             Ok(_) | Err(TargetError::Http { status: 404, .. }) => Ok(()),
@@ -181,7 +159,7 @@ impl ScimService {
         if ops.is_empty() {
             return Ok(());
         }
-        let url = self.group_url(group_id)?;
+        let url = self.resource_url(Resource::Groups, group_id)?;
         let send = |ops: &[Value]| {
             let call = Call::new(Method::PATCH, url.clone())
                 .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));

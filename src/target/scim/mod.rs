@@ -15,30 +15,29 @@
 //!   `emails` with the same list, only "the" address changed. Phones are only ever added.
 //! - **Conditional changes.** With a version, PATCH and DELETE carry `If-Match`; a changed
 //!   object answers 412, reported as `TargetError::Stale`.
-//! - **Transient failures are retried here**, with exponential backoff and `Retry-After`, so
-//!   callers see only failures that outlasted the retries. A request that may already have
-//!   been processed is resent only when resending cannot apply it twice (see `may_resend`).
+//! - **Transient failures are retried** by `crate::http`'s one policy (exponential backoff
+//!   with jitter, `Retry-After`), so callers see only failures that outlasted the retries. A
+//!   request that may already have been processed is resent only when resending cannot apply
+//!   it twice (see `Call::resend`).
 //! - **`rate-limit` is never exceeded**, across all threads sharing the service, retries
-//!   included: every request first takes a slot from one shared `Pacer`.
+//!   included: every attempt first takes a slot from the client's one `Pacer`.
 //! - **The token never leaves the `Authorization` header.** It is kept as a `Secret`
 //!   (redacted in `Debug`), sent as a sensitive header, and scrubbed from any text the server
 //!   sends back before that text becomes part of an error.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::blocking::Client;
-use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
+use reqwest::header::{self, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use crate::config::ScimTarget;
-use crate::http::{error_chain, parse_retry_after, quote_body};
+use crate::http::{
+    self, Authorization, Body, HttpClient, Pacer, Reply, Request, Resend, Role, Settings,
+    SetupError, quote_body,
+};
 use crate::model::{DesiredUser, FieldValue, TargetUser};
-use crate::secret::Secret;
 
 use super::{GroupUpdate, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
@@ -48,16 +47,6 @@ mod groups;
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const SCIM_JSON: &str = "application/scim+json";
-
-/// Retries after the first attempt of a request.
-const MAX_RETRIES: u32 = 3;
-/// Backoff before the first retry; doubled for each further one, up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// The longest `Retry-After` honoured by waiting. A target that asks for more is not going
-/// to recover within a run's retries: the error goes to the caller, `retry_after` included,
-/// instead of resending earlier than the target asked.
-const MAX_RETRY_AFTER_SECS: u64 = 60;
 
 /// RFC 3986 unreserved characters stay as they are; everything else in a path segment or a
 /// query value is percent-encoded (a space as `%20`, which every server decodes, unlike `+`).
@@ -72,13 +61,45 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 pub struct ScimService {
     /// The API root without a trailing slash, e.g. `https://example.com/scim/v2`.
     base: String,
-    client: Client,
-    token: Secret,
+    http: HttpClient,
+    /// `Bearer <token>`.
+    auth: Authorization,
     /// The target fields the mapping writes, read into `TargetUser::fields`.
     fields: Vec<FieldPath>,
     page_size: u32,
-    timeout_secs: u64,
-    pacer: Option<Pacer>,
+}
+
+/// The two kinds of resource roster reads and writes, each under its own endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resource {
+    Users,
+    Groups,
+}
+
+impl Resource {
+    /// The endpoint's path segment (RFC 7644 §3.2).
+    fn endpoint(self) -> &'static str {
+        match self {
+            Resource::Users => "Users",
+            Resource::Groups => "Groups",
+        }
+    }
+
+    /// One of them, for messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Resource::Users => "user",
+            Resource::Groups => "group",
+        }
+    }
+
+    /// Many of them, for messages.
+    fn plural(self) -> &'static str {
+        match self {
+            Resource::Users => "users",
+            Resource::Groups => "groups",
+        }
+    }
 }
 
 impl ScimService {
@@ -92,37 +113,31 @@ impl ScimService {
             .iter()
             .map(|f| FieldPath::parse(f))
             .collect::<Result<Vec<_>, _>>()?;
-        let pacer = config.rate_limit.map(Pacer::new).transpose()?;
+        let pacer = config
+            .rate_limit
+            .map(Pacer::new)
+            .transpose()
+            .map_err(TargetError::Setup)?;
         let token = config.token.value.resolve()?;
-
-        let mut headers = HeaderMap::new();
-        // Some providers answer only `application/json`; both are the same SCIM document.
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/scim+json, application/json"),
-        );
-        let mut builder = Client::builder()
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .timeout(Duration::from_secs(config.http.timeout_secs.max(1)));
-        if let Some(ca_file) = &config.http.ca_file {
-            builder = builder.tls_certs_merge(read_ca_file(&ca_file.value)?);
-        }
-        let client = builder.build().map_err(|e| {
-            TargetError::Setup(format!(
-                "cannot set up the HTTP client: {}",
-                error_chain(&e)
-            ))
+        let http = HttpClient::new(Settings {
+            role: Role::Target,
+            http: &config.http,
+            // Some providers answer only `application/json`; both are the same SCIM document.
+            accept: "application/scim+json, application/json",
+            pacer,
+            secrets: std::slice::from_ref(&token),
+        })
+        .map_err(|e| match e {
+            SetupError::ProxyPassword(_) => TargetError::Setup(e.to_string()),
+            SetupError::Invalid(message) => TargetError::Setup(message),
         })?;
 
         Ok(ScimService {
             base,
-            client,
-            token,
+            http,
+            auth: Authorization::bearer(&token),
             fields,
             page_size: config.page_size.max(1),
-            timeout_secs: config.http.timeout_secs.max(1),
-            pacer,
         })
     }
 
@@ -133,13 +148,14 @@ impl ScimService {
     /// Returns how many resources were handed over.
     fn page<T>(
         &self,
-        url: &str,
+        resource: Resource,
         query: &str,
-        noun: &str,
         parse: &dyn Fn(&Call, &Value) -> Result<T, TargetError>,
         id: impl Fn(&T) -> &str,
         each: &mut dyn FnMut(T) -> bool,
     ) -> Result<u64, TargetError> {
+        let url = self.collection_url(resource);
+        let noun = resource.plural();
         let mut start: u64 = 1;
         let mut seen: HashSet<String> = HashSet::new();
         loop {
@@ -147,7 +163,7 @@ impl ScimService {
                 Method::GET,
                 format!("{url}?{query}startIndex={start}&count={}", self.page_size),
             );
-            let body = self.execute(&call)?.json(&call)?;
+            let body = call.json(&self.execute(&call)?)?;
             let page = ListPage::parse(&call, &body)?;
             if page.resources.is_empty() {
                 // An empty page before `totalResults` means resources were skipped (a server
@@ -200,29 +216,34 @@ impl ScimService {
         Ok(seen.len() as u64)
     }
 
-    fn users_url(&self) -> String {
-        format!("{}/Users", self.base)
+    /// `{base}/Users` or `{base}/Groups`.
+    fn collection_url(&self, resource: Resource) -> String {
+        format!("{}/{}", self.base, resource.endpoint())
     }
 
-    fn user_url(&self, id: &str) -> Result<String, TargetError> {
+    /// `{base}/Users/{id}` or `{base}/Groups/{id}`.
+    fn resource_url(&self, resource: Resource, id: &str) -> Result<String, TargetError> {
         // An empty id would address the collection: `DELETE /Users/` is not a user's delete.
         if id.is_empty() {
-            return Err(TargetError::Setup("a user call without a user id".into()));
+            let noun = resource.noun();
+            return Err(TargetError::Setup(format!(
+                "a {noun} call without a {noun} id"
+            )));
         }
         // Ids come from the server and may hold anything: one path segment, encoded.
         Ok(format!(
-            "{}/Users/{}",
-            self.base,
-            utf8_percent_encode(id, COMPONENT)
+            "{}/{}",
+            self.collection_url(resource),
+            encode_component(id)
         ))
     }
 
     /// Fetches one user as the raw resource, with its version; 404 is an error here.
     fn fetch_user(&self, id: &str) -> Result<(Value, Option<String>), TargetError> {
-        let call = Call::new(Method::GET, self.user_url(id)?);
-        let answer = self.execute(&call)?;
-        let resource = answer.json(&call)?;
-        let version = meta_version(&resource).or(answer.etag);
+        let call = Call::new(Method::GET, self.resource_url(Resource::Users, id)?);
+        let reply = self.execute(&call)?;
+        let resource = call.json(&reply)?;
+        let version = meta_version(&resource).or(etag(&reply));
         Ok((resource, version))
     }
 
@@ -240,31 +261,9 @@ impl ScimService {
     }
 
     /// Sends a request, retrying transient failures. `Ok` only for a 2xx answer.
-    fn execute(&self, call: &Call) -> Result<Answer, TargetError> {
-        let mut retries = 0;
-        loop {
-            let err = match self.attempt(call) {
-                Ok(answer) => return Ok(answer),
-                Err(err) => err,
-            };
-            let Some(wait) = retry_wait(call, &err, retries) else {
-                return Err(err);
-            };
-            retries += 1;
-            log::warn!(
-                "{err}; retry {retries} of {MAX_RETRIES} in {:.1} s",
-                wait.as_secs_f64()
-            );
-            std::thread::sleep(wait);
-        }
-    }
-
-    /// One HTTP exchange, paced by the rate limit.
-    fn attempt(&self, call: &Call) -> Result<Answer, TargetError> {
-        let mut request = self
-            .client
-            .request(call.method.clone(), &call.url)
-            .bearer_auth(self.token.expose());
+    fn execute(&self, call: &Call) -> Result<Reply, TargetError> {
+        let mut request =
+            Request::new(call.method.clone(), call.url.clone(), call.resend()).auth(&self.auth);
         if let Some(version) = &call.if_match {
             let value = HeaderValue::from_str(version).map_err(|_| {
                 call.invalid(format!("version {version:?} cannot be sent as If-Match"))
@@ -272,88 +271,56 @@ impl ScimService {
             request = request.header(header::IF_MATCH, value);
         }
         if let Some(body) = &call.body {
-            request = request
-                .header(header::CONTENT_TYPE, SCIM_JSON)
-                .body(body.clone());
+            request = request.body(Body::Bytes {
+                content_type: SCIM_JSON,
+                bytes: body.clone(),
+            });
         }
-        if let Some(pacer) = &self.pacer {
-            pacer.wait();
-        }
-        let response = request.send().map_err(|e| self.transport_error(call, &e))?;
-        let status = response.status();
-        let etag = header_text(response.headers(), header::ETAG);
-        let retry_after = header_text(response.headers(), header::RETRY_AFTER)
-            .and_then(|v| parse_retry_after(&v));
-        let body = response
-            .bytes()
-            .map_err(|e| self.transport_error(call, &e))?
-            .to_vec();
-        log::debug!("{} {} -> {}", call.method, call.url, status.as_u16());
-        let answer = Answer {
-            status,
-            etag,
-            retry_after,
-            body,
-        };
-        if status.is_success() {
-            Ok(answer)
-        } else {
-            Err(self.status_error(call, &answer))
-        }
+        self.http
+            .send(&request)
+            .map_err(|failure| self.target_error(call, failure))
     }
 
-    fn transport_error(&self, call: &Call, err: &reqwest::Error) -> TargetError {
-        if err.is_builder() {
-            return TargetError::Setup(format!(
-                "{} {}: cannot build the request: {}",
-                call.method,
-                call.url,
-                error_chain(err)
-            ));
-        }
-        let message = if err.is_timeout() {
-            format!(
-                "no answer within {} s (raise `timeout` in the target config if the target is slow)",
-                self.timeout_secs
-            )
-        } else if err.is_connect() {
-            format!("cannot connect: {}", error_chain(err))
-        } else {
-            error_chain(err)
-        };
-        TargetError::Transport {
-            method: call.method.to_string(),
-            url: call.url.clone(),
-            message: self.scrub(&message),
-        }
-    }
-
-    fn status_error(&self, call: &Call, answer: &Answer) -> TargetError {
-        let (scim_type, detail) = parse_error_body(&answer.body);
-        let detail = detail.map(|d| self.scrub(&d));
+    /// A failure in the target's terms.
+    fn target_error(&self, call: &Call, failure: http::Failure) -> TargetError {
         let (method, url) = (call.method.to_string(), call.url.clone());
-        match answer.status.as_u16() {
-            status @ (401 | 403) => TargetError::Unauthorized {
+        match failure {
+            http::Failure::Status {
+                status,
+                retry_after,
+                body,
+                ..
+            } => {
+                let (scim_type, detail) = parse_error_body(body.as_bytes());
+                // The body was scrubbed; what JSON escapes hid in it is scrubbed now.
+                let detail = detail.map(|d| self.http.scrub(&d));
+                match status {
+                    401 | 403 => TargetError::Unauthorized {
+                        method,
+                        url,
+                        status,
+                        detail,
+                    },
+                    412 => TargetError::Stale { method, url },
+                    status => TargetError::Http {
+                        method,
+                        url,
+                        status,
+                        scim_type,
+                        detail,
+                        retry_after,
+                    },
+                }
+            }
+            http::Failure::Transport { message, .. } => TargetError::Transport {
                 method,
                 url,
-                status,
-                detail,
+                message,
             },
-            412 => TargetError::Stale { method, url },
-            status => TargetError::Http {
-                method,
-                url,
-                status,
-                scim_type,
-                detail,
-                retry_after: answer.retry_after,
-            },
+            http::Failure::Request(message) => TargetError::Setup(format!(
+                "{method} {url}: cannot build the request: {message}"
+            )),
         }
-    }
-
-    /// Server text can echo request headers back; the token must not reach an error through it.
-    fn scrub(&self, text: &str) -> String {
-        text.replace(self.token.expose(), "<redacted>")
     }
 }
 
@@ -364,9 +331,8 @@ impl Target for ScimService {
 
     fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
         self.page(
-            &self.users_url(),
+            Resource::Users,
             "",
-            "users",
             &|call, resource| self.user_from(call, resource, None),
             |user| &user.id,
             &mut |user| {
@@ -377,11 +343,11 @@ impl Target for ScimService {
     }
 
     fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError> {
-        let call = Call::new(Method::GET, self.user_url(id)?);
+        let call = Call::new(Method::GET, self.resource_url(Resource::Users, id)?);
         match self.execute(&call) {
             Ok(answer) => {
-                let resource = answer.json(&call)?;
-                self.user_from(&call, &resource, answer.etag).map(Some)
+                let resource = call.json(&answer)?;
+                self.user_from(&call, &resource, etag(&answer)).map(Some)
             }
             Err(TargetError::Http { status: 404, .. }) => Ok(None),
             Err(err) => Err(err),
@@ -395,11 +361,11 @@ impl Target for ScimService {
             Method::GET,
             format!(
                 "{}?filter={}",
-                self.users_url(),
-                utf8_percent_encode(&filter, COMPONENT)
+                self.collection_url(Resource::Users),
+                encode_component(&filter)
             ),
         );
-        let body = self.execute(&call)?.json(&call)?;
+        let body = call.json(&self.execute(&call)?)?;
         let page = ListPage::parse(&call, &body)?;
         // Checked again here: a server that ignores the filter must not make us adopt
         // whichever account it lists first.
@@ -414,10 +380,10 @@ impl Target for ScimService {
 
     fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError> {
         let body = create_body(user, &self.fields);
-        let call = Call::new(Method::POST, self.users_url()).body(&body);
+        let call = Call::new(Method::POST, self.collection_url(Resource::Users)).body(&body);
         let answer = self.execute(&call)?;
-        let resource = answer.json(&call)?;
-        self.user_from(&call, &resource, answer.etag)
+        let resource = call.json(&answer)?;
+        self.user_from(&call, &resource, etag(&answer))
     }
 
     fn update_user(
@@ -426,7 +392,7 @@ impl Target for ScimService {
         version: Option<&str>,
         update: &UserUpdate,
     ) -> Result<Option<String>, TargetError> {
-        let url = self.user_url(id)?;
+        let url = self.resource_url(Resource::Users, id)?;
         let mut if_match = version.map(str::to_string);
         let mut emails = None;
         if let Some(email) = &update.email {
@@ -454,16 +420,11 @@ impl Target for ScimService {
         call.if_match = if_match;
         let answer = self.execute(&call)?;
         // 200 carries the resource, 204 nothing: the version is in one or the other.
-        let from_body = if answer.body.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            meta_version(&answer.json(&call)?)
-        };
-        Ok(from_body.or(answer.etag))
+        call.version_after(&answer)
     }
 
     fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
-        let mut call = Call::new(Method::DELETE, self.user_url(id)?);
+        let mut call = Call::new(Method::DELETE, self.resource_url(Resource::Users, id)?);
         call.if_match = version.map(str::to_string);
         match self.execute(&call) {
             Ok(_) | Err(TargetError::Http { status: 404, .. }) => Ok(()),
@@ -551,100 +512,39 @@ impl Call {
     /// Whether resending after a failure cannot apply the request twice. POST creates a new
     /// account each time, and a PATCH without If-Match may add a phone twice; a PATCH with
     /// If-Match that was applied answers 412 the second time (safe, if misleading).
-    fn may_resend(&self) -> bool {
+    fn resend(&self) -> Resend {
         match self.method {
-            Method::GET | Method::DELETE => true,
-            Method::PATCH => self.if_match.is_some(),
-            _ => false,
+            Method::GET | Method::DELETE => Resend::Safe,
+            Method::PATCH if self.if_match.is_some() => Resend::Safe,
+            _ => Resend::OnlyUnprocessed,
         }
     }
-}
 
-/// A 2xx answer (errors become `TargetError`s).
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    etag: Option<String>,
-    retry_after: Option<u64>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self, call: &Call) -> Result<Value, TargetError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            call.invalid(format!(
-                "HTTP {} with a body that is not JSON ({e}): {}",
-                self.status.as_u16(),
-                quote_body(&self.body)
-            ))
-        })
-    }
-}
-
-/// How long to wait before retry number `retries + 1`, or `None` to give up.
-fn retry_wait(call: &Call, err: &TargetError, retries: u32) -> Option<Duration> {
-    if retries >= MAX_RETRIES || !err.is_transient() {
-        return None;
-    }
-    // 429 and 503 mean "not processed": safe to resend anything. Any other 5xx, or a
-    // dropped connection, may come after the server acted on the request.
-    let not_processed = matches!(
-        err,
-        TargetError::Http {
-            status: 429 | 503,
-            ..
-        }
-    );
-    if !not_processed && !call.may_resend() {
-        return None;
-    }
-    let backoff = FIRST_BACKOFF.saturating_mul(1 << retries).min(MAX_BACKOFF);
-    match err.retry_after() {
-        Some(secs) if secs > MAX_RETRY_AFTER_SECS => None,
-        Some(secs) => Some(backoff.max(Duration::from_secs(secs))),
-        None => Some(backoff),
-    }
-}
-
-/// The rate limit: requests start at least `interval` apart, whichever thread sends them.
-#[derive(Debug)]
-struct Pacer {
-    interval: Duration,
-    /// The earliest start of the next request.
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    fn new(per_second: f64) -> Result<Pacer, TargetError> {
-        if !(per_second.is_finite() && per_second > 0.0) {
-            return Err(TargetError::Setup(format!(
-                "rate-limit must be a positive number of requests per second, not {per_second}"
-            )));
-        }
-        Ok(Pacer {
-            interval: Duration::from_secs_f64(1.0 / per_second),
-            next: Mutex::new(Instant::now()),
-        })
+    /// The body of a 2xx answer as JSON; anything else is an invalid response.
+    fn json(&self, reply: &Reply) -> Result<Value, TargetError> {
+        reply.json().map_err(|e| self.invalid(e.0))
     }
 
-    /// Takes the next free slot and sleeps until it. The lock is held only to book the slot,
-    /// so waiting threads queue in booking order without blocking each other.
-    fn wait(&self) {
-        let slot = {
-            // Nothing panics while the lock is held; a poisoned lock still holds a valid time.
-            let mut next = self
-                .next
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
+    /// The version after a change: 200 carries the resource, 204 nothing, so the version is
+    /// in the body's `meta` or in the ETag.
+    fn version_after(&self, reply: &Reply) -> Result<Option<String>, TargetError> {
+        let from_body = if reply.is_empty() {
+            None
+        } else {
+            meta_version(&self.json(reply)?)
         };
-        let now = Instant::now();
-        if slot > now {
-            std::thread::sleep(slot - now);
-        }
+        Ok(from_body.or(etag(reply)))
     }
+}
+
+/// The ETag of an answer (the version, by RFC 7644 §3.14).
+fn etag(reply: &Reply) -> Option<String> {
+    reply.header(header::ETAG.as_str()).map(str::to_string)
+}
+
+/// A path segment or query value, percent-encoded.
+fn encode_component(text: &str) -> String {
+    utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 /// A page of a ListResponse.
@@ -965,13 +865,6 @@ fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
 fn check_api_root(base: &str) -> Result<(), TargetError> {
     let url = reqwest::Url::parse(base)
         .map_err(|e| TargetError::Setup(format!("target url {base:?} is not a URL: {e}")))?;
@@ -994,21 +887,6 @@ fn check_api_root(base: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, TargetError> {
-    let pem = std::fs::read(path)
-        .map_err(|e| TargetError::Setup(format!("cannot read ca-file {}: {e}", path.display())))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        TargetError::Setup(format!("ca-file {}: {}", path.display(), error_chain(&e)))
-    })?;
-    if certs.is_empty() {
-        return Err(TargetError::Setup(format!(
-            "ca-file {} holds no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1022,45 +900,55 @@ mod tests {
 
     #[test]
     fn retries_are_bounded_and_keep_creates_single() {
+        use crate::http::{Failure, Jitter, retry_wait};
+        use std::time::Duration;
+
         let get = Call::new(Method::GET, "u".into());
         let post = Call::new(Method::POST, "u".into());
-        let http = |status, retry_after| TargetError::Http {
-            method: "GET".into(),
-            url: "u".into(),
+        let delete = Call::new(Method::DELETE, "u".into());
+        let http = |status, retry_after| Failure::Status {
             status,
-            scim_type: None,
-            detail: None,
             retry_after,
+            body: String::new(),
+            retries: 0,
         };
-        let transport = TargetError::Transport {
-            method: "GET".into(),
-            url: "u".into(),
+        let transport = Failure::Transport {
             message: "reset".into(),
+            retries: 0,
+        };
+        // The whole backoff (jitter at its top), so the waits are exact.
+        let wait = |call: &Call, failure: &Failure, retries| {
+            retry_wait(failure, call.resend(), retries, Jitter::at(1.0))
         };
         assert_eq!(
-            retry_wait(&get, &http(500, None), 0),
+            wait(&get, &http(500, None), 0),
             Some(Duration::from_millis(500))
         );
         assert_eq!(
-            retry_wait(&get, &http(500, None), 2),
+            wait(&get, &http(500, None), 2),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(retry_wait(&get, &http(500, None), 3), None);
-        assert_eq!(retry_wait(&get, &http(400, None), 0), None);
+        assert_eq!(wait(&get, &http(500, None), 3), None);
+        assert_eq!(wait(&get, &http(400, None), 0), None);
         assert_eq!(
-            retry_wait(&get, &http(429, Some(5)), 0),
+            wait(&get, &http(429, Some(5)), 0),
             Some(Duration::from_secs(5))
         );
-        assert_eq!(retry_wait(&get, &http(429, Some(3600)), 0), None);
-        assert!(retry_wait(&get, &transport, 0).is_some());
-        assert_eq!(retry_wait(&post, &transport, 0), None);
-        assert_eq!(retry_wait(&post, &http(500, None), 0), None);
-        assert!(retry_wait(&post, &http(503, None), 0).is_some());
-        assert!(retry_wait(&post, &http(429, None), 0).is_some());
+        assert_eq!(wait(&get, &http(429, Some(3600)), 0), None);
+        assert!(wait(&get, &transport, 0).is_some());
+        assert!(wait(&delete, &transport, 0).is_some());
+        assert_eq!(wait(&post, &transport, 0), None);
+        assert_eq!(wait(&post, &http(500, None), 0), None);
+        assert!(wait(&post, &http(503, None), 0).is_some());
+        assert!(wait(&post, &http(429, None), 0).is_some());
         let mut patch = Call::new(Method::PATCH, "u".into());
-        assert_eq!(retry_wait(&patch, &transport, 0), None);
+        assert_eq!(wait(&patch, &transport, 0), None);
         patch.if_match = Some("W/\"1\"".into());
-        assert!(retry_wait(&patch, &transport, 0).is_some());
+        assert!(wait(&patch, &transport, 0).is_some());
+        assert_eq!(
+            Call::new(Method::PUT, "u".into()).resend(),
+            Resend::OnlyUnprocessed
+        );
     }
 
     #[test]
@@ -1275,21 +1163,5 @@ mod tests {
             parse_error_body(long.as_bytes()).1.map(|d| d.len()),
             Some(crate::http::MAX_QUOTED_BODY + 3)
         );
-    }
-
-    #[test]
-    fn pacer_spaces_requests() {
-        let pacer = Pacer::new(50.0).expect("valid rate");
-        let start = Instant::now();
-        for _ in 0..6 {
-            pacer.wait();
-        }
-        assert!(
-            start.elapsed() >= Duration::from_millis(100),
-            "{:?}",
-            start.elapsed()
-        );
-        assert!(Pacer::new(0.0).is_err());
-        assert!(Pacer::new(f64::NAN).is_err());
     }
 }

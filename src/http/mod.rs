@@ -1,9 +1,33 @@
-//! Small pieces of HTTP that every REST connector needs the same way: the `Retry-After`
-//! header, the `Link` header, quoting an error body, and reading a reqwest error's causes.
+//! HTTP for every HTTP connector: one client (`HttpClient`), one retry policy, one
+//! rate-limit gate, one secret scrubber, and the small pieces of HTTP they all read the same
+//! way (the `Retry-After` header, the `Link` header, quoting an error body, a reqwest error's
+//! causes).
 //!
-//! They live here, not in one connector, because the SCIM target and the REST sources must
-//! agree on them: a `Retry-After` read one way by the target and another by a source would
-//! make roster honour a rate limit on one side only. Nothing here sends a request.
+//! They live here, not in one connector, because the SCIM target, the REST sources and the
+//! targets to come must agree on them: a `Retry-After` read one way by the target and another
+//! by a source would make roster honour a rate limit on one side only, and a retry policy
+//! copied into each connector drifts apart. A connector gives the client its base URL (in
+//! each request), its `Authorization`, the secrets to scrub and its `HttpOptions`; it gets
+//! back a `Reply` or a classified `Failure`, and words its own errors.
+//!
+//! - `client.rs`: `HttpClient`, `Request`, `Reply`, `Failure`, `Authorization`.
+//! - `retry.rs`: when and how long to wait before sending again (`Resend`, `retry_wait`).
+//! - `pacer.rs`: the `rate-limit` gate.
+//! - `scrub.rs`: every encoded form of every secret, out of server text.
+
+mod client;
+mod pacer;
+mod retry;
+mod scrub;
+
+pub use client::Failure;
+pub use client::{
+    Authorization, Body, FormValue, HttpClient, InvalidBody, Reply, Request, Role, Settings,
+    SetupError,
+};
+pub use pacer::Pacer;
+pub use retry::{Jitter, MAX_RETRIES, MAX_RETRY_AFTER_SECS, Resend, retry_wait};
+pub use scrub::{REDACTED, Scrubber};
 
 /// Longest piece of an error body quoted in an error message.
 pub const MAX_QUOTED_BODY: usize = 300;
