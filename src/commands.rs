@@ -298,7 +298,8 @@ fn make_plan(
         last_good: session.store.last_good_source_count(run_id)?,
         managed: counts.managed,
     };
-    if let Err(mut refusal) = planner::check_source(read, &config.policy) {
+    if let Err(refusal) = planner::check_source(read, &config.policy) {
+        let mut refusal = refusal.to_string();
         if counts.rejected > 0 {
             refusal.push_str(&format!(
                 " ({} read but rejected: see `roster show {run_id}`)",
@@ -504,7 +505,7 @@ fn load_plan_file(path: &Path) -> Result<Plan, Error> {
             "unsupported format_version (this roster reads version {FORMAT_VERSION})"
         )));
     }
-    serde_json::from_value(value).map_err(|e| err(format!("not a roster plan: {e}")))
+    crate::plan::contract::read(value).map_err(|e| err(e.to_string()))
 }
 
 /// Reads a plan file to apply: it must have been made with the current config and policy.
@@ -638,6 +639,7 @@ fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
     match args.format {
         ShowFormat::Csv => out = render::csv(plan.as_ref(), &rejects),
         ShowFormat::Json => {
+            let plan = plan.as_ref().map(crate::plan::contract::view);
             let body = serde_json::json!({ "plan": plan, "rejects": rejects });
             out = serde_json::to_string_pretty(&body).unwrap_or_default() + "\n";
         }
@@ -670,7 +672,7 @@ fn overlay_journal(plan: &mut Plan, journal: &[crate::store::ActionRecord]) {
         if let Some(entry) = by_seq.get(&action.seq) {
             action.status = entry.status;
             if let Some(error) = &entry.error {
-                action.reason = format!("{}; failed: {error}", action.reason);
+                action.error = Some(error.clone());
             }
         }
     }
