@@ -266,7 +266,7 @@ impl Action {
         )
     }
 
-    /// A change (update, remove, delete) of the user account `id`.
+    /// An update, remove or delete of `user`'s account (give it the account with `on_target`).
     pub fn change_user(
         kind: ActionKind,
         user: UserRef,
