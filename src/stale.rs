@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::TargetUser;
-use crate::plan::{Action, ActionKind, ObjectKind};
+use crate::plan::{Action, ActionKind, ObjectKind, Subject};
 use crate::target::{Target, TargetError};
 
 /// Above this many objects to check, one paged listing of the target is cheaper than a
@@ -29,32 +29,39 @@ pub fn check(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, Tar
     let users: Vec<&Action> = actions
         .iter()
         .copied()
-        .filter(|a| a.object == ObjectKind::User)
+        .filter(|a| a.object() == ObjectKind::User)
         .collect();
     let mut drift = if users.len() > LIST_ABOVE {
         check_by_listing(&users, target)?
     } else {
         check_one_by_one(&users, target)?
     };
-    for action in actions.iter().filter(|a| a.object == ObjectKind::Group) {
-        drift.extend(check_group(action, target)?);
+    for action in actions {
+        if let Subject::Group(group) = &action.subject {
+            drift.extend(check_group(action, &group.key, &group.name, target)?);
+        }
     }
     Ok(drift)
 }
 
 /// A group action's object as it is now: a group to add must still be absent, a group to
 /// change or delete must still exist in the version planned.
-fn check_group(action: &Action, target: &dyn Target) -> Result<Option<Drift>, TargetError> {
+fn check_group(
+    action: &Action,
+    key: &str,
+    name: &str,
+    target: &dyn Target,
+) -> Result<Option<Drift>, TargetError> {
     let drift = |what: String| {
         Some(Drift {
             seq: action.seq,
-            object: format!("group {}", action.username),
+            object: format!("group {name}"),
             what,
         })
     };
     Ok(match (action.action, &action.target_id) {
         (ActionKind::Add, _) => target
-            .find_group(&action.key, &action.username)?
+            .find_group(key, name)?
             .and_then(|g| drift(format!("a group named {} now exists (id {})", g.name, g.id))),
         (_, Some(id)) => match target.get_group(id)? {
             None => drift("the group no longer exists".to_string()),
@@ -73,7 +80,7 @@ fn check_one_by_one(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drif
     let mut drift = Vec::new();
     for action in actions {
         let now = match (action.action, &action.target_id) {
-            (ActionKind::Add, _) => target.find_user(&action.username)?,
+            (ActionKind::Add, _) => target.find_user(action.name())?,
             (_, Some(id)) => target.get_user(id)?,
             (_, None) => None,
         };
@@ -90,7 +97,7 @@ fn check_by_listing(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drif
     let names: HashSet<String> = actions
         .iter()
         .filter(|a| a.action == ActionKind::Add)
-        .map(|a| a.username.to_lowercase())
+        .map(|a| a.name().to_lowercase())
         .collect();
     let mut by_id: HashMap<String, TargetUser> = HashMap::new();
     let mut by_name: HashMap<String, TargetUser> = HashMap::new();
@@ -107,7 +114,7 @@ fn check_by_listing(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drif
         .iter()
         .flat_map(|action| {
             let now = match (action.action, &action.target_id) {
-                (ActionKind::Add, _) => by_name.get(&action.username.to_lowercase()),
+                (ActionKind::Add, _) => by_name.get(&action.name().to_lowercase()),
                 (_, Some(id)) => by_id.get(id),
                 (_, None) => None,
             };
@@ -121,7 +128,7 @@ fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
     let drift = |what: String| {
         Some(Drift {
             seq: action.seq,
-            object: format!("user {}", action.username),
+            object: format!("user {}", action.name()),
             what,
         })
     };
@@ -171,23 +178,19 @@ pub fn message(drift: &[Drift]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Status;
+    use crate::plan::UserRef;
 
     fn action(kind: ActionKind, version: Option<&str>, digest: Option<&str>) -> Action {
-        Action {
-            seq: 1,
-            action: kind,
-            object: ObjectKind::User,
+        let user = UserRef {
             key: "k".into(),
             username: "alice".into(),
-            status: Status::Planned,
-            reason: String::new(),
-            changes: Vec::new(),
-            held_by: None,
-            target_id: (kind != ActionKind::Add).then(|| "t1".into()),
-            target_version: version.map(Into::into),
-            target_digest: digest.map(Into::into),
+        };
+        let mut action = Action::change_user(kind, user, Vec::new(), Vec::new());
+        action.seq = 1;
+        if kind != ActionKind::Add {
+            action = action.on_target("t1", version, digest.map(Into::into));
         }
+        action
     }
 
     fn user(version: Option<&str>) -> TargetUser {

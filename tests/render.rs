@@ -3,7 +3,11 @@
 
 use chrono::{TimeZone, Utc};
 use roster::config::Mode;
-use roster::plan::{Action, ActionKind, Change, FORMAT_VERSION, ObjectKind, Plan, Status};
+use roster::plan::contract::{self, user_field};
+use roster::plan::{
+    Action, ActionKind, ActionStatus as Status, CapName, Change, Counted, FORMAT_VERSION, Field,
+    Hold, Limit, Plan, Reason, UserRef,
+};
 use roster::render;
 
 fn action(
@@ -13,27 +17,36 @@ fn action(
     status: Status,
     changes: &[(&str, Option<&str>, Option<&str>)],
 ) -> Action {
-    Action {
-        seq,
-        action: kind,
-        object: ObjectKind::User,
+    let reasons = match kind {
+        ActionKind::Add => vec![Reason::NotInTarget],
+        ActionKind::Update => vec![Reason::Changed(vec![Field::Email, Field::Phone])],
+        _ => vec![Reason::GoneRemove],
+    };
+    let changes = changes
+        .iter()
+        .map(|(f, b, a)| Change::new(user_field(f).expect("a field"), *b, *a))
+        .collect();
+    let user = UserRef {
         key: format!("key-{username}"),
         username: username.into(),
-        status,
-        reason: match kind {
-            ActionKind::Add => "in the source, not in the target".into(),
-            ActionKind::Update => "changed in the source: email, phone".into(),
-            _ => "managed account no longer in the source (mode remove)".into(),
-        },
-        changes: changes
-            .iter()
-            .map(|(f, b, a)| Change::new(f, *b, *a))
-            .collect(),
-        held_by: (status == Status::Held).then(|| "12 removes planned, max-removes is 10".into()),
-        target_id: (kind != ActionKind::Add).then(|| format!("id-{username}")),
-        target_version: None,
-        target_digest: None,
+    };
+    let mut action = Action::change_user(kind, user, reasons, changes);
+    action.seq = seq;
+    if kind != ActionKind::Add {
+        action.target_id = Some(format!("id-{username}"));
     }
+    if status == Status::Held {
+        action.hold(Hold::Cap {
+            counted: Counted::Removals {
+                count: 12,
+                deactivations: 0,
+            },
+            name: CapName::MaxRemoves,
+            limit: Limit::Count(10),
+        });
+    }
+    action.status = status;
+    action
 }
 
 fn sample() -> Plan {
@@ -101,9 +114,8 @@ fn sample() -> Plan {
         forced: Vec::new(),
         target: "https://example.com/scim/v2".into(),
     };
-    plan.actions[3].reason = "managed account no longer in the source (mode remove)".into();
-    plan.actions[2].reason =
-        "inactive in the target and not deactivated by roster: left as it is".into();
+    plan.actions[3].reasons = vec![Reason::GoneRemove];
+    plan.actions[2].reasons = vec![Reason::InactiveInTarget];
     plan.summary.unchanged = 40;
     plan.summary.rejected = 1;
     plan.summary.unmanaged = 2;
@@ -145,6 +157,7 @@ fn no_changes() {
 #[test]
 fn json_round_trips() {
     let plan = sample();
-    let back: Plan = serde_json::from_str(&render::json(&plan)).expect("JSON");
+    let back: Plan =
+        contract::read(serde_json::from_str(&render::json(&plan)).expect("JSON")).expect("a plan");
     assert_eq!(back, plan);
 }

@@ -13,23 +13,19 @@
 //!   without losing track (re-adding a member or re-removing one is harmless).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{ActionError, ApplyError, now};
-use crate::plan::{Action, ActionKind, ObjectKind, Status};
-use crate::planner::groups::{membership_parts, split_membership_key};
-use crate::progress::Counter;
+use super::create::{Creation, create_or_adopt};
+use super::workers::{Run, in_parallel};
+use super::{ActionError, ApplyError, Outcome, now};
+use crate::model::TargetGroup;
+use crate::plan::{Action, ActionKind, ActionStatus, Field, ObjectKind, Subject};
 use crate::store::Store;
-use crate::target::{GroupUpdate, Target};
-
-/// What one action ended as: its index in the plan, status and error.
-pub(super) type Outcome = (usize, Status, Option<String>);
+use crate::target::{GroupUpdate, Target, TargetError};
 
 /// Splits the actions to do into the membership actions and the rest.
 pub(super) fn split_memberships(todo: Vec<usize>, actions: &[Action]) -> (Vec<usize>, Vec<usize>) {
     todo.into_iter()
-        .partition(|&i| actions[i].object != ObjectKind::Membership)
+        .partition(|&i| actions[i].object() != ObjectKind::Membership)
 }
 
 /// One group action's target call. Returns the id a group add created or adopted.
@@ -40,77 +36,80 @@ pub(super) fn execute(
 ) -> Result<Option<String>, ActionError> {
     let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
     let version = action.target_version.as_deref();
-    match (action.object, action.action) {
-        (ObjectKind::Group, ActionKind::Add) => add_group(action, target, interrupted),
-        (ObjectKind::Group, ActionKind::Update) => {
+    let Subject::Group(group) = &action.subject else {
+        return Err(ActionError::NotHere(format!(
+            "{} {} actions are applied with the memberships",
+            action.action.as_str(),
+            action.object().as_str()
+        )));
+    };
+    match action.action {
+        ActionKind::Add => {
+            let creation = NewGroup {
+                key: &group.key,
+                name: action.after(&Field::GroupName).unwrap_or(&group.name),
+            };
+            create_or_adopt(&creation, target, interrupted)
+        }
+        ActionKind::Update => {
             target.update_group(id()?, version, &group_update(action))?;
             Ok(None)
         }
-        (ObjectKind::Group, _) => {
+        ActionKind::Remove | ActionKind::Delete => {
             target.delete_group(id()?, version)?;
             Ok(None)
         }
-        (object, kind) => Err(ActionError::NotHere(format!(
-            "{} {} actions are applied with the memberships",
-            kind.as_str(),
-            object.as_str()
-        ))),
     }
 }
 
-/// Creates the group; if it already exists (an interrupted apply, or a create refused as a
-/// duplicate), adopts the existing group when it is ours or unmanaged.
-fn add_group(
-    action: &Action,
-    target: &dyn Target,
-    interrupted: bool,
-) -> Result<Option<String>, ActionError> {
-    let name = action.after("displayName").unwrap_or(&action.username);
-    if interrupted && let Some(existing) = target.find_group(&action.key, name)? {
-        return adopt_group(action, name, existing, target);
-    }
-    match target.create_group(&action.key, name) {
-        Ok(created) => Ok(Some(created.id)),
-        Err(e) if e.is_conflict() => match target.find_group(&action.key, name)? {
-            Some(existing) => adopt_group(action, name, existing, target),
-            None => Err(e.into()),
-        },
-        Err(e) => Err(e.into()),
-    }
+/// A group an add creates.
+struct NewGroup<'a> {
+    key: &'a str,
+    name: &'a str,
 }
 
-fn adopt_group(
-    action: &Action,
-    name: &str,
-    existing: crate::model::TargetGroup,
-    target: &dyn Target,
-) -> Result<Option<String>, ActionError> {
-    if let Some(key) = existing.external_id.as_deref()
-        && key != action.key
-    {
-        return Err(ActionError::GroupTaken {
-            name: name.to_string(),
-            key: key.to_string(),
-        });
+impl Creation for NewGroup<'_> {
+    type Existing = TargetGroup;
+
+    fn find(&self, target: &dyn Target) -> Result<Option<TargetGroup>, TargetError> {
+        target.find_group(self.key, self.name)
     }
-    let update = GroupUpdate {
-        external_id: existing.external_id.is_none().then(|| action.key.clone()),
-        name: (existing.name != name).then(|| name.to_string()),
-    };
-    if update != GroupUpdate::default() {
-        target.update_group(&existing.id, existing.version.as_deref(), &update)?;
+
+    fn create(&self, target: &dyn Target) -> Result<String, TargetError> {
+        target
+            .create_group(self.key, self.name)
+            .map(|created| created.id)
     }
-    log::info!(
-        "add group {name}: adopted the existing group {}",
-        existing.id
-    );
-    Ok(Some(existing.id))
+
+    fn adopt(&self, existing: TargetGroup, target: &dyn Target) -> Result<String, ActionError> {
+        let name = self.name;
+        if let Some(key) = existing.external_id.as_deref()
+            && key != self.key
+        {
+            return Err(ActionError::GroupTaken {
+                name: name.to_string(),
+                key: key.to_string(),
+            });
+        }
+        let update = GroupUpdate {
+            external_id: existing.external_id.is_none().then(|| self.key.to_string()),
+            name: (existing.name != name).then(|| name.to_string()),
+        };
+        if update != GroupUpdate::default() {
+            target.update_group(&existing.id, existing.version.as_deref(), &update)?;
+        }
+        log::info!(
+            "add group {name}: adopted the existing group {}",
+            existing.id
+        );
+        Ok(existing.id)
+    }
 }
 
 fn group_update(action: &Action) -> GroupUpdate {
     GroupUpdate {
-        external_id: action.after("externalId").map(str::to_string),
-        name: action.after("displayName").map(str::to_string),
+        external_id: action.after(&Field::Key).map(str::to_string),
+        name: action.after(&Field::GroupName).map(str::to_string),
     }
 }
 
@@ -122,22 +121,18 @@ struct MemberChange {
     member: String,
 }
 
-/// Applies the membership actions `todo` (indices into `actions`), after every other
+/// Applies the membership actions `todo` (indices into the plan), after every other
 /// action of the plan has run: resolves ids from the plan and the journal, then sends the
 /// changes per group in batches, `concurrency` groups at a time.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn apply_memberships(
-    actions: &[Action],
-    todo: &[usize],
+    run: &Run<'_>,
     store: &Store,
-    target: &dyn Target,
-    plan_id: &str,
-    concurrency: usize,
-    bar: &Counter,
+    todo: &[usize],
 ) -> Result<Vec<Outcome>, ApplyError> {
     if todo.is_empty() {
         return Ok(Vec::new());
     }
+    let (actions, plan_id) = (run.actions, run.plan_id);
     let created = CreatedIds::from_journal(actions, store, plan_id)?;
     let mut outcomes = Vec::new();
     let mut batches: BTreeMap<String, Vec<MemberChange>> = BTreeMap::new();
@@ -154,18 +149,28 @@ pub(super) fn apply_memberships(
                 log::error!(
                     "{} membership {}: {why}",
                     action.action.as_str(),
-                    action.username
+                    action.name()
                 );
                 let at = now();
                 store.journal_start(plan_id, action.seq, &at)?;
-                store.journal_finish(plan_id, action.seq, Status::Failed, Some(&why), None, &at)?;
-                bar.inc(1);
-                outcomes.push((index, Status::Failed, Some(why)));
+                store.journal_finish(
+                    plan_id,
+                    action.seq,
+                    ActionStatus::Failed,
+                    Some(&why),
+                    None,
+                    &at,
+                )?;
+                run.bar.inc(1);
+                outcomes.push(Outcome {
+                    index,
+                    error: Some(why),
+                });
             }
         }
     }
 
-    let max = target.max_member_changes().max(1);
+    let max = run.target.max_member_changes().max(1);
     let requests: Vec<(String, Vec<MemberChange>)> = batches
         .into_iter()
         .flat_map(|(group, changes)| {
@@ -178,35 +183,17 @@ pub(super) fn apply_memberships(
             chunks
         })
         .collect();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
-    let workers = concurrency.clamp(1, 64).min(requests.len().max(1));
-    std::thread::scope(|scope| -> Result<(), ApplyError> {
-        let mut handles = Vec::new();
-        for _ in 0..workers {
-            let journal = store.reopen()?;
-            let (next, requests, results) = (&next, &requests, &results);
-            handles.push(scope.spawn(move || -> Result<(), ApplyError> {
-                while let Some((group, changes)) = requests.get(next.fetch_add(1, Ordering::SeqCst))
-                {
-                    let done = send(group, changes, target, &journal, plan_id, actions)?;
-                    bar.inc(changes.len() as u64);
-                    if let Ok(mut r) = results.lock() {
-                        r.extend(done);
-                    }
-                }
-                Ok(())
-            }));
-        }
-        for handle in handles {
-            match handle.join() {
-                Ok(result) => result?,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(())
-    })?;
-    outcomes.extend(results.into_inner().unwrap_or_default());
+    let sent = in_parallel(
+        &requests,
+        run.concurrency,
+        store,
+        |(group, changes), journal| {
+            let done = send(group, changes, run, journal)?;
+            run.bar.inc(changes.len() as u64);
+            Ok(done)
+        },
+    )?;
+    outcomes.extend(sent);
     Ok(outcomes)
 }
 
@@ -214,35 +201,36 @@ pub(super) fn apply_memberships(
 fn send(
     group: &str,
     changes: &[MemberChange],
-    target: &dyn Target,
+    run: &Run<'_>,
     journal: &Store,
-    plan_id: &str,
-    actions: &[Action],
 ) -> Result<Vec<Outcome>, ApplyError> {
     let at = now();
     for c in changes {
-        journal.journal_start(plan_id, c.seq, &at)?;
+        journal.journal_start(run.plan_id, c.seq, &at)?;
     }
     let (add, remove): (Vec<&MemberChange>, Vec<&MemberChange>) =
         changes.iter().partition(|c| c.add);
     let ids = |list: &[&MemberChange]| list.iter().map(|c| c.member.clone()).collect::<Vec<_>>();
-    let result = target.change_members(group, &ids(&add), &ids(&remove));
+    let result = run.target.change_members(group, &ids(&add), &ids(&remove));
     let (status, error) = match result {
-        Ok(()) => (Status::Applied, None),
+        Ok(()) => (ActionStatus::Applied, None),
         Err(e) => {
             let names: Vec<&str> = changes
                 .iter()
-                .map(|c| actions[c.index].username.as_str())
+                .map(|c| run.actions[c.index].name())
                 .collect();
             log::error!("membership changes of {}: {e}", names.join(", "));
-            (Status::Failed, Some(e.to_string()))
+            (ActionStatus::Failed, Some(e.to_string()))
         }
     };
     let at = now();
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
-        journal.journal_finish(plan_id, c.seq, status, error.as_deref(), None, &at)?;
-        out.push((c.index, status, error.clone()));
+        journal.journal_finish(run.plan_id, c.seq, status, error.as_deref(), None, &at)?;
+        out.push(Outcome {
+            index: c.index,
+            error: error.clone(),
+        });
     }
     Ok(out)
 }
@@ -272,10 +260,10 @@ impl<'a> CreatedIds<'a> {
             let Some(id) = results.get(&a.seq) else {
                 continue;
             };
-            match a.object {
-                ObjectKind::User => created.users.insert(&a.key, id.clone()),
-                ObjectKind::Group => created.groups.insert(&a.key, id.clone()),
-                ObjectKind::Membership => None,
+            match &a.subject {
+                Subject::User(user) => created.users.insert(&user.key, id.clone()),
+                Subject::Group(group) => created.groups.insert(&group.key, id.clone()),
+                Subject::Membership { .. } => None,
             };
         }
         Ok(created)
@@ -283,36 +271,35 @@ impl<'a> CreatedIds<'a> {
 
     /// The group id and member id of a membership action, or why they are not known.
     fn resolve(&self, action: &Action) -> Result<(String, String), String> {
-        let (group_key, user_key) = split_membership_key(&action.key).ok_or_else(|| {
-            format!(
-                "the membership key {:?} names no group and user",
-                action.key
-            )
-        })?;
-        let (group_name, member) = membership_parts(action);
-        let group_name = group_name.unwrap_or(&group_key);
-        let group = match &action.target_id {
+        let Subject::Membership { group, user } = &action.subject else {
+            return Err(format!("{} is not a membership", action.name()));
+        };
+        let group_id = match &action.target_id {
             Some(id) => id.clone(),
             None => self
                 .groups
-                .get(group_key.as_str())
+                .get(group.key.as_str())
                 .cloned()
                 .ok_or_else(|| {
                     format!(
-                        "the group {group_name} was not created (its add failed or did not run)"
+                        "the group {} was not created (its add failed or did not run)",
+                        group.name
                     )
                 })?,
         };
+        let member = action
+            .change(&Field::Member)
+            .and_then(|c| c.after.as_deref().or(c.before.as_deref()));
         let member = match member {
             Some(id) => id.to_string(),
-            None => self.users.get(user_key.as_str()).cloned().ok_or_else(|| {
+            None => self.users.get(user.key.as_str()).cloned().ok_or_else(|| {
                 format!(
                     "the user {} was not created (its add failed or did not run)",
-                    action.username
+                    user.username
                 )
             })?,
         };
-        Ok((group, member))
+        Ok((group_id, member))
     }
 }
 
@@ -322,10 +309,13 @@ mod tests {
     //! from the journal, a failed user add fails its memberships, batches stay under the
     //! target's limit.
 
+    use std::sync::Mutex;
+
     use super::*;
-    use crate::model::{DesiredUser, TargetGroup, TargetUser};
-    use crate::plan::{Change, FORMAT_VERSION, Plan, Summary};
-    use crate::planner::groups::membership_key;
+    use crate::model::{DesiredUser, TargetUser};
+    use crate::plan::{
+        ActionStatus as Status, Change, FORMAT_VERSION, GroupRef, Plan, Reason, Summary, UserRef,
+    };
     use crate::progress::Progress;
     use crate::target::{TargetError, UserUpdate};
 
@@ -400,31 +390,22 @@ mod tests {
         }
     }
 
-    fn action(object: ObjectKind, kind: ActionKind, key: &str, name: &str) -> Action {
-        Action {
-            seq: 0,
-            action: kind,
-            object,
-            key: key.into(),
-            username: name.into(),
-            status: Status::Planned,
-            reason: String::new(),
-            changes: Vec::new(),
-            held_by: None,
-            target_id: None,
-            target_version: None,
-            target_digest: None,
-        }
-    }
-
     /// A membership add of `user` to `group`, with the ids the plan knows.
     fn join(group: &str, user: &str, group_id: Option<&str>, user_id: Option<&str>) -> Action {
-        let key = membership_key(&format!("k-{group}"), &format!("k-{user}"));
-        let mut a = action(ObjectKind::Membership, ActionKind::Add, &key, user);
-        a.changes.push(Change::new("group", None, Some(group)));
+        let mut changes = vec![Change::new(Field::Group, None, Some(group))];
         if let Some(id) = user_id {
-            a.changes.push(Change::new("member", None, Some(id)));
+            changes.push(Change::new(Field::Member, None, Some(id)));
         }
+        let group = GroupRef {
+            key: format!("k-{group}"),
+            name: group.into(),
+        };
+        let user = UserRef {
+            key: format!("k-{user}"),
+            username: user.into(),
+        };
+        let mut a = Action::membership(ActionKind::Add, group, user, Reason::NotInTarget, changes);
+        a.reasons.clear();
         a.target_id = group_id.map(str::to_string);
         a
     }
@@ -432,19 +413,11 @@ mod tests {
     #[test]
     fn memberships_take_created_ids_from_the_journal_and_go_in_batches() {
         let user = |name: &str| {
-            let mut a = action(
-                ObjectKind::User,
-                ActionKind::Add,
-                &format!("k-{name}"),
-                name,
-            );
-            a.changes.push(Change::new("username", None, Some(name)));
-            a
+            let changes = vec![Change::new(Field::Username, None, Some(name))];
+            Action::add_user(&format!("k-{name}"), name, Vec::new(), changes)
         };
-        let mut group = action(ObjectKind::Group, ActionKind::Add, "k-Sales", "Sales");
-        group
-            .changes
-            .push(Change::new("displayName", None, Some("Sales")));
+        let mut group = Action::add_group("k-Sales", "Sales", Reason::NotInTarget);
+        group.changes.retain(|c| c.field == Field::GroupName);
         let mut actions = vec![
             user("alice"),
             user("bob"),
@@ -492,8 +465,8 @@ mod tests {
         let status = |user: &str| {
             plan.actions
                 .iter()
-                .find(|a| a.object == ObjectKind::Membership && a.username == user)
-                .map(|a| (a.status, a.reason.clone()))
+                .find(|a| a.object() == ObjectKind::Membership && a.name() == user)
+                .map(|a| (a.status, a.reason()))
         };
         let (bob, why) = status("bob").expect("bob's membership");
         assert_eq!(bob, Status::Failed);

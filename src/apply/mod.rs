@@ -5,20 +5,26 @@
 //! actions already applied are not repeated, and an add that was in flight is looked up
 //! before it is created again, so retries never make duplicate accounts. A failing action
 //! fails only itself. Held actions stay held unless a human releases them.
-
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+//!
+//! `apply` reads as its steps: `resume` (what the journal says an earlier run did),
+//! the staleness check (`stale.rs`), `workers` (user and group actions on N threads, each
+//! journaled around its call; `users.rs` and `groups.rs` know the calls, `create.rs` the
+//! create → conflict → find → adopt path they share), the memberships (`groups.rs`), and
+//! the outcomes, written back to the plan and the report.
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::model::{DesiredUser, FieldValue};
-use crate::plan::{Action, ActionKind, ObjectKind, Plan, Status};
+use crate::plan::{ActionStatus, Plan, PlanStatus};
 use crate::progress::Progress;
 use crate::stale;
 use crate::store::{Store, StoreError};
-use crate::target::{Target, TargetError, UserUpdate};
+use crate::target::{Target, TargetError};
 
+mod create;
 mod groups;
+mod resume;
+mod users;
+mod workers;
 
 /// How a human released held actions for this apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,7 +80,7 @@ pub fn release(plan: &mut Plan, release: Release) -> Result<(), ApplyError> {
     let held_removals = plan
         .actions
         .iter()
-        .filter(|a| a.status == Status::Held && a.counts_as_removal())
+        .filter(|a| a.status == ActionStatus::Held && a.counts_as_removal())
         .count() as u64;
     if let Some(allowed) = release.allow_removes
         && !release.force
@@ -89,16 +95,18 @@ pub fn release(plan: &mut Plan, release: Release) -> Result<(), ApplyError> {
         for a in plan
             .actions
             .iter_mut()
-            .filter(|a| a.status == Status::Held && a.counts_as_removal())
+            .filter(|a| a.status == ActionStatus::Held && a.counts_as_removal())
         {
-            a.status = Status::Planned;
-            a.held_by = None;
+            a.release();
         }
     }
     if release.force {
-        for a in plan.actions.iter_mut().filter(|a| a.status == Status::Held) {
-            a.status = Status::Planned;
-            a.held_by = None;
+        for a in plan
+            .actions
+            .iter_mut()
+            .filter(|a| a.status == ActionStatus::Held)
+        {
+            a.release();
         }
     }
     Ok(())
@@ -113,53 +121,19 @@ pub fn apply(
     options: ApplyOptions,
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
-    let concurrency = options.concurrency;
     let record = store.plan_record(&plan.plan_id)?;
-    if record.as_ref().is_some_and(|r| r.status == "applied") {
+    if record.is_some_and(|r| r.status == PlanStatus::Applied) {
         return Err(ApplyError::AlreadyApplied(plan.plan_id.clone()));
     }
     let mut report = ApplyReport::default();
-    // Resume: the journal knows what an earlier run of this plan did.
-    let journal: std::collections::HashMap<u32, Status> = store
-        .journal(&plan.plan_id)?
-        .into_iter()
-        .map(|e| (e.seq, e.status))
-        .collect();
-    let mut interrupted = vec![false; plan.actions.len()];
-    for (i, action) in plan.actions.iter_mut().enumerate() {
-        let Some(entry) = journal.get(&action.seq) else {
-            continue;
-        };
-        match entry {
-            Status::Applied => {
-                action.status = Status::Applied;
-                report.already_applied += 1;
-            }
-            Status::Applying => interrupted[i] = true,
-            _ => {}
-        }
-    }
-    let todo: Vec<usize> = (0..plan.actions.len())
-        .filter(|&i| {
-            matches!(
-                plan.actions[i].status,
-                Status::Planned | Status::Failed | Status::Applying
-            ) || interrupted[i]
-        })
-        .collect();
-    for a in &plan.actions {
-        match a.status {
-            Status::Held => report.held += 1,
-            Status::Skipped => report.skipped += 1,
-            _ => {}
-        }
-    }
+    let resumed = resume::from_journal(plan, store, &mut report)?;
     if options.check_staleness {
         // Interrupted actions may have reached the target already: they are looked up when
         // they are redone, not counted as drift.
-        let pending: Vec<&Action> = todo
+        let pending: Vec<_> = resumed
+            .todo
             .iter()
-            .filter(|&&i| !interrupted[i])
+            .filter(|&&i| !resumed.interrupted[i])
             .map(|&i| &plan.actions[i])
             .collect();
         let drift = stale::check(&pending, target).map_err(ApplyError::Target)?;
@@ -167,257 +141,63 @@ pub fn apply(
             return Err(ApplyError::Stale(stale::message(&drift)));
         }
     }
-    store.set_plan_status(&plan.plan_id, "applying")?;
+    store.set_plan_status(&plan.plan_id, PlanStatus::Applying)?;
 
-    let bar = progress.bar("apply", &target.describe(), todo.len() as u64);
+    let bar = progress.bar("apply", &target.describe(), resumed.todo.len() as u64);
     // Memberships wait for the users and groups they name: they run after the rest, batched
     // per group (apply/groups.rs).
-    let (todo, memberships) = groups::split_memberships(todo, &plan.actions);
-    let next = AtomicUsize::new(0);
-    let outcomes: Mutex<Vec<(usize, Status, Option<String>)>> =
-        Mutex::new(Vec::with_capacity(todo.len()));
-    let workers = concurrency.clamp(1, 64).min(todo.len().max(1));
-    let plan_id = plan.plan_id.clone();
-    let actions = &plan.actions;
-    std::thread::scope(|scope| -> Result<(), ApplyError> {
-        let mut handles = Vec::new();
-        for _ in 0..workers {
-            let journal = store.reopen()?;
-            let (next, todo, outcomes, bar, plan_id, interrupted) =
-                (&next, &todo, &outcomes, &bar, &plan_id, &interrupted);
-            handles.push(scope.spawn(move || -> Result<(), ApplyError> {
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&i) = todo.get(n) else { return Ok(()) };
-                    let action = &actions[i];
-                    journal.journal_start(plan_id, action.seq, &now())?;
-                    let result = execute(action, target, &journal, plan_id, interrupted[i]);
-                    let (status, error, result_id) = match result {
-                        Ok(id) => (Status::Applied, None, id),
-                        Err(e) => {
-                            log::error!(
-                                "{} {} {}: {e}",
-                                action.action.as_str(),
-                                action.object.as_str(),
-                                action.username
-                            );
-                            (Status::Failed, Some(e.to_string()), None)
-                        }
-                    };
-                    journal.journal_finish(
-                        plan_id,
-                        action.seq,
-                        status,
-                        error.as_deref(),
-                        result_id.as_deref(),
-                        &now(),
-                    )?;
-                    bar.inc(1);
-                    if let Ok(mut o) = outcomes.lock() {
-                        o.push((i, status, error));
-                    }
-                }
-            }));
-        }
-        for handle in handles {
-            match handle.join() {
-                Ok(result) => result?,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(())
-    })?;
-    let member_outcomes = groups::apply_memberships(
-        actions,
-        &memberships,
-        store,
+    let (todo, memberships) = groups::split_memberships(resumed.todo, &plan.actions);
+    let run = workers::Run {
+        actions: &plan.actions,
         target,
-        &plan_id,
-        concurrency,
-        &bar,
-    )?;
+        plan_id: &plan.plan_id,
+        concurrency: options.concurrency,
+        bar: &bar,
+    };
+    let mut outcomes = workers::run_actions(&run, store, &todo, &resumed.interrupted)?;
+    outcomes.extend(groups::apply_memberships(&run, store, &memberships)?);
     bar.finish();
 
-    for (i, status, error) in outcomes
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .chain(member_outcomes)
-    {
-        let action = &mut plan.actions[i];
-        action.status = status;
-        if let Some(error) = error {
-            action.reason = format!("{}; failed: {error}", action.reason);
-        }
-        match status {
-            Status::Applied => report.applied += 1,
-            _ => report.failed += 1,
-        }
-    }
+    record_outcomes(plan, outcomes, &mut report);
     // Held and failed actions can still be applied (released, retried) with the same plan.
     let done = report.failed == 0 && report.held == 0;
-    store.set_plan_status(&plan.plan_id, if done { "applied" } else { "partial" })?;
+    let status = if done {
+        PlanStatus::Applied
+    } else {
+        PlanStatus::Partial
+    };
+    store.set_plan_status(&plan.plan_id, status)?;
     Ok(report)
 }
 
-/// One action's target calls. Returns the target id an add created or adopted.
-fn execute(
-    action: &Action,
-    target: &dyn Target,
-    store: &Store,
-    plan_id: &str,
-    interrupted: bool,
-) -> Result<Option<String>, ActionError> {
-    if action.object != ObjectKind::User {
-        return groups::execute(action, target, interrupted);
-    }
-    let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
-    let version = action.target_version.as_deref();
-    match action.action {
-        ActionKind::Add => {
-            let created = add(action, target, interrupted)?;
-            // Created inactive (out of service in the source): roster's own deactivation,
-            // undone when the source has the account in service again.
-            if action.after("active") == Some("false")
-                && let Some(id) = &created
-            {
-                store.record_deactivated(id, &action.key, plan_id, &now())?;
-            }
-            Ok(created)
-        }
-        ActionKind::Update => {
-            let update = update_of(action);
-            let id = id()?;
-            target.update_user(id, version, &update)?;
-            match update.active {
-                Some(true) => store.forget_deactivated(id)?,
-                // The source has the account out of service: roster deactivated it, and
-                // reactivates it when the source has it in service again.
-                Some(false) => store.record_deactivated(id, &action.key, plan_id, &now())?,
-                None => {}
-            }
-            Ok(None)
-        }
-        ActionKind::Remove => {
-            let id = id()?;
-            let update = UserUpdate {
-                active: Some(false),
-                ..UserUpdate::default()
-            };
-            target.update_user(id, version, &update)?;
-            store.record_deactivated(id, &action.key, plan_id, &now())?;
-            Ok(None)
-        }
-        ActionKind::Delete => {
-            let id = id()?;
-            target.delete_user(id, version)?;
-            store.forget_deactivated(id)?;
-            Ok(None)
+/// How one action ended: its index in the plan, and the error when it failed.
+pub(super) struct Outcome {
+    index: usize,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn status(&self) -> ActionStatus {
+        match self.error {
+            None => ActionStatus::Applied,
+            Some(_) => ActionStatus::Failed,
         }
     }
 }
 
-/// Creates the user; if it already exists (an earlier interrupted apply, or a create the
-/// target refused as a duplicate), adopts the existing account when it is ours or unmanaged.
-fn add(
-    action: &Action,
-    target: &dyn Target,
-    interrupted: bool,
-) -> Result<Option<String>, ActionError> {
-    let user = desired_of(action);
-    if interrupted && let Some(existing) = target.find_user(&user.username)? {
-        return adopt(action, &user, existing, target);
-    }
-    match target.create_user(&user) {
-        Ok(created) => Ok(Some(created.id)),
-        Err(e) if e.is_conflict() => match target.find_user(&user.username)? {
-            Some(existing) => adopt(action, &user, existing, target),
-            None => Err(e.into()),
-        },
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn adopt(
-    action: &Action,
-    user: &DesiredUser,
-    existing: crate::model::TargetUser,
-    target: &dyn Target,
-) -> Result<Option<String>, ActionError> {
-    match existing.external_id.as_deref() {
-        Some(key) if key != user.key => {
-            return Err(ActionError::Taken {
-                username: user.username.clone(),
-                key: key.to_string(),
-            });
-        }
-        Some(_) => log::info!("add {}: already created (resumed apply)", action.username),
-        None => log::info!(
-            "add {}: adopting the existing unmanaged account",
-            action.username
-        ),
-    }
-    let mut update = update_of(action);
-    update.username = None;
-    if existing.external_id.is_some() {
-        update.external_id = None;
-    }
-    if !update.is_empty() {
-        target.update_user(&existing.id, existing.version.as_deref(), &update)?;
-    }
-    Ok(Some(existing.id))
-}
-
-/// The user an add action creates, rebuilt from its changes.
-fn desired_of(action: &Action) -> DesiredUser {
-    let mut user = DesiredUser {
-        key: action.key.clone(),
-        username: action.username.clone(),
-        ..DesiredUser::default()
-    };
-    for c in &action.changes {
-        let Some(after) = c.after.clone() else {
-            continue;
-        };
-        match c.field.as_str() {
-            "externalId" => user.key = after,
-            "username" => user.username = after,
-            "name" => user.name = Some(after),
-            "email" => user.email = Some(after),
-            "phone" => user.phones.push(after),
-            "active" => user.active = after != "false",
-            field => {
-                user.fields
-                    .insert(field.to_string(), FieldValue::Set(after));
+/// Writes how the actions ended into the plan (as `show` and the report tell it).
+fn record_outcomes(plan: &mut Plan, outcomes: Vec<Outcome>, report: &mut ApplyReport) {
+    for outcome in outcomes {
+        let action = &mut plan.actions[outcome.index];
+        action.status = outcome.status();
+        match outcome.error {
+            None => report.applied += 1,
+            Some(error) => {
+                action.error = Some(error);
+                report.failed += 1;
             }
         }
     }
-    user
-}
-
-/// The target update an action's changes ask for.
-fn update_of(action: &Action) -> UserUpdate {
-    let mut update = UserUpdate::default();
-    for c in &action.changes {
-        match (c.field.as_str(), c.after.clone()) {
-            ("externalId", after) => update.external_id = after,
-            ("username", after) => update.username = after,
-            ("name", after) => update.name = after,
-            ("email", after) => update.email = after,
-            ("phone", Some(after)) => update.add_phones.push(after),
-            ("phone", None) => {}
-            ("active", after) => update.active = after.map(|a| a == "true"),
-            (field, Some(after)) => {
-                update
-                    .fields
-                    .insert(field.to_string(), FieldValue::Set(after));
-            }
-            (field, None) => {
-                update.fields.insert(field.to_string(), FieldValue::Clear);
-            }
-        }
-    }
-    update
 }
 
 /// Why one action failed.

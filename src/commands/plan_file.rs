@@ -25,7 +25,7 @@ pub(super) fn load(path: &Path) -> Result<Plan, Error> {
             "unsupported format_version (this roster reads version {FORMAT_VERSION})"
         )));
     }
-    serde_json::from_value(value).map_err(|e| err(format!("not a roster plan: {e}")))
+    crate::plan::contract::read(value).map_err(|e| err(e.to_string()))
 }
 
 /// Reads a plan file to apply: it must have been made with the current config and policy.

@@ -45,6 +45,7 @@ pub(super) fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
     match args.format {
         ShowFormat::Csv => out = render::csv(plan.as_ref(), &rejects),
         ShowFormat::Json => {
+            let plan = plan.as_ref().map(crate::plan::contract::view);
             let body = serde_json::json!({ "plan": plan, "rejects": rejects });
             out = serde_json::to_string_pretty(&body).unwrap_or_default() + "\n";
         }
@@ -77,7 +78,7 @@ fn overlay_journal(plan: &mut Plan, journal: &[ActionRecord]) {
         if let Some(entry) = by_seq.get(&action.seq) {
             action.status = entry.status;
             if let Some(error) = &entry.error {
-                action.reason = format!("{}; failed: {error}", action.reason);
+                action.error = Some(error.clone());
             }
         }
     }

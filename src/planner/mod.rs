@@ -10,7 +10,10 @@ use std::collections::HashSet;
 use crate::config::{Cap, Mode, Policy};
 use crate::model::{DesiredUser, FieldValue, TargetUser, phone_digits};
 pub use crate::model::{MatchedBy, Pair};
-use crate::plan::{Action, ActionKind, Change, ObjectKind, Status, Summary};
+use crate::plan::{
+    Action, ActionKind, ActionStatus, CapName, Change, Counted, Field, Hold, Limit, ObjectKind,
+    Reason, Summary, UserRef,
+};
 
 /// The planner's result before the plan gets its id and digests.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,10 +64,8 @@ impl<'p> Planner<'p> {
                     self.summary.unmanaged += 1;
                 } else if let Some(why) = protected {
                     // Shown, not silently dropped: what would have happened, and why it won't.
-                    if let Some(mut action) = removal(&target, self.policy.mode) {
-                        action.status = Status::Skipped;
-                        action.reason = format!("not removed: {why}");
-                        self.actions.push(action);
+                    if let Some(action) = removal(&target, self.policy.mode) {
+                        self.actions.push(action.skipped(Reason::NotRemoved(why)));
                     }
                 } else if let Some(action) = removal(&target, self.policy.mode) {
                     self.actions.push(action);
@@ -89,43 +90,29 @@ impl<'p> Planner<'p> {
 
 fn add(desired: &DesiredUser) -> Action {
     let mut changes = vec![
-        Change::new("externalId", None, Some(&desired.key)),
-        Change::new("username", None, Some(&desired.username)),
+        Change::new(Field::Key, None, Some(&desired.key)),
+        Change::new(Field::Username, None, Some(&desired.username)),
     ];
     if let Some(name) = &desired.name {
-        changes.push(Change::new("name", None, Some(name)));
+        changes.push(Change::new(Field::Name, None, Some(name)));
     }
     if let Some(email) = &desired.email {
-        changes.push(Change::new("email", None, Some(email)));
+        changes.push(Change::new(Field::Email, None, Some(email)));
     }
     for phone in &desired.phones {
-        changes.push(Change::new("phone", None, Some(phone)));
+        changes.push(Change::new(Field::Phone, None, Some(phone)));
     }
     for (field, value) in &desired.fields {
         if let FieldValue::Set(v) = value {
-            changes.push(Change::new(field, None, Some(v)));
+            changes.push(Change::new(Field::Attribute(field.clone()), None, Some(v)));
         }
     }
-    let reason = if desired.active {
-        "in the source, not in the target"
-    } else {
-        changes.push(Change::new("active", None, Some("false")));
-        "in the source, not in the target; out of service in the source: created inactive"
-    };
-    Action {
-        seq: 0,
-        action: ActionKind::Add,
-        object: ObjectKind::User,
-        key: desired.key.clone(),
-        username: desired.username.clone(),
-        status: Status::Planned,
-        reason: reason.to_string(),
-        changes,
-        held_by: None,
-        target_id: None,
-        target_version: None,
-        target_digest: None,
+    let mut reasons = vec![Reason::NotInTarget];
+    if !desired.active {
+        changes.push(Change::new(Field::Active, None, Some("false")));
+        reasons.push(Reason::CreatedInactive);
     }
+    Action::add_user(&desired.key, &desired.username, reasons, changes)
 }
 
 /// The field changes that bring `target` in line with `desired`, by the field rules:
@@ -134,7 +121,7 @@ fn field_changes(desired: &DesiredUser, target: &TargetUser) -> Vec<Change> {
     let mut changes = Vec::new();
     if desired.username != target.username {
         changes.push(Change::new(
-            "username",
+            Field::Username,
             Some(&target.username),
             Some(&desired.username),
         ));
@@ -142,7 +129,7 @@ fn field_changes(desired: &DesiredUser, target: &TargetUser) -> Vec<Change> {
     if let Some(name) = &desired.name
         && target.name.as_deref() != Some(name.as_str())
     {
-        changes.push(Change::new("name", target.name.as_deref(), Some(name)));
+        changes.push(Change::new(Field::Name, target.name.as_deref(), Some(name)));
     }
     // Email addresses are compared case-insensitively: targets often fold them.
     if let Some(email) = &desired.email
@@ -151,22 +138,27 @@ fn field_changes(desired: &DesiredUser, target: &TargetUser) -> Vec<Change> {
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case(email))
     {
-        changes.push(Change::new("email", target.email.as_deref(), Some(email)));
+        changes.push(Change::new(
+            Field::Email,
+            target.email.as_deref(),
+            Some(email),
+        ));
     }
     let mut known: HashSet<String> = target.phones.iter().map(|p| phone_digits(p)).collect();
     for phone in &desired.phones {
         if known.insert(phone_digits(phone)) {
-            changes.push(Change::new("phone", None, Some(phone)));
+            changes.push(Change::new(Field::Phone, None, Some(phone)));
         }
     }
     for (field, value) in &desired.fields {
         let current = target.fields.get(field).map(String::as_str);
+        let attribute = || Field::Attribute(field.clone());
         match value {
             FieldValue::Set(v) if current != Some(v.as_str()) => {
-                changes.push(Change::new(field, current, Some(v)));
+                changes.push(Change::new(attribute(), current, Some(v)));
             }
             FieldValue::Clear if current.is_some() => {
-                changes.push(Change::new(field, current, None))
+                changes.push(Change::new(attribute(), current, None))
             }
             _ => {}
         }
@@ -184,30 +176,27 @@ fn update(
     let mut reasons = Vec::new();
     if target.external_id.as_deref() != Some(desired.key.as_str()) {
         changes.push(Change::new(
-            "externalId",
+            Field::Key,
             target.external_id.as_deref(),
             Some(&desired.key),
         ));
         reasons.push(match (&target.external_id, matched_by) {
-            (None, _) => "adopted: an unmanaged account has the same username".to_string(),
-            (Some(_), _) => {
-                "re-keyed: the account's key is no longer in the source and the username matches"
-                    .to_string()
-            }
+            (None, _) => Reason::AdoptedAccount,
+            (Some(_), _) => Reason::Rekeyed,
         });
     }
     let fields = field_changes(desired, target);
-    let mut status = Status::Planned;
+    let mut status = ActionStatus::Planned;
     match (desired.active, target.active) {
         (true, true) => {}
         (false, true) => {
             // Not a removal (the account stays, in every mode), but the remove caps count it.
-            changes.push(Change::new("active", Some("true"), Some("false")));
-            reasons.push("out of service in the source (disabled or expired): deactivated".into());
+            changes.push(Change::new(Field::Active, Some("true"), Some("false")));
+            reasons.push(Reason::Deactivated);
         }
         (true, false) if deactivated_by_roster => {
-            changes.push(Change::new("active", Some("false"), Some("true")));
-            reasons.push("back in the source after roster deactivated it".to_string());
+            changes.push(Change::new(Field::Active, Some("false"), Some("true")));
+            reasons.push(Reason::Reactivated);
         }
         // An account roster deactivated and the source still has out of service: roster's
         // account, kept inactive and in line.
@@ -215,82 +204,72 @@ fn update(
         (_, false) => {
             if !fields.is_empty() || !changes.is_empty() {
                 // An account someone else deactivated is not roster's to change.
-                status = Status::Skipped;
-                reasons.push(
-                    "inactive in the target and not deactivated by roster: left as it is"
-                        .to_string(),
-                );
+                status = ActionStatus::Skipped;
+                reasons.push(Reason::InactiveInTarget);
             }
         }
     }
-    if !fields.is_empty() && status == Status::Planned {
-        let names: Vec<&str> = fields.iter().map(|c| c.field.as_str()).collect();
-        reasons.push(format!(
-            "changed in the source: {}",
-            dedup(&names).join(", ")
-        ));
+    if !fields.is_empty() && status == ActionStatus::Planned {
+        let names: Vec<&Field> = fields.iter().map(|c| &c.field).collect();
+        reasons.push(Reason::Changed(dedup(&names)));
     }
     changes.extend(fields);
     if changes.is_empty() {
         return None;
     }
-    Some(Action {
-        seq: 0,
-        action: ActionKind::Update,
-        object: ObjectKind::User,
+    let user = UserRef {
         key: desired.key.clone(),
         username: desired.username.clone(),
-        status,
-        reason: reasons.join("; "),
-        changes,
-        held_by: None,
-        target_id: Some(target.id.clone()),
-        target_version: target.version.clone(),
-        target_digest: Some(target.digest()),
-    })
+    };
+    let mut action = Action::change_user(ActionKind::Update, user, reasons, changes).on_target(
+        &target.id,
+        target.version.as_deref(),
+        Some(target.digest()),
+    );
+    action.status = status;
+    Some(action)
 }
 
-fn dedup<'a>(names: &[&'a str]) -> Vec<&'a str> {
+fn dedup(fields: &[&Field]) -> Vec<Field> {
     let mut seen = HashSet::new();
-    names.iter().copied().filter(|n| seen.insert(*n)).collect()
+    fields
+        .iter()
+        .copied()
+        .filter(|f| seen.insert(*f))
+        .cloned()
+        .collect()
 }
 
 fn removal(target: &TargetUser, mode: Mode) -> Option<Action> {
-    let key = target.external_id.clone().unwrap_or_default();
     let (kind, reason, changes) = match mode {
         Mode::AddOnly => return None,
         Mode::Remove if !target.active => return None,
         Mode::Remove => (
             ActionKind::Remove,
-            "managed account no longer in the source (mode remove)",
-            vec![Change::new("active", Some("true"), Some("false"))],
+            Reason::GoneRemove,
+            vec![Change::new(Field::Active, Some("true"), Some("false"))],
         ),
-        Mode::Delete => (
-            ActionKind::Delete,
-            "managed account no longer in the source (mode delete)",
-            Vec::new(),
-        ),
+        Mode::Delete => (ActionKind::Delete, Reason::GoneDelete, Vec::new()),
     };
-    Some(Action {
-        seq: 0,
-        action: kind,
-        object: ObjectKind::User,
-        key,
+    let user = UserRef {
+        key: target.external_id.clone().unwrap_or_default(),
         username: target.username.clone(),
-        status: Status::Planned,
-        reason: reason.to_string(),
-        changes,
-        held_by: None,
-        target_id: Some(target.id.clone()),
-        target_version: target.version.clone(),
-        target_digest: Some(target.digest()),
-    })
+    };
+    Some(
+        Action::change_user(kind, user, vec![reason], changes).on_target(
+            &target.id,
+            target.version.as_deref(),
+            Some(target.digest()),
+        ),
+    )
 }
 
 /// Adds first, then updates, removes and deletes; by username within a kind, so that the
 /// same input always gives the same plan.
 fn order(actions: &mut [Action]) {
-    actions.sort_by(|a, b| (a.action, &a.username, &a.key).cmp(&(b.action, &b.username, &b.key)));
+    actions.sort_by(|a, b| {
+        (a.action, a.name(), a.subject.keys()).cmp(&(b.action, b.name(), b.subject.keys()))
+    });
 }
 
 /// Whether `count` actions exceed `cap` measured against `base` accounts.
@@ -301,13 +280,6 @@ pub fn exceeds(count: u64, cap: Cap, base: u64) -> bool {
         Cap::Count(max) => count > max,
         // count * 100 > percent * base, in floating point only for the percent.
         Cap::Percent(percent) => (count as f64) * 100.0 > percent * (base as f64),
-    }
-}
-
-fn cap_text(cap: Cap, name: &str, base: u64) -> String {
-    match cap {
-        Cap::Count(n) => format!("{name} is {n}"),
-        Cap::Percent(p) => format!("{name} is {p}% of {base} managed accounts"),
     }
 }
 
@@ -332,76 +304,62 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
     let planned = |matches: fn(&Action) -> bool| {
         actions
             .iter()
-            .filter(|a| a.object == ObjectKind::User)
-            .filter(|a| a.status == Status::Planned && matches(a))
+            .filter(|a| a.object() == ObjectKind::User)
+            .filter(|a| a.status == ActionStatus::Planned && matches(a))
             .count() as u64
     };
-    let removals = planned(is_removal);
-    let deactivations = planned(Action::deactivates);
-    let removal_noun = if deactivations == 0 {
-        format!("{} planned", plural_noun(removals, "remove"))
-    } else if deactivations == removals {
-        format!("{} planned", plural_noun(removals, "deactivation"))
-    } else {
-        format!(
-            "{} planned ({deactivations} of them deactivation{})",
-            plural_noun(removals, "remove"),
-            if deactivations == 1 { "" } else { "s" }
-        )
+    let removals = Counted::Removals {
+        count: planned(is_removal),
+        deactivations: planned(Action::deactivates),
     };
 
-    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), "max-removes")).chain(
+    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), CapName::MaxRemoves)).chain(
         policy
             .max_remove_percent
-            .map(|p| (Cap::Percent(p), "max-remove-percent")),
+            .map(|p| (Cap::Percent(p), CapName::MaxRemovePercent)),
     );
     let mut checks: Vec<CapCheck> = remove_caps
         .map(|(cap, name)| CapCheck {
             matches: is_removal,
-            count: removals,
-            what: removal_noun.clone(),
+            counted: removals,
             cap: Some(cap),
             name,
         })
         .collect();
-    for (matches, noun, cap, name) in [
-        (
-            is_add as fn(&Action) -> bool,
-            "add",
-            policy.max_adds,
-            "max-adds",
-        ),
-        (is_update, "update", policy.max_updates, "max-updates"),
-    ] {
-        let count = planned(matches);
-        checks.push(CapCheck {
-            matches,
-            count,
-            what: format!("{} planned", plural_noun(count, noun)),
-            cap,
-            name,
-        });
-    }
+    checks.push(CapCheck {
+        matches: is_add,
+        counted: Counted::Adds(planned(is_add)),
+        cap: policy.max_adds,
+        name: CapName::MaxAdds,
+    });
+    checks.push(CapCheck {
+        matches: is_update,
+        counted: Counted::Updates(planned(is_update)),
+        cap: policy.max_updates,
+        name: CapName::MaxUpdates,
+    });
 
     for CapCheck {
         matches,
-        count,
-        what,
+        counted,
         cap,
         name,
     } in checks
     {
-        let Some(cap) = cap.filter(|cap| exceeds(count, *cap, managed)) else {
+        let Some(cap) = cap.filter(|cap| exceeds(counted.count(), *cap, managed)) else {
             continue;
         };
-        let reason = format!("{what}, {}", cap_text(cap, name, managed));
+        let hold = Hold::Cap {
+            counted,
+            name,
+            limit: Limit::new(cap, managed),
+        };
         for action in actions
             .iter_mut()
-            .filter(|a| a.object == ObjectKind::User)
-            .filter(|a| a.status == Status::Planned && matches(a))
+            .filter(|a| a.object() == ObjectKind::User)
+            .filter(|a| a.status == ActionStatus::Planned && matches(a))
         {
-            action.status = Status::Held;
-            action.held_by = Some(reason.clone());
+            action.hold(hold.clone());
         }
     }
 }
@@ -409,16 +367,9 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
 /// One cap and the actions it counts.
 struct CapCheck {
     matches: fn(&Action) -> bool,
-    count: u64,
-    /// "3 removes planned", for the reason of held actions.
-    what: String,
+    counted: Counted,
     cap: Option<Cap>,
-    name: &'static str,
-}
-
-/// "1 remove", "3 removes".
-fn plural_noun(count: u64, noun: &str) -> String {
-    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+    name: CapName,
 }
 
 /// What the store knows about this run's source read, for the completeness checks.
@@ -432,27 +383,48 @@ pub struct SourceRead {
     pub managed: u64,
 }
 
+/// Why a source read is refused: it looks partial.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum SourceRefusal {
+    #[error(
+        "the source returned no users while the target has {managed} managed accounts; \
+         refusing to plan (check the source's base-dn and filter, or use --force)"
+    )]
+    Empty { managed: u64 },
+    #[error(
+        "the source shrank from {last} to {count} users ({shrink:.1}%), more than \
+         max-source-shrink-percent {max}; refusing to plan (use --force if this is intended)"
+    )]
+    Shrank {
+        last: u64,
+        count: u64,
+        /// The shrink, in percent of `last`.
+        shrink: f64,
+        /// `max-source-shrink-percent`.
+        max: f64,
+    },
+}
+
 /// Refuses a source read that looks partial: empty while the target has managed accounts,
 /// or shrunk by more than `max-source-shrink-percent` since the last good read. (A read that
 /// failed part-way never gets this far: it is an error.) The refusal says what and by how much.
-pub fn check_source(read: SourceRead, policy: &Policy) -> Result<(), String> {
+pub fn check_source(read: SourceRead, policy: &Policy) -> Result<(), SourceRefusal> {
     if read.count == 0 && read.managed > 0 {
-        return Err(format!(
-            "the source returned no users while the target has {} managed accounts; \
-             refusing to plan (check the source's base-dn and filter, or use --force)",
-            read.managed
-        ));
+        return Err(SourceRefusal::Empty {
+            managed: read.managed,
+        });
     }
     if let Some(last) = read.last_good
         && last > read.count
     {
         let shrink = (last - read.count) as f64 * 100.0 / last as f64;
         if shrink > policy.max_source_shrink_percent {
-            return Err(format!(
-                "the source shrank from {last} to {} users ({shrink:.1}%), more than \
-                 max-source-shrink-percent {}; refusing to plan (use --force if this is intended)",
-                read.count, policy.max_source_shrink_percent
-            ));
+            return Err(SourceRefusal::Shrank {
+                last,
+                count: read.count,
+                shrink,
+                max: policy.max_source_shrink_percent,
+            });
         }
     }
     Ok(())

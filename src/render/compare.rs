@@ -4,18 +4,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::plan::contract::subject_key;
 use crate::plan::{Action, Plan};
 
-/// Actions keyed by what they do to which object.
-fn keyed(plan: &Plan) -> BTreeMap<(String, String, String), &Action> {
+/// Actions keyed by what they do to which object, in the order of the contract's names
+/// (the order the differences are listed in).
+fn keyed(plan: &Plan) -> BTreeMap<(&'static str, String, &'static str), &Action> {
     plan.actions
         .iter()
         .map(|a| {
             (
                 (
-                    a.object.as_str().to_string(),
-                    a.key.clone(),
-                    a.action.as_str().to_string(),
+                    a.object().as_str(),
+                    subject_key(&a.subject),
+                    a.action.as_str(),
                 ),
                 a,
             )
@@ -32,12 +34,10 @@ pub fn compare(reviewed: &Plan, now: &Plan) -> Vec<String> {
             None => lines.push(format!(
                 "  + {} {} {}  (not in the reviewed plan)",
                 a.action.as_str(),
-                a.object.as_str(),
-                a.username
+                a.object().as_str(),
+                a.name()
             )),
-            Some(b)
-                if b.changes != a.changes || b.status != a.status || b.username != a.username =>
-            {
+            Some(b) if b.changes != a.changes || b.status != a.status || b.name() != a.name() => {
                 let mut why = Vec::new();
                 if b.changes != a.changes {
                     why.push("other changes".to_string());
@@ -49,14 +49,14 @@ pub fn compare(reviewed: &Plan, now: &Plan) -> Vec<String> {
                         b.status.as_str()
                     ));
                 }
-                if b.username != a.username {
-                    why.push(format!("username {} instead of {}", a.username, b.username));
+                if b.name() != a.name() {
+                    why.push(format!("username {} instead of {}", a.name(), b.name()));
                 }
                 lines.push(format!(
                     "  ~ {} {} {}  ({})",
                     a.action.as_str(),
-                    a.object.as_str(),
-                    a.username,
+                    a.object().as_str(),
+                    a.name(),
                     why.join(", ")
                 ));
             }
@@ -68,8 +68,8 @@ pub fn compare(reviewed: &Plan, now: &Plan) -> Vec<String> {
             lines.push(format!(
                 "  - {} {} {}  (no longer planned)",
                 b.action.as_str(),
-                b.object.as_str(),
-                b.username
+                b.object().as_str(),
+                b.name()
             ));
         }
     }

@@ -2,7 +2,8 @@
 //! one row each, for a report people open in a spreadsheet.
 
 use crate::model::Reject;
-use crate::plan::Plan;
+use crate::plan::contract::ActionJson;
+use crate::plan::{Plan, Reason};
 
 const HEADER: [&str; 10] = [
     "record", "seq", "action", "object", "key", "username", "status", "reason", "error", "changes",
@@ -13,10 +14,9 @@ pub fn csv(plan: Option<&Plan>, rejects: &[Reject]) -> String {
     // Writing to a Vec cannot fail.
     let _ = out.write_record(HEADER);
     for a in plan.iter().flat_map(|p| &p.actions) {
-        let (reason, error) = match a.reason.split_once("; failed: ") {
-            Some((reason, error)) => (reason, error),
-            None => (a.reason.as_str(), ""),
-        };
+        let reason = Reason::join(&a.reasons);
+        let error = a.error.as_deref().unwrap_or_default();
+        let row = ActionJson::from(a);
         let changes: Vec<String> = a
             .changes
             .iter()
@@ -29,7 +29,7 @@ pub fn csv(plan: Option<&Plan>, rejects: &[Reject]) -> String {
                 )
             })
             .collect();
-        let status = match &a.held_by {
+        let status = match &a.hold {
             Some(cap) => format!("{} ({cap})", a.status.as_str()),
             None => a.status.as_str().to_string(),
         };
@@ -37,11 +37,11 @@ pub fn csv(plan: Option<&Plan>, rejects: &[Reject]) -> String {
             "action",
             &a.seq.to_string(),
             a.action.as_str(),
-            a.object.as_str(),
-            &a.key,
-            &a.username,
+            a.object().as_str(),
+            &row.key,
+            &row.username,
             &status,
-            reason,
+            &reason,
             error,
             &changes.join("; "),
         ]);

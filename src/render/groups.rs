@@ -4,23 +4,19 @@
 
 use std::fmt::Write;
 
-use crate::plan::{Action, ActionKind, ObjectKind, Plan, Status};
-use crate::planner::groups::membership_parts;
+use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind, Plan, Subject};
 
 /// The name an action is shown under: the username, the group name, or `user → group`.
 pub(super) fn object_name(action: &Action) -> String {
-    match action.object {
-        ObjectKind::Membership => {
-            let group = membership_parts(action).0.unwrap_or("?");
-            format!("{} → {group}", action.username)
-        }
-        _ => action.username.clone(),
+    match &action.subject {
+        Subject::Membership { group, user } => format!("{} → {}", user.username, group.name),
+        _ => action.name().to_string(),
     }
 }
 
 /// Whether the plan has any group or membership action.
 pub(super) fn has_groups(plan: &Plan) -> bool {
-    plan.actions.iter().any(|a| a.object != ObjectKind::User)
+    plan.actions.iter().any(|a| a.object() != ObjectKind::User)
 }
 
 /// ` Of these, groups: 1 to add, ...; memberships: 2 to add, 1 to remove.`, and the count
@@ -31,7 +27,9 @@ pub(super) fn summary_note(plan: &Plan) -> String {
         let count = |object: ObjectKind, kind: ActionKind| {
             plan.actions
                 .iter()
-                .filter(|a| a.object == object && a.action == kind && a.status != Status::Skipped)
+                .filter(|a| {
+                    a.object() == object && a.action == kind && a.status != ActionStatus::Skipped
+                })
                 .count()
         };
         let _ = write!(

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{plural, quoted};
-use crate::plan::{Action, ActionKind, Change, Plan, Status};
+use crate::plan::{Action, ActionKind, ActionStatus as Status, Change, Field, Plan};
 
 /// The whole plan: one block per action, then the summary line.
 pub fn human(plan: &Plan) -> String {
@@ -33,12 +33,12 @@ fn action_block(out: &mut String, action: &Action) {
     let _ = write!(
         out,
         "  {symbol} {} {}",
-        action.object.as_str(),
+        action.object().as_str(),
         super::groups::object_name(action)
     );
     if action.action == ActionKind::Add {
-        let name = action.after("name");
-        let email = action.after("email");
+        let name = action.after(&Field::Name);
+        let email = action.after(&Field::Email);
         match (name, email) {
             (Some(n), Some(e)) => {
                 let _ = write!(out, " ({n} <{e}>)");
@@ -59,9 +59,12 @@ fn action_block(out: &mut String, action: &Action) {
     match action.status {
         Status::Held => notes.push(format!(
             "held: {}",
-            action.held_by.as_deref().unwrap_or("by a cap")
+            action
+                .hold
+                .as_ref()
+                .map_or_else(|| "by a cap".to_string(), ToString::to_string)
         )),
-        Status::Skipped => notes.push(format!("skipped: {}", action.reason)),
+        Status::Skipped => notes.push(format!("skipped: {}", action.reason())),
         Status::Applied | Status::Failed | Status::Applying => {
             notes.push(action.status.as_str().to_string())
         }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::human::summary_line;
 use super::plural;
-use crate::plan::{ActionKind, Plan, Status};
+use crate::plan::{ActionKind, ActionStatus as Status, Plan};
 
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
@@ -62,9 +62,9 @@ pub fn markdown(plan: &Plan) -> String {
         let kinds = super::groups::has_groups(plan);
         let name = |a: &crate::plan::Action| {
             if kinds {
-                format!("{} {}", a.object.as_str(), super::groups::object_name(a))
+                format!("{} {}", a.object().as_str(), super::groups::object_name(a))
             } else {
-                a.username.clone()
+                a.name().to_string()
             }
         };
         let _ = writeln!(
@@ -76,9 +76,9 @@ pub fn markdown(plan: &Plan) -> String {
             let status = match a.status {
                 Status::Held => format!(
                     "**held**: {}",
-                    cell(a.held_by.as_deref().unwrap_or_default())
+                    cell(&a.hold.as_ref().map(ToString::to_string).unwrap_or_default())
                 ),
-                Status::Skipped => format!("skipped: {}", cell(&a.reason)),
+                Status::Skipped => format!("skipped: {}", cell(&a.reason())),
                 other => other.as_str().to_string(),
             };
             if a.changes.is_empty() {
@@ -101,7 +101,7 @@ pub fn markdown(plan: &Plan) -> String {
                     out,
                     "| `{}` | {user} | {} | {before} | {after} | {status} |",
                     a.action.symbol(),
-                    cell(&c.field),
+                    cell(&c.field.to_string()),
                 );
             }
         }

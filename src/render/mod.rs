@@ -24,7 +24,8 @@ pub fn json(plan: &Plan) -> String {
 
 /// Streams the plan's JSON to `out`, without building it in memory first.
 pub fn write_json(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, plan).map_err(std::io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, &crate::plan::contract::view(plan))
+        .map_err(std::io::Error::other)?;
     out.write_all(b"\n")
 }
 

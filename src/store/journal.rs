@@ -2,25 +2,30 @@
 //! action before its target call (`applying`) and after it (`applied` / `failed`), each in
 //! its own committed transaction, so that a killed apply can be resumed without repeating
 //! what was done.
+//!
+//! Rows are written and read through the plan contract (`plan::contract`): the header is
+//! the plan file without its actions, each action row holds the columns of the plan file's
+//! action, and a row that the contract does not read is reported as a damaged plan.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError};
-use crate::plan::{Action, ActionKind, ObjectKind, Plan, Status};
+use crate::plan::contract::{self, ActionJson, ChangeJson, PlanJson};
+use crate::plan::{ActionStatus, Plan, PlanStatus};
 
 /// A stored plan's bookkeeping (the plan itself: `load_plan`).
 #[derive(Debug, Clone)]
 pub struct PlanRecord {
     pub id: String,
     pub run_id: Option<i64>,
-    pub status: String,
+    pub status: PlanStatus,
 }
 
 /// The journal's view of one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionRecord {
     pub seq: u32,
-    pub status: Status,
+    pub status: ActionStatus,
     pub error: Option<String>,
     pub result_id: Option<String>,
 }
@@ -37,18 +42,19 @@ impl Store {
     /// Stores a plan and its actions. A plan already stored (a plan file made from this
     /// state) is left as it is: its journal is the truth about what was applied.
     pub fn save_plan(&self, plan: &Plan, run_id: Option<i64>) -> Result<()> {
-        let header = plan.clone_header();
+        let header = contract::header(plan);
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         let inserted = tx
             .execute(
                 "INSERT OR IGNORE INTO plans (id, run_id, created_at, config_digest, desired_digest, status, header)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     plan.plan_id,
                     run_id,
                     plan.created_at.to_rfc3339(),
                     plan.config_digest,
                     plan.desired_digest,
+                    PlanStatus::Planned.as_str(),
                     to_json(&header)
                 ],
             )
@@ -64,24 +70,19 @@ impl Store {
                     vec![row; chunk.len()].join(", ")
                 );
                 let mut stmt = tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
-                let changes: Vec<String> = chunk.iter().map(|a| to_json(&a.changes)).collect();
-                let labels: Vec<[&str; 3]> = chunk
-                    .iter()
-                    .map(|a| [a.action.as_str(), a.object.as_str(), a.status.as_str()])
-                    .collect();
+                let rows: Vec<ActionJson> = chunk.iter().map(ActionJson::from).collect();
+                let changes: Vec<String> = rows.iter().map(|a| to_json(&a.changes)).collect();
                 let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 13);
-                for ((a, changes), [action, object, status]) in
-                    chunk.iter().zip(&changes).zip(&labels)
-                {
+                for (a, changes) in rows.iter().zip(&changes) {
                     values.extend_from_slice(&[
                         &plan.plan_id,
                         &a.seq,
-                        action,
-                        object,
+                        &a.action,
+                        &a.object,
                         &a.key,
                         &a.username,
                         &a.target_id,
-                        status,
+                        &a.status,
                         &a.reason,
                         changes,
                         &a.held_by,
@@ -96,20 +97,23 @@ impl Store {
     }
 
     pub fn plan_record(&self, plan_id: &str) -> Result<Option<PlanRecord>> {
-        self.conn
+        let row: Option<(String, Option<i64>, String)> = self
+            .conn
             .query_row(
                 "SELECT id, run_id, status FROM plans WHERE id = ?1",
                 [plan_id],
-                |r| {
-                    Ok(PlanRecord {
-                        id: r.get(0)?,
-                        run_id: r.get(1)?,
-                        status: r.get(2)?,
-                    })
-                },
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        row.map(|(id, run_id, status)| {
+            let status = PlanStatus::parse(&status).ok_or_else(|| StoreError::Invalid {
+                path: self.path.display().to_string(),
+                message: format!("plan {plan_id} has unknown status {status:?}"),
+            })?;
+            Ok(PlanRecord { id, run_id, status })
+        })
+        .transpose()
     }
 
     /// A stored plan, its actions with the statuses and errors the journal has for them.
@@ -128,8 +132,11 @@ impl Store {
             path: self.path.display().to_string(),
             message,
         };
-        let mut plan: Plan = serde_json::from_str(&header)
+        let header: PlanJson = serde_json::from_str(&header)
             .map_err(|e| invalid(format!("plan {plan_id} is damaged: {e}")))?;
+        let damaged =
+            |e: contract::ContractError| invalid(format!("plan {plan_id} is damaged: {e}"));
+        let mut plan = header.into_plan().map_err(damaged)?;
         let mut stmt = self
             .conn
             .prepare(
@@ -141,27 +148,28 @@ impl Store {
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let get = |i: usize| -> Result<String> { r.get(i).map_err(|e| self.err(e)) };
             let seq: u32 = r.get(0).map_err(|e| self.err(e))?;
-            let damaged =
-                |what: &str| invalid(format!("plan {plan_id} action {seq} has a bad {what}"));
-            let error: Option<String> = r.get(11).map_err(|e| self.err(e))?;
-            let mut reason = get(7)?;
-            if let Some(error) = error {
-                reason = format!("{reason}; failed: {error}");
-            }
-            plan.actions.push(Action {
+            let changes: Vec<ChangeJson> = serde_json::from_str(&get(8)?)
+                .map_err(|_| invalid(format!("plan {plan_id} action {seq} has bad changes")))?;
+            let row = ActionJson {
                 seq,
-                action: ActionKind::parse(&get(1)?).ok_or_else(|| damaged("action"))?,
-                object: ObjectKind::parse(&get(2)?).ok_or_else(|| damaged("object"))?,
+                action: get(1)?,
+                object: get(2)?,
                 key: get(3)?,
                 username: get(4)?,
                 target_id: r.get(5).map_err(|e| self.err(e))?,
-                status: Status::parse(&get(6)?).ok_or_else(|| damaged("status"))?,
-                reason,
-                changes: serde_json::from_str(&get(8)?).map_err(|_| damaged("changes"))?,
+                status: get(6)?,
+                reason: get(7)?,
+                changes,
                 held_by: r.get(9).map_err(|e| self.err(e))?,
                 target_version: r.get(10).map_err(|e| self.err(e))?,
                 target_digest: r.get(12).map_err(|e| self.err(e))?,
-            });
+            };
+            let mut action = row.into_action().map_err(damaged)?;
+            let error: Option<String> = r.get(11).map_err(|e| self.err(e))?;
+            if error.is_some() {
+                action.error = error;
+            }
+            plan.actions.push(action);
         }
         Ok(Some(plan))
     }
@@ -183,11 +191,11 @@ impl Store {
         }
     }
 
-    pub fn set_plan_status(&self, plan_id: &str, status: &str) -> Result<()> {
+    pub fn set_plan_status(&self, plan_id: &str, status: PlanStatus) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE plans SET status = ?2 WHERE id = ?1",
-                params![plan_id, status],
+                params![plan_id, status.as_str()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -212,7 +220,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (seq, status, error, result_id) = row.map_err(|e| self.err(e))?;
-            let status = Status::parse(&status).ok_or_else(|| StoreError::Invalid {
+            let status = ActionStatus::parse(&status).ok_or_else(|| StoreError::Invalid {
                 path: self.path.display().to_string(),
                 message: format!("plan {plan_id} action {seq} has unknown status {status:?}"),
             })?;
@@ -229,8 +237,8 @@ impl Store {
     /// Journals that an action is about to be sent to the target.
     pub fn journal_start(&self, plan_id: &str, seq: u32, at: &str) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE plan_actions SET status = 'applying', started_at = ?3 WHERE plan_id = ?1 AND seq = ?2")
-            .and_then(|mut s| s.execute(params![plan_id, seq, at]))
+            .prepare_cached("UPDATE plan_actions SET status = ?4, started_at = ?3 WHERE plan_id = ?1 AND seq = ?2")
+            .and_then(|mut s| s.execute(params![plan_id, seq, at, ActionStatus::Applying.as_str()]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -240,7 +248,7 @@ impl Store {
         &self,
         plan_id: &str,
         seq: u32,
-        status: Status,
+        status: ActionStatus,
         error: Option<&str>,
         result_id: Option<&str>,
         at: &str,

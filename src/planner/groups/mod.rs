@@ -16,17 +16,19 @@
 //!   Leaving a group never removes the user;
 //! - `max-member-removes` holds all of one group's removals when they exceed it.
 //!
-//! Membership actions are keyed `<group key>/<user key>` (a `/` or `%` in the group key
-//! written `%2F` / `%25`, so the key splits back unambiguously), name the user in
-//! `username`, and carry the group's name as the change `group` and the member's target id
-//! as the change `member` (absent while the user is still to be created).
+//! Membership actions name their group and user (`Subject::Membership`), and carry the
+//! group's name as the change `Field::Group` and the member's target id as the change
+//! `Field::Member` (absent while the user is still to be created).
 
 use std::collections::HashMap;
 
 use super::{Planned, exceeds};
 use crate::config::{Cap, Mode, Policy};
 pub use crate::model::{DesiredGroup, GroupPair, MemberChange, MemberPair, TargetGroupState};
-use crate::plan::{Action, ActionKind, Change, ObjectKind, Status};
+use crate::plan::{
+    Action, ActionKind, ActionStatus, Change, Field, GroupRef, Hold, Limit, ObjectKind, Reason,
+    Subject, UserRef,
+};
 
 /// The group planner's result, before it is merged with the users'.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,12 +61,11 @@ pub fn plan_groups(
                 }
             }
             GroupPair::TargetOnly { target, protected } => {
-                if let Some(mut action) = group_delete(&target, policy.mode) {
-                    if let Some(why) = protected {
-                        action.status = Status::Skipped;
-                        action.reason = format!("not deleted: {why}");
-                    }
-                    out.actions.push(action);
+                if let Some(action) = group_delete(&target, policy.mode) {
+                    out.actions.push(match protected {
+                        Some(why) => action.skipped(Reason::NotDeleted(why)),
+                        None => action,
+                    });
                 }
             }
         }
@@ -75,20 +76,20 @@ pub fn plan_groups(
             MemberChange::Leave if !member.group_managed => {}
             MemberChange::Leave if !member.user_managed => out.unmanaged_members += 1,
             MemberChange::Leave => {
-                let mut action = membership(&member, ActionKind::Remove);
-                if let Some(why) = &member.protected {
-                    action.status = Status::Skipped;
-                    action.reason = format!("not removed from {}: {why}", member.group_name);
+                let action = membership(&member, ActionKind::Remove);
+                let group = member.group_name.clone();
+                out.actions.push(if let Some(why) = &member.protected {
+                    action.skipped(Reason::NotRemovedFrom {
+                        group,
+                        why: why.clone(),
+                    })
                 } else if policy.mode == Mode::AddOnly {
                     // add-only means nothing is taken away; shown, so that the stale access
                     // is seen and can be removed deliberately in remove mode.
-                    action.status = Status::Skipped;
-                    action.reason = format!(
-                        "not removed from {}: mode add-only only adds memberships (use mode remove)",
-                        member.group_name
-                    );
-                }
-                out.actions.push(action);
+                    action.skipped(Reason::AddOnlyKeepsMember(group))
+                } else {
+                    action
+                });
             }
         }
     }
@@ -100,27 +101,11 @@ pub fn plan_groups(
 
 fn group_add(desired: &DesiredGroup) -> Action {
     let reason = if desired.all_users {
-        "group-all: the group every synced user is a member of"
+        Reason::GroupAll
     } else {
-        "in the source, not in the target"
+        Reason::NotInTarget
     };
-    Action {
-        seq: 0,
-        action: ActionKind::Add,
-        object: ObjectKind::Group,
-        key: desired.key.clone(),
-        username: desired.name.clone(),
-        status: Status::Planned,
-        reason: reason.to_string(),
-        changes: vec![
-            Change::new("externalId", None, Some(&desired.key)),
-            Change::new("displayName", None, Some(&desired.name)),
-        ],
-        held_by: None,
-        target_id: None,
-        target_version: None,
-        target_digest: None,
-    }
+    Action::add_group(&desired.key, &desired.name, reason)
 }
 
 fn group_update(desired: &DesiredGroup, target: &TargetGroupState) -> Option<Action> {
@@ -128,170 +113,130 @@ fn group_update(desired: &DesiredGroup, target: &TargetGroupState) -> Option<Act
     let mut reasons = Vec::new();
     if target.external_id.as_deref() != Some(desired.key.as_str()) {
         changes.push(Change::new(
-            "externalId",
+            Field::Key,
             target.external_id.as_deref(),
             Some(&desired.key),
         ));
-        reasons.push("adopted: an unmanaged group has the same name");
+        reasons.push(Reason::AdoptedGroup);
     }
     if target.name != desired.name {
         changes.push(Change::new(
-            "displayName",
+            Field::GroupName,
             Some(&target.name),
             Some(&desired.name),
         ));
-        reasons.push("renamed in the source");
+        reasons.push(Reason::Renamed);
     }
     if changes.is_empty() {
         return None;
     }
-    Some(Action {
-        seq: 0,
-        action: ActionKind::Update,
-        object: ObjectKind::Group,
-        key: desired.key.clone(),
-        username: desired.name.clone(),
-        status: Status::Planned,
-        reason: reasons.join("; "),
-        changes,
-        held_by: None,
-        target_id: Some(target.id.clone()),
-        target_version: target.version.clone(),
-        target_digest: None,
-    })
+    let subject = Subject::group(&desired.key, &desired.name);
+    Some(
+        Action::new(ActionKind::Update, subject, reasons, changes).on_target(
+            &target.id,
+            target.version.as_deref(),
+            None,
+        ),
+    )
 }
 
 /// Only managed groups are deleted, and only in `delete` mode.
 fn group_delete(target: &TargetGroupState, mode: Mode) -> Option<Action> {
-    let key = target.external_id.clone()?;
+    let key = target.external_id.as_deref()?;
     if mode != Mode::Delete {
         return None;
     }
-    Some(Action {
-        seq: 0,
-        action: ActionKind::Delete,
-        object: ObjectKind::Group,
-        key,
-        username: target.name.clone(),
-        status: Status::Planned,
-        reason: "managed group no longer in the source (mode delete)".to_string(),
-        changes: Vec::new(),
-        held_by: None,
-        target_id: Some(target.id.clone()),
-        target_version: target.version.clone(),
-        target_digest: None,
-    })
+    let subject = Subject::group(key, &target.name);
+    Some(
+        Action::new(
+            ActionKind::Delete,
+            subject,
+            vec![Reason::GroupGone],
+            Vec::new(),
+        )
+        .on_target(&target.id, target.version.as_deref(), None),
+    )
 }
 
 fn membership(member: &MemberPair, kind: ActionKind) -> Action {
     let (group, id) = (Some(member.group_name.as_str()), member.user_id.as_deref());
     let (reason, changes) = match kind {
         ActionKind::Add => (
-            format!("member of {} in the source", member.group_name),
+            Reason::MemberOf(member.group_name.clone()),
             vec![
-                Change::new("group", None, group),
-                Change::new("member", None, id),
+                Change::new(Field::Group, None, group),
+                Change::new(Field::Member, None, id),
             ],
         ),
         _ => (
-            format!("not a member of {} in the source", member.group_name),
+            Reason::NotMemberOf(member.group_name.clone()),
             vec![
-                Change::new("group", group, None),
-                Change::new("member", id, None),
+                Change::new(Field::Group, group, None),
+                Change::new(Field::Member, id, None),
             ],
         ),
     };
-    Action {
-        seq: 0,
-        action: kind,
-        object: ObjectKind::Membership,
-        key: membership_key(
-            &member.group_key,
-            member.user_key.as_deref().unwrap_or_default(),
-        ),
-        username: member.username.clone(),
-        status: Status::Planned,
-        reason,
-        // A change with neither side (the id of a user still to be created) says nothing.
-        changes: changes
-            .into_iter()
-            .filter(|c| c.before.is_some() || c.after.is_some())
-            .collect(),
-        held_by: None,
-        target_id: member.group_id.clone(),
-        target_version: None,
-        target_digest: None,
-    }
-}
-
-/// `<group key>/<user key>`, the group key escaped so that the first `/` separates them.
-pub fn membership_key(group_key: &str, user_key: &str) -> String {
-    format!(
-        "{}/{user_key}",
-        group_key.replace('%', "%25").replace('/', "%2F")
-    )
-}
-
-/// The group key and user key of a membership action's key.
-pub fn split_membership_key(key: &str) -> Option<(String, String)> {
-    let (group, user) = key.split_once('/')?;
-    Some((
-        group.replace("%2F", "/").replace("%25", "%"),
-        user.to_string(),
-    ))
-}
-
-/// The group name and member id a membership action carries.
-pub fn membership_parts(action: &Action) -> (Option<&str>, Option<&str>) {
-    fn side(c: &Change) -> Option<&str> {
-        c.after.as_deref().or(c.before.as_deref())
-    }
-    let find = |field: &str| {
-        action
-            .changes
-            .iter()
-            .find(|c| c.field == field)
-            .and_then(side)
+    let group = GroupRef {
+        key: member.group_key.clone(),
+        name: member.group_name.clone(),
     };
-    (find("group"), find("member"))
+    let user = UserRef {
+        key: member.user_key.clone().unwrap_or_default(),
+        username: member.username.clone(),
+    };
+    // A change with neither side (the id of a user still to be created) says nothing.
+    let changes = changes
+        .into_iter()
+        .filter(|c| c.before.is_some() || c.after.is_some())
+        .collect();
+    let mut action = Action::membership(kind, group, user, reason, changes);
+    action.target_id = member.group_id.clone();
+    action
+}
+
+/// The group and user of a membership action.
+fn membership_of(action: &Action) -> Option<(&GroupRef, &UserRef)> {
+    match &action.subject {
+        Subject::Membership { group, user } => Some((group, user)),
+        _ => None,
+    }
+}
+
+/// The member's target id a membership action carries (none while its user is still to
+/// be created).
+fn member_id(action: &Action) -> Option<&str> {
+    action
+        .change(&Field::Member)
+        .and_then(|c| c.after.as_deref().or(c.before.as_deref()))
 }
 
 /// Holds every planned removal of a group when they exceed `max-member-removes` for it.
 fn hold_member_removes(actions: &mut [Action], cap: Cap, sizes: &HashMap<String, u64>) {
-    let group_of = |a: &Action| split_membership_key(&a.key).map(|(g, _)| g);
-    let is_removal =
-        |a: &Action| a.object == ObjectKind::Membership && a.action == ActionKind::Remove;
+    let is_removal = |a: &Action| {
+        a.object() == ObjectKind::Membership
+            && a.action == ActionKind::Remove
+            && a.status == ActionStatus::Planned
+    };
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for a in actions
-        .iter()
-        .filter(|a| is_removal(a) && a.status == Status::Planned)
-    {
-        if let Some(group) = group_of(a) {
-            *counts.entry(group).or_default() += 1;
+    for a in actions.iter().filter(|a| is_removal(a)) {
+        if let Some((group, _)) = membership_of(a) {
+            *counts.entry(group.key.clone()).or_default() += 1;
         }
     }
-    for a in actions
-        .iter_mut()
-        .filter(|a| is_removal(a) && a.status == Status::Planned)
-    {
-        let Some(group) = group_of(a) else { continue };
-        let count = counts.get(&group).copied().unwrap_or(0);
-        let base = sizes.get(&group).copied().unwrap_or(0);
+    for a in actions.iter_mut().filter(|a| is_removal(a)) {
+        let Some((group, _)) = membership_of(a) else {
+            continue;
+        };
+        let count = counts.get(&group.key).copied().unwrap_or(0);
+        let base = sizes.get(&group.key).copied().unwrap_or(0);
         if exceeds(count, cap, base) {
-            let name = membership_parts(a).0.unwrap_or(&group).to_string();
-            a.status = Status::Held;
-            a.held_by = Some(format!(
-                "{count} member removes planned in {name}, {}",
-                cap_text(cap, base)
-            ));
+            let hold = Hold::MemberRemoves {
+                count,
+                group: group.name.clone(),
+                limit: Limit::new(cap, base),
+            };
+            a.hold(hold);
         }
-    }
-}
-
-fn cap_text(cap: Cap, base: u64) -> String {
-    match cap {
-        Cap::Count(n) => format!("max-member-removes is {n}"),
-        Cap::Percent(p) => format!("max-member-removes is {p}% of its {base} members"),
     }
 }
 
@@ -303,59 +248,61 @@ fn cap_text(cap: Cap, base: u64) -> String {
 /// access as it is. Numbers every action.
 pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
     let mut actions = users.actions;
-    let held_users = |kinds: &[ActionKind]| -> HashMap<String, (String, Option<String>)> {
+    // Per user key: the username and, when the action is held, what holds it.
+    let held_users = |kinds: &[ActionKind]| -> HashMap<String, (String, Option<Hold>)> {
         actions
             .iter()
-            .filter(|a| a.object == ObjectKind::User && kinds.contains(&a.action))
-            .map(|a| {
-                let held = (a.status == Status::Held)
-                    .then(|| a.held_by.clone().unwrap_or_else(|| "by a cap".into()));
-                (a.key.clone(), (a.username.clone(), held))
+            .filter_map(|a| match &a.subject {
+                Subject::User(user) if kinds.contains(&a.action) => {
+                    let held = a.hold.clone().filter(|_| a.status == ActionStatus::Held);
+                    Some((user.key.clone(), (user.username.clone(), held)))
+                }
+                _ => None,
             })
             .collect()
     };
-    // Per user key: the username and, when the action is held, what holds it.
     let adds = held_users(&[ActionKind::Add]);
     let removals = held_users(&[ActionKind::Remove, ActionKind::Delete]);
     let mut group_actions = groups.actions;
     for a in &mut group_actions {
-        if a.object != ObjectKind::Membership || a.status != Status::Planned {
+        if a.status != ActionStatus::Planned {
             continue;
         }
-        let user_key = split_membership_key(&a.key)
-            .map(|(_, u)| u)
-            .unwrap_or_default();
-        let user_held = |list: &HashMap<String, (String, Option<String>)>| {
-            list.get(&user_key)
-                .and_then(|(username, by)| Some((username.clone(), by.clone()?)))
+        let Some((_, user)) = membership_of(a) else {
+            continue;
+        };
+        let user_held = |list: &HashMap<String, (String, Option<Hold>)>| {
+            list.get(&user.key)
+                .and_then(|(username, by)| Some((username.clone(), Box::new(by.clone()?))))
         };
         if a.action == ActionKind::Remove {
             if let Some((username, by)) = user_held(&removals) {
-                a.status = Status::Held;
-                a.held_by = Some(format!("the removal of user {username} is held ({by})"));
+                a.hold(Hold::WithUserRemoval { username, by });
             }
             continue;
         }
         // A membership without a member id waits for the add that creates its user.
-        if membership_parts(a).1.is_some() {
+        if member_id(a).is_some() {
             continue;
         }
-        if !adds.contains_key(&user_key) {
-            a.status = Status::Skipped;
-            a.reason = format!("{}; not added: the plan does not create the user", a.reason);
+        if !adds.contains_key(&user.key) {
+            a.status = ActionStatus::Skipped;
+            a.reasons.push(Reason::UserNotCreated);
         } else if let Some((username, by)) = user_held(&adds) {
-            a.status = Status::Held;
-            a.held_by = Some(format!(
-                "waits for the add of user {username}, which is held ({by})"
-            ));
+            a.hold(Hold::WaitsForUserAdd { username, by });
         }
     }
     group_actions.sort_by(|a, b| {
-        let group = |a: &Action| match a.object {
-            ObjectKind::Membership => membership_parts(a).0.unwrap_or_default().to_lowercase(),
-            _ => a.username.to_lowercase(),
+        let group = |a: &Action| match membership_of(a) {
+            Some((group, _)) => group.name.to_lowercase(),
+            None => a.name().to_lowercase(),
         };
-        (rank(a), group(a), &a.username, &a.key).cmp(&(rank(b), group(b), &b.username, &b.key))
+        (rank(a), group(a), a.name(), a.subject.keys()).cmp(&(
+            rank(b),
+            group(b),
+            b.name(),
+            b.subject.keys(),
+        ))
     });
     actions.extend(group_actions);
     for (i, action) in actions.iter_mut().enumerate() {
@@ -368,7 +315,7 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
 }
 
 fn rank(a: &Action) -> u8 {
-    match (a.object, a.action) {
+    match (a.object(), a.action) {
         (ObjectKind::Group, ActionKind::Add) => 0,
         (ObjectKind::Group, ActionKind::Update) => 1,
         (ObjectKind::Membership, ActionKind::Add) => 2,

@@ -3,6 +3,8 @@
 use super::*;
 use crate::config::{Cap, Mode, Policy};
 use crate::model::MatchedBy;
+use crate::plan::ActionStatus as Status;
+use crate::plan::{CapName, Counted};
 use crate::planner::Planned;
 
 fn desired(key: &str, name: &str) -> DesiredGroup {
@@ -60,16 +62,20 @@ fn outline(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .map(|a| {
-            let name = match a.object {
+            let name = match a.object() {
                 ObjectKind::Membership => {
-                    format!("{}>{}", a.username, membership_parts(a).0.unwrap_or("?"))
+                    format!(
+                        "{}>{}",
+                        a.name(),
+                        membership_of(a).map_or("?", |(g, _)| g.name.as_str())
+                    )
                 }
-                _ => a.username.clone(),
+                _ => a.name().to_string(),
             };
             format!(
                 "{} {} {name} {}",
                 a.action.as_str(),
-                a.object.as_str(),
+                a.object().as_str(),
                 a.status.as_str()
             )
         })
@@ -180,12 +186,9 @@ fn an_unmanaged_group_with_the_name_is_adopted() {
         &Policy::default(),
     );
     let action = &planned.actions[0];
+    assert_eq!(action.changes, [Change::new(Field::Key, None, Some("k1"))]);
     assert_eq!(
-        action.changes,
-        [Change::new("externalId", None, Some("k1"))]
-    );
-    assert_eq!(
-        action.reason,
+        action.reason(),
         "adopted: an unmanaged group has the same name"
     );
     assert_eq!(action.target_id.as_deref(), Some("t1"));
@@ -238,7 +241,7 @@ fn membership_rules() {
         outline(&planned.actions),
         ["remove membership bob>Sales skipped"]
     );
-    assert!(planned.actions[0].reason.contains("mode add-only"));
+    assert!(planned.actions[0].reason().contains("mode add-only"));
 }
 
 #[test]
@@ -258,28 +261,37 @@ fn membership_actions_carry_the_group_and_the_member() {
     let [add, remove, pending] = planned.actions.as_slice() else {
         panic!("three actions: {:?}", outline(&planned.actions));
     };
-    assert_eq!(add.key, "k-Sales%2FEU/k-alice");
     assert_eq!(
-        split_membership_key(&add.key),
-        Some(("k-Sales/EU".to_string(), "k-alice".to_string()))
+        crate::plan::contract::subject_key(&add.subject),
+        "k-Sales%2FEU/k-alice"
+    );
+    assert_eq!(
+        membership_of(add).map(|(g, u)| (g.key.as_str(), u.key.as_str())),
+        Some(("k-Sales/EU", "k-alice"))
     );
     assert_eq!(add.target_id.as_deref(), Some("t-Sales/EU"));
     assert_eq!(
         add.changes,
         [
-            Change::new("group", None, Some("Sales/EU")),
-            Change::new("member", None, Some("t-alice"))
+            Change::new(Field::Group, None, Some("Sales/EU")),
+            Change::new(Field::Member, None, Some("t-alice"))
         ]
     );
-    assert_eq!(add.reason, "member of Sales/EU in the source");
+    assert_eq!(add.reason(), "member of Sales/EU in the source");
     assert_eq!(
         remove.changes,
         [
-            Change::new("group", Some("Sales"), None),
-            Change::new("member", Some("t-bob"), None)
+            Change::new(Field::Group, Some("Sales"), None),
+            Change::new(Field::Member, Some("t-bob"), None)
         ]
     );
-    assert_eq!(membership_parts(pending), (Some("Sales"), None));
+    assert_eq!(
+        (
+            membership_of(pending).map(|(g, _)| g.name.as_str()),
+            member_id(pending)
+        ),
+        (Some("Sales"), None)
+    );
 }
 
 #[test]
@@ -321,7 +333,7 @@ fn member_remove_caps_hold_one_group_at_a_time() {
             Some("3 member removes planned in Sales, max-member-removes is 20% of its 10 members"),
         ),
     ];
-    for (cap, want, held_by) in cases {
+    for (cap, want, held) in cases {
         let policy = Policy {
             mode: Mode::Remove,
             max_member_removes: *cap,
@@ -330,7 +342,7 @@ fn member_remove_caps_hold_one_group_at_a_time() {
         let planned = plan(groups.clone(), members.clone(), &policy);
         let statuses: Vec<&str> = planned.actions.iter().map(|a| a.status.as_str()).collect();
         assert_eq!(&statuses, want, "{cap:?}");
-        assert_eq!(planned.actions[0].held_by.as_deref(), *held_by, "{cap:?}");
+        assert_eq!(held_by(&planned.actions[0]).as_deref(), *held, "{cap:?}");
     }
 }
 
@@ -339,20 +351,32 @@ fn user_add(key: &str, username: &str, status: Status) -> Action {
 }
 
 fn user_action(kind: ActionKind, key: &str, username: &str, status: Status) -> Action {
-    Action {
-        seq: 0,
-        action: kind,
-        object: ObjectKind::User,
+    let user = UserRef {
         key: key.into(),
         username: username.into(),
-        status,
-        reason: String::new(),
-        changes: vec![],
-        held_by: (status == Status::Held).then(|| format!("3 {}s planned, cap 2", kind.as_str())),
-        target_id: None,
-        target_version: None,
-        target_digest: None,
+    };
+    let mut action = Action::change_user(kind, user, Vec::new(), Vec::new());
+    if status == Status::Held {
+        // What holds it, as the user planner says it: "3 adds planned, max-adds is 2".
+        let (counted, name) = match kind {
+            ActionKind::Add => (Counted::Adds(3), CapName::MaxAdds),
+            ActionKind::Update => (Counted::Updates(3), CapName::MaxUpdates),
+            _ => (
+                Counted::Removals {
+                    count: 3,
+                    deactivations: 0,
+                },
+                CapName::MaxRemoves,
+            ),
+        };
+        action.hold(Hold::Cap {
+            counted,
+            name,
+            limit: Limit::Count(2),
+        });
     }
+    action.status = status;
+    action
 }
 
 #[test]
@@ -411,8 +435,8 @@ fn merge_orders_groups_after_users_and_follows_the_user_adds() {
     let seqs: Vec<u32> = merged.actions.iter().map(|a| a.seq).collect();
     assert_eq!(seqs, (1..=10).collect::<Vec<u32>>());
     assert_eq!(
-        merged.actions[6].held_by.as_deref(),
-        Some("waits for the add of user late, which is held (3 adds planned, cap 2)")
+        held_by(&merged.actions[6]).as_deref(),
+        Some("waits for the add of user late, which is held (3 adds planned, max-adds is 2)")
     );
 }
 
@@ -449,7 +473,12 @@ fn a_held_user_removal_holds_the_user_s_membership_removals() {
         ]
     );
     assert_eq!(
-        merged.actions[3].held_by.as_deref(),
-        Some("the removal of user held is held (3 removes planned, cap 2)")
+        held_by(&merged.actions[3]).as_deref(),
+        Some("the removal of user held is held (3 removes planned, max-removes is 2)")
     );
+}
+
+/// The text of what holds an action, as the plan shows it.
+fn held_by(a: &Action) -> Option<String> {
+    a.hold.as_ref().map(ToString::to_string)
 }

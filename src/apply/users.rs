@@ -1,0 +1,219 @@
+//! Applying user actions: the target calls of an add, update, remove or delete, and what
+//! roster records about deactivations it made.
+//!
+//! The user an add creates and the update an action asks for are rebuilt from the action's
+//! changes (`desired_of`, `update_of`), field by field: everything apply needs is in the
+//! plan, so a plan read back from a file or the store applies the same way.
+
+use super::create::{Creation, create_or_adopt};
+use super::{ActionError, now};
+use crate::model::{DesiredUser, FieldValue, TargetUser};
+use crate::plan::{Action, ActionKind, Field};
+use crate::store::Store;
+use crate::target::{Target, TargetError, UserUpdate};
+
+/// One user action's target calls. Returns the target id an add created or adopted.
+pub(super) fn execute(
+    action: &Action,
+    target: &dyn Target,
+    store: &Store,
+    plan_id: &str,
+    interrupted: bool,
+) -> Result<Option<String>, ActionError> {
+    let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
+    let version = action.target_version.as_deref();
+    match action.action {
+        ActionKind::Add => {
+            let creation = NewUser {
+                action,
+                user: desired_of(action),
+            };
+            let created = create_or_adopt(&creation, target, interrupted)?;
+            // Created inactive (out of service in the source): roster's own deactivation,
+            // undone when the source has the account in service again.
+            if !creation.user.active
+                && let Some(id) = &created
+            {
+                store.record_deactivated(id, key(action), plan_id, &now())?;
+            }
+            Ok(created)
+        }
+        ActionKind::Update => {
+            let update = update_of(action);
+            let id = id()?;
+            target.update_user(id, version, &update)?;
+            match update.active {
+                Some(true) => store.forget_deactivated(id)?,
+                // The source has the account out of service: roster deactivated it, and
+                // reactivates it when the source has it in service again.
+                Some(false) => store.record_deactivated(id, key(action), plan_id, &now())?,
+                None => {}
+            }
+            Ok(None)
+        }
+        ActionKind::Remove => {
+            let id = id()?;
+            let update = UserUpdate {
+                active: Some(false),
+                ..UserUpdate::default()
+            };
+            target.update_user(id, version, &update)?;
+            store.record_deactivated(id, key(action), plan_id, &now())?;
+            Ok(None)
+        }
+        ActionKind::Delete => {
+            let id = id()?;
+            target.delete_user(id, version)?;
+            store.forget_deactivated(id)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The key of the user an action is about.
+fn key(action: &Action) -> &str {
+    action.subject.keys().0
+}
+
+/// A user an add creates.
+struct NewUser<'a> {
+    action: &'a Action,
+    user: DesiredUser,
+}
+
+impl Creation for NewUser<'_> {
+    type Existing = TargetUser;
+
+    fn find(&self, target: &dyn Target) -> Result<Option<TargetUser>, TargetError> {
+        target.find_user(&self.user.username)
+    }
+
+    fn create(&self, target: &dyn Target) -> Result<String, TargetError> {
+        target.create_user(&self.user).map(|created| created.id)
+    }
+
+    fn adopt(&self, existing: TargetUser, target: &dyn Target) -> Result<String, ActionError> {
+        let name = self.action.name();
+        match existing.external_id.as_deref() {
+            Some(key) if key != self.user.key => {
+                return Err(ActionError::Taken {
+                    username: self.user.username.clone(),
+                    key: key.to_string(),
+                });
+            }
+            Some(_) => log::info!("add {name}: already created (resumed apply)"),
+            None => log::info!("add {name}: adopting the existing unmanaged account"),
+        }
+        let mut update = update_of(self.action);
+        update.username = None;
+        if existing.external_id.is_some() {
+            update.external_id = None;
+        }
+        if !update.is_empty() {
+            target.update_user(&existing.id, existing.version.as_deref(), &update)?;
+        }
+        Ok(existing.id)
+    }
+}
+
+/// The user an add action creates, rebuilt from its changes.
+fn desired_of(action: &Action) -> DesiredUser {
+    let mut user = DesiredUser {
+        key: key(action).to_string(),
+        username: action.name().to_string(),
+        ..DesiredUser::default()
+    };
+    for c in &action.changes {
+        let Some(after) = c.after.clone() else {
+            continue;
+        };
+        match &c.field {
+            Field::Key => user.key = after,
+            Field::Username => user.username = after,
+            Field::Name => user.name = Some(after),
+            Field::Email => user.email = Some(after),
+            Field::Phone => user.phones.push(after),
+            Field::Active => user.active = after != "false",
+            Field::Attribute(name) => {
+                user.fields.insert(name.clone(), FieldValue::Set(after));
+            }
+            // Group fields: never on a user action (the contract does not read them so).
+            Field::GroupName | Field::Group | Field::Member => {}
+        }
+    }
+    user
+}
+
+/// The target update an action's changes ask for.
+fn update_of(action: &Action) -> UserUpdate {
+    let mut update = UserUpdate::default();
+    for c in &action.changes {
+        let after = c.after.clone();
+        match &c.field {
+            Field::Key => update.external_id = after,
+            Field::Username => update.username = after,
+            Field::Name => update.name = after,
+            Field::Email => update.email = after,
+            Field::Phone => update.add_phones.extend(after),
+            Field::Active => update.active = after.map(|a| a == "true"),
+            Field::Attribute(name) => {
+                let value = after.map_or(FieldValue::Clear, FieldValue::Set);
+                update.fields.insert(name.clone(), value);
+            }
+            Field::GroupName | Field::Group | Field::Member => {}
+        }
+    }
+    update
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Change, UserRef};
+
+    #[test]
+    fn an_action_gives_back_the_user_and_the_update_it_was_planned_from() {
+        let changes = vec![
+            Change::new(Field::Key, None, Some("k-1")),
+            Change::new(Field::Username, None, Some("alice")),
+            Change::new(Field::Name, None, Some("Alice")),
+            Change::new(Field::Phone, None, Some("+1 555")),
+            Change::new(Field::Active, None, Some("false")),
+            Change::new(Field::Attribute("title".into()), None, Some("CTO")),
+        ];
+        let add = Action::add_user("k-1", "alice", Vec::new(), changes);
+        let user = desired_of(&add);
+        assert_eq!(
+            (
+                user.key.as_str(),
+                user.username.as_str(),
+                user.name.as_deref()
+            ),
+            ("k-1", "alice", Some("Alice"))
+        );
+        assert_eq!((user.phones.len(), user.active), (1, false));
+        assert_eq!(
+            user.fields.get("title"),
+            Some(&FieldValue::Set("CTO".into()))
+        );
+
+        let user_ref = UserRef {
+            key: "k-1".into(),
+            username: "alice".into(),
+        };
+        let changes = vec![
+            Change::new(Field::Email, Some("a@old"), Some("a@new")),
+            Change::new(Field::Active, Some("false"), Some("true")),
+            Change::new(Field::Attribute("title".into()), Some("CTO"), None),
+        ];
+        let update = update_of(&Action::change_user(
+            ActionKind::Update,
+            user_ref,
+            Vec::new(),
+            changes,
+        ));
+        assert_eq!(update.email.as_deref(), Some("a@new"));
+        assert_eq!(update.active, Some(true));
+        assert_eq!(update.fields.get("title"), Some(&FieldValue::Clear));
+    }
+}

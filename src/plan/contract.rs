@@ -1,0 +1,561 @@
+//! The plan as the contract writes it down: the plan file, `--format json` and the store's
+//! plan rows (DESIGN.md, "Plan JSON").
+//!
+//! These serde types are exactly the JSON roster has always written (same field names,
+//! same order, same omissions), kept apart from the model in `plan/mod.rs` and converted
+//! by hand both ways. Every name the contract gives a thing is spelled here and nowhere
+//! else: field names (`externalId`, `displayName`, ...), statuses, action and object
+//! kinds, and the membership key `<group key>/<user key>`. Reading converts strictly: an
+//! unknown field, status, reason or hold is an error that names the action, never a guess.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Action, ActionKind, ActionStatus, Change, Field, GroupRef, Hold, ObjectKind, Plan, PlanStatus,
+    Reason, Subject, Summary, UserRef,
+};
+use crate::config::Mode;
+
+/// The plan file. `A` is the actions: a `Vec<ActionJson>` when read, a borrowed view of the
+/// model's actions when written (a large plan is streamed, never copied whole).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanJson<A = Vec<ActionJson>> {
+    pub format_version: u32,
+    pub plan_id: String,
+    pub created_at: DateTime<Utc>,
+    pub summary: SummaryJson,
+    pub actions: A,
+    pub mode: Mode,
+    pub config_digest: String,
+    pub desired_digest: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced: Vec<String>,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryJson {
+    pub add: u64,
+    pub update: u64,
+    pub remove: u64,
+    pub delete: u64,
+    pub held: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    #[serde(default)]
+    pub unmanaged: u64,
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ignored_members: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionJson {
+    pub seq: u32,
+    pub action: String,
+    pub object: String,
+    pub key: String,
+    pub username: String,
+    pub status: String,
+    /// The reasons joined with "; ", and `; failed: <error>` when applying failed.
+    pub reason: String,
+    pub changes: Vec<ChangeJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeJson {
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A plan file or plan row that is not what roster writes.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("not a roster plan: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("action {seq}: {what}")]
+    Action { seq: u32, what: String },
+}
+
+/// The model's actions, serialized one by one as `ActionJson`.
+pub struct Actions<'a>(&'a [Action]);
+
+impl Serialize for Actions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ActionJson::from))
+    }
+}
+
+/// The plan as the contract writes it, its actions converted while they are written.
+pub fn view(plan: &Plan) -> PlanJson<Actions<'_>> {
+    header_with(plan, Actions(&plan.actions))
+}
+
+/// Everything but the actions (the store keeps those as rows).
+pub fn header(plan: &Plan) -> PlanJson {
+    header_with(plan, Vec::new())
+}
+
+fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
+    PlanJson {
+        format_version: plan.format_version,
+        plan_id: plan.plan_id.clone(),
+        created_at: plan.created_at,
+        summary: SummaryJson::from(&plan.summary),
+        actions,
+        mode: plan.mode,
+        config_digest: plan.config_digest.clone(),
+        desired_digest: plan.desired_digest.clone(),
+        forced: plan.forced.clone(),
+        target: plan.target.clone(),
+    }
+}
+
+/// A plan from its JSON, converted strictly.
+pub fn read(value: serde_json::Value) -> Result<Plan, ContractError> {
+    serde_json::from_value::<PlanJson>(value)?.into_plan()
+}
+
+impl PlanJson {
+    pub fn into_plan(self) -> Result<Plan, ContractError> {
+        let actions = self
+            .actions
+            .into_iter()
+            .map(ActionJson::into_action)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            format_version: self.format_version,
+            plan_id: self.plan_id,
+            created_at: self.created_at,
+            summary: Summary::from(self.summary),
+            actions,
+            mode: self.mode,
+            config_digest: self.config_digest,
+            desired_digest: self.desired_digest,
+            forced: self.forced,
+            target: self.target,
+        })
+    }
+}
+
+impl From<&Summary> for SummaryJson {
+    fn from(s: &Summary) -> SummaryJson {
+        SummaryJson {
+            add: s.add,
+            update: s.update,
+            remove: s.remove,
+            delete: s.delete,
+            held: s.held,
+            unchanged: s.unchanged,
+            rejected: s.rejected,
+            unmanaged: s.unmanaged,
+            skipped: s.skipped,
+            ignored_members: s.ignored_members,
+        }
+    }
+}
+
+impl From<SummaryJson> for Summary {
+    fn from(s: SummaryJson) -> Summary {
+        Summary {
+            add: s.add,
+            update: s.update,
+            remove: s.remove,
+            delete: s.delete,
+            held: s.held,
+            unchanged: s.unchanged,
+            rejected: s.rejected,
+            unmanaged: s.unmanaged,
+            skipped: s.skipped,
+            ignored_members: s.ignored_members,
+        }
+    }
+}
+
+/// The `key` the contract writes for an action about `subject`.
+pub fn subject_key(subject: &Subject) -> String {
+    match subject {
+        Subject::User(UserRef { key, .. }) | Subject::Group(GroupRef { key, .. }) => key.clone(),
+        Subject::Membership { group, user } => membership_key(&group.key, &user.key),
+    }
+}
+
+impl From<&Action> for ActionJson {
+    fn from(a: &Action) -> ActionJson {
+        ActionJson {
+            seq: a.seq,
+            action: a.action.as_str().to_string(),
+            object: a.object().as_str().to_string(),
+            key: subject_key(&a.subject),
+            username: a.name().to_string(),
+            status: a.status.as_str().to_string(),
+            reason: a.reason(),
+            changes: a
+                .changes
+                .iter()
+                .map(|c| ChangeJson {
+                    field: c.field.to_string(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                })
+                .collect(),
+            held_by: a.hold.as_ref().map(Hold::to_string),
+            target_id: a.target_id.clone(),
+            target_version: a.target_version.clone(),
+            target_digest: a.target_digest.clone(),
+        }
+    }
+}
+
+impl ActionJson {
+    pub fn into_action(self) -> Result<Action, ContractError> {
+        let seq = self.seq;
+        let bad = |what: String| ContractError::Action { seq, what };
+        let action = ActionKind::parse(&self.action)
+            .ok_or_else(|| bad(format!("unknown action {:?}", self.action)))?;
+        let object = ObjectKind::parse(&self.object)
+            .ok_or_else(|| bad(format!("unknown object {:?}", self.object)))?;
+        let status = ActionStatus::parse(&self.status)
+            .ok_or_else(|| bad(format!("unknown status {:?}", self.status)))?;
+        let field: fn(&str) -> Option<Field> = match object {
+            ObjectKind::User => user_field,
+            ObjectKind::Group => group_field,
+            ObjectKind::Membership => membership_field,
+        };
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|c| {
+                Ok(Change {
+                    field: field(&c.field).ok_or_else(|| {
+                        bad(format!(
+                            "unknown field {:?} for a {} action",
+                            c.field,
+                            object.as_str()
+                        ))
+                    })?,
+                    before: c.before,
+                    after: c.after,
+                })
+            })
+            .collect::<Result<Vec<_>, ContractError>>()?;
+        let subject = match object {
+            ObjectKind::User => Subject::User(UserRef {
+                key: self.key,
+                username: self.username,
+            }),
+            ObjectKind::Group => Subject::Group(GroupRef {
+                key: self.key,
+                name: self.username,
+            }),
+            ObjectKind::Membership => {
+                let (group_key, user_key) = split_membership_key(&self.key).ok_or_else(|| {
+                    bad(format!(
+                        "the membership key {:?} names no group and user",
+                        self.key
+                    ))
+                })?;
+                let group_name = changes
+                    .iter()
+                    .find(|c| c.field == Field::Group)
+                    .and_then(|c| c.after.as_deref().or(c.before.as_deref()))
+                    .ok_or_else(|| bad("the membership names no group".to_string()))?;
+                Subject::Membership {
+                    group: GroupRef {
+                        key: group_key,
+                        name: group_name.to_string(),
+                    },
+                    user: UserRef {
+                        key: user_key,
+                        username: self.username,
+                    },
+                }
+            }
+        };
+        // Applying it failed: the error follows the reasons (the reasons' own texts never
+        // say "; failed: ").
+        let (reason, error) = match self.reason.split_once("; failed: ") {
+            Some((reason, error)) => (reason, Some(error.to_string())),
+            None => (self.reason.as_str(), None),
+        };
+        let reasons = Reason::parse_all(reason, &user_field)
+            .ok_or_else(|| bad(format!("unknown reason {reason:?}")))?;
+        let hold = self
+            .held_by
+            .map(|text| Hold::parse(&text).ok_or_else(|| bad(format!("unknown held_by {text:?}"))))
+            .transpose()?;
+        Ok(Action {
+            seq,
+            action,
+            subject,
+            status,
+            reasons,
+            error,
+            changes,
+            hold,
+            target_id: self.target_id,
+            target_version: self.target_version,
+            target_digest: self.target_digest,
+        })
+    }
+}
+
+/// `<group key>/<user key>`, the group key escaped so that the first `/` separates them.
+fn membership_key(group_key: &str, user_key: &str) -> String {
+    format!(
+        "{}/{user_key}",
+        group_key.replace('%', "%25").replace('/', "%2F")
+    )
+}
+
+/// The group key and user key of a membership action's key.
+fn split_membership_key(key: &str) -> Option<(String, String)> {
+    let (group, user) = key.split_once('/')?;
+    Some((
+        group.replace("%2F", "/").replace("%25", "%"),
+        user.to_string(),
+    ))
+}
+
+impl fmt::Display for Field {
+    /// The field's name in the plan: the contract's spelling, or the target attribute a
+    /// mapping names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Field::Key => "externalId",
+            Field::Username => "username",
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Phone => "phone",
+            Field::Active => "active",
+            Field::GroupName => "displayName",
+            Field::Group => "group",
+            Field::Member => "member",
+            Field::Attribute(name) => name,
+        })
+    }
+}
+
+/// A user action's field from its name; any other name is a mapped attribute.
+pub fn user_field(name: &str) -> Option<Field> {
+    Some(match name {
+        "" => return None,
+        "externalId" => Field::Key,
+        "username" => Field::Username,
+        "name" => Field::Name,
+        "email" => Field::Email,
+        "phone" => Field::Phone,
+        "active" => Field::Active,
+        other => Field::Attribute(other.to_string()),
+    })
+}
+
+fn group_field(name: &str) -> Option<Field> {
+    match name {
+        "externalId" => Some(Field::Key),
+        "displayName" => Some(Field::GroupName),
+        _ => None,
+    }
+}
+
+fn membership_field(name: &str) -> Option<Field> {
+    match name {
+        "group" => Some(Field::Group),
+        "member" => Some(Field::Member),
+        _ => None,
+    }
+}
+
+/// The spellings of the closed enums, in the plan and in the store's columns.
+macro_rules! spelled {
+    ($type:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $type {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($type::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$type> {
+                match s {
+                    $($text => Some($type::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+spelled!(ActionKind {
+    Add => "add",
+    Update => "update",
+    Remove => "remove",
+    Delete => "delete",
+});
+
+spelled!(ObjectKind {
+    User => "user",
+    Group => "group",
+    Membership => "membership",
+});
+
+spelled!(ActionStatus {
+    Planned => "planned",
+    Held => "held",
+    Applying => "applying",
+    Applied => "applied",
+    Failed => "failed",
+    Skipped => "skipped",
+});
+
+spelled!(PlanStatus {
+    Planned => "planned",
+    Applying => "applying",
+    Applied => "applied",
+    Partial => "partial",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plan files written by roster before the model and the contract were split.
+    const FIXTURES: [&str; 2] = [
+        include_str!("../../tests/fixtures/plan_v1.json"),
+        include_str!("../../tests/fixtures/plan_v1_groups.json"),
+    ];
+
+    fn written(plan: &Plan) -> String {
+        let mut text = serde_json::to_string_pretty(&view(plan)).expect("serialize");
+        text.push('\n');
+        text
+    }
+
+    #[test]
+    fn plan_files_of_before_read_and_write_back_byte_for_byte() {
+        for fixture in FIXTURES {
+            let value = serde_json::from_str(fixture).expect("json");
+            let plan = read(value).expect("a plan");
+            assert_eq!(written(&plan), fixture);
+        }
+    }
+
+    #[test]
+    fn a_membership_reads_as_its_group_and_user() {
+        let value = serde_json::from_str(FIXTURES[1]).expect("json");
+        let plan = read(value).expect("a plan");
+        let membership = plan
+            .actions
+            .iter()
+            .find(|a| a.object() == ObjectKind::Membership && a.name() == "alice")
+            .expect("alice's membership");
+        assert_eq!(
+            membership.subject,
+            Subject::Membership {
+                group: GroupRef {
+                    key: "k/Sales%".into(),
+                    name: "Sales; East".into()
+                },
+                user: UserRef {
+                    key: "k-alice".into(),
+                    username: "alice".into()
+                },
+            }
+        );
+        assert_eq!(
+            membership.reasons,
+            vec![Reason::MemberOf("Sales; East".into())]
+        );
+        let failed = &plan.actions[0];
+        assert_eq!(failed.status, ActionStatus::Failed);
+        assert_eq!(failed.error.as_deref(), Some("POST /Users: 409 conflict"));
+        assert_eq!(failed.reasons, vec![Reason::NotInTarget]);
+    }
+
+    #[test]
+    fn membership_keys_split_back() {
+        for (group, user) in [("k", "u"), ("a/b%2F", "c/d"), ("%", "")] {
+            let key = membership_key(group, user);
+            assert_eq!(
+                split_membership_key(&key),
+                Some((group.to_string(), user.to_string())),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn anything_unknown_is_refused_naming_the_action() {
+        let value: serde_json::Value = serde_json::from_str(FIXTURES[1]).expect("json");
+        let cases: [(&str, &str, serde_json::Value); 5] = [
+            ("status", "unknown status \"done\"", "done".into()),
+            ("action", "unknown action \"create\"", "create".into()),
+            ("object", "unknown object \"role\"", "role".into()),
+            ("reason", "unknown reason \"because\"", "because".into()),
+            ("held_by", "unknown held_by \"a cap\"", "a cap".into()),
+        ];
+        for (field, message, bad) in cases {
+            let mut value = value.clone();
+            value["actions"][2][field] = bad;
+            let err = read(value).expect_err(field).to_string();
+            assert_eq!(err, format!("action 3: {message}"));
+        }
+        let mut value = value.clone();
+        value["actions"][9]["changes"][1]["field"] = "title".into();
+        let err = read(value).expect_err("field").to_string();
+        assert_eq!(err, "action 10: unknown field \"title\" for a group action");
+    }
+
+    #[test]
+    fn statuses_and_kinds_are_spelled_one_way() {
+        for s in [
+            ActionStatus::Planned,
+            ActionStatus::Held,
+            ActionStatus::Applying,
+            ActionStatus::Applied,
+            ActionStatus::Failed,
+            ActionStatus::Skipped,
+        ] {
+            assert_eq!(ActionStatus::parse(s.as_str()), Some(s));
+        }
+        for s in [
+            PlanStatus::Planned,
+            PlanStatus::Applying,
+            PlanStatus::Applied,
+            PlanStatus::Partial,
+        ] {
+            assert_eq!(PlanStatus::parse(s.as_str()), Some(s));
+        }
+        for name in [
+            "externalId",
+            "username",
+            "name",
+            "email",
+            "phone",
+            "active",
+            "title",
+        ] {
+            assert_eq!(
+                user_field(name).map(|f| f.to_string()).as_deref(),
+                Some(name)
+            );
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The plan: what roster intends to do to the target, action by action, and why.
+//!
+//! This is the plan as the code reasons about it: closed enums for what an action does
+//! (`ActionKind`), to what (`Subject`), which fields it touches (`Field`), why it exists
+//! (`Reason`), what holds it (`Hold`) and where it stands (`ActionStatus`). Nothing here
+//! knows how a plan is written down: the plan file, `--format json` and the store's rows are
+//! the contract's business (`contract.rs`), converted by hand both ways, as Terraform keeps
+//! its plan file apart from its plan model. The reasons exist to explain the plan to people
+//! and never steer apply.
+
+use crate::config::Mode;
+
+pub mod contract;
+mod reason;
+
+pub use reason::{CapName, Counted, Hold, Limit, Reason};
+
+/// Version of the plan file format. Apply refuses files of another version.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub format_version: u32,
+    pub plan_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub summary: Summary,
+    pub actions: Vec<Action>,
+    /// The sync mode the plan was made in.
+    pub mode: Mode,
+    /// sha256 of the config and policy text the plan was made with.
+    pub config_digest: String,
+    /// sha256 of the mapped source (desired state) the plan was made from.
+    pub desired_digest: String,
+    /// Safety checks that `--force` overrode for this plan, in words.
+    pub forced: Vec<String>,
+    /// The target the plan is for (its URL), so a plan is not applied elsewhere by mistake.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub add: u64,
+    pub update: u64,
+    pub remove: u64,
+    pub delete: u64,
+    /// Actions of any kind held by a cap (also counted under their kind).
+    pub held: u64,
+    /// Users present on both sides with nothing to change.
+    pub unchanged: u64,
+    /// Source records not used (see `roster show`).
+    pub rejected: u64,
+    /// Target accounts without an externalId: never touched, only counted.
+    pub unmanaged: u64,
+    /// Changes not planned because a rule forbids them (e.g. an inactive target account).
+    pub skipped: u64,
+    /// Source group members that are not synced users (group sync only): ignored, counted.
+    pub ignored_members: u64,
+}
+
+impl Summary {
+    /// Anything for apply to do (held actions count: they are changes waiting for a human).
+    pub fn has_changes(&self) -> bool {
+        self.add + self.update + self.remove + self.delete > 0
+    }
+}
+
+/// A user as an action names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UserRef {
+    /// The source key (the target's externalId); empty for a membership of a user that has
+    /// none.
+    pub key: String,
+    pub username: String,
+}
+
+/// A group as an action names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GroupRef {
+    pub key: String,
+    /// The name the group has (or gets) in the target.
+    pub name: String,
+}
+
+/// What an action is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    User(UserRef),
+    Group(GroupRef),
+    /// One user's membership of one group.
+    Membership {
+        group: GroupRef,
+        user: UserRef,
+    },
+}
+
+impl Subject {
+    pub fn user(key: &str, username: &str) -> Subject {
+        Subject::User(UserRef {
+            key: key.to_string(),
+            username: username.to_string(),
+        })
+    }
+
+    pub fn group(key: &str, name: &str) -> Subject {
+        Subject::Group(GroupRef {
+            key: key.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    pub fn object(&self) -> ObjectKind {
+        match self {
+            Subject::User(_) => ObjectKind::User,
+            Subject::Group(_) => ObjectKind::Group,
+            Subject::Membership { .. } => ObjectKind::Membership,
+        }
+    }
+
+    /// The name it is shown under: the username, the group's name, or (for a membership)
+    /// the user's username.
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::User(user) | Subject::Membership { user, .. } => &user.username,
+            Subject::Group(group) => &group.name,
+        }
+    }
+
+    /// The key of the user or group it is about; for a membership, the pair of keys.
+    pub fn keys(&self) -> (&str, Option<&str>) {
+        match self {
+            Subject::User(user) => (&user.key, None),
+            Subject::Group(group) => (&group.key, None),
+            Subject::Membership { group, user } => (&group.key, Some(&user.key)),
+        }
+    }
+}
+
+/// The field of an object a change touches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    /// The source key, stored in the target as the object's external id.
+    Key,
+    Username,
+    /// A user's display name.
+    Name,
+    Email,
+    /// A phone number (phones are only ever added).
+    Phone,
+    /// Whether the account is in service.
+    Active,
+    /// A group's name.
+    GroupName,
+    /// A membership's group, by name (after: joins, before: leaves).
+    Group,
+    /// A membership's member, by target id.
+    Member,
+    /// A mapped attribute or alias, by the target attribute the mapping names.
+    Attribute(String),
+}
+
+/// One field of one object, before and after. `None` is "no value".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub field: Field,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl Change {
+    pub fn new(field: Field, before: Option<&str>, after: Option<&str>) -> Change {
+        Change {
+            field,
+            before: before.map(str::to_string),
+            after: after.map(str::to_string),
+        }
+    }
+}
+
+/// Where an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionStatus {
+    /// To be applied.
+    Planned,
+    /// Kept back by a cap until a human releases it.
+    Held,
+    /// Only in the journal: the call was started and its outcome is not known yet (or the
+    /// run died). A plan read back from the store shows it as it is.
+    Applying,
+    Applied,
+    Failed,
+    /// Not to be applied (a rule forbids it, or it became unnecessary).
+    Skipped,
+}
+
+/// Where a stored plan stands (the `plans` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlanStatus {
+    /// Saved, not applied yet.
+    Planned,
+    /// An apply is under way (or died).
+    Applying,
+    /// Every action applied: it is never applied again.
+    Applied,
+    /// Applied with held or failed actions left: released or retried by applying it again.
+    Partial,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub seq: u32,
+    pub action: ActionKind,
+    pub subject: Subject,
+    pub status: ActionStatus,
+    /// Why the action exists, in order; shown joined with "; ".
+    pub reasons: Vec<Reason>,
+    /// How applying it failed, when it did.
+    pub error: Option<String>,
+    pub changes: Vec<Change>,
+    /// Which cap holds the action, with the counts, when its status is `held`.
+    pub hold: Option<Hold>,
+    /// The target's id of the object the action touches (none for an add; a membership's
+    /// group id).
+    pub target_id: Option<String>,
+    /// The object's version when planned (SCIM ETag), for conditional requests.
+    pub target_version: Option<String>,
+    /// A digest of the object's content when planned: how apply tells that it changed where
+    /// the target has no versions.
+    pub target_digest: Option<String>,
+}
+
+impl Action {
+    /// A planned action with nothing known of the target's object yet.
+    pub fn new(
+        action: ActionKind,
+        subject: Subject,
+        reasons: Vec<Reason>,
+        changes: Vec<Change>,
+    ) -> Action {
+        Action {
+            seq: 0,
+            action,
+            subject,
+            status: ActionStatus::Planned,
+            reasons,
+            error: None,
+            changes,
+            hold: None,
+            target_id: None,
+            target_version: None,
+            target_digest: None,
+        }
+    }
+
+    /// A user to create.
+    pub fn add_user(
+        key: &str,
+        username: &str,
+        reasons: Vec<Reason>,
+        changes: Vec<Change>,
+    ) -> Action {
+        Action::new(
+            ActionKind::Add,
+            Subject::user(key, username),
+            reasons,
+            changes,
+        )
+    }
+
+    /// An update, remove or delete of `user`'s account (give it the account with `on_target`).
+    pub fn change_user(
+        kind: ActionKind,
+        user: UserRef,
+        reasons: Vec<Reason>,
+        changes: Vec<Change>,
+    ) -> Action {
+        Action::new(kind, Subject::User(user), reasons, changes)
+    }
+
+    /// A group to create.
+    pub fn add_group(key: &str, name: &str, reason: Reason) -> Action {
+        Action::new(
+            ActionKind::Add,
+            Subject::group(key, name),
+            vec![reason],
+            vec![
+                Change::new(Field::Key, None, Some(key)),
+                Change::new(Field::GroupName, None, Some(name)),
+            ],
+        )
+    }
+
+    /// A membership to add or remove.
+    pub fn membership(
+        kind: ActionKind,
+        group: GroupRef,
+        user: UserRef,
+        reason: Reason,
+        changes: Vec<Change>,
+    ) -> Action {
+        Action::new(
+            kind,
+            Subject::Membership { group, user },
+            vec![reason],
+            changes,
+        )
+    }
+
+    /// The same action, about the target object `id` as it was when planned.
+    pub fn on_target(mut self, id: &str, version: Option<&str>, digest: Option<String>) -> Action {
+        self.target_id = Some(id.to_string());
+        self.target_version = version.map(str::to_string);
+        self.target_digest = digest;
+        self
+    }
+
+    /// The same action, not to be applied, for `reason` alone.
+    pub fn skipped(mut self, reason: Reason) -> Action {
+        self.status = ActionStatus::Skipped;
+        self.reasons = vec![reason];
+        self
+    }
+
+    pub fn object(&self) -> ObjectKind {
+        self.subject.object()
+    }
+
+    /// The name the action is shown under (see `Subject::name`).
+    pub fn name(&self) -> &str {
+        self.subject.name()
+    }
+
+    /// Why the action exists, and how applying it failed, as people read it.
+    pub fn reason(&self) -> String {
+        let mut text = Reason::join(&self.reasons);
+        if let Some(error) = &self.error {
+            text.push_str("; failed: ");
+            text.push_str(error);
+        }
+        text
+    }
+
+    /// The change of `field`, if the action changes it.
+    pub fn change(&self, field: &Field) -> Option<&Change> {
+        self.changes.iter().find(|c| &c.field == field)
+    }
+
+    /// The value a change sets for `field`, if the action changes it.
+    pub fn after(&self, field: &Field) -> Option<&str> {
+        self.change(field).and_then(|c| c.after.as_deref())
+    }
+
+    /// An update that takes a user's account out of service (`active: true -> false`)
+    /// because the source has the account out of service.
+    pub fn deactivates(&self) -> bool {
+        self.object() == ObjectKind::User
+            && self.action == ActionKind::Update
+            && self.change(&Field::Active).is_some_and(|c| {
+                c.before.as_deref() == Some("true") && c.after.as_deref() == Some("false")
+            })
+    }
+
+    /// What the remove caps count, hold together and `--allow-removes` releases: removes,
+    /// deletes, and updates that deactivate an account.
+    pub fn counts_as_removal(&self) -> bool {
+        self.action.is_removal() || self.deactivates()
+    }
+
+    /// Kept back by `hold` until a human releases it.
+    pub fn hold(&mut self, hold: Hold) {
+        self.status = ActionStatus::Held;
+        self.hold = Some(hold);
+    }
+
+    /// Released by a human: to be applied.
+    pub fn release(&mut self) {
+        self.status = ActionStatus::Planned;
+        self.hold = None;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ActionKind {
+    Add,
+    Update,
+    Remove,
+    Delete,
+}
+
+impl ActionKind {
+    /// The Terraform-style symbol shown in the human plan.
+    pub fn symbol(self) -> char {
+        match self {
+            ActionKind::Add => '+',
+            ActionKind::Update => '~',
+            ActionKind::Remove => '-',
+            ActionKind::Delete => '-',
+        }
+    }
+
+    /// Removes and deletes take accounts away: the remove caps count them together.
+    pub fn is_removal(self) -> bool {
+        matches!(self, ActionKind::Remove | ActionKind::Delete)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    User,
+    Group,
+    Membership,
+}
+
+impl Plan {
+    /// A copy of everything but the actions.
+    pub fn clone_header(&self) -> Plan {
+        Plan {
+            format_version: self.format_version,
+            plan_id: self.plan_id.clone(),
+            created_at: self.created_at,
+            summary: self.summary.clone(),
+            actions: Vec::new(),
+            mode: self.mode,
+            config_digest: self.config_digest.clone(),
+            desired_digest: self.desired_digest.clone(),
+            forced: self.forced.clone(),
+            target: self.target.clone(),
+        }
+    }
+
+    /// Recounts the summary from the actions (after statuses changed).
+    pub fn recount(&mut self) {
+        let mut s = Summary {
+            unchanged: self.summary.unchanged,
+            rejected: self.summary.rejected,
+            unmanaged: self.summary.unmanaged,
+            ignored_members: self.summary.ignored_members,
+            ..Summary::default()
+        };
+        for a in &self.actions {
+            if a.status == ActionStatus::Skipped {
+                s.skipped += 1;
+                continue;
+            }
+            match a.action {
+                ActionKind::Add => s.add += 1,
+                ActionKind::Update => s.update += 1,
+                ActionKind::Remove => s.remove += 1,
+                ActionKind::Delete => s.delete += 1,
+            }
+            if a.status == ActionStatus::Held {
+                s.held += 1;
+            }
+        }
+        self.summary = s;
+    }
+}

@@ -1,0 +1,581 @@
+//! Why an action exists (`Reason`) and which cap keeps it back (`Hold`).
+//!
+//! Both exist only to explain the plan to people: their `Display` is the text the plan has
+//! always shown (and the plan file carries), and nothing in apply looks at them. They are
+//! parsed back from that text for plans read from a file or from the store; a parse that
+//! does not give back exactly the text it read is refused, so what is shown after a round
+//! trip is always what was planned.
+
+use std::fmt;
+
+use crate::config::Cap;
+use crate::plan::Field;
+
+/// One reason for an action. An action has one or more, shown joined with "; ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A user or group in the source that the target does not have.
+    NotInTarget,
+    /// Added inactive because the source has the account out of service.
+    CreatedInactive,
+    /// An unmanaged account with the same username is taken over.
+    AdoptedAccount,
+    /// A managed account whose key no source record has any more, taken over by username.
+    Rekeyed,
+    /// The source has the account out of service.
+    Deactivated,
+    /// The source has the account back after roster deactivated it.
+    Reactivated,
+    /// Someone else deactivated the account: roster leaves it alone.
+    InactiveInTarget,
+    /// Fields the source changed, in the order of the changes.
+    Changed(Vec<Field>),
+    /// A managed account gone from the source, taken out of service (mode remove).
+    GoneRemove,
+    /// A managed account gone from the source, deleted (mode delete).
+    GoneDelete,
+    /// A removal not planned, and why (the store's words).
+    NotRemoved(String),
+    /// The `group-all` group.
+    GroupAll,
+    /// An unmanaged group with the same name is taken over.
+    AdoptedGroup,
+    /// The group was renamed in the source.
+    Renamed,
+    /// A managed group gone from the source (mode delete).
+    GroupGone,
+    /// A group delete not planned, and why (the store's words).
+    NotDeleted(String),
+    /// A member of the group (by name) in the source.
+    MemberOf(String),
+    /// Not a member of the group (by name) in the source.
+    NotMemberOf(String),
+    /// A membership removal not planned, and why (the store's words).
+    NotRemovedFrom { group: String, why: String },
+    /// A membership removal not planned because mode add-only takes nothing away.
+    AddOnlyKeepsMember(String),
+    /// A membership of a user that the plan does not create.
+    UserNotCreated,
+}
+
+const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
+
+/// The reasons whose text has no payload, for parsing.
+const FIXED: [Reason; 13] = [
+    Reason::NotInTarget,
+    Reason::CreatedInactive,
+    Reason::AdoptedAccount,
+    Reason::Rekeyed,
+    Reason::Deactivated,
+    Reason::Reactivated,
+    Reason::InactiveInTarget,
+    Reason::GoneRemove,
+    Reason::GoneDelete,
+    Reason::GroupAll,
+    Reason::AdoptedGroup,
+    Reason::Renamed,
+    Reason::GroupGone,
+];
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotInTarget => f.write_str("in the source, not in the target"),
+            Reason::CreatedInactive => {
+                f.write_str("out of service in the source: created inactive")
+            }
+            Reason::AdoptedAccount => {
+                f.write_str("adopted: an unmanaged account has the same username")
+            }
+            Reason::Rekeyed => f.write_str(
+                "re-keyed: the account's key is no longer in the source and the username matches",
+            ),
+            Reason::Deactivated => {
+                f.write_str("out of service in the source (disabled or expired): deactivated")
+            }
+            Reason::Reactivated => f.write_str("back in the source after roster deactivated it"),
+            Reason::InactiveInTarget => {
+                f.write_str("inactive in the target and not deactivated by roster: left as it is")
+            }
+            Reason::Changed(fields) => {
+                f.write_str("changed in the source: ")?;
+                for (i, field) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{field}")?;
+                }
+                Ok(())
+            }
+            Reason::GoneRemove => {
+                f.write_str("managed account no longer in the source (mode remove)")
+            }
+            Reason::GoneDelete => {
+                f.write_str("managed account no longer in the source (mode delete)")
+            }
+            Reason::NotRemoved(why) => write!(f, "not removed: {why}"),
+            Reason::GroupAll => {
+                f.write_str("group-all: the group every synced user is a member of")
+            }
+            Reason::AdoptedGroup => f.write_str("adopted: an unmanaged group has the same name"),
+            Reason::Renamed => f.write_str("renamed in the source"),
+            Reason::GroupGone => f.write_str("managed group no longer in the source (mode delete)"),
+            Reason::NotDeleted(why) => write!(f, "not deleted: {why}"),
+            Reason::MemberOf(group) => write!(f, "member of {group} in the source"),
+            Reason::NotMemberOf(group) => write!(f, "not a member of {group} in the source"),
+            Reason::NotRemovedFrom { group, why } => write!(f, "not removed from {group}: {why}"),
+            Reason::AddOnlyKeepsMember(group) => {
+                write!(f, "not removed from {group}: {ADD_ONLY_KEEPS}")
+            }
+            Reason::UserNotCreated => f.write_str("not added: the plan does not create the user"),
+        }
+    }
+}
+
+impl Reason {
+    /// The reasons as one text, as the plan shows them.
+    pub fn join(reasons: &[Reason]) -> String {
+        let texts: Vec<String> = reasons.iter().map(Reason::to_string).collect();
+        texts.join("; ")
+    }
+
+    /// The reasons a text shows, or `None` when it is not a text `join` writes.
+    /// `field` reads a field name as the contract spells it.
+    pub fn parse_all(text: &str, field: &dyn Fn(&str) -> Option<Field>) -> Option<Vec<Reason>> {
+        if text.is_empty() {
+            return Some(Vec::new());
+        }
+        // A payload (a group's name, the store's words) may itself hold "; ": the pieces are
+        // tried shortest first, and the split taken is one under which every piece parses.
+        let parts: Vec<&str> = text.split("; ").collect();
+        fn from(parts: &[&str], field: &dyn Fn(&str) -> Option<Field>) -> Option<Vec<Reason>> {
+            if parts.is_empty() {
+                return Some(Vec::new());
+            }
+            (1..=parts.len()).find_map(|n| {
+                let reason = Reason::parse(&parts[..n].join("; "), field)?;
+                let mut rest = from(&parts[n..], field)?;
+                rest.insert(0, reason);
+                Some(rest)
+            })
+        }
+        from(&parts, field).filter(|reasons| Reason::join(reasons) == text)
+    }
+
+    /// One reason from its text.
+    fn parse(text: &str, field: &dyn Fn(&str) -> Option<Field>) -> Option<Reason> {
+        if let Some(fixed) = FIXED.iter().find(|r| r.to_string() == text) {
+            return Some(fixed.clone());
+        }
+        let reason = if let Some(names) = text.strip_prefix("changed in the source: ") {
+            let fields: Option<Vec<Field>> = names.split(", ").map(field).collect();
+            Reason::Changed(fields?)
+        } else if let Some(rest) = text.strip_prefix("not removed from ") {
+            match rest
+                .strip_suffix(ADD_ONLY_KEEPS)
+                .and_then(|g| g.strip_suffix(": "))
+            {
+                Some(group) => Reason::AddOnlyKeepsMember(group.to_string()),
+                // A group name holding ": " is split at its first one: it reads the same.
+                None => {
+                    let (group, why) = rest.split_once(": ")?;
+                    Reason::NotRemovedFrom {
+                        group: group.to_string(),
+                        why: why.to_string(),
+                    }
+                }
+            }
+        } else if let Some(why) = text.strip_prefix("not removed: ") {
+            Reason::NotRemoved(why.to_string())
+        } else if let Some(why) = text.strip_prefix("not deleted: ") {
+            Reason::NotDeleted(why.to_string())
+        } else if let Some(rest) = text.strip_prefix("not a member of ") {
+            Reason::NotMemberOf(rest.strip_suffix(" in the source")?.to_string())
+        } else if let Some(rest) = text.strip_prefix("member of ") {
+            Reason::MemberOf(rest.strip_suffix(" in the source")?.to_string())
+        } else if text == Reason::UserNotCreated.to_string() {
+            Reason::UserNotCreated
+        } else {
+            return None;
+        };
+        Some(reason)
+    }
+}
+
+/// The user caps, by their policy names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapName {
+    MaxRemoves,
+    MaxRemovePercent,
+    MaxAdds,
+    MaxUpdates,
+}
+
+impl CapName {
+    const ALL: [CapName; 4] = [
+        CapName::MaxRemoves,
+        CapName::MaxRemovePercent,
+        CapName::MaxAdds,
+        CapName::MaxUpdates,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapName::MaxRemoves => "max-removes",
+            CapName::MaxRemovePercent => "max-remove-percent",
+            CapName::MaxAdds => "max-adds",
+            CapName::MaxUpdates => "max-updates",
+        }
+    }
+}
+
+/// What a user cap counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Removes, deletes and deactivations, counted together; how many were deactivations.
+    Removals {
+        count: u64,
+        deactivations: u64,
+    },
+    Adds(u64),
+    Updates(u64),
+}
+
+impl fmt::Display for Counted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Counted::Removals {
+                count,
+                deactivations: 0,
+            } => write!(f, "{} planned", plural_noun(count, "remove")),
+            Counted::Removals {
+                count,
+                deactivations,
+            } if deactivations == count => {
+                write!(f, "{} planned", plural_noun(count, "deactivation"))
+            }
+            Counted::Removals {
+                count,
+                deactivations,
+            } => write!(
+                f,
+                "{} planned ({deactivations} of them deactivation{})",
+                plural_noun(count, "remove"),
+                if deactivations == 1 { "" } else { "s" }
+            ),
+            Counted::Adds(count) => write!(f, "{} planned", plural_noun(count, "add")),
+            Counted::Updates(count) => write!(f, "{} planned", plural_noun(count, "update")),
+        }
+    }
+}
+
+impl Counted {
+    /// How many actions the cap counted.
+    pub fn count(self) -> u64 {
+        match self {
+            Counted::Removals { count, .. } | Counted::Adds(count) | Counted::Updates(count) => {
+                count
+            }
+        }
+    }
+
+    fn parse(text: &str) -> Option<Counted> {
+        let (count, rest) = text.split_once(' ')?;
+        let count: u64 = count.parse().ok()?;
+        let noun = rest.split(' ').next()?.trim_end_matches('s');
+        let counted = match noun {
+            "remove" => match rest.split_once(" (") {
+                Some((_, of)) => Counted::Removals {
+                    count,
+                    deactivations: of.split(' ').next()?.parse().ok()?,
+                },
+                None => Counted::Removals {
+                    count,
+                    deactivations: 0,
+                },
+            },
+            "deactivation" => Counted::Removals {
+                count,
+                deactivations: count,
+            },
+            "add" => Counted::Adds(count),
+            "update" => Counted::Updates(count),
+            _ => return None,
+        };
+        Some(counted)
+    }
+}
+
+/// A cap as a hold shows it: a count, or a percent of a base (managed accounts, or a
+/// group's members).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(u64),
+    Percent { percent: f64, of: u64 },
+}
+
+impl Limit {
+    /// `cap` measured against `base`.
+    pub fn new(cap: Cap, base: u64) -> Limit {
+        match cap {
+            Cap::Count(n) => Limit::Count(n),
+            Cap::Percent(percent) => Limit::Percent { percent, of: base },
+        }
+    }
+}
+
+/// Which cap keeps an action back, with the counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hold {
+    /// A user cap (`max-removes`, ...) that the `counted` actions exceed; a percent is of the
+    /// managed accounts.
+    Cap {
+        counted: Counted,
+        name: CapName,
+        limit: Limit,
+    },
+    /// `max-member-removes`, exceeded by `count` removals from the group (by name); a percent
+    /// is of the group's members.
+    MemberRemoves {
+        count: u64,
+        group: String,
+        limit: Limit,
+    },
+    /// A membership removal held with its user's removal.
+    WithUserRemoval { username: String, by: Box<Hold> },
+    /// A membership that waits for its user's add, which is held.
+    WaitsForUserAdd { username: String, by: Box<Hold> },
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hold::Cap {
+                counted,
+                name,
+                limit,
+            } => match limit {
+                Limit::Count(n) => write!(f, "{counted}, {} is {n}", name.as_str()),
+                Limit::Percent { percent, of } => write!(
+                    f,
+                    "{counted}, {} is {percent}% of {of} managed accounts",
+                    name.as_str()
+                ),
+            },
+            Hold::MemberRemoves {
+                count,
+                group,
+                limit,
+            } => {
+                write!(f, "{count} member removes planned in {group}, ")?;
+                match limit {
+                    Limit::Count(n) => write!(f, "max-member-removes is {n}"),
+                    Limit::Percent { percent, of } => {
+                        write!(f, "max-member-removes is {percent}% of its {of} members")
+                    }
+                }
+            }
+            Hold::WithUserRemoval { username, by } => {
+                write!(f, "the removal of user {username} is held ({by})")
+            }
+            Hold::WaitsForUserAdd { username, by } => write!(
+                f,
+                "waits for the add of user {username}, which is held ({by})"
+            ),
+        }
+    }
+}
+
+impl Hold {
+    /// A hold from its text, or `None` when it is not a text `Display` writes.
+    pub fn parse(text: &str) -> Option<Hold> {
+        Hold::parse_loose(text).filter(|hold| hold.to_string() == text)
+    }
+
+    fn parse_loose(text: &str) -> Option<Hold> {
+        let nested = |rest: &str, infix: &str| -> Option<(String, Box<Hold>)> {
+            let (username, by) = rest.split_once(infix)?;
+            let by = Hold::parse(by.strip_suffix(')')?)?;
+            Some((username.to_string(), Box::new(by)))
+        };
+        if let Some(rest) = text.strip_prefix("the removal of user ") {
+            let (username, by) = nested(rest, " is held (")?;
+            return Some(Hold::WithUserRemoval { username, by });
+        }
+        if let Some(rest) = text.strip_prefix("waits for the add of user ") {
+            let (username, by) = nested(rest, ", which is held (")?;
+            return Some(Hold::WaitsForUserAdd { username, by });
+        }
+        if let Some((count, rest)) = text.split_once(" member removes planned in ") {
+            let (group, cap) = rest.rsplit_once(", max-member-removes is ")?;
+            return Some(Hold::MemberRemoves {
+                count: count.parse().ok()?,
+                group: group.to_string(),
+                limit: parse_limit(cap, "% of its ", " members")?,
+            });
+        }
+        let (counted, rest) = text.split_once(", ")?;
+        let (name, cap) = rest.split_once(" is ")?;
+        let name = CapName::ALL.into_iter().find(|n| n.as_str() == name)?;
+        Some(Hold::Cap {
+            counted: Counted::parse(counted)?,
+            name,
+            limit: parse_limit(cap, "% of ", " managed accounts")?,
+        })
+    }
+}
+
+/// `10` or `5% of 200 managed accounts` (with the words of the cap in question).
+fn parse_limit(text: &str, of: &str, unit: &str) -> Option<Limit> {
+    match text.split_once(of) {
+        Some((percent, base)) => Some(Limit::Percent {
+            percent: percent.parse().ok()?,
+            of: base.strip_suffix(unit)?.parse().ok()?,
+        }),
+        None => Some(Limit::Count(text.parse().ok()?)),
+    }
+}
+
+/// "1 remove", "3 removes".
+fn plural_noun(count: u64, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::contract::user_field;
+
+    fn every_reason() -> Vec<Reason> {
+        let mut all = FIXED.to_vec();
+        all.extend([
+            Reason::Changed(vec![
+                Field::Username,
+                Field::Name,
+                Field::Email,
+                Field::Phone,
+                Field::Attribute("title".into()),
+            ]),
+            Reason::NotRemoved("its source record was rejected (see `roster show`)".into()),
+            Reason::NotDeleted("a rejected source record has this group's key".into()),
+            Reason::MemberOf("Sales; East".into()),
+            Reason::NotMemberOf("Ops".into()),
+            Reason::NotRemovedFrom {
+                group: "Ops".into(),
+                why: "its source record was rejected (see `roster show`)".into(),
+            },
+            Reason::AddOnlyKeepsMember("Sales: EMEA".into()),
+            Reason::UserNotCreated,
+        ]);
+        all
+    }
+
+    #[test]
+    fn every_reason_reads_back_from_its_text() {
+        for reason in every_reason() {
+            let text = reason.to_string();
+            assert_eq!(
+                Reason::parse_all(&text, &user_field),
+                Some(vec![reason.clone()]),
+                "{text}"
+            );
+        }
+        let joined = vec![Reason::MemberOf("A; B".into()), Reason::UserNotCreated];
+        let text = Reason::join(&joined);
+        assert_eq!(
+            text,
+            "member of A; B in the source; not added: the plan does not create the user"
+        );
+        assert_eq!(Reason::parse_all(&text, &user_field), Some(joined));
+        assert_eq!(Reason::parse_all("", &user_field), Some(Vec::new()));
+    }
+
+    #[test]
+    fn unknown_reason_texts_are_refused() {
+        for text in [
+            "because",
+            "member of Sales",
+            "changed in the source: ",
+            "in the source",
+        ] {
+            assert_eq!(Reason::parse_all(text, &user_field), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn holds_read_back_from_their_text() {
+        let cap = Hold::Cap {
+            counted: Counted::Removals {
+                count: 12,
+                deactivations: 0,
+            },
+            name: CapName::MaxRemoves,
+            limit: Limit::Count(10),
+        };
+        let holds = vec![
+            cap.clone(),
+            Hold::Cap {
+                counted: Counted::Removals {
+                    count: 2,
+                    deactivations: 1,
+                },
+                name: CapName::MaxRemovePercent,
+                limit: Limit::Percent {
+                    percent: 2.5,
+                    of: 10,
+                },
+            },
+            Hold::Cap {
+                counted: Counted::Removals {
+                    count: 1,
+                    deactivations: 1,
+                },
+                name: CapName::MaxRemoves,
+                limit: Limit::Count(0),
+            },
+            Hold::Cap {
+                counted: Counted::Adds(1),
+                name: CapName::MaxAdds,
+                limit: Limit::Count(0),
+            },
+            Hold::Cap {
+                counted: Counted::Updates(30),
+                name: CapName::MaxUpdates,
+                limit: Limit::Percent {
+                    percent: 5.0,
+                    of: 200,
+                },
+            },
+            Hold::MemberRemoves {
+                count: 3,
+                group: "Sales, EMEA".into(),
+                limit: Limit::Percent {
+                    percent: 10.0,
+                    of: 20,
+                },
+            },
+            Hold::MemberRemoves {
+                count: 2,
+                group: "Ops".into(),
+                limit: Limit::Count(1),
+            },
+            Hold::WithUserRemoval {
+                username: "carol".into(),
+                by: Box::new(cap.clone()),
+            },
+            Hold::WaitsForUserAdd {
+                username: "alice".into(),
+                by: Box::new(cap),
+            },
+        ];
+        for hold in holds {
+            let text = hold.to_string();
+            assert_eq!(Hold::parse(&text), Some(hold), "{text}");
+        }
+        assert_eq!(
+            Hold::parse("12 removes planned, max-removes is 10").map(|h| h.to_string()),
+            Some("12 removes planned, max-removes is 10".to_string())
+        );
+        assert_eq!(Hold::parse("by a cap"), None);
+    }
+}
