@@ -6,11 +6,12 @@
 
 use kdl::{KdlDocument, KdlNode, KdlValue};
 
-use super::{Block, Checker, PAGE_SIZE, ProblemKind, TIMEOUT, Whole, closest, optional};
-use crate::config::{HttpOptions, Spanned};
+use super::super::checker::{Block, Checker, ProblemKind, optional};
+use super::super::values::{PAGE_SIZE, TIMEOUT, Whole};
 use crate::config::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
+use crate::config::{HttpOptions, Spanned};
 
-pub(super) const SERVICENOW: Block = Block {
+pub(in crate::config::parse) const SERVICENOW: Block = Block {
     place: "in `source \"servicenow\"`",
     name: "source \"servicenow\"",
     nodes: &[
@@ -26,7 +27,7 @@ pub(super) const SERVICENOW: Block = Block {
     repeatable: &[],
 };
 
-pub(super) const FRESHSERVICE: Block = Block {
+pub(in crate::config::parse) const FRESHSERVICE: Block = Block {
     place: "in `source \"freshservice\"`",
     name: "source \"freshservice\"",
     nodes: &["url", "api-key", "include", "page-size", "timeout"],
@@ -183,19 +184,14 @@ impl Checker<'_> {
                 continue;
             };
             let Some((_, list)) = FRESHSERVICE_LISTS.iter().find(|(n, _)| n == value) else {
-                let help = match closest(value, &names) {
-                    Some(known) => format!(
-                        "did you mean \"{known}\"? `include` takes \"requesters\", \"agents\", or both"
-                    ),
-                    None => "`include` takes \"requesters\", \"agents\", or both".to_string(),
-                };
-                self.report(
-                    ProblemKind::InvalidValue,
+                self.unknown_value(
                     entry.span(),
+                    value,
+                    &names,
                     format!("unknown Freshservice list \"{value}\""),
-                )
-                .label("not a list roster reads")
-                .help(help);
+                    "not a list roster reads".to_string(),
+                    "`include` takes \"requesters\", \"agents\", or both".to_string(),
+                );
                 ok = false;
                 continue;
             };
