@@ -167,7 +167,11 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(*scim.token, SecretRef::File("/run/secrets/scim".into()));
     assert_eq!(scim.concurrency, 8);
     assert_eq!(scim.rate_limit, Some(2.5));
-    assert_eq!((scim.page_size, scim.http.timeout_secs), (500, 30), "defaults");
+    assert_eq!(
+        (scim.page_size, scim.http.timeout_secs),
+        (500, 30),
+        "defaults"
+    );
     assert!(scim.http.ca_file.is_none());
 
     let user = &config.user;
@@ -980,6 +984,40 @@ fn an_unclosed_block_is_reported_once() {
     );
     let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
     assert_eq!(messages, ["no closing '}' for child block"]);
+}
+
+#[test]
+fn deeply_nested_blocks_are_refused_before_they_reach_the_kdl_parser() {
+    // kdl parses blocks recursively: thousands of them overflowed the stack and aborted.
+    let depth = 5_000;
+    let text = format!(
+        "{MINIMAL}user {{\n{}{}}}\n",
+        "nested { ".repeat(depth),
+        "}".repeat(depth)
+    );
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::too_deep"]);
+    let problem = &error.problems()[0];
+    assert_eq!(problem.message(), "blocks are nested more than 64 deep");
+    // The user block is the first level; the 64th `nested` opens level 65.
+    let brace = MINIMAL.len() + "user {\n".len() + 63 * "nested { ".len() + "nested ".len();
+    assert_eq!(problem.span().offset(), brace);
+    assert_eq!(&text[brace..brace + 1], "{");
+    let rendered = render(&error);
+    assert!(rendered.contains("block 65 deep"), "{rendered}");
+    assert!(rendered.contains("roster.kdl:14:575"), "{rendered}");
+
+    // The same in a policy file, which names its own file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deep.kdl"),
+        format!("{}{}", "mode { ".repeat(depth), "}".repeat(depth)),
+    )
+    .unwrap();
+    let text = format!("{MINIMAL}policy \"deep.kdl\"\n");
+    let error = parse_err(&dir.path().join("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::too_deep"]);
+    assert!(error.problems()[0].file_name().ends_with("deep.kdl"));
 }
 
 /// `MINIMAL` with its source block replaced by `source`.

@@ -36,6 +36,8 @@ pub enum ProblemKind {
     Unsupported,
     /// A file the config refers to (a policy file) cannot be read.
     Unreadable,
+    /// Blocks nested deeper than any config needs (and than the KDL parser can take).
+    TooDeep,
 }
 
 impl ProblemKind {
@@ -53,6 +55,7 @@ impl ProblemKind {
             ProblemKind::InlineSecret => "roster::config::inline_secret",
             ProblemKind::Unsupported => "roster::config::unsupported",
             ProblemKind::Unreadable => "roster::config::unreadable",
+            ProblemKind::TooDeep => "roster::config::too_deep",
         }
     }
 }

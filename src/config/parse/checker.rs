@@ -13,6 +13,7 @@ use miette::{NamedSource, SourceSpan};
 
 use super::super::ConfigProblem;
 pub(super) use super::super::diagnostics::ProblemKind;
+use super::depth;
 use super::suggest::{Written, did_you_mean};
 use super::{BLOCKS, TOP};
 
@@ -158,6 +159,17 @@ impl<'t> Checker<'t> {
 
     /// The text as a KDL document, or `None` after reporting its syntax errors.
     pub(super) fn parse_kdl(&mut self) -> Option<KdlDocument> {
+        // Before kdl sees the text: it would overflow the stack on deep nesting.
+        if let Some(brace) = depth::too_deep(&self.text) {
+            self.report(
+                ProblemKind::TooDeep,
+                brace,
+                format!("blocks are nested more than {} deep", depth::MAX_DEPTH),
+            )
+            .label(format!("block {} deep", depth::MAX_DEPTH + 1))
+            .help("a roster config nests blocks at most two deep (`source \"ldap\" { ... }`): remove the extra blocks");
+            return None;
+        }
         let error = match KdlDocument::parse(&self.text) {
             Ok(doc) => return Some(doc),
             Err(error) => error,

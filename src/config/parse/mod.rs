@@ -12,7 +12,7 @@
 //!
 //! This file only orchestrates: `checker` is the generic part (the node schema walker,
 //! problem gathering and masking), `values` reads the kinds of value every block uses,
-//! `suggest` is the one "did you mean"; each block has its own file (`source/`, `target`,
+//! `suggest` is the one "did you mean", `depth` keeps deep nesting from the KDL parser; each block has its own file (`source/`, `target`,
 //! `user`, `groups`, `policy`).
 
 use std::path::Path;
@@ -24,6 +24,7 @@ use super::{Config, ConfigError, Policy};
 use checker::{Block, Checker};
 
 mod checker;
+mod depth;
 mod groups;
 mod policy;
 mod source;
