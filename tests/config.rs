@@ -936,6 +936,133 @@ fn each_mistake_is_reported_with_its_code() {
     }
 }
 
+/// `MINIMAL` with `nodes` added to its SCIM target block.
+fn minimal_with_scim(nodes: &str) -> String {
+    let from = "    token env=\"SCIM_TOKEN\"\n";
+    assert!(MINIMAL.contains(from));
+    MINIMAL.replacen(from, &format!("{from}{nodes}"), 1)
+}
+
+#[test]
+fn the_scim_target_takes_a_ca_file_and_a_proxy() {
+    let dir = PathBuf::from("/etc/roster");
+    let config = parse_ok(
+        &dir.join("roster.kdl"),
+        &minimal_with_scim(
+            "    ca-file \"certs/corp-ca.pem\"\n    proxy \"http://proxy.example.com:3128\"\n    proxy-user \"sync\"\n    proxy-password env=\"PROXY_PASSWORD\"\n    timeout 12\n",
+        ),
+    );
+    let TargetConfig::Scim(scim) = &config.target;
+    let http = &scim.http;
+    assert_eq!(http.timeout_secs, 12);
+    let ca_file = http.ca_file.as_ref().expect("ca-file");
+    assert_eq!(
+        ca_file.value,
+        dir.join("certs/corp-ca.pem"),
+        "beside the config"
+    );
+    let proxy = http.proxy.as_ref().expect("proxy");
+    assert_eq!(proxy.as_str(), "http://proxy.example.com:3128");
+    let text = config.source_text.inner();
+    assert_eq!(proxy.span.offset(), text.find("\"http://proxy").unwrap());
+    assert_eq!(http.proxy_user.as_ref().map(|u| u.as_str()), Some("sync"));
+    assert_eq!(
+        http.proxy_password.as_ref().map(|p| &p.value),
+        Some(&SecretRef::Env("PROXY_PASSWORD".into()))
+    );
+    assert!(
+        config
+            .secrets()
+            .contains(&("proxy-password", &SecretRef::Env("PROXY_PASSWORD".into()))),
+        "the proxy password is checked by validate like every secret"
+    );
+
+    let socks = parse_ok(
+        Path::new("roster.kdl"),
+        &minimal_with_scim("    proxy \"socks5://127.0.0.1:1080\"\n"),
+    );
+    let TargetConfig::Scim(scim) = &socks.target;
+    assert!(scim.http.proxy.is_some() && scim.http.proxy_user.is_none());
+}
+
+#[test]
+fn proxy_mistakes_are_reported_at_the_node() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "    proxy \"http://p:3128\"\n    proxy-user \"sync\"\n",
+            &["roster::config::missing_node"],
+            "`proxy-user` is given without `proxy-password`",
+        ),
+        (
+            "    proxy \"http://p:3128\"\n    proxy-password env=\"PROXY_PASSWORD\"\n",
+            &["roster::config::missing_node"],
+            "`proxy-password` is given without `proxy-user`",
+        ),
+        (
+            "    proxy-user \"sync\"\n    proxy-password env=\"PROXY_PASSWORD\"\n",
+            &[
+                "roster::config::missing_node",
+                "roster::config::missing_node",
+            ],
+            "`proxy-user` is given without `proxy`",
+        ),
+        (
+            "    proxy \"ftp://p:21\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` must start with http:// or https:// or socks5:// or socks5h://",
+        ),
+        (
+            "    proxy \"http://p:70000\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` has a port that is not a number from 1 to 65535",
+        ),
+        (
+            "    proxy \"http://p:3128/x\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` has a path, a query or a fragment",
+        ),
+        (
+            "    proxy \"http://sync@p:3128\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` names its user in the URL",
+        ),
+        (
+            "    proxy \"http://p:3128\"\n    proxy-user \"sync\"\n    proxy-password \"hunter2\"\n",
+            &["roster::config::inline_secret"],
+            "`proxy-password` holds a secret written inline",
+        ),
+        (
+            "    ca-file \"\"\n",
+            &["roster::config::invalid_value"],
+            "`ca-file` is an empty path",
+        ),
+    ];
+    for (nodes, expected, message) in cases {
+        let text = minimal_with_scim(nodes);
+        let error = parse_err(Path::new("roster.kdl"), &text);
+        assert_eq!(&codes(&error), expected, "{nodes}");
+        let problem = &error.problems()[0];
+        assert_eq!(problem.message(), *message, "{nodes}");
+        let name = message.split('`').nth(1).expect("a node in the message");
+        let node_at = text.find(&format!("    {name} ")).expect("the node") + 4;
+        assert!(
+            (node_at..text[node_at..].find('\n').unwrap() + node_at)
+                .contains(&problem.span().offset()),
+            "{nodes}: the span is on the `{name}` line"
+        );
+    }
+}
+
+#[test]
+fn a_password_in_the_proxy_url_is_refused_and_masked() {
+    let text = minimal_with_scim("    proxy \"http://sync:hunter2@proxy:3128\"\n");
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::inline_secret"]);
+    let rendered = render(&error);
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    assert!(rendered.contains("proxy-password env="), "{rendered}");
+}
+
 #[test]
 fn inline_secrets_are_masked_everywhere_in_the_report() {
     let text = valid_with(

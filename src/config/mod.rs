@@ -71,6 +71,17 @@ pub enum SourceConfig {
     Ldif(LdifSource),
 }
 
+impl SourceConfig {
+    /// The HTTP options of a source that is read over HTTP.
+    pub fn http(&self) -> Option<&HttpOptions> {
+        match self {
+            SourceConfig::ServiceNow(sn) => Some(&sn.http),
+            SourceConfig::Freshservice(fs) => Some(&fs.http),
+            SourceConfig::Ldap(_) | SourceConfig::Csv(_) | SourceConfig::Ldif(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LdapSource {
     /// `ldap://` or `ldaps://` URL.
@@ -134,6 +145,15 @@ pub struct LdifSource {
 #[derive(Debug, Clone)]
 pub enum TargetConfig {
     Scim(ScimTarget),
+}
+
+impl TargetConfig {
+    /// Every target is reached over HTTP.
+    pub fn http(&self) -> &HttpOptions {
+        match self {
+            TargetConfig::Scim(scim) => &scim.http,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -330,6 +350,14 @@ impl Config {
         }
         match &self.target {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
+        }
+        let http = self.source.http().into_iter().chain([self.target.http()]);
+        for http in http {
+            secrets.extend(
+                http.proxy_password
+                    .iter()
+                    .map(|s| ("proxy-password", &s.value)),
+            );
         }
         secrets
     }

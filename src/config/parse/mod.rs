@@ -8,12 +8,12 @@
 //! Secrets are never written in the config. When someone does write one inline, the value
 //! is masked in the text that the report quotes, so the report itself cannot leak it into a
 //! CI log.
-
 //!
-//! This file only orchestrates: `checker` is the generic part (the node schema walker,
+//! This file only orchestrates. `checker` is the generic part (the node schema walker,
 //! problem gathering and masking), `values` reads the kinds of value every block uses,
-//! `suggest` is the one "did you mean", `depth` keeps deep nesting from the KDL parser; each block has its own file (`source/`, `target`,
-//! `user`, `groups`, `policy`).
+//! `suggest` is the one "did you mean", and `depth` keeps deep nesting away from the KDL
+//! parser. Each block has its own file: `source/`, `target`, `user`, `groups`, `policy`;
+//! `http` reads the options every HTTP connector's block takes.
 
 use std::path::Path;
 
@@ -26,6 +26,7 @@ use checker::{Block, Checker};
 mod checker;
 mod depth;
 mod groups;
+mod http;
 mod policy;
 mod source;
 mod suggest;

@@ -3,23 +3,16 @@
 use kdl::{KdlDocument, KdlNode};
 
 use super::checker::{Block, Checker, Children, optional};
-use super::values::{Number, PAGE_SIZE, TIMEOUT, Whole};
-use crate::config::{HttpOptions, ScimTarget, TargetConfig};
+use super::http::with_http_nodes;
+use super::values::{Number, PAGE_SIZE, Whole};
+use crate::config::{ScimTarget, TargetConfig};
 
 pub(super) const TARGET_TYPES: &[&str] = &["scim"];
 
 pub(super) const SCIM: Block = Block {
     place: "in `target \"scim\"`",
     name: "target \"scim\"",
-    nodes: &[
-        "url",
-        "token",
-        "ca-file",
-        "concurrency",
-        "rate-limit",
-        "page-size",
-        "timeout",
-    ],
+    nodes: with_http_nodes!["url", "token", "concurrency", "rate-limit", "page-size"],
     repeatable: &[],
 };
 
@@ -59,9 +52,6 @@ impl Checker<'_> {
         let token = self
             .require(&c, Some(node), "token", "token env=\"SCIM_TOKEN\"")
             .map(|n| self.secret(n));
-        let ca_file = c
-            .get("ca-file")
-            .map(|n| self.leaf_path(n, "ca-file \"/etc/ssl/corp-ca.pem\""));
         let concurrency = c
             .get("concurrency")
             .map(|n| self.leaf_whole(n, &CONCURRENCY, "concurrency 4"));
@@ -71,17 +61,11 @@ impl Checker<'_> {
         let page_size = c
             .get("page-size")
             .map(|n| self.leaf_whole(n, &PAGE_SIZE, "page-size 500"));
-        let timeout = c
-            .get("timeout")
-            .map(|n| self.leaf_whole(n, &TIMEOUT, "timeout 30"));
+        let http = self.http_options(&c);
         Some(ScimTarget {
             url: url??,
             token: token??,
-            http: HttpOptions {
-                timeout_secs: timeout.unwrap_or(Some(30))? as u64,
-                ca_file: optional(ca_file)?,
-                ..HttpOptions::default()
-            },
+            http: http?,
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
             page_size: page_size.unwrap_or(Some(500))? as u32,

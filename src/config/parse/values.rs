@@ -275,13 +275,14 @@ impl Checker<'_> {
         Some(Spanned::new(path, value.span))
     }
 
-    /// A URL whose scheme is one of `schemes` and which names a host.
+    /// A URL whose scheme is one of `schemes` and which names a host (`url`, `proxy`).
     pub(super) fn url(
         &mut self,
         node: &KdlNode,
         schemes: &[&str],
         example: &str,
     ) -> Option<Spanned<String>> {
+        let name = node.name().value();
         let value = self.leaf_string(node, example)?;
         let lower = value.to_ascii_lowercase();
         let rest = schemes.iter().find_map(|s| lower.strip_prefix(s));
@@ -292,7 +293,7 @@ impl Checker<'_> {
                 self.report(
                     ProblemKind::InvalidValue,
                     value.span,
-                    "`url` has no host name",
+                    format!("`{name}` has no host name"),
                 )
                 .label("no host")
                 .help(format!("write it like this: {example}"));
@@ -302,13 +303,31 @@ impl Checker<'_> {
                 self.report(
                     ProblemKind::InvalidValue,
                     value.span,
-                    format!("`url` must start with {shown}"),
+                    format!("`{name}` must start with {shown}"),
                 )
                 .label("unsupported scheme")
                 .help(format!("write it like this: {example}"));
                 None
             }
         }
+    }
+
+    /// Reports `given`, a node that is only meaningful with a `missing` one (`bind-dn`
+    /// without `bind-password`, ...).
+    pub(super) fn given_without(
+        &mut self,
+        given: &KdlNode,
+        missing: &str,
+        label: &str,
+        help: impl Into<String>,
+    ) {
+        self.report(
+            ProblemKind::MissingNode,
+            given.name().span(),
+            format!("`{}` is given without `{missing}`", given.name().value()),
+        )
+        .label(label)
+        .help(help);
     }
 
     /// `bind-password env="NAME"` or `file="PATH"`; anything written inline is reported,

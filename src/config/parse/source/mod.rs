@@ -108,26 +108,18 @@ impl Checker<'_> {
         let password_node = c.get("bind-password");
         let bind_password = password_node.map(|n| self.secret(n));
         match (bind_dn_node, password_node) {
-            (Some(dn), None) => {
-                self.report(
-                    ProblemKind::MissingNode,
-                    dn.name().span(),
-                    "`bind-dn` is given without `bind-password`",
-                )
-                .label("no password for this bind DN")
-                .help("add bind-password env=\"LDAP_BIND_PASSWORD\" (or file=\"PATH\"), or remove bind-dn to bind anonymously");
-            }
-            (None, Some(password)) => {
-                self.report(
-                    ProblemKind::MissingNode,
-                    password.name().span(),
-                    "`bind-password` is given without `bind-dn`",
-                )
-                .label("password for no bind DN")
-                .help(
-                    "add bind-dn \"cn=sync,ou=Service,dc=example,dc=com\", or remove bind-password",
-                );
-            }
+            (Some(dn), None) => self.given_without(
+                dn,
+                "bind-password",
+                "no password for this bind DN",
+                "add bind-password env=\"LDAP_BIND_PASSWORD\" (or file=\"PATH\"), or remove bind-dn to bind anonymously",
+            ),
+            (None, Some(password)) => self.given_without(
+                password,
+                "bind-dn",
+                "password for no bind DN",
+                "add bind-dn \"cn=sync,ou=Service,dc=example,dc=com\", or remove bind-password",
+            ),
             _ => {}
         }
         let base_dns = self
