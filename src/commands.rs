@@ -60,14 +60,14 @@ impl Global {
             config.state = state.clone();
         }
         if let Some(mode) = overrides.mode {
-            config.policy.mode = match mode {
+            config.policy.override_mode(match mode {
                 ModeArg::AddOnly => Mode::AddOnly,
                 ModeArg::Remove => Mode::Remove,
                 ModeArg::Delete => Mode::Delete,
-            };
+            });
         }
         if let Some(n) = overrides.max_removes {
-            config.policy.max_removes = n;
+            config.policy.override_max_removes(n);
         }
         Ok(config)
     }
@@ -342,7 +342,7 @@ fn make_plan(
         created_at,
         summary: planned.summary,
         actions: planned.actions,
-        mode: config.policy.mode,
+        mode: *config.policy.mode,
         config_digest: config.digest.clone(),
         desired_digest: session.store.desired_digest(run_id)?,
         forced,

@@ -203,9 +203,12 @@ fn full_config_parses_into_typed_values() {
     let policy = &config.policy;
     assert_eq!(policy.mode, Mode::Remove);
     assert_eq!(policy.max_removes, 10);
-    assert_eq!(policy.max_remove_percent, Some(5.0));
-    assert_eq!(policy.max_adds, Some(Cap::Count(100)));
-    assert_eq!(policy.max_updates, Some(Cap::Percent(10.0)));
+    assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(5.0));
+    assert_eq!(policy.max_adds.map(|v| v.value), Some(Cap::Count(100)));
+    assert_eq!(
+        policy.max_updates.map(|v| v.value),
+        Some(Cap::Percent(10.0))
+    );
     assert_eq!(policy.max_source_shrink_percent, 15.0);
     assert_eq!(policy.on_invalid, OnInvalid::Fail);
     assert_eq!(
@@ -247,8 +250,14 @@ fn policy_file_is_read_relative_to_the_config() {
     let config = parse_ok(&dir.path().join("roster.kdl"), &text);
 
     assert_eq!(config.policy.mode, Mode::Delete);
-    assert_eq!(config.policy.max_adds, Some(Cap::Percent(2.5)));
-    assert_eq!(config.policy.max_updates, Some(Cap::Count(7)));
+    assert_eq!(
+        config.policy.max_adds.map(|v| v.value),
+        Some(Cap::Percent(2.5))
+    );
+    assert_eq!(
+        config.policy.max_updates.map(|v| v.value),
+        Some(Cap::Count(7))
+    );
     assert_eq!(config.policy.max_removes, 0, "default");
     let origin = config.policy.origin.expect("a policy file has an origin");
     assert_eq!(origin.offset(), text.find("policy \"").unwrap());
@@ -268,13 +277,13 @@ fn policy_presets_parse() {
         let text = format!("{MINIMAL}policy \"policies/{preset}.kdl\"\n");
         let policy = parse_ok(Path::new("roster.kdl"), &text).policy;
         assert_eq!(
-            (policy.mode, policy.on_invalid),
+            (*policy.mode, policy.on_invalid),
             (mode, on_invalid),
             "{preset}"
         );
         if preset == "scheduled" {
             assert_eq!(policy.max_removes, 10);
-            assert_eq!(policy.max_remove_percent, Some(2.0));
+            assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(2.0));
             assert_eq!(policy.max_source_shrink_percent, 5.0);
         } else {
             assert_eq!(policy.max_removes, 0, "{preset}");
@@ -503,7 +512,10 @@ fn group_block_roles_and_group_policy_parse() {
     ));
     assert!(matches!(conditions[4].condition, RoleCondition::Default));
 
-    assert_eq!(config.policy.max_member_removes, Some(Cap::Percent(10.0)));
+    assert_eq!(
+        config.policy.max_member_removes.map(|v| v.value),
+        Some(Cap::Percent(10.0))
+    );
     assert_eq!(config.policy.group_all.as_deref(), Some("Everyone"));
 }
 

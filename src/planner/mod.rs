@@ -88,12 +88,12 @@ impl<'p> Planner<'p> {
                     self.summary.unmanaged += 1;
                 } else if let Some(why) = protected {
                     // Shown, not silently dropped: what would have happened, and why it won't.
-                    if let Some(mut action) = removal(&target, self.policy.mode) {
+                    if let Some(mut action) = removal(&target, *self.policy.mode) {
                         action.status = Status::Skipped;
                         action.reason = format!("not removed: {why}");
                         self.actions.push(action);
                     }
-                } else if let Some(action) = removal(&target, self.policy.mode) {
+                } else if let Some(action) = removal(&target, *self.policy.mode) {
                     self.actions.push(action);
                 }
             }
@@ -377,10 +377,10 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
         )
     };
 
-    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), "max-removes")).chain(
+    let remove_caps = std::iter::once((Cap::Count(*policy.max_removes), "max-removes")).chain(
         policy
             .max_remove_percent
-            .map(|p| (Cap::Percent(p), "max-remove-percent")),
+            .map(|p| (Cap::Percent(p.value), "max-remove-percent")),
     );
     let mut checks: Vec<CapCheck> = remove_caps
         .map(|(cap, name)| CapCheck {
@@ -395,10 +395,15 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
         (
             is_add as fn(&Action) -> bool,
             "add",
-            policy.max_adds,
+            policy.max_adds.map(|c| c.value),
             "max-adds",
         ),
-        (is_update, "update", policy.max_updates, "max-updates"),
+        (
+            is_update,
+            "update",
+            policy.max_updates.map(|c| c.value),
+            "max-updates",
+        ),
     ] {
         let count = planned(matches);
         checks.push(CapCheck {
@@ -474,7 +479,7 @@ pub fn check_source(read: SourceRead, policy: &Policy) -> Result<(), String> {
         && last > read.count
     {
         let shrink = (last - read.count) as f64 * 100.0 / last as f64;
-        if shrink > policy.max_source_shrink_percent {
+        if shrink > *policy.max_source_shrink_percent {
             return Err(format!(
                 "the source shrank from {last} to {} users ({shrink:.1}%), more than \
                  max-source-shrink-percent {}; refusing to plan (use --force if this is intended)",

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::{NamedSource, SourceSpan};
 
-use super::super::ConfigProblem;
 pub(super) use super::super::diagnostics::ProblemKind;
+use super::super::{At, ConfigFile, ConfigProblem};
 use super::depth;
 use super::suggest::{Written, did_you_mean};
 use super::{BLOCKS, TOP};
@@ -81,18 +81,21 @@ pub(super) struct Entries<'d> {
 
 /// Checks one file (the config, or a policy file) and collects its problems.
 pub(super) struct Checker<'t> {
-    pub(super) name: String,
+    /// Which file this is, for the values that remember where they were set.
+    file: ConfigFile,
+    name: String,
     pub(super) text: String,
     /// The config file's directory: relative paths resolve against it.
     pub(super) dir: &'t Path,
-    pub(super) problems: Vec<Pending>,
+    problems: Vec<Pending>,
     /// Spans of inline secrets, masked in the text the report quotes.
     pub(super) secrets: Vec<SourceSpan>,
 }
 
 impl<'t> Checker<'t> {
-    pub(super) fn new(name: String, text: String, dir: &'t Path) -> Self {
+    pub(super) fn new(file: ConfigFile, name: String, text: String, dir: &'t Path) -> Self {
         Checker {
+            file,
             name,
             text,
             dir,
@@ -115,6 +118,12 @@ impl<'t> Checker<'t> {
             help: None,
         });
         self.problems.last_mut().expect("just pushed")
+    }
+
+    /// The file's text as it was read, for a `Config` that keeps it (a valid file has no
+    /// inline secret to mask).
+    pub(super) fn text_as_read(&self) -> NamedSource<String> {
+        NamedSource::new(&self.name, self.text.clone())
     }
 
     /// The problems, in the order they appear in the file, quoting the file with its
@@ -146,6 +155,14 @@ impl<'t> Checker<'t> {
                 problem.with_help_opt(p.help)
             })
             .collect()
+    }
+
+    /// Where `node` is, for a value it sets that later code may point at.
+    pub(super) fn at(&self, node: &KdlNode) -> At {
+        At::File {
+            file: self.file,
+            span: trimmed(&self.text, node.span()),
+        }
     }
 
     pub(super) fn line_of(&self, span: SourceSpan) -> usize {

@@ -20,7 +20,7 @@ use std::path::Path;
 use miette::NamedSource;
 use sha2::{Digest, Sha256};
 
-use super::{Config, ConfigError, Policy};
+use super::{Config, ConfigError, ConfigFile, Policy};
 use checker::{Block, Checker};
 
 mod checker;
@@ -39,7 +39,12 @@ mod values;
 /// read from disk. Every problem found, in the config and in the policy file, is in the error.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let dir = path.parent().unwrap_or(Path::new(""));
-    let mut file = Checker::new(path.display().to_string(), text.to_string(), dir);
+    let mut file = Checker::new(
+        ConfigFile::Config,
+        path.display().to_string(),
+        text.to_string(),
+        dir,
+    );
     let Some(doc) = file.parse_kdl() else {
         return Err(ConfigError::Invalid {
             problems: file.finish(),
@@ -70,8 +75,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut digest = Sha256::new();
     digest.update(text.as_bytes());
     let mut problems = file.finish();
+    let mut policy_text = None;
     if let Some(policy_file) = policy_file {
         digest.update(policy_file.text.as_bytes());
+        policy_text = Some(policy_file.text_as_read());
         problems.extend(policy_file.finish());
     }
     match (state, source, target, user, group, policy) {
@@ -81,6 +88,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Ok(Config {
                 path: path.to_path_buf(),
                 source_text: NamedSource::new(path.display().to_string(), text.to_string()),
+                policy_text,
                 state,
                 source,
                 target,

@@ -11,7 +11,7 @@ use miette::SourceSpan;
 
 use super::checker::{Block, Checker, Children, ProblemKind, optional, trimmed};
 use super::values::{Number, Whole};
-use crate::config::{Cap, Mode, OnInvalid, Policy};
+use crate::config::{Cap, ConfigFile, Mode, OnInvalid, Policy, PolicyValue, Spanned};
 
 pub(super) const POLICY: Block = Block {
     place: "in `policy`",
@@ -111,7 +111,12 @@ impl<'t> Checker<'t> {
                 return None;
             }
         };
-        let mut file = Checker::new(path.display().to_string(), text, self.dir);
+        let mut file = Checker::new(
+            ConfigFile::Policy,
+            path.display().to_string(),
+            text,
+            self.dir,
+        );
         let policy = file.parse_kdl().and_then(|doc| {
             let c = file.children(None, Some(&doc), &POLICY_FILE);
             file.policy(&c)
@@ -123,26 +128,30 @@ impl<'t> Checker<'t> {
     pub(super) fn policy(&mut self, c: &Children) -> Option<Policy> {
         let defaults = Policy::default();
         let mode = c.get("mode").map(|n| {
-            self.choice(
+            let mode = self.choice(
                 n,
                 &[
                     ("add-only", Mode::AddOnly),
                     ("remove", Mode::Remove),
                     ("delete", Mode::Delete),
                 ],
-            )
+            );
+            self.set_at(n, mode)
         });
-        let max_removes = c
-            .get("max-removes")
-            .map(|n| self.leaf_whole(n, &COUNT, "max-removes 10"));
-        let max_remove_percent = c
-            .get("max-remove-percent")
-            .map(|n| self.leaf_number(n, &PERCENT, "max-remove-percent 5"));
+        let max_removes = c.get("max-removes").map(|n| {
+            let count = self.leaf_whole(n, &COUNT, "max-removes 10");
+            self.set_at(n, count.map(|c| c as u64))
+        });
+        let max_remove_percent = c.get("max-remove-percent").map(|n| {
+            let percent = self.leaf_number(n, &PERCENT, "max-remove-percent 5");
+            self.set_at(n, percent)
+        });
         let max_adds = c.get("max-adds").map(|n| self.cap(n));
         let max_updates = c.get("max-updates").map(|n| self.cap(n));
-        let shrink = c
-            .get("max-source-shrink-percent")
-            .map(|n| self.leaf_number(n, &PERCENT, "max-source-shrink-percent 20"));
+        let shrink = c.get("max-source-shrink-percent").map(|n| {
+            let percent = self.leaf_number(n, &PERCENT, "max-source-shrink-percent 20");
+            self.set_at(n, percent)
+        });
         let on_invalid = c
             .get("on-invalid")
             .map(|n| self.choice(n, &[("skip", OnInvalid::Skip), ("fail", OnInvalid::Fail)]));
@@ -159,7 +168,7 @@ impl<'t> Checker<'t> {
         });
         Some(Policy {
             mode: mode.unwrap_or(Some(defaults.mode))?,
-            max_removes: max_removes.unwrap_or(Some(0))? as u64,
+            max_removes: max_removes.unwrap_or(Some(defaults.max_removes))?,
             max_remove_percent: optional(max_remove_percent)?,
             max_adds: optional(max_adds)?,
             max_updates: optional(max_updates)?,
@@ -174,8 +183,18 @@ impl<'t> Checker<'t> {
         })
     }
 
-    /// `max-adds 100` (a count) or `max-adds "10%"` (a percent).
-    pub(super) fn cap(&mut self, node: &KdlNode) -> Option<Cap> {
+    /// A checked value of `node`, with where it was set.
+    fn set_at<T>(&self, node: &KdlNode, value: Option<T>) -> Option<PolicyValue<T>> {
+        value.map(|value| Spanned::new(value, self.at(node)))
+    }
+
+    /// `max-adds 100` (a count) or `max-adds "10%"` (a percent), with where it was set.
+    pub(super) fn cap(&mut self, node: &KdlNode) -> Option<PolicyValue<Cap>> {
+        let cap = self.cap_value(node);
+        self.set_at(node, cap)
+    }
+
+    fn cap_value(&mut self, node: &KdlNode) -> Option<Cap> {
         let name = node.name().value();
         let help = format!(
             "`{name}` is a count like `{name} 100` or a percent in quotes like `{name} \"10%\"`"

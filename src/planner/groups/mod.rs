@@ -125,7 +125,7 @@ pub fn plan_groups(
                 }
             }
             GroupPair::TargetOnly { target, protected } => {
-                if let Some(mut action) = group_delete(&target, policy.mode) {
+                if let Some(mut action) = group_delete(&target, *policy.mode) {
                     if let Some(why) = protected {
                         action.status = Status::Skipped;
                         action.reason = format!("not deleted: {why}");
@@ -159,7 +159,7 @@ pub fn plan_groups(
         }
     }
     if let Some(cap) = policy.max_member_removes {
-        hold_member_removes(&mut out.actions, cap, &sizes);
+        hold_member_removes(&mut out.actions, cap.value, &sizes);
     }
     out
 }
