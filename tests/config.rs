@@ -167,7 +167,11 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(*scim.token, SecretRef::File("/run/secrets/scim".into()));
     assert_eq!(scim.concurrency, 8);
     assert_eq!(scim.rate_limit, Some(2.5));
-    assert_eq!((scim.page_size, scim.http.timeout_secs), (500, 30), "defaults");
+    assert_eq!(
+        (scim.page_size, scim.http.timeout_secs),
+        (500, 30),
+        "defaults"
+    );
     assert!(scim.http.ca_file.is_none());
 
     let user = &config.user;
@@ -199,9 +203,12 @@ fn full_config_parses_into_typed_values() {
     let policy = &config.policy;
     assert_eq!(policy.mode, Mode::Remove);
     assert_eq!(policy.max_removes, 10);
-    assert_eq!(policy.max_remove_percent, Some(5.0));
-    assert_eq!(policy.max_adds, Some(Cap::Count(100)));
-    assert_eq!(policy.max_updates, Some(Cap::Percent(10.0)));
+    assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(5.0));
+    assert_eq!(policy.max_adds.map(|v| v.value), Some(Cap::Count(100)));
+    assert_eq!(
+        policy.max_updates.map(|v| v.value),
+        Some(Cap::Percent(10.0))
+    );
     assert_eq!(policy.max_source_shrink_percent, 15.0);
     assert_eq!(policy.on_invalid, OnInvalid::Fail);
     assert_eq!(
@@ -243,8 +250,14 @@ fn policy_file_is_read_relative_to_the_config() {
     let config = parse_ok(&dir.path().join("roster.kdl"), &text);
 
     assert_eq!(config.policy.mode, Mode::Delete);
-    assert_eq!(config.policy.max_adds, Some(Cap::Percent(2.5)));
-    assert_eq!(config.policy.max_updates, Some(Cap::Count(7)));
+    assert_eq!(
+        config.policy.max_adds.map(|v| v.value),
+        Some(Cap::Percent(2.5))
+    );
+    assert_eq!(
+        config.policy.max_updates.map(|v| v.value),
+        Some(Cap::Count(7))
+    );
     assert_eq!(config.policy.max_removes, 0, "default");
     let origin = config.policy.origin.expect("a policy file has an origin");
     assert_eq!(origin.offset(), text.find("policy \"").unwrap());
@@ -264,13 +277,13 @@ fn policy_presets_parse() {
         let text = format!("{MINIMAL}policy \"policies/{preset}.kdl\"\n");
         let policy = parse_ok(Path::new("roster.kdl"), &text).policy;
         assert_eq!(
-            (policy.mode, policy.on_invalid),
+            (*policy.mode, policy.on_invalid),
             (mode, on_invalid),
             "{preset}"
         );
         if preset == "scheduled" {
             assert_eq!(policy.max_removes, 10);
-            assert_eq!(policy.max_remove_percent, Some(2.0));
+            assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(2.0));
             assert_eq!(policy.max_source_shrink_percent, 5.0);
         } else {
             assert_eq!(policy.max_removes, 0, "{preset}");
@@ -499,7 +512,10 @@ fn group_block_roles_and_group_policy_parse() {
     ));
     assert!(matches!(conditions[4].condition, RoleCondition::Default));
 
-    assert_eq!(config.policy.max_member_removes, Some(Cap::Percent(10.0)));
+    assert_eq!(
+        config.policy.max_member_removes.map(|v| v.value),
+        Some(Cap::Percent(10.0))
+    );
     assert_eq!(config.policy.group_all.as_deref(), Some("Everyone"));
 }
 
@@ -932,6 +948,133 @@ fn each_mistake_is_reported_with_its_code() {
     }
 }
 
+/// `MINIMAL` with `nodes` added to its SCIM target block.
+fn minimal_with_scim(nodes: &str) -> String {
+    let from = "    token env=\"SCIM_TOKEN\"\n";
+    assert!(MINIMAL.contains(from));
+    MINIMAL.replacen(from, &format!("{from}{nodes}"), 1)
+}
+
+#[test]
+fn the_scim_target_takes_a_ca_file_and_a_proxy() {
+    let dir = PathBuf::from("/etc/roster");
+    let config = parse_ok(
+        &dir.join("roster.kdl"),
+        &minimal_with_scim(
+            "    ca-file \"certs/corp-ca.pem\"\n    proxy \"http://proxy.example.com:3128\"\n    proxy-user \"sync\"\n    proxy-password env=\"PROXY_PASSWORD\"\n    timeout 12\n",
+        ),
+    );
+    let TargetConfig::Scim(scim) = &config.target;
+    let http = &scim.http;
+    assert_eq!(http.timeout_secs, 12);
+    let ca_file = http.ca_file.as_ref().expect("ca-file");
+    assert_eq!(
+        ca_file.value,
+        dir.join("certs/corp-ca.pem"),
+        "beside the config"
+    );
+    let proxy = http.proxy.as_ref().expect("proxy");
+    assert_eq!(proxy.as_str(), "http://proxy.example.com:3128");
+    let text = config.source_text.inner();
+    assert_eq!(proxy.span.offset(), text.find("\"http://proxy").unwrap());
+    assert_eq!(http.proxy_user.as_ref().map(|u| u.as_str()), Some("sync"));
+    assert_eq!(
+        http.proxy_password.as_ref().map(|p| &p.value),
+        Some(&SecretRef::Env("PROXY_PASSWORD".into()))
+    );
+    assert!(
+        config
+            .secrets()
+            .contains(&("proxy-password", &SecretRef::Env("PROXY_PASSWORD".into()))),
+        "the proxy password is checked by validate like every secret"
+    );
+
+    let socks = parse_ok(
+        Path::new("roster.kdl"),
+        &minimal_with_scim("    proxy \"socks5://127.0.0.1:1080\"\n"),
+    );
+    let TargetConfig::Scim(scim) = &socks.target;
+    assert!(scim.http.proxy.is_some() && scim.http.proxy_user.is_none());
+}
+
+#[test]
+fn proxy_mistakes_are_reported_at_the_node() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "    proxy \"http://p:3128\"\n    proxy-user \"sync\"\n",
+            &["roster::config::missing_node"],
+            "`proxy-user` is given without `proxy-password`",
+        ),
+        (
+            "    proxy \"http://p:3128\"\n    proxy-password env=\"PROXY_PASSWORD\"\n",
+            &["roster::config::missing_node"],
+            "`proxy-password` is given without `proxy-user`",
+        ),
+        (
+            "    proxy-user \"sync\"\n    proxy-password env=\"PROXY_PASSWORD\"\n",
+            &[
+                "roster::config::missing_node",
+                "roster::config::missing_node",
+            ],
+            "`proxy-user` is given without `proxy`",
+        ),
+        (
+            "    proxy \"ftp://p:21\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` must start with http:// or https:// or socks5:// or socks5h://",
+        ),
+        (
+            "    proxy \"http://p:70000\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` has a port that is not a number from 1 to 65535",
+        ),
+        (
+            "    proxy \"http://p:3128/x\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` has a path, a query or a fragment",
+        ),
+        (
+            "    proxy \"http://sync@p:3128\"\n",
+            &["roster::config::invalid_value"],
+            "`proxy` names its user in the URL",
+        ),
+        (
+            "    proxy \"http://p:3128\"\n    proxy-user \"sync\"\n    proxy-password \"hunter2\"\n",
+            &["roster::config::inline_secret"],
+            "`proxy-password` holds a secret written inline",
+        ),
+        (
+            "    ca-file \"\"\n",
+            &["roster::config::invalid_value"],
+            "`ca-file` is an empty path",
+        ),
+    ];
+    for (nodes, expected, message) in cases {
+        let text = minimal_with_scim(nodes);
+        let error = parse_err(Path::new("roster.kdl"), &text);
+        assert_eq!(&codes(&error), expected, "{nodes}");
+        let problem = &error.problems()[0];
+        assert_eq!(problem.message(), *message, "{nodes}");
+        let name = message.split('`').nth(1).expect("a node in the message");
+        let node_at = text.find(&format!("    {name} ")).expect("the node") + 4;
+        assert!(
+            (node_at..text[node_at..].find('\n').unwrap() + node_at)
+                .contains(&problem.span().offset()),
+            "{nodes}: the span is on the `{name}` line"
+        );
+    }
+}
+
+#[test]
+fn a_password_in_the_proxy_url_is_refused_and_masked() {
+    let text = minimal_with_scim("    proxy \"http://sync:hunter2@proxy:3128\"\n");
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::inline_secret"]);
+    let rendered = render(&error);
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    assert!(rendered.contains("proxy-password env="), "{rendered}");
+}
+
 #[test]
 fn inline_secrets_are_masked_everywhere_in_the_report() {
     let text = valid_with(
@@ -980,6 +1123,40 @@ fn an_unclosed_block_is_reported_once() {
     );
     let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
     assert_eq!(messages, ["no closing '}' for child block"]);
+}
+
+#[test]
+fn deeply_nested_blocks_are_refused_before_they_reach_the_kdl_parser() {
+    // kdl parses blocks recursively: thousands of them overflowed the stack and aborted.
+    let depth = 5_000;
+    let text = format!(
+        "{MINIMAL}user {{\n{}{}}}\n",
+        "nested { ".repeat(depth),
+        "}".repeat(depth)
+    );
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::too_deep"]);
+    let problem = &error.problems()[0];
+    assert_eq!(problem.message(), "blocks are nested more than 64 deep");
+    // The user block is the first level; the 64th `nested` opens level 65.
+    let brace = MINIMAL.len() + "user {\n".len() + 63 * "nested { ".len() + "nested ".len();
+    assert_eq!(problem.span().offset(), brace);
+    assert_eq!(&text[brace..brace + 1], "{");
+    let rendered = render(&error);
+    assert!(rendered.contains("block 65 deep"), "{rendered}");
+    assert!(rendered.contains("roster.kdl:14:575"), "{rendered}");
+
+    // The same in a policy file, which names its own file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deep.kdl"),
+        format!("{}{}", "mode { ".repeat(depth), "}".repeat(depth)),
+    )
+    .unwrap();
+    let text = format!("{MINIMAL}policy \"deep.kdl\"\n");
+    let error = parse_err(&dir.path().join("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::too_deep"]);
+    assert!(error.problems()[0].file_name().ends_with("deep.kdl"));
 }
 
 /// `MINIMAL` with its source block replaced by `source`.

@@ -143,6 +143,53 @@ fn a_freshservice_block_parses_into_typed_values() {
 }
 
 #[test]
+fn rest_sources_take_a_ca_file_and_a_proxy() {
+    const HTTP: &str = "    ca-file \"/etc/ssl/corp-ca.pem\"\n    proxy \"https://proxy.example.com:3128\"\n    proxy-user \"sync\"\n    proxy-password file=\"secrets/proxy\"\n";
+    for block in [SERVICENOW, FRESHSERVICE] {
+        let config = parse_ok(&with_source(&block.replacen(
+            "}\n",
+            &format!("{HTTP}}}\n"),
+            1,
+        )));
+        let http = match &config.source {
+            SourceConfig::ServiceNow(sn) => &sn.http,
+            SourceConfig::Freshservice(fs) => &fs.http,
+            other => panic!("expected a REST source, got {other:?}"),
+        };
+        assert_eq!(
+            http.ca_file.as_ref().map(|f| f.value.clone()),
+            Some("/etc/ssl/corp-ca.pem".into())
+        );
+        assert_eq!(
+            http.proxy.as_ref().map(|p| p.as_str()),
+            Some("https://proxy.example.com:3128")
+        );
+        assert_eq!(http.proxy_user.as_ref().map(|u| u.as_str()), Some("sync"));
+        assert_eq!(
+            http.proxy_password.as_ref().map(|p| &p.value),
+            Some(&SecretRef::File("secrets/proxy".into())),
+            "relative to the config's directory"
+        );
+    }
+
+    for block in [SERVICENOW, FRESHSERVICE] {
+        let text = with_source(&block.replacen("}\n", "    proxy-user \"sync\"\n}\n", 1));
+        let error = parse_err(&text);
+        let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`proxy-user` is given without `proxy-password`",
+                "`proxy-user` is given without `proxy`"
+            ]
+        );
+        let at = text.find("proxy-user").unwrap();
+        assert!(error.problems().iter().all(|p| p.span().offset() == at));
+        assert_eq!(kinds(&error), [ProblemKind::MissingNode; 2]);
+    }
+}
+
+#[test]
 fn servicenow_inline_password_is_refused_and_masked() {
     let text = with_source(
         &SERVICENOW.replace("password env=\"SN_PASSWORD\"", "password \"Winter2024!\""),

@@ -65,14 +65,14 @@ impl Global {
             config.state = state.clone();
         }
         if let Some(mode) = overrides.mode {
-            config.policy.mode = match mode {
+            config.policy.override_mode(match mode {
                 ModeArg::AddOnly => Mode::AddOnly,
                 ModeArg::Remove => Mode::Remove,
                 ModeArg::Delete => Mode::Delete,
-            };
+            });
         }
         if let Some(n) = overrides.max_removes {
-            config.policy.max_removes = n;
+            config.policy.override_max_removes(n);
         }
         Ok(config)
     }

@@ -36,6 +36,8 @@ pub enum ProblemKind {
     Unsupported,
     /// A file the config refers to (a policy file) cannot be read.
     Unreadable,
+    /// Blocks nested deeper than any config needs (and than the KDL parser can take).
+    TooDeep,
 }
 
 impl ProblemKind {
@@ -53,6 +55,7 @@ impl ProblemKind {
             ProblemKind::InlineSecret => "roster::config::inline_secret",
             ProblemKind::Unsupported => "roster::config::unsupported",
             ProblemKind::Unreadable => "roster::config::unreadable",
+            ProblemKind::TooDeep => "roster::config::too_deep",
         }
     }
 }
@@ -194,6 +197,72 @@ impl Diagnostic for ConfigProblem {
         let label = self.label.clone().unwrap_or_else(|| "here".to_string());
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             Some(label),
+            self.span,
+        ))))
+    }
+}
+
+/// Where a policy value that decided something was set: "max-removes is 10", with a label
+/// on the line of the config or policy file that says so. Not a problem of the config: a
+/// note that a refusal or a held action carries (as `#[related]`, or shown after it), built
+/// with `Config::policy_value_at`.
+#[derive(Debug, Clone)]
+pub struct PolicyValueAt {
+    message: String,
+    source_code: NamedSource<String>,
+    span: SourceSpan,
+    label: String,
+}
+
+impl PolicyValueAt {
+    pub fn new(
+        source: &NamedSource<String>,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        PolicyValueAt {
+            message: message.into(),
+            source_code: source.clone(),
+            span: clamp(span, source.inner().len()),
+            label: label.into(),
+        }
+    }
+
+    pub fn span(&self) -> SourceSpan {
+        self.span
+    }
+
+    /// The name of the file the span points into.
+    pub fn file_name(&self) -> &str {
+        self.source_code.name()
+    }
+}
+
+impl fmt::Display for PolicyValueAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PolicyValueAt {}
+
+impl Diagnostic for PolicyValueAt {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("roster::policy::set_here"))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(miette::Severity::Advice)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source_code)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.label.clone()),
             self.span,
         ))))
     }

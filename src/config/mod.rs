@@ -1,7 +1,9 @@
 //! `roster.kdl`, parsed into typed settings.
 //!
 //! Every value keeps the span it came from (`Spanned<T>`), so that any later complaint about
-//! it (a refused policy, an unreachable URL) can point at the line that set it. Parsing never
+//! it (a refused policy, an unreachable URL) can point at the line that set it. Policy values
+//! may come from a policy file, a default or a flag, and say which (`PolicyValue<T>`, `At`);
+//! `Config::policy_value_at` turns one into a diagnostic that quotes the right file. Parsing never
 //! stops at the first problem: `parse` gathers every problem it finds, and `roster validate`
 //! shows them all in one report.
 
@@ -12,7 +14,7 @@ mod rest;
 
 use std::path::{Path, PathBuf};
 
-pub use diagnostics::{ConfigError, ConfigProblem, ProblemKind};
+pub use diagnostics::{ConfigError, ConfigProblem, PolicyValueAt, ProblemKind};
 pub use groups::{
     AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, GroupMapping, GroupScope,
     RoleCondition, RoleRule,
@@ -24,22 +26,72 @@ pub use rest::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNow
 use crate::secret::SecretRef;
 
 /// A value with the place in the config that set it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Spanned<T> {
+///
+/// Most values can only come from the config file, and carry a `SourceSpan` into it. Policy
+/// values may also come from a policy file, a default or a command-line flag, and carry an
+/// [`At`] instead ([`PolicyValue`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spanned<T, S = SourceSpan> {
     pub value: T,
-    pub span: SourceSpan,
+    pub span: S,
 }
 
-impl<T> Spanned<T> {
-    pub fn new(value: T, span: SourceSpan) -> Self {
+impl<T, S> Spanned<T, S> {
+    pub fn new(value: T, span: S) -> Self {
         Spanned { value, span }
     }
 }
 
-impl<T> std::ops::Deref for Spanned<T> {
+impl<T, S> std::ops::Deref for Spanned<T, S> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.value
+    }
+}
+
+/// A spanned value equals a bare value when its value does (`policy.mode == Mode::Remove`).
+impl<T: PartialEq, S> PartialEq<T> for Spanned<T, S> {
+    fn eq(&self, other: &T) -> bool {
+        self.value == *other
+    }
+}
+
+/// Shown as its value, so messages read "max-removes is 10" whatever its origin.
+impl<T: std::fmt::Display, S> std::fmt::Display for Spanned<T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// A policy value, with where it was set.
+pub type PolicyValue<T> = Spanned<T, At>;
+
+/// Where a policy value was set: so that a refusal it caused ("held: 12 removes planned,
+/// max-removes is 10") can point at the line, in the file that has it, or say that no file
+/// has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// A node in the config file or in the policy file it reads.
+    File { file: ConfigFile, span: SourceSpan },
+    /// Not written anywhere: roster's default (or a value built in code, as tests do).
+    Default,
+    /// Given on the command line for this run; `flag` is how, e.g. `--max-removes`.
+    CommandLine { flag: &'static str },
+}
+
+/// Which of the files a config is read from a span points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFile {
+    /// The config file itself (`Config::source_text`).
+    Config,
+    /// The policy file that `policy "FILE"` names (`Config::policy_text`).
+    Policy,
+}
+
+/// A value built in code (tests, defaults) is written nowhere.
+impl<T> From<T> for PolicyValue<T> {
+    fn from(value: T) -> Self {
+        Spanned::new(value, At::Default)
     }
 }
 
@@ -50,6 +102,8 @@ pub struct Config {
     pub path: PathBuf,
     /// The text of the config file, kept for error reports that point into it.
     pub source_text: NamedSource<String>,
+    /// The text of the policy file the config reads, if it reads one (for the same reason).
+    pub policy_text: Option<NamedSource<String>>,
     /// State store path, resolved against the config file's directory.
     pub state: PathBuf,
     pub source: SourceConfig,
@@ -69,6 +123,17 @@ pub enum SourceConfig {
     Freshservice(FreshserviceSource),
     Csv(CsvSource),
     Ldif(LdifSource),
+}
+
+impl SourceConfig {
+    /// The HTTP options of a source that is read over HTTP.
+    pub fn http(&self) -> Option<&HttpOptions> {
+        match self {
+            SourceConfig::ServiceNow(sn) => Some(&sn.http),
+            SourceConfig::Freshservice(fs) => Some(&fs.http),
+            SourceConfig::Ldap(_) | SourceConfig::Csv(_) | SourceConfig::Ldif(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +199,15 @@ pub struct LdifSource {
 #[derive(Debug, Clone)]
 pub enum TargetConfig {
     Scim(ScimTarget),
+}
+
+impl TargetConfig {
+    /// Every target is reached over HTTP.
+    pub fn http(&self) -> &HttpOptions {
+        match self {
+            TargetConfig::Scim(scim) => &scim.http,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -265,24 +339,27 @@ pub enum Cap {
 }
 
 /// The safety rules of a sync. Defaults are the safe ones: add-only, no removes.
+///
+/// The values a refusal or a held action may be explained by are `PolicyValue`s, which
+/// know where they were set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    pub mode: Mode,
-    pub max_removes: u64,
-    pub max_remove_percent: Option<f64>,
-    pub max_adds: Option<Cap>,
-    pub max_updates: Option<Cap>,
-    pub max_source_shrink_percent: f64,
+    pub mode: PolicyValue<Mode>,
+    pub max_removes: PolicyValue<u64>,
+    pub max_remove_percent: Option<PolicyValue<f64>>,
+    pub max_adds: Option<PolicyValue<Cap>>,
+    pub max_updates: Option<PolicyValue<Cap>>,
+    pub max_source_shrink_percent: PolicyValue<f64>,
     /// The target-side guard: a target listing with this many percent fewer managed
-    /// accounts than the last good read is refused (default 20).
-    pub max_target_shrink_percent: f64,
+    /// accounts than the store expects is refused (default 20).
+    pub max_target_shrink_percent: PolicyValue<f64>,
     pub on_invalid: OnInvalid,
     /// Template such as `"{username}@example.com"`.
     pub default_email: Option<String>,
     pub default_name: Option<String>,
     /// Membership removals allowed per group (a count, or a percent of the group's members
     /// in the target); over it, that group's removals are held. No cap when absent.
-    pub max_member_removes: Option<Cap>,
+    pub max_member_removes: Option<PolicyValue<Cap>>,
     /// `group-all "NAME"`: every synced user is a member of this target group.
     pub group_all: Option<String>,
     /// Where the policy came from (a file under policies/ or the inline block), for messages.
@@ -292,13 +369,13 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            mode: Mode::AddOnly,
-            max_removes: 0,
+            mode: Mode::AddOnly.into(),
+            max_removes: 0.into(),
             max_remove_percent: None,
             max_adds: None,
             max_updates: None,
-            max_source_shrink_percent: 20.0,
-            max_target_shrink_percent: 20.0,
+            max_source_shrink_percent: 20.0.into(),
+            max_target_shrink_percent: 20.0.into(),
             on_invalid: OnInvalid::Skip,
             default_email: None,
             default_name: None,
@@ -309,7 +386,53 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// `--mode` for this run.
+    pub fn override_mode(&mut self, mode: Mode) {
+        self.mode = Spanned::new(mode, At::CommandLine { flag: "--mode" });
+    }
+
+    /// `--max-removes` for this run.
+    pub fn override_max_removes(&mut self, max_removes: u64) {
+        self.max_removes = Spanned::new(
+            max_removes,
+            At::CommandLine {
+                flag: "--max-removes",
+            },
+        );
+    }
+}
+
 impl Config {
+    /// The text a value set at `at` is in, and its span there, for a diagnostic that points
+    /// at it; `None` for a default or a command-line value, which no file has.
+    pub fn source_of(&self, at: &At) -> Option<(&NamedSource<String>, SourceSpan)> {
+        match *at {
+            At::File {
+                file: ConfigFile::Config,
+                span,
+            } => Some((&self.source_text, span)),
+            At::File {
+                file: ConfigFile::Policy,
+                span,
+            } => self.policy_text.as_ref().map(|text| (text, span)),
+            At::Default | At::CommandLine { .. } => None,
+        }
+    }
+
+    /// A diagnostic that shows where a policy value was set (`message` above the snippet,
+    /// `label` at the value), for a refusal or a held action to carry as related; `None`
+    /// when no file has the value.
+    pub fn policy_value_at<T>(
+        &self,
+        value: &PolicyValue<T>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Option<PolicyValueAt> {
+        let (source, span) = self.source_of(&value.span)?;
+        Some(PolicyValueAt::new(source, span, message, label))
+    }
+
     /// Every secret the config names, with the node that names it.
     pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
         let mut secrets = Vec::new();
@@ -335,6 +458,14 @@ impl Config {
         match &self.target {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
         }
+        let http = self.source.http().into_iter().chain([self.target.http()]);
+        for http in http {
+            secrets.extend(
+                http.proxy_password
+                    .iter()
+                    .map(|s| ("proxy-password", &s.value)),
+            );
+        }
         secrets
     }
 
@@ -347,3 +478,6 @@ impl Config {
         parse(path, &text)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -156,7 +156,7 @@ pub fn plan(
         created_at,
         summary: planned.summary,
         actions: planned.actions,
-        mode: config.policy.mode,
+        mode: *config.policy.mode,
         config_digest: config.digest.clone(),
         desired_digest: store.desired_digest(run_id)?,
         forced: forced.into_notes(),
@@ -237,7 +237,7 @@ fn check_target(
     let Some(before) = store.expected_managed(run_id)? else {
         return Ok(());
     };
-    let limit = config.policy.max_target_shrink_percent;
+    let limit = *config.policy.max_target_shrink_percent;
     match shrink_percent(before, counts.managed) {
         Some(shrink) if shrink > limit => forced.or_refuse(Refusal::TargetShrank {
             before,

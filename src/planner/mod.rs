@@ -64,10 +64,10 @@ impl<'p> Planner<'p> {
                     self.summary.unmanaged += 1;
                 } else if let Some(why) = protected {
                     // Shown, not silently dropped: what would have happened, and why it won't.
-                    if let Some(action) = removal(&target, self.policy.mode) {
+                    if let Some(action) = removal(&target, *self.policy.mode) {
                         self.actions.push(action.skipped(Reason::NotRemoved(why)));
                     }
-                } else if let Some(action) = removal(&target, self.policy.mode) {
+                } else if let Some(action) = removal(&target, *self.policy.mode) {
                     self.actions.push(action);
                 }
             }
@@ -313,11 +313,12 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
         deactivations: planned(Action::deactivates),
     };
 
-    let remove_caps = std::iter::once((Cap::Count(policy.max_removes), CapName::MaxRemoves)).chain(
-        policy
-            .max_remove_percent
-            .map(|p| (Cap::Percent(p), CapName::MaxRemovePercent)),
-    );
+    let remove_caps = std::iter::once((Cap::Count(*policy.max_removes), CapName::MaxRemoves))
+        .chain(
+            policy
+                .max_remove_percent
+                .map(|p| (Cap::Percent(p.value), CapName::MaxRemovePercent)),
+        );
     let mut checks: Vec<CapCheck> = remove_caps
         .map(|(cap, name)| CapCheck {
             matches: is_removal,
@@ -329,13 +330,13 @@ fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
     checks.push(CapCheck {
         matches: is_add,
         counted: Counted::Adds(planned(is_add)),
-        cap: policy.max_adds,
+        cap: policy.max_adds.map(|c| c.value),
         name: CapName::MaxAdds,
     });
     checks.push(CapCheck {
         matches: is_update,
         counted: Counted::Updates(planned(is_update)),
-        cap: policy.max_updates,
+        cap: policy.max_updates.map(|c| c.value),
         name: CapName::MaxUpdates,
     });
 
@@ -418,12 +419,12 @@ pub fn check_source(read: SourceRead, policy: &Policy) -> Result<(), SourceRefus
         && last > read.count
     {
         let shrink = (last - read.count) as f64 * 100.0 / last as f64;
-        if shrink > policy.max_source_shrink_percent {
+        if shrink > *policy.max_source_shrink_percent {
             return Err(SourceRefusal::Shrank {
                 last,
                 count: read.count,
                 shrink,
-                max: policy.max_source_shrink_percent,
+                max: *policy.max_source_shrink_percent,
             });
         }
     }

@@ -57,8 +57,8 @@ fn gone(t: TargetUser) -> Pair {
 
 fn policy(mode: Mode, max_removes: u64) -> Policy {
     Policy {
-        mode,
-        max_removes,
+        mode: mode.into(),
+        max_removes: max_removes.into(),
         ..Policy::default()
     }
 }
@@ -361,9 +361,9 @@ fn remove_caps() {
             })
             .collect();
         let pol = Policy {
-            mode: Mode::Remove,
-            max_removes: max,
-            max_remove_percent: percent,
+            mode: Mode::Remove.into(),
+            max_removes: max.into(),
+            max_remove_percent: percent.map(Into::into),
             ..Policy::default()
         };
         let p = plan_users(pairs, &pol, managed);
@@ -410,7 +410,7 @@ fn add_and_update_caps() {
         Pair::SourceOnly(desired("k2", "b")),
     ];
     let pol = Policy {
-        max_adds: Some(Cap::Count(1)),
+        max_adds: Some(Cap::Count(1).into()),
         ..Policy::default()
     };
     assert_eq!(
@@ -418,7 +418,7 @@ fn add_and_update_caps() {
         ["add:a:held", "add:b:held"]
     );
     let pol = Policy {
-        max_adds: Some(Cap::Count(2)),
+        max_adds: Some(Cap::Count(2).into()),
         ..Policy::default()
     };
     assert_eq!(
@@ -428,7 +428,7 @@ fn add_and_update_caps() {
     let mut d = desired("k1", "a");
     d.name = Some("New".into());
     let pol = Policy {
-        max_updates: Some(Cap::Percent(10.0)),
+        max_updates: Some(Cap::Percent(10.0).into()),
         ..Policy::default()
     };
     assert_eq!(
@@ -491,7 +491,7 @@ fn source_completeness() {
         "growth"
     );
     let strict = Policy {
-        max_source_shrink_percent: 0.0,
+        max_source_shrink_percent: 0.0.into(),
         ..Policy::default()
     };
     assert!(check_source(read(99, Some(100), 100), &strict).is_err());
@@ -656,8 +656,8 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
         both(inactive("k2", "bob"), target("t2", Some("k2"), "bob")),
     ];
     let pol = Policy {
-        max_removes: 100,
-        max_remove_percent: Some(10.0),
+        max_removes: 100.into(),
+        max_remove_percent: Some(10.0.into()),
         ..Policy::default()
     };
     let p = plan_users(pairs, &pol, 10);
@@ -673,8 +673,8 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
         target("t1", Some("k1"), "alice"),
     )];
     let pol = Policy {
-        max_removes: 1,
-        max_updates: Some(Cap::Count(0)),
+        max_removes: 1.into(),
+        max_updates: Some(Cap::Count(0).into()),
         ..Policy::default()
     };
     let p = plan_users(pairs, &pol, 10);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
-use super::{Block, Checker, Children, ProblemKind};
+use super::checker::{Block, Checker, Children, ProblemKind};
 use crate::config::{
     AttributeTest, DEFAULT_GROUP_FILTER, DEFAULT_ROLE_FIELD, FieldMapping, GroupMapping,
     GroupScope, RoleCondition, RoleRule, Spanned,

@@ -61,7 +61,7 @@ pub fn plan_groups(
                 }
             }
             GroupPair::TargetOnly { target, protected } => {
-                if let Some(action) = group_delete(&target, policy.mode) {
+                if let Some(action) = group_delete(&target, *policy.mode) {
                     out.actions.push(match protected {
                         Some(why) => action.skipped(Reason::NotDeleted(why)),
                         None => action,
@@ -94,7 +94,7 @@ pub fn plan_groups(
         }
     }
     if let Some(cap) = policy.max_member_removes {
-        hold_member_removes(&mut out.actions, cap, &sizes);
+        hold_member_removes(&mut out.actions, cap.value, &sizes);
     }
     out
 }

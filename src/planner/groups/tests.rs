@@ -89,11 +89,11 @@ fn plan(groups: Vec<GroupPair>, members: Vec<MemberPair>, policy: &Policy) -> Gr
 #[test]
 fn group_rules() {
     let delete = Policy {
-        mode: Mode::Delete,
+        mode: Mode::Delete.into(),
         ..Policy::default()
     };
     let remove = Policy {
-        mode: Mode::Remove,
+        mode: Mode::Remove.into(),
         ..Policy::default()
     };
     let add_only = Policy::default();
@@ -228,7 +228,7 @@ fn membership_rules() {
         ),
     ];
     let remove = Policy {
-        mode: Mode::Remove,
+        mode: Mode::Remove.into(),
         ..Policy::default()
     };
     for (name, pair, want) in cases {
@@ -335,8 +335,8 @@ fn member_remove_caps_hold_one_group_at_a_time() {
     ];
     for (cap, want, held) in cases {
         let policy = Policy {
-            mode: Mode::Remove,
-            max_member_removes: *cap,
+            mode: Mode::Remove.into(),
+            max_member_removes: cap.map(Into::into),
             ..Policy::default()
         };
         let planned = plan(groups.clone(), members.clone(), &policy);
@@ -412,7 +412,7 @@ fn merge_orders_groups_after_users_and_follows_the_user_adds() {
             join("Ops", "alice"),
         ],
         &Policy {
-            mode: Mode::Delete,
+            mode: Mode::Delete.into(),
             ..Policy::default()
         },
     );
@@ -457,7 +457,7 @@ fn a_held_user_removal_holds_the_user_s_membership_removals() {
             leave("Sales", "left"),
         ],
         &Policy {
-            mode: Mode::Delete,
+            mode: Mode::Delete.into(),
             ..Policy::default()
         },
     );

@@ -6,14 +6,16 @@
 
 use kdl::{KdlDocument, KdlNode, KdlValue};
 
-use super::{Block, Checker, PAGE_SIZE, ProblemKind, TIMEOUT, Whole, closest, optional};
-use crate::config::{HttpOptions, Spanned};
+use super::super::checker::{Block, Checker, ProblemKind, optional};
+use super::super::http::with_http_nodes;
+use super::super::values::{PAGE_SIZE, Whole};
+use crate::config::Spanned;
 use crate::config::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
 
-pub(super) const SERVICENOW: Block = Block {
+pub(in crate::config::parse) const SERVICENOW: Block = Block {
     place: "in `source \"servicenow\"`",
     name: "source \"servicenow\"",
-    nodes: &[
+    nodes: with_http_nodes![
         "url",
         "username",
         "password",
@@ -21,15 +23,14 @@ pub(super) const SERVICENOW: Block = Block {
         "client-secret",
         "query",
         "page-size",
-        "timeout",
     ],
     repeatable: &[],
 };
 
-pub(super) const FRESHSERVICE: Block = Block {
+pub(in crate::config::parse) const FRESHSERVICE: Block = Block {
     place: "in `source \"freshservice\"`",
     name: "source \"freshservice\"",
-    nodes: &["url", "api-key", "include", "page-size", "timeout"],
+    nodes: with_http_nodes!["url", "api-key", "include", "page-size"],
     repeatable: &[],
 };
 
@@ -75,26 +76,18 @@ impl Checker<'_> {
         let secret_node = c.get("client-secret");
         let client_secret = secret_node.map(|n| self.secret(n));
         match (id_node, secret_node) {
-            (Some(id), None) => {
-                self.report(
-                    ProblemKind::MissingNode,
-                    id.name().span(),
-                    "`client-id` is given without `client-secret`",
-                )
-                .label("no secret for this OAuth client")
-                .help("add client-secret env=\"SN_CLIENT_SECRET\" (or file=\"PATH\"), or remove client-id to use basic auth");
-            }
-            (None, Some(secret)) => {
-                self.report(
-                    ProblemKind::MissingNode,
-                    secret.name().span(),
-                    "`client-secret` is given without `client-id`",
-                )
-                .label("secret for no OAuth client")
-                .help(format!(
-                    "add the OAuth application's id ({CLIENT_ID}), or remove client-secret"
-                ));
-            }
+            (Some(id), None) => self.given_without(
+                id,
+                "client-secret",
+                "no secret for this OAuth client",
+                "add client-secret env=\"SN_CLIENT_SECRET\" (or file=\"PATH\"), or remove client-id to use basic auth",
+            ),
+            (None, Some(secret)) => self.given_without(
+                secret,
+                "client-id",
+                "secret for no OAuth client",
+                format!("add the OAuth application's id ({CLIENT_ID}), or remove client-secret"),
+            ),
             _ => {}
         }
         let query = c
@@ -103,9 +96,7 @@ impl Checker<'_> {
         let page_size = c
             .get("page-size")
             .map(|n| self.leaf_whole(n, &PAGE_SIZE, "page-size 1000"));
-        let timeout = c
-            .get("timeout")
-            .map(|n| self.leaf_whole(n, &TIMEOUT, "timeout 30"));
+        let http = self.http_options(&c);
 
         let oauth = match (optional(client_id)?, optional(client_secret)?) {
             (Some(client_id), Some(client_secret)) => Some(ServiceNowOAuth {
@@ -125,10 +116,7 @@ impl Checker<'_> {
                 Some(Spanned::new("active=true".to_string(), node.name().span()))
             })?,
             page_size: page_size.unwrap_or(Some(1000))? as u32,
-            http: HttpOptions {
-                timeout_secs: timeout.unwrap_or(Some(30))? as u64,
-                ..HttpOptions::default()
-            },
+            http: http?,
         })
     }
 
@@ -149,18 +137,13 @@ impl Checker<'_> {
         let page_size = c
             .get("page-size")
             .map(|n| self.leaf_whole(n, &FRESHSERVICE_PAGE_SIZE, "page-size 100"));
-        let timeout = c
-            .get("timeout")
-            .map(|n| self.leaf_whole(n, &TIMEOUT, "timeout 30"));
+        let http = self.http_options(&c);
         Some(FreshserviceSource {
             url: url??,
             api_key: api_key??,
             include: include.unwrap_or_else(|| Some(vec![FreshserviceList::Requesters]))?,
             page_size: page_size.unwrap_or(Some(100))? as u32,
-            http: HttpOptions {
-                timeout_secs: timeout.unwrap_or(Some(30))? as u64,
-                ..HttpOptions::default()
-            },
+            http: http?,
         })
     }
 
@@ -183,19 +166,14 @@ impl Checker<'_> {
                 continue;
             };
             let Some((_, list)) = FRESHSERVICE_LISTS.iter().find(|(n, _)| n == value) else {
-                let help = match closest(value, &names) {
-                    Some(known) => format!(
-                        "did you mean \"{known}\"? `include` takes \"requesters\", \"agents\", or both"
-                    ),
-                    None => "`include` takes \"requesters\", \"agents\", or both".to_string(),
-                };
-                self.report(
-                    ProblemKind::InvalidValue,
+                self.unknown_value(
                     entry.span(),
+                    value,
+                    &names,
                     format!("unknown Freshservice list \"{value}\""),
-                )
-                .label("not a list roster reads")
-                .help(help);
+                    "not a list roster reads".to_string(),
+                    "`include` takes \"requesters\", \"agents\", or both".to_string(),
+                );
                 ok = false;
                 continue;
             };

@@ -4,7 +4,7 @@
 //! AD is named explicitly rather than detected: detecting it needs a connection, and a
 //! config should say what it will do before roster connects anywhere.
 
-use super::{Checker, Children, ProblemKind};
+use super::super::checker::{Checker, Children, ProblemKind};
 use crate::config::{ActiveDirectory, DisabledAccounts};
 
 impl Checker<'_> {

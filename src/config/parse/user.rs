@@ -1,0 +1,218 @@
+//! The `user` block: how a source record becomes a desired user (key, username, the fixed
+//! fields, phones, aliases and attributes; the `role` rules are parsed by `groups`).
+
+use std::collections::HashMap;
+
+use kdl::{KdlEntry, KdlNode, KdlValue};
+use miette::SourceSpan;
+
+use super::checker::{Block, Checker, Children, ProblemKind, optional};
+use crate::config::{FieldMapping, Normalize, Spanned, UserMapping};
+
+pub(super) const USER: Block = Block {
+    place: "in `user`",
+    name: "user",
+    nodes: &[
+        "key",
+        "username",
+        "name",
+        "email",
+        "phone",
+        "alias",
+        "attribute",
+        "role",
+    ],
+    repeatable: &["alias", "attribute", "role"],
+};
+
+pub(super) const NORMALIZE_HELP: &str =
+    "normalize is \"lowercase\", \"trim\", or both separated by a comma: \"trim,lowercase\"";
+
+impl Checker<'_> {
+    /// `user { ... }`
+    pub(super) fn user(&mut self, top: &Children) -> Option<UserMapping> {
+        let node = self.require(
+            top,
+            None,
+            "user",
+            "user { key \"entryUUID\"; username \"uid\" }",
+        )?;
+        let entries = self.entries(node, &[]);
+        self.no_args(node, &entries.args);
+        let doc = self.block(node, "user")?;
+        let c = self.children(Some(node), Some(doc), &USER);
+        let key = self
+            .require(&c, Some(node), "key", "key \"entryUUID\"")
+            .map(|n| {
+                let entry = self.leaf(n, "key \"entryUUID\"")?;
+                self.name_string(n, entry)
+            });
+        let username = self
+            .require(
+                &c,
+                Some(node),
+                "username",
+                "username \"uid\" normalize=\"lowercase\"",
+            )
+            .map(|n| self.field(n, false, "username \"uid\" normalize=\"lowercase\""));
+        let name = c.get("name").map(|n| self.field(n, false, "name \"cn\""));
+        let email = c
+            .get("email")
+            .map(|n| self.field(n, false, "email \"mail\""));
+        let phones = c.get("phone").map(|n| self.phones(n));
+        let aliases: Vec<_> = c
+            .all("alias")
+            .map(|n| self.field(n, true, "alias \"mail\" to=\"nickName\""))
+            .collect();
+        let attributes: Vec<_> = c
+            .all("attribute")
+            .map(|n| self.field(n, true, "attribute \"title\" to=\"title\""))
+            .collect();
+        self.check_targets_unique(aliases.iter().chain(&attributes).flatten());
+        let roles = self.roles(&c, top.get("group").is_some());
+        if let Some(roles) = &roles {
+            self.check_role_targets(roles, aliases.iter().chain(&attributes).flatten());
+        }
+        Some(UserMapping {
+            key: key??,
+            username: username??,
+            name: optional(name)?,
+            email: optional(email)?,
+            phones: phones.unwrap_or(Some(Vec::new()))?,
+            aliases: aliases.into_iter().collect::<Option<_>>()?,
+            attributes: attributes.into_iter().collect::<Option<_>>()?,
+            roles: roles?,
+        })
+    }
+
+    /// `username "uid" normalize="lowercase"`, `alias "mail" to="nickName"`.
+    pub(super) fn field(
+        &mut self,
+        node: &KdlNode,
+        with_to: bool,
+        example: &str,
+    ) -> Option<FieldMapping> {
+        self.no_children(node);
+        let props: &[&str] = if with_to {
+            &["to", "normalize"]
+        } else {
+            &["normalize"]
+        };
+        let entries = self.entries(node, props);
+        let attr = self
+            .one_arg(node, &entries.args, example)
+            .and_then(|e| self.name_string(node, e));
+        let (to, to_ok) = match entries.props.get("to") {
+            Some(entry) => {
+                let to = self.name_string(node, entry);
+                let ok = to.is_some();
+                (to, ok)
+            }
+            None if with_to => {
+                let name = node.name().value();
+                self.report(
+                    ProblemKind::MissingValue,
+                    node.name().span(),
+                    format!("`{name}` has no `to=`"),
+                )
+                .label("needs to=\"FIELD\"")
+                .help(format!("name the target field: {example}"));
+                (None, false)
+            }
+            None => (None, true),
+        };
+        let normalize = match entries.props.get("normalize") {
+            Some(entry) => self.normalize(node, entry),
+            None => Some(Vec::new()),
+        };
+        if !to_ok {
+            return None;
+        }
+        Some(FieldMapping {
+            attr: attr?,
+            to,
+            normalize: normalize?,
+        })
+    }
+
+    pub(super) fn normalize(&mut self, node: &KdlNode, entry: &KdlEntry) -> Option<Vec<Normalize>> {
+        let KdlValue::String(value) = entry.value() else {
+            self.wrong_type(node, entry, entry.value(), "a string")
+                .help(NORMALIZE_HELP);
+            return None;
+        };
+        match parse_normalize(value) {
+            Ok(list) => Some(list),
+            Err(bad) => {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    entry.span(),
+                    format!("unknown normalize \"{bad}\""),
+                )
+                .label("not a known normalization")
+                .help(NORMALIZE_HELP);
+                None
+            }
+        }
+    }
+
+    pub(super) fn phones(&mut self, node: &KdlNode) -> Option<Vec<Spanned<String>>> {
+        self.names(node, "phone \"telephoneNumber\" \"mobile\"")
+    }
+
+    /// Two rules writing the same target field would fight over it.
+    pub(super) fn check_targets_unique<'a>(
+        &mut self,
+        fields: impl Iterator<Item = &'a FieldMapping>,
+    ) {
+        let mut seen: HashMap<&str, SourceSpan> = HashMap::new();
+        for to in fields.filter_map(|f| f.to.as_ref()) {
+            match seen.get(to.as_str()) {
+                Some(first) => {
+                    let line = self.line_of(*first);
+                    self.report(
+                        ProblemKind::InvalidValue,
+                        to.span,
+                        format!("two rules write the target field `{}`", to.as_str()),
+                    )
+                    .label("written again here")
+                    .help(format!("the first rule for it is on line {line}; keep one"));
+                }
+                None => {
+                    seen.insert(to.as_str(), to.span);
+                }
+            }
+        }
+    }
+}
+
+/// `"trim,lowercase"` → `[Trim, Lowercase]`; the first unknown item on error.
+pub(super) fn parse_normalize(value: &str) -> Result<Vec<Normalize>, String> {
+    value
+        .split(',')
+        .map(|item| match item.trim() {
+            "lowercase" => Ok(Normalize::Lowercase),
+            "trim" => Ok(Normalize::Trim),
+            other => Err(other.to_string()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn normalize_lists() {
+        assert_eq!(
+            parse_normalize("trim,lowercase"),
+            Ok(vec![Normalize::Trim, Normalize::Lowercase])
+        );
+        assert_eq!(
+            parse_normalize(" lowercase "),
+            Ok(vec![Normalize::Lowercase])
+        );
+        assert_eq!(parse_normalize("trim,upper"), Err("upper".to_string()));
+        assert_eq!(parse_normalize("trim,"), Err(String::new()));
+    }
+}
