@@ -133,6 +133,16 @@ fn a_user_deleted_from_the_directory_is_left_alone_in_add_only_and_deactivated_i
         "{}",
         text(&out.stderr)
     );
+    // A limit written in the config is pointed at, as `roster validate` points at problems.
+    w.write_config("max-source-shrink-percent 25");
+    let out = w.roster(&["plan"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the limit is set here"), "{stderr}");
+    assert!(
+        stderr.contains("roster.kdl:") && stderr.contains("max-source-shrink-percent 25"),
+        "{stderr}"
+    );
 
     // add-only (the default): nothing to do, carol stays active.
     w.write_config("max-source-shrink-percent 50");

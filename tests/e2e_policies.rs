@@ -172,8 +172,17 @@ fn force_plans_on_an_empty_source_and_says_so() {
 fn an_add_cap_holds_adds_until_forced() {
     let w = World::standard();
     w.write_config("max-adds 2");
-    let held = w.ok(&["plan", "--out", "plan.json", "--detailed-exitcode"], 3);
+    let out = w.roster(&["plan", "--out", "plan.json", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(3));
+    let held = text(&out.stdout);
     assert!(held.contains("3 adds planned, max-adds is 2"), "{held}");
+    // The reviewer is shown which line holds them.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("3 actions are held by max-adds, which is set here")
+            && stderr.contains("max-adds 2"),
+        "{stderr}"
+    );
     let out = w.ok(&["apply", "plan.json"], 0);
     assert!(out.contains("0 applied") && out.contains("3 held"), "{out}");
     assert!(w.scim.users().is_empty());

@@ -9,10 +9,10 @@ use chrono::Utc;
 use super::{Error, Global, Session, exit, plan_file};
 use crate::apply::{self, ApplyReport, Release};
 use crate::cli::{ApplyArgs, Format, PlanArgs, PolicyOverrides, SyncArgs};
-use crate::config::TargetConfig;
+use crate::config::{Config, TargetConfig};
 use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
-use crate::plan::Plan;
+use crate::plan::{CapName, Hold, Plan};
 use crate::progress::Progress;
 use crate::store::{Outcome, RunKind, RunOutcome, Store};
 use crate::{render, target};
@@ -35,6 +35,7 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
         args.out.as_deref(),
         args.format,
     )?;
+    explain_holds(&session.config, &plan);
     if let Some(reviewed) = &reviewed {
         let comparison = render::comparison(reviewed, &plan);
         // JSON on stdout stays one document; the comparison goes beside it.
@@ -113,6 +114,7 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
     };
     session.store.save_plan(&plan, Some(run_id))?;
     print_plan(&plan, args.format);
+    explain_holds(&session.config, &plan);
     let code = plan_exit_code(&plan);
     if code == exit::OK {
         finish(&session.store, run_id, Outcome::NoChanges, &plan)?;
@@ -289,6 +291,79 @@ pub(super) fn print_plan(plan: &Plan, format: Format) {
         Format::Markdown => out.write_all(render::markdown(plan).as_bytes()),
     };
     let _ = out.flush();
+}
+
+/// Points at the policy line of every cap that holds actions in `plan`, on stderr, the way
+/// `roster validate` points at problems: a reviewer sees which value to change. A cap left
+/// at its default is written nowhere, and the plan's own `held:` text names it already.
+fn explain_holds(config: &Config, plan: &Plan) {
+    let mut caps: Vec<(HoldingCap, u64)> = Vec::new();
+    for cap in plan
+        .actions
+        .iter()
+        .filter_map(|a| a.hold.as_ref().map(holding_cap))
+    {
+        match caps.iter_mut().find(|(c, _)| *c == cap) {
+            Some((_, count)) => *count += 1,
+            None => caps.push((cap, 1)),
+        }
+    }
+    let policy = &config.policy;
+    for (cap, count) in caps {
+        let name = cap.name();
+        let message = format!(
+            "{} held by {name}, which is set here",
+            render::plural(count, "action is", "actions are")
+        );
+        let at = match cap {
+            HoldingCap::User(CapName::MaxRemoves) => {
+                config.policy_value_at(&policy.max_removes, message, name)
+            }
+            HoldingCap::User(CapName::MaxRemovePercent) => policy
+                .max_remove_percent
+                .as_ref()
+                .and_then(|v| config.policy_value_at(v, message, name)),
+            HoldingCap::User(CapName::MaxAdds) => policy
+                .max_adds
+                .as_ref()
+                .and_then(|v| config.policy_value_at(v, message, name)),
+            HoldingCap::User(CapName::MaxUpdates) => policy
+                .max_updates
+                .as_ref()
+                .and_then(|v| config.policy_value_at(v, message, name)),
+            HoldingCap::MemberRemoves => policy
+                .max_member_removes
+                .as_ref()
+                .and_then(|v| config.policy_value_at(v, message, name)),
+        };
+        if let Some(at) = at {
+            eprintln!("{:?}", miette::Report::new(at));
+        }
+    }
+}
+
+/// The policy value behind a hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldingCap {
+    User(CapName),
+    MemberRemoves,
+}
+
+impl HoldingCap {
+    fn name(self) -> &'static str {
+        match self {
+            HoldingCap::User(cap) => cap.as_str(),
+            HoldingCap::MemberRemoves => "max-member-removes",
+        }
+    }
+}
+
+fn holding_cap(hold: &Hold) -> HoldingCap {
+    match hold {
+        Hold::Cap { name, .. } => HoldingCap::User(*name),
+        Hold::MemberRemoves { .. } => HoldingCap::MemberRemoves,
+        Hold::WithUserRemoval { by, .. } | Hold::WaitsForUserAdd { by, .. } => holding_cap(by),
+    }
 }
 
 /// Asks for `yes` on the terminal; refuses without one.

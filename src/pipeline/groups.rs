@@ -206,5 +206,5 @@ fn check_source(
     if !settled.groups.is_empty() || !settled.rejects.is_empty() || managed == 0 {
         return Ok(());
     }
-    forced.or_refuse(Refusal::NoGroups { managed })
+    forced.or_refuse(Refusal::NoGroups { managed }, None)
 }

@@ -21,10 +21,10 @@ mod read;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, OnInvalid};
+use crate::config::{Config, OnInvalid, PolicyValueAt};
 use crate::mapping::Mapper;
 use crate::plan::{FORMAT_VERSION, Plan};
-use crate::planner::{self, SourceRead};
+use crate::planner::{self, SourceRead, SourceRefusal};
 use crate::progress::Progress;
 use crate::render;
 use crate::source;
@@ -44,10 +44,15 @@ pub struct PlanOptions {
 /// Why no plan was made.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PipelineError {
-    /// A safety rule refused to plan: nothing was planned, and the run says so.
-    #[error("{0}")]
+    /// A safety rule refused to plan: nothing was planned, and the run says so. `set_here`
+    /// points at the policy line whose value refused, when a file has it.
+    #[error("{refusal}")]
     #[diagnostic(code(roster::refused))]
-    Refused(Refusal),
+    Refused {
+        refusal: Refusal,
+        #[related]
+        set_here: Vec<PolicyValueAt>,
+    },
     /// A side could not be read completely (an incomplete read is never planned on).
     #[error(transparent)]
     #[diagnostic(code(roster::read))]
@@ -67,7 +72,7 @@ impl PipelineError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            PipelineError::Refused(_) | PipelineError::Read(ReadError::Source { .. })
+            PipelineError::Refused { .. } | PipelineError::Read(ReadError::Source { .. })
         )
     }
 }
@@ -185,10 +190,13 @@ fn check_invalid(
         .iter()
         .map(|r| format!("  {}: {}", r.origin, r.reason))
         .collect();
-    Err(PipelineError::Refused(Refusal::InvalidRecords {
-        count: rejects.len(),
-        list: list.join("\n"),
-    }))
+    Err(PipelineError::Refused {
+        refusal: Refusal::InvalidRecords {
+            count: rejects.len(),
+            list: list.join("\n"),
+        },
+        set_here: Vec::new(),
+    })
 }
 
 /// The source completeness rule. Usable users count, not records: a source whose records
@@ -216,10 +224,19 @@ fn check_source(
     } else {
         String::new()
     };
-    forced.or_refuse(Refusal::SourceIncomplete {
+    let set_here = match why {
+        SourceRefusal::Shrank { .. } => config.policy_value_at(
+            &config.policy.max_source_shrink_percent,
+            "the limit is set here",
+            "max-source-shrink-percent",
+        ),
+        SourceRefusal::Empty { .. } => None,
+    };
+    let refusal = Refusal::SourceIncomplete {
         why: why.to_string(),
         rejected,
-    })
+    };
+    forced.or_refuse(refusal, set_here)
 }
 
 /// The target-side guard, the mirror of the source's: a target listing that shows far fewer
@@ -237,14 +254,17 @@ fn check_target(
     let Some(before) = store.expected_managed(run_id)? else {
         return Ok(());
     };
-    let limit = *config.policy.max_target_shrink_percent;
+    let limit = &config.policy.max_target_shrink_percent;
     match shrink_percent(before, counts.managed) {
-        Some(shrink) if shrink > limit => forced.or_refuse(Refusal::TargetShrank {
-            before,
-            now: counts.managed,
-            shrink,
-            limit,
-        }),
+        Some(shrink) if shrink > **limit => forced.or_refuse(
+            Refusal::TargetShrank {
+                before,
+                now: counts.managed,
+                shrink,
+                limit: **limit,
+            },
+            config.policy_value_at(limit, "the limit is set here", "max-target-shrink-percent"),
+        ),
         _ => Ok(()),
     }
 }
@@ -268,10 +288,18 @@ impl Forced {
         }
     }
 
-    /// Refuses, or with `--force` notes the refusal and goes on.
-    fn or_refuse(&mut self, refusal: Refusal) -> Result<(), PipelineError> {
+    /// Refuses (pointing at the policy line `set_here`, if any), or with `--force` notes the
+    /// refusal and goes on.
+    fn or_refuse(
+        &mut self,
+        refusal: Refusal,
+        set_here: Option<PolicyValueAt>,
+    ) -> Result<(), PipelineError> {
         if !self.force {
-            return Err(PipelineError::Refused(refusal));
+            return Err(PipelineError::Refused {
+                refusal,
+                set_here: set_here.into_iter().collect(),
+            });
         }
         let note = refusal.to_string();
         log::warn!("--force: {note}");
