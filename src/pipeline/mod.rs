@@ -240,10 +240,9 @@ fn check_source(
 }
 
 /// The target-side guard, the mirror of the source's: a target listing that shows far fewer
-/// managed accounts than the store expects (the last good read, with the creates and
-/// deletes roster applied since) is
-/// more likely a listing that stopped short than accounts deleted by hand, and planning on
-/// it would create every missing account again.
+/// managed accounts than the store expects (the last good read, with the creates and deletes
+/// roster applied since) is more likely a listing that stopped short than accounts deleted
+/// by hand, and planning on it would create every missing account again.
 fn check_target(
     store: &Store,
     run_id: i64,
