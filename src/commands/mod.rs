@@ -14,13 +14,14 @@ mod plan_file;
 mod run;
 mod show;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use chrono::{SecondsFormat, Utc};
 
 use crate::cli::{Cli, Command, ModeArg, PolicyOverrides, RunsArgs};
 use crate::config::{Config, Mode};
+use crate::render::Colour;
 use crate::store::{LockGuard, RunKind, Store};
 
 pub use error::Error;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         config: cli.config.clone(),
         state: cli.state.clone(),
         progress: !cli.quiet,
+        colour: colour(cli.no_color, std::env::var_os("NO_COLOR").as_deref()),
     };
     match cli.command {
         Command::Validate => validate(&global),
@@ -55,6 +57,26 @@ struct Global {
     config: PathBuf,
     state: Option<PathBuf>,
     progress: bool,
+    /// Whether the human plan on stdout is coloured.
+    colour: Colour,
+}
+
+/// Colour only on a terminal, and never with `--no-color`, a non-empty `NO_COLOR`
+/// (no-color.org) or `TERM=dumb`: a plan in a file, a pipe or a CI log stays plain text.
+fn colour(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> Colour {
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    colour_for(
+        std::io::stdout().is_terminal(),
+        no_color_flag || dumb || no_color_env.is_some_and(|v| !v.is_empty()),
+    )
+}
+
+fn colour_for(terminal: bool, refused: bool) -> Colour {
+    if terminal && !refused {
+        Colour::Always
+    } else {
+        Colour::Never
+    }
 }
 
 impl Global {
