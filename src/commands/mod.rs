@@ -7,9 +7,11 @@
 //!   apply a plan;
 //! - `show.rs`: `show` (a plan file or a run, with its journal and rejects);
 //! - `plan_file.rs`: reading and writing plan files;
+//! - `init.rs`: `init`, a starter config;
 //! - `error.rs`: `Error`, what a command can end with (only `main` turns it into a report).
 
 mod error;
+mod init;
 mod plan_file;
 mod run;
 mod show;
@@ -19,12 +21,15 @@ use std::path::PathBuf;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::cli::{Cli, Command, ModeArg, PolicyOverrides, RunsArgs};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, CompletionShell, ModeArg, PolicyOverrides, RunsArgs};
 use crate::config::{Config, Mode};
 use crate::render::Colour;
 use crate::store::{LockGuard, RunKind, Store};
 
 pub use error::Error;
+pub use init::starter;
 
 /// Exit codes of the contract.
 pub mod exit {
@@ -48,8 +53,34 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Sync(args) => run::sync(&global, args),
         Command::Show(args) => show::show(&global, args),
         Command::Runs(args) => runs(&global, args),
+        Command::Init(args) => init::init(&global, args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
         Command::Unlock { lock_id, force } => unlock(&global, &lock_id, force),
     }
+}
+
+/// The completion script of `shell`, generated from the same clap definition as the parser.
+fn completions(shell: CompletionShell) -> Result<u8, Error> {
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "roster", &mut out);
+    emit(&String::from_utf8_lossy(&out));
+    Ok(exit::OK)
+}
+
+/// The man page, roff, generated from the clap definition: `make man` writes `roster.1`.
+fn man() -> Result<u8, Error> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Error::Usage(format!("cannot render the man page: {e}")))?;
+    emit(&String::from_utf8_lossy(&out));
+    Ok(exit::OK)
 }
 
 /// Options every subcommand shares.
