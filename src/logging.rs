@@ -139,3 +139,71 @@ pub fn init(options: LogOptions<'_>) -> Result<(), String> {
     log::set_max_level(max);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(format: LogFormat, message: &str) -> String {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("roster.log");
+        let logger = Logger {
+            stderr_level: LevelFilter::Off,
+            progress: false,
+            format,
+            file: Some(Mutex::new(File::create(&path).expect("log file"))),
+        };
+        logger.log(
+            &Record::builder()
+                .target("roster::pipeline")
+                .level(Level::Info)
+                .args(format_args!("rejected {message}: no email"))
+                .build(),
+        );
+        logger.flush();
+        std::fs::read_to_string(&path).expect("read the log")
+    }
+
+    #[test]
+    fn a_log_line_holds_no_raw_control_character_and_stays_one_line() {
+        let hostile = "uid=eve\u{1b}[2K\r\ninfo: forged line\u{202e}";
+        let line = logged(LogFormat::Human, hostile);
+        assert_eq!(line.lines().count(), 1, "{line:?}");
+        assert!(
+            line.ends_with(
+                " info rejected uid=eve\\u{1b}[2K\\r\\ninfo: forged line\\u{202e}: no email\n"
+            ),
+            "{line:?}"
+        );
+        let json = logged(LogFormat::Json, hostile);
+        assert_eq!(json.lines().count(), 1, "{json:?}");
+        let object: serde_json::Value = serde_json::from_str(&json).expect("a JSON line");
+        assert_eq!(object["level"], "info");
+        assert_eq!(
+            object["message"],
+            format!("rejected {hostile}: no email"),
+            "JSON keeps the message exact"
+        );
+        assert!(!json.contains('\u{1b}') && !json.contains('\r'), "{json:?}");
+    }
+
+    #[test]
+    fn progress_lines_show_at_the_default_verbosity_unless_quiet() {
+        let logger = |progress| Logger {
+            stderr_level: LevelFilter::Warn,
+            progress,
+            format: LogFormat::Human,
+            file: None,
+        };
+        let meta = |target| {
+            Metadata::builder()
+                .target(target)
+                .level(Level::Info)
+                .build()
+        };
+        assert!(logger(true).on_stderr(&meta(crate::progress::PROGRESS)));
+        assert!(!logger(false).on_stderr(&meta(crate::progress::PROGRESS)));
+        assert!(!logger(true).on_stderr(&meta("roster::pipeline")));
+        assert!(!logger(true).on_stderr(&meta("roster::progress::done")));
+    }
+}
