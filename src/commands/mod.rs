@@ -230,3 +230,16 @@ fn unlock(global: &Global, lock_id: &str, force: bool) -> Result<u8, Error> {
         None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_nobody_refused_it_on() {
+        assert_eq!(colour_for(true, false), Colour::Always);
+        assert_eq!(colour_for(false, false), Colour::Never);
+        assert_eq!(colour_for(true, true), Colour::Never);
+        assert_eq!(colour_for(false, true), Colour::Never);
+    }
+}

@@ -415,3 +415,32 @@ fn report_line(r: &ApplyReport, held_removals: u64) -> String {
     line.push('.');
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_adds_and_updates_are_pointed_at_force_not_at_allow_removes() {
+        let report = |held| ApplyReport {
+            applied: 2,
+            held,
+            ..ApplyReport::default()
+        };
+        assert_eq!(
+            report_line(&report(3), 3),
+            "Apply complete: 2 applied, 0 failed, 3 held (release the held removes with \
+             `roster apply PLAN --allow-removes 3`)."
+        );
+        assert_eq!(
+            report_line(&report(2), 0),
+            "Apply complete: 2 applied, 0 failed, 2 held (release them with \
+             `roster apply PLAN --force`)."
+        );
+        let both = report_line(&report(3), 2);
+        assert!(
+            both.contains("--allow-removes 2`; the 1 held add or update only with `--force`"),
+            "{both}"
+        );
+    }
+}
