@@ -13,7 +13,7 @@ export INSTA_UPDATE ?= no
 DEBIAN_PACKAGES := slapd ldap-utils openssl python3-venv time bc curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps venv test lint demo bench clean
+.PHONY: all build deps venv test lint demo bench man clean
 
 all: build
 
@@ -46,6 +46,12 @@ test: deps venv
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## man: the manual page, generated from the command line's own definition.
+man:
+	@mkdir -p target/man
+	$(CARGO) run --quiet -- man > target/man/roster.1
+	@echo "wrote target/man/roster.1 (man -l target/man/roster.1)"
 
 ## demo: slapd + scim2-server on loopback, sample users, plan, apply, plan again.
 demo: deps venv build

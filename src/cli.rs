@@ -38,6 +38,21 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 
+    /// How log lines are written, on stderr and in the log file: `human` (`warning: ...`),
+    /// or `json`, one object per line (`time`, `level`, `message`) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// No colour in the plan, even on a terminal (as the NO_COLOR variable does).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +71,16 @@ pub enum Command {
     Show(ShowArgs),
     /// The history of runs.
     Runs(RunsArgs),
+    /// Write a commented starter config (the -c file, roster.kdl by default); never overwrites.
+    Init(InitArgs),
+    /// Print a shell completion script, e.g. `roster completions bash > /etc/bash_completion.d/roster`.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the manual page (roff), as `make man` writes it.
+    #[command(hide = true)]
+    Man,
     /// Release the state lock left by a run that died.
     Unlock {
         /// The lock id named in the "state is locked" message.
@@ -65,6 +90,43 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The kind of source directory.
+    #[arg(long, value_enum, default_value = "ldap")]
+    pub source: InitSource,
+    /// The kind of target.
+    #[arg(long, value_enum, default_value = "scim")]
+    pub target: InitTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitSource {
+    Ldap,
+    Csv,
+    Servicenow,
+    Freshservice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitTarget {
+    Scim,
 }
 
 /// Per-run overrides of the policy.

@@ -28,3 +28,4 @@ pub mod source;
 pub mod stale;
 pub mod store;
 pub mod target;
+pub mod text;

@@ -1,6 +1,9 @@
 //! Progress of long reads and applies. On a terminal: indicatif bars (count, rate, ETA).
-//! Elsewhere (CI, cron): a plain log line every few seconds and at the end, never control
-//! characters.
+//! Elsewhere (CI, cron): a plain log line every 10 seconds, and one at the end of a count
+//! that took that long, never control characters. These lines are logged under the
+//! `PROGRESS` target, which the logger shows at the default verbosity (not with `-q`): a
+//! run over a few seconds says it is alive, a quick one stays silent (its end is an info
+//! line, for `-v`).
 
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
@@ -10,6 +13,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a non-terminal run logs progress.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The log target of progress lines.
+pub const PROGRESS: &str = "roster::progress";
 
 /// The one set of bars of the process, so that log lines can be printed above them.
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
@@ -80,6 +86,7 @@ impl Progress {
                 count: 0,
                 started: Instant::now(),
                 logged: Instant::now(),
+                lines: 0,
             }),
         }
     }
@@ -94,6 +101,8 @@ struct CounterState {
     count: u64,
     started: Instant,
     logged: Instant,
+    /// Progress lines logged so far.
+    lines: u64,
 }
 
 pub struct Counter {
@@ -115,12 +124,22 @@ impl Counter {
         state.count += n;
         if state.logged.elapsed() >= LOG_EVERY {
             state.logged = Instant::now();
+            state.lines += 1;
             let rate = state.count as f64 / state.started.elapsed().as_secs_f64().max(0.001);
             match self.total {
-                Some(total) => {
-                    log::info!("{}: {}/{} ({rate:.0}/s)", self.label, state.count, total)
-                }
-                None => log::info!("{}: {} records ({rate:.0}/s)", self.label, state.count),
+                Some(total) => log::info!(
+                    target: PROGRESS,
+                    "{}: {}/{} ({rate:.0}/s)",
+                    self.label,
+                    state.count,
+                    total
+                ),
+                None => log::info!(
+                    target: PROGRESS,
+                    "{}: {} records ({rate:.0}/s)",
+                    self.label,
+                    state.count
+                ),
             }
         }
     }
@@ -131,7 +150,14 @@ impl Counter {
             return;
         }
         if let Ok(state) = self.state.lock() {
+            // The end of a count that was reported as it went is reported too.
+            let target = if state.lines > 0 {
+                PROGRESS
+            } else {
+                "roster::progress::done"
+            };
             log::info!(
+                target: target,
                 "{}: {} records in {:.1}s",
                 self.label,
                 state.count,

@@ -161,3 +161,78 @@ fn json_round_trips() {
         contract::read(serde_json::from_str(&render::json(&plan)).expect("JSON")).expect("a plan");
     assert_eq!(back, plan);
 }
+
+/// A plan of `n` adds and `n` updates, each with a few changes.
+fn large(n: u32) -> Plan {
+    let mut plan = sample();
+    plan.actions.clear();
+    for i in 0..n {
+        let user = format!("user{i:05}");
+        let mail = format!("{user}@example.com");
+        plan.actions.push(action(
+            2 * i + 1,
+            ActionKind::Add,
+            &user,
+            Status::Planned,
+            &[
+                ("externalId", None, Some(&format!("key-{user}"))),
+                ("username", None, Some(&user)),
+                ("email", None, Some(&mail)),
+            ],
+        ));
+        plan.actions.push(action(
+            2 * i + 2,
+            ActionKind::Update,
+            &format!("old{i:05}"),
+            Status::Planned,
+            &[("email", Some("old@example.com"), Some(&mail))],
+        ));
+    }
+    plan.recount();
+    plan
+}
+
+#[test]
+fn a_plan_too_large_for_a_comment_is_shortened_to_a_summary_and_the_first_changes() {
+    let text = render::markdown_within(&large(40), 4_000, Some("plan.json"));
+    assert!(text.len() <= 4_000, "{} bytes", text.len());
+    snapshot("render_markdown_shortened", &text);
+}
+
+#[test]
+fn a_markdown_plan_always_fits_a_github_comment() {
+    let plan = large(5_000);
+    let text = render::markdown(&plan);
+    assert!(text.len() <= render::COMMENT_LIMIT, "{} bytes", text.len());
+    assert!(text.contains("too large for a comment"), "shortened");
+    assert!(text.contains("| `+` | add | 5000 | 0 | 0 |"), "counts kept");
+    // A plan that fits is shown whole.
+    assert!(!render::markdown(&sample()).contains("too large"));
+}
+
+#[test]
+fn colour_is_only_in_the_coloured_rendering() {
+    let plain = render::human(&sample());
+    assert!(!plain.contains('\u{1b}'));
+    let coloured = render::human_in(&sample(), render::Colour::Always);
+    assert!(
+        coloured.contains("  \u{1b}[32m+\u{1b}[0m user alice"),
+        "{coloured}"
+    );
+    assert!(
+        coloured.contains("      \u{1b}[33m~\u{1b}[0m email:"),
+        "{coloured}"
+    );
+    assert!(
+        coloured.contains("  \u{1b}[31m-\u{1b}[0m user carol"),
+        "{coloured}"
+    );
+    // Without the codes, the same text.
+    let stripped = coloured
+        .replace("\u{1b}[32m", "")
+        .replace("\u{1b}[33m", "")
+        .replace("\u{1b}[31m", "")
+        .replace("\u{1b}[2m", "")
+        .replace("\u{1b}[0m", "");
+    assert_eq!(stripped, plain);
+}

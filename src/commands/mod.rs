@@ -7,23 +7,29 @@
 //!   apply a plan;
 //! - `show.rs`: `show` (a plan file or a run, with its journal and rejects);
 //! - `plan_file.rs`: reading and writing plan files;
+//! - `init.rs`: `init`, a starter config;
 //! - `error.rs`: `Error`, what a command can end with (only `main` turns it into a report).
 
 mod error;
+mod init;
 mod plan_file;
 mod run;
 mod show;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::cli::{Cli, Command, ModeArg, PolicyOverrides, RunsArgs};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, CompletionShell, ModeArg, PolicyOverrides, RunsArgs};
 use crate::config::{Config, Mode};
+use crate::render::Colour;
 use crate::store::{LockGuard, RunKind, Store};
 
 pub use error::Error;
+pub use init::starter;
 
 /// Exit codes of the contract.
 pub mod exit {
@@ -38,6 +44,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         config: cli.config.clone(),
         state: cli.state.clone(),
         progress: !cli.quiet,
+        colour: colour(cli.no_color, std::env::var_os("NO_COLOR").as_deref()),
     };
     match cli.command {
         Command::Validate => validate(&global),
@@ -46,8 +53,34 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Sync(args) => run::sync(&global, args),
         Command::Show(args) => show::show(&global, args),
         Command::Runs(args) => runs(&global, args),
+        Command::Init(args) => init::init(&global, args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
         Command::Unlock { lock_id, force } => unlock(&global, &lock_id, force),
     }
+}
+
+/// The completion script of `shell`, generated from the same clap definition as the parser.
+fn completions(shell: CompletionShell) -> Result<u8, Error> {
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "roster", &mut out);
+    emit(&String::from_utf8_lossy(&out));
+    Ok(exit::OK)
+}
+
+/// The man page, roff, generated from the clap definition: `make man` writes `roster.1`.
+fn man() -> Result<u8, Error> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Error::Usage(format!("cannot render the man page: {e}")))?;
+    emit(&String::from_utf8_lossy(&out));
+    Ok(exit::OK)
 }
 
 /// Options every subcommand shares.
@@ -55,6 +88,26 @@ struct Global {
     config: PathBuf,
     state: Option<PathBuf>,
     progress: bool,
+    /// Whether the human plan on stdout is coloured.
+    colour: Colour,
+}
+
+/// Colour only on a terminal, and never with `--no-color`, a non-empty `NO_COLOR`
+/// (no-color.org) or `TERM=dumb`: a plan in a file, a pipe or a CI log stays plain text.
+fn colour(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> Colour {
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    colour_for(
+        std::io::stdout().is_terminal(),
+        no_color_flag || dumb || no_color_env.is_some_and(|v| !v.is_empty()),
+    )
+}
+
+fn colour_for(terminal: bool, refused: bool) -> Colour {
+    if terminal && !refused {
+        Colour::Always
+    } else {
+        Colour::Never
+    }
 }
 
 impl Global {
@@ -175,5 +228,18 @@ fn unlock(global: &Global, lock_id: &str, force: bool) -> Result<u8, Error> {
             Ok(exit::OK)
         }
         None => Err(Error::Usage(format!("no lock with id {lock_id} is held"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_nobody_refused_it_on() {
+        assert_eq!(colour_for(true, false), Colour::Always);
+        assert_eq!(colour_for(false, false), Colour::Never);
+        assert_eq!(colour_for(true, true), Colour::Never);
+        assert_eq!(colour_for(false, true), Colour::Never);
     }
 }

@@ -28,13 +28,11 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    publish(
-        &session.store,
-        run_id,
-        &plan,
-        args.out.as_deref(),
-        args.format,
-    )?;
+    let shown = Shown {
+        format: args.format,
+        colour: global.colour,
+    };
+    publish(&session.store, run_id, &plan, args.out.as_deref(), shown)?;
     explain_holds(&session.config, &plan);
     if let Some(reviewed) = &reviewed {
         let comparison = render::comparison(reviewed, &plan);
@@ -79,7 +77,7 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
         }),
         None => make_plan(&mut session, run_id, args.force, global.progress).and_then(|plan| {
             session.store.save_plan(&plan, Some(run_id))?;
-            print_plan(&plan, Format::Human);
+            print_plan(&plan, Shown::human(global), None);
             Ok(plan)
         }),
     };
@@ -113,7 +111,11 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         Err(e) => return fail_run(&session.store, run_id, e),
     };
     session.store.save_plan(&plan, Some(run_id))?;
-    print_plan(&plan, args.format);
+    let shown = Shown {
+        format: args.format,
+        colour: global.colour,
+    };
+    print_plan(&plan, shown, None);
     explain_holds(&session.config, &plan);
     let code = plan_exit_code(&plan);
     if code == exit::OK {
@@ -238,11 +240,11 @@ fn publish(
     run_id: i64,
     plan: &Plan,
     out: Option<&Path>,
-    format: Format,
+    shown: Shown,
 ) -> Result<(), Error> {
     let (saved, written) = std::thread::scope(|scope| {
         let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan)));
-        let shown = scope.spawn(|| print_plan(plan, format));
+        let shown = scope.spawn(|| print_plan(plan, shown, out));
         let saved = store.save_plan(plan, Some(run_id));
         let written = file.map(|f| {
             f.join()
@@ -282,13 +284,34 @@ fn plan_exit_code(plan: &Plan) -> u8 {
     }
 }
 
-pub(super) fn print_plan(plan: &Plan, format: Format) {
+/// How a plan is printed on stdout: its format, and for the human form whether in colour.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shown {
+    format: Format,
+    colour: render::Colour,
+}
+
+impl Shown {
+    fn human(global: &Global) -> Shown {
+        Shown {
+            format: Format::Human,
+            colour: global.colour,
+        }
+    }
+}
+
+/// Prints the plan; a Markdown plan too large for a comment points at `plan_file`.
+fn print_plan(plan: &Plan, shown: Shown, plan_file: Option<&Path>) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed stdout (`roster plan | head`) is not an error worth failing the run for.
-    let _ = match format {
-        Format::Human => out.write_all(render::human(plan).as_bytes()),
+    let _ = match shown.format {
+        Format::Human => out.write_all(render::human_in(plan, shown.colour).as_bytes()),
         Format::Json => render::write_json(plan, &mut out),
-        Format::Markdown => out.write_all(render::markdown(plan).as_bytes()),
+        Format::Markdown => {
+            let file = plan_file.map(|p| p.display().to_string());
+            let text = render::markdown_within(plan, render::COMMENT_LIMIT, file.as_deref());
+            out.write_all(text.as_bytes())
+        }
     };
     let _ = out.flush();
 }
@@ -430,7 +453,12 @@ fn apply_plan(
             return Err(e.into());
         }
     };
-    super::emit(&format!("{}\n", report_line(&report)));
+    let held_removals = plan
+        .actions
+        .iter()
+        .filter(|a| a.status == crate::plan::ActionStatus::Held && a.counts_as_removal())
+        .count() as u64;
+    super::emit(&format!("{}\n", report_line(&report, held_removals)));
     let outcome = RunOutcome {
         outcome: if report.failed > 0 {
             Outcome::Failed
@@ -444,13 +472,14 @@ fn apply_plan(
     Ok(report)
 }
 
-fn report_line(r: &ApplyReport) -> String {
+/// `Apply complete: ...`; held actions come with what releases them: `--allow-removes N`
+/// only releases removals (`held_removals` of the held), `--force` everything.
+fn report_line(r: &ApplyReport, held_removals: u64) -> String {
     let mut line = format!("Apply complete: {} applied, {} failed", r.applied, r.failed);
     if r.held > 0 {
-        line.push_str(&format!(
-            ", {} held (release with --allow-removes N or --force)",
-            r.held
-        ));
+        let others = r.held.saturating_sub(held_removals);
+        let hint = render::release_hint(held_removals, others).replacen("Release", "release", 1);
+        line.push_str(&format!(", {} held ({hint})", r.held));
     }
     if r.skipped > 0 {
         line.push_str(&format!(", {} skipped", r.skipped));
@@ -460,4 +489,33 @@ fn report_line(r: &ApplyReport) -> String {
     }
     line.push('.');
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_adds_and_updates_are_pointed_at_force_not_at_allow_removes() {
+        let report = |held| ApplyReport {
+            applied: 2,
+            held,
+            ..ApplyReport::default()
+        };
+        assert_eq!(
+            report_line(&report(3), 3),
+            "Apply complete: 2 applied, 0 failed, 3 held (release the held removes with \
+             `roster apply PLAN --allow-removes 3`)."
+        );
+        assert_eq!(
+            report_line(&report(2), 0),
+            "Apply complete: 2 applied, 0 failed, 2 held (release them with \
+             `roster apply PLAN --force`)."
+        );
+        let both = report_line(&report(3), 2);
+        assert!(
+            both.contains("--allow-removes 2`; the 1 held add or update only with `--force`"),
+            "{both}"
+        );
+    }
 }

@@ -26,7 +26,7 @@ pub(super) fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
             run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             run.error
                 .as_deref()
-                .map(|e| format!(": {e}"))
+                .map(|e| format!(": {}", crate::text::escape_controls(e)))
                 .unwrap_or_default()
         ));
         // Stored plans carry the journal's statuses already.
@@ -53,15 +53,19 @@ pub(super) fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
             out.extend(header);
             if let Some(plan) = &plan {
                 out.push_str(&if args.format == ShowFormat::Human {
-                    render::human(plan)
+                    render::human_in(plan, global.colour)
                 } else {
-                    render::markdown(plan)
+                    render::markdown_within(plan, render::COMMENT_LIMIT, Some(&args.what))
                 });
             }
             if !rejects.is_empty() {
                 out.push_str(&format!("\nRejected source records ({}):\n", rejects.len()));
                 for r in &rejects {
-                    out.push_str(&format!("  {}: {}\n", r.origin, r.reason));
+                    out.push_str(&format!(
+                        "  {}: {}\n",
+                        crate::text::escape_controls(&r.origin),
+                        crate::text::escape_controls(&r.reason)
+                    ));
                 }
             }
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::shown;
 use crate::plan::contract::subject_key;
 use crate::plan::{Action, Plan};
 
@@ -35,7 +36,7 @@ pub fn compare(reviewed: &Plan, now: &Plan) -> Vec<String> {
                 "  + {} {} {}  (not in the reviewed plan)",
                 a.action.as_str(),
                 a.object().as_str(),
-                a.name()
+                shown(a.name())
             )),
             Some(b) if b.changes != a.changes || b.status != a.status || b.name() != a.name() => {
                 let mut why = Vec::new();
@@ -50,13 +51,17 @@ pub fn compare(reviewed: &Plan, now: &Plan) -> Vec<String> {
                     ));
                 }
                 if b.name() != a.name() {
-                    why.push(format!("username {} instead of {}", a.name(), b.name()));
+                    why.push(format!(
+                        "username {} instead of {}",
+                        shown(a.name()),
+                        shown(b.name())
+                    ));
                 }
                 lines.push(format!(
                     "  ~ {} {} {}  ({})",
                     a.action.as_str(),
                     a.object().as_str(),
-                    a.name(),
+                    shown(a.name()),
                     why.join(", ")
                 ));
             }
@@ -69,7 +74,7 @@ pub fn compare(reviewed: &Plan, now: &Plan) -> Vec<String> {
                 "  - {} {} {}  (no longer planned)",
                 b.action.as_str(),
                 b.object().as_str(),
-                b.name()
+                shown(b.name())
             ));
         }
     }
@@ -84,13 +89,13 @@ pub fn comparison(reviewed: &Plan, now: &Plan) -> String {
         let _ = writeln!(
             out,
             "Compared with the reviewed plan {}: the same actions.",
-            reviewed.plan_id
+            shown(&reviewed.plan_id)
         );
     } else {
         let _ = writeln!(
             out,
             "Compared with the reviewed plan {}: {} differences.",
-            reviewed.plan_id,
+            shown(&reviewed.plan_id),
             lines.len()
         );
         for line in lines {

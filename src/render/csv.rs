@@ -1,5 +1,7 @@
 //! `roster show --format csv`: every action with its outcome, and every rejected record,
-//! one row each, for a report people open in a spreadsheet.
+//! one row each, for a report people open in a spreadsheet. Every cell goes through
+//! `text::spreadsheet_cell`: a username such as `=HYPERLINK(...)` stays text, and control
+//! characters are escaped.
 
 use crate::model::Reject;
 use crate::plan::contract::ActionJson;
@@ -33,32 +35,49 @@ pub fn csv(plan: Option<&Plan>, rejects: &[Reject]) -> String {
             Some(cap) => format!("{} ({cap})", a.status.as_str()),
             None => a.status.as_str().to_string(),
         };
-        let _ = out.write_record([
-            "action",
-            &a.seq.to_string(),
-            a.action.as_str(),
-            a.object().as_str(),
-            &row.key,
-            &row.username,
-            &status,
-            &reason,
-            error,
-            &changes.join("; "),
-        ]);
+        let _ = write_safe(
+            &mut out,
+            [
+                "action",
+                &a.seq.to_string(),
+                a.action.as_str(),
+                a.object().as_str(),
+                &row.key,
+                &row.username,
+                &status,
+                &reason,
+                error,
+                &changes.join("; "),
+            ],
+        );
     }
     for r in rejects {
-        let _ = out.write_record([
-            "reject",
-            "",
-            "",
-            "user",
-            r.key.as_deref().unwrap_or(""),
-            r.username.as_deref().unwrap_or(""),
-            "rejected",
-            &r.reason,
-            "",
-            &r.origin,
-        ]);
+        let _ = write_safe(
+            &mut out,
+            [
+                "reject",
+                "",
+                "",
+                "user",
+                r.key.as_deref().unwrap_or(""),
+                r.username.as_deref().unwrap_or(""),
+                "rejected",
+                &r.reason,
+                "",
+                &r.origin,
+            ],
+        );
     }
     String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Writes a row of cells from data, each made safe for a spreadsheet.
+fn write_safe<'a, W: std::io::Write>(
+    out: &mut csv::Writer<W>,
+    row: impl IntoIterator<Item = &'a str>,
+) -> csv::Result<()> {
+    out.write_record(
+        row.into_iter()
+            .map(|cell| crate::text::spreadsheet_cell(cell).into_owned()),
+    )
 }

@@ -1,21 +1,59 @@
-//! The Terraform-style plan people read in a terminal.
+//! The Terraform-style plan people read in a terminal. Every name and value from outside is
+//! shown with its control characters escaped (`crate::text`): a directory value must not be
+//! able to move the cursor over the plan someone is reviewing. Colour (`+` green, `~` yellow,
+//! `-` red) is only ever asked for by the caller, for a terminal.
 
 use std::fmt::Write;
 
-use super::{plural, quoted};
+use super::{plural, quoted, shown};
 use crate::plan::{Action, ActionKind, ActionStatus as Status, Change, Field, Plan};
 
-/// The whole plan: one block per action, then the summary line.
+/// Whether the plan's symbols are coloured (ANSI SGR codes). `commands` decides: on a
+/// terminal only, and never with `NO_COLOR` or `--no-color`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Colour {
+    #[default]
+    Never,
+    Always,
+}
+
+impl Colour {
+    /// The symbol, coloured by what it does: green adds, yellow changes, red takes away.
+    fn paint(self, symbol: char) -> String {
+        let code = match symbol {
+            '+' => "32",
+            '~' => "33",
+            '-' => "31",
+            '!' => "2",
+            _ => return symbol.to_string(),
+        };
+        match self {
+            Colour::Never => symbol.to_string(),
+            Colour::Always => format!("\x1b[{code}m{symbol}\x1b[0m"),
+        }
+    }
+}
+
+/// The whole plan, without colour: one block per action, then the summary line.
 pub fn human(plan: &Plan) -> String {
+    human_in(plan, Colour::Never)
+}
+
+/// The whole plan, its symbols coloured as `colour` says.
+pub fn human_in(plan: &Plan, colour: Colour) -> String {
     let mut out = String::new();
     for note in &plan.forced {
-        let _ = writeln!(out, "Warning: --force overrode a safety check: {note}");
+        let _ = writeln!(
+            out,
+            "Warning: --force overrode a safety check: {}",
+            shown(note)
+        );
     }
     if !plan.forced.is_empty() {
         out.push('\n');
     }
     for action in &plan.actions {
-        action_block(&mut out, action);
+        action_block(&mut out, action, colour);
     }
     if !plan.actions.is_empty() {
         out.push('\n');
@@ -25,20 +63,21 @@ pub fn human(plan: &Plan) -> String {
     out
 }
 
-fn action_block(out: &mut String, action: &Action) {
+fn action_block(out: &mut String, action: &Action, colour: Colour) {
     let symbol = match action.status {
         Status::Skipped => '!',
         _ => action.action.symbol(),
     };
     let _ = write!(
         out,
-        "  {symbol} {} {}",
+        "  {} {} {}",
+        colour.paint(symbol),
         action.object().as_str(),
-        super::groups::object_name(action)
+        shown(&super::groups::object_name(action))
     );
     if action.action == ActionKind::Add {
-        let name = action.after(&Field::Name);
-        let email = action.after(&Field::Email);
+        let name = action.after(&Field::Name).map(shown);
+        let email = action.after(&Field::Email).map(shown);
         match (name, email) {
             (Some(n), Some(e)) => {
                 let _ = write!(out, " ({n} <{e}>)");
@@ -64,7 +103,7 @@ fn action_block(out: &mut String, action: &Action) {
                 .as_ref()
                 .map_or_else(|| "by a cap".to_string(), ToString::to_string)
         )),
-        Status::Skipped => notes.push(format!("skipped: {}", action.reason())),
+        Status::Skipped => notes.push(format!("skipped: {}", shown(&action.reason()))),
         Status::Applied | Status::Failed | Status::Applying => {
             notes.push(action.status.as_str().to_string())
         }
@@ -76,22 +115,24 @@ fn action_block(out: &mut String, action: &Action) {
     out.push('\n');
     if action.action == ActionKind::Update && action.status != Status::Skipped {
         for change in &action.changes {
-            change_line(out, change);
+            change_line(out, change, colour);
         }
     }
 }
 
-fn change_line(out: &mut String, change: &Change) {
+fn change_line(out: &mut String, change: &Change, colour: Colour) {
+    let field = change.field.to_string();
+    let field = shown(&field);
     let _ = match (&change.before, &change.after) {
         (Some(b), Some(a)) => writeln!(
             out,
-            "      ~ {}: {} -> {}",
-            change.field,
+            "      {} {field}: {} -> {}",
+            colour.paint('~'),
             quoted(b),
             quoted(a)
         ),
-        (None, Some(a)) => writeln!(out, "      + {}: {}", change.field, quoted(a)),
-        (Some(b), None) => writeln!(out, "      - {}: {}", change.field, quoted(b)),
+        (None, Some(a)) => writeln!(out, "      {} {field}: {}", colour.paint('+'), quoted(a)),
+        (Some(b), None) => writeln!(out, "      {} {field}: {}", colour.paint('-'), quoted(b)),
         (None, None) => Ok(()),
     };
 }

@@ -9,8 +9,8 @@ mod markdown;
 
 pub use compare::{compare, comparison};
 pub use csv::csv;
-pub use human::{human, summary_line};
-pub use markdown::markdown;
+pub use human::{Colour, human, human_in, summary_line};
+pub use markdown::{COMMENT_LIMIT, markdown, markdown_within};
 
 use crate::plan::Plan;
 
@@ -29,9 +29,30 @@ pub fn write_json(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
     out.write_all(b"\n")
 }
 
-/// `"text"` with quotes and control characters escaped, for showing a value.
+/// `"text"` with quotes and every control character escaped, for showing a value.
 pub(crate) fn quoted(value: &str) -> String {
-    format!("{value:?}")
+    crate::text::quoted(value)
+}
+
+/// Outside text (a name, a reason that quotes a value) shown unquoted, its control
+/// characters escaped.
+pub(crate) fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::escape_controls(value)
+}
+
+/// What releases the held actions of a plan (`removals` held removes, deletes and
+/// deactivations, `others` held adds and updates), as `apply::release` does it:
+/// `--allow-removes N` releases only removals, `--force` everything held.
+pub fn release_hint(removals: u64, others: u64) -> String {
+    match (removals, others) {
+        (0, _) => "Release them with `roster apply PLAN --force`".to_string(),
+        (n, 0) => format!("Release the held removes with `roster apply PLAN --allow-removes {n}`"),
+        (n, others) => format!(
+            "Release the held removes with `roster apply PLAN --allow-removes {n}`; \
+             the {} only with `--force`, which releases everything held",
+            plural(others, "held add or update", "held adds and updates")
+        ),
+    }
 }
 
 pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
