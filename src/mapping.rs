@@ -5,6 +5,21 @@
 //! required fields, and role rules (a target field set by the first rule that matches).
 //! Pure: no I/O.
 //!
+//! Odd values are settled here too, so that what reaches the store is what the target gets
+//! and what a reviewer sees (issue 11.8):
+//! - the key, username, name and email are trimmed of leading and trailing whitespace,
+//!   whatever `normalize` says: a username `" alice "` must not become a second, look-alike
+//!   account beside `alice` while its key is trimmed;
+//! - a value roster would send that holds a control character (NUL, CR, LF, ESC, any other
+//!   C0 or C1 character), a Unicode line or paragraph separator or a text-direction control
+//!   rejects the record, naming the attribute; `attribute ... to=` values, which may be
+//!   multi-line text (a postal address), may hold TAB, LF and CR, never the rest;
+//! - a single-valued field (key, username, name, email, an alias, an attribute) whose
+//!   attribute has several different values (after normalisation; blank values do not
+//!   count, equal ones collapse, emails compare ignoring case) rejects the record: the
+//!   directory does not say which one is meant, and LDAP does not even keep values in order.
+//!   Phones are many by design.
+//!
 //! Role rules with `in-group=` need the source's groups while users are mapped: the groups
 //! are read first and handed over as a `GroupIndex` (`with_groups`), so that a role is an
 //! ordinary field value by the time the user is stored and flows through the usual update
@@ -13,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{FieldMapping, Policy, RoleCondition, RoleRule, UserMapping};
+use crate::config::{FieldMapping, Normalize, Policy, RoleCondition, RoleRule, UserMapping};
 use crate::membership::GroupIndex;
 use crate::model::{DesiredUser, FieldValue, Reject, SourceRecord, phone_digits};
 
@@ -101,26 +116,36 @@ impl Mapper {
             username: username.map(str::to_string),
             reason,
         };
-        let Some(key) = record
-            .first(&m.key.value)
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-        else {
-            return Err(reject(
-                None,
-                None,
-                format!("no key: attribute {} is missing or empty", m.key.value),
-            ));
+        let key = match single(record, &m.key.value, &[], &KEY) {
+            Ok(Some(key)) => key,
+            Ok(None) => {
+                return Err(reject(
+                    None,
+                    None,
+                    format!("no key: attribute {} is missing or empty", m.key.value),
+                ));
+            }
+            // Without one key no account can be told to be this record's; its username
+            // (when it has a clean one) still protects the account that carries it.
+            Err(reason) => {
+                let username = value(record, &m.username, &USERNAME).ok().flatten();
+                return Err(reject(None, username.as_deref(), reason));
+            }
         };
-        let Some(username) = value(record, &m.username) else {
-            return Err(reject(
-                Some(key),
-                None,
-                format!(
-                    "no username: attribute {} is missing or empty",
-                    m.username.attr.value
-                ),
-            ));
+        let key = key.as_str();
+        let username = match value(record, &m.username, &USERNAME) {
+            Ok(Some(username)) => username,
+            Ok(None) => {
+                return Err(reject(
+                    Some(key),
+                    None,
+                    format!(
+                        "no username: attribute {} is missing or empty",
+                        m.username.attr.value
+                    ),
+                ));
+            }
+            Err(reason) => return Err(reject(Some(key), None, reason)),
         };
         let mut user = DesiredUser {
             key: key.to_string(),
@@ -131,8 +156,24 @@ impl Mapper {
         };
 
         if let Some(field) = &m.name {
-            user.name = value(record, field)
-                .or_else(|| self.default_name.as_ref().map(|t| render(t, record, &user)));
+            user.name = match value(record, field, &NAME) {
+                Ok(Some(name)) => Some(name),
+                Ok(None) => match &self.default_name {
+                    Some(template) => {
+                        let name = render(template, record, &user).trim().to_string();
+                        if let Some(odd) = odd_character(&name, Lines::Single) {
+                            return Err(reject(
+                                Some(key),
+                                Some(&user.username),
+                                format!("default-name (name) {odd}"),
+                            ));
+                        }
+                        Some(name).filter(|n| !n.is_empty())
+                    }
+                    None => None,
+                },
+                Err(reason) => return Err(reject(Some(key), Some(&user.username), reason)),
+            };
             if user.name.is_none() {
                 return Err(reject(
                     Some(key),
@@ -145,11 +186,24 @@ impl Mapper {
             }
         }
         if let Some(field) = &m.email {
-            let email = value(record, field).or_else(|| {
-                self.default_email
-                    .as_ref()
-                    .map(|t| render(t, record, &user))
-            });
+            let email = match value(record, field, &EMAIL) {
+                Ok(Some(email)) => Some(email),
+                Ok(None) => match &self.default_email {
+                    Some(template) => {
+                        let email = render(template, record, &user).trim().to_string();
+                        if let Some(odd) = odd_character(&email, Lines::Single) {
+                            return Err(reject(
+                                Some(key),
+                                Some(&user.username),
+                                format!("default-email (email) {odd}"),
+                            ));
+                        }
+                        Some(email)
+                    }
+                    None => None,
+                },
+                Err(reason) => return Err(reject(Some(key), Some(&user.username), reason)),
+            };
             match email {
                 None => {
                     return Err(reject(
@@ -175,12 +229,21 @@ impl Mapper {
         for attr in &m.phones {
             for phone in record.values(&attr.value) {
                 let phone = phone.trim();
+                if let Some(odd) = odd_character(phone, Lines::Single) {
+                    return Err(reject(
+                        Some(key),
+                        Some(&user.username),
+                        format!("{} (phone) {odd}", attr.value),
+                    ));
+                }
                 if !phone_digits(phone).is_empty() && seen.insert(phone_digits(phone)) {
                     user.phones.push(phone.to_string());
                 }
             }
         }
-        user.fields = self.fields(record);
+        user.fields = self
+            .fields(record)
+            .map_err(|reason| reject(Some(key), Some(&user.username), reason))?;
         self.apply_roles(record, &mut user);
         Ok(user)
     }
@@ -215,7 +278,8 @@ impl Mapper {
     }
 
     /// Aliases: missing → unchanged, blank → clear. Attributes: missing or blank → unchanged.
-    fn fields(&self, record: &SourceRecord) -> BTreeMap<String, FieldValue> {
+    /// An odd value (see the module doc) is the reason the record is rejected.
+    fn fields(&self, record: &SourceRecord) -> Result<BTreeMap<String, FieldValue>, String> {
         let mut fields = BTreeMap::new();
         for (alias, mapping) in self
             .mapping
@@ -225,32 +289,134 @@ impl Mapper {
             .chain(self.mapping.attributes.iter().map(|m| (false, m)))
         {
             let Some(to) = &mapping.to else { continue };
-            let Some(raw) = record.first(&mapping.attr.value) else {
+            if record.values(&mapping.attr.value).is_empty() {
                 continue;
-            };
-            match normalized(raw, mapping) {
+            }
+            let rule = if alias { &ALIAS } else { &ATTRIBUTE };
+            match value(record, mapping, rule)? {
                 Some(v) => fields.insert(to.value.clone(), FieldValue::Set(v)),
                 None if alias => fields.insert(to.value.clone(), FieldValue::Clear),
                 None => continue,
             };
         }
-        fields
+        Ok(fields)
     }
 }
 
-/// The first value of the mapped attribute, normalised; `None` when missing or blank.
-fn value(record: &SourceRecord, field: &FieldMapping) -> Option<String> {
-    record
-        .first(&field.attr.value)
-        .and_then(|raw| normalized(raw, field))
+/// How a single-valued field's values are settled (see the module doc).
+struct FieldRule {
+    /// The field, as a reason names it.
+    what: &'static str,
+    /// Leading and trailing whitespace is dropped whatever `normalize` says.
+    trim: bool,
+    lines: Lines,
+    /// Values that differ only in case are one value (emails).
+    fold_case: bool,
 }
 
-fn normalized(raw: &str, field: &FieldMapping) -> Option<String> {
-    let value = field
-        .normalize
-        .iter()
-        .fold(raw.to_string(), |v, n| n.apply(&v));
-    (!value.trim().is_empty()).then_some(value)
+const fn rule(what: &'static str, trim: bool, lines: Lines, fold_case: bool) -> FieldRule {
+    FieldRule {
+        what,
+        trim,
+        lines,
+        fold_case,
+    }
+}
+
+const KEY: FieldRule = rule("key", true, Lines::Single, false);
+const USERNAME: FieldRule = rule("username", true, Lines::Single, false);
+const NAME: FieldRule = rule("name", true, Lines::Single, false);
+const EMAIL: FieldRule = rule("email", true, Lines::Single, true);
+const ALIAS: FieldRule = rule("alias", false, Lines::Single, false);
+const ATTRIBUTE: FieldRule = rule("attribute", false, Lines::Multi, false);
+
+/// Which characters a value may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    /// One line: no control character at all, no line or paragraph separator, no
+    /// text-direction control (which can make a value read as another).
+    Single,
+    /// Free text: TAB, LF and CR are allowed; every other control character is not.
+    Multi,
+}
+
+/// What is odd about a value, as the end of a reject reason; `None` when nothing is.
+fn odd_character(value: &str, lines: Lines) -> Option<String> {
+    let (position, c) = value.chars().enumerate().find(|&(_, c)| match lines {
+        Lines::Single => {
+            c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        }
+        Lines::Multi => c.is_control() && !matches!(c, '\t' | '\n' | '\r'),
+    })?;
+    let kind = if c.is_control() {
+        "a control character"
+    } else if matches!(c, '\u{2028}' | '\u{2029}') {
+        "a line separator"
+    } else {
+        "a text-direction control"
+    };
+    Some(format!(
+        "holds {kind} (U+{:04X} at character {}); roster does not send it to the target: fix \
+         the value in the source",
+        u32::from(c),
+        position + 1
+    ))
+}
+
+/// The one value of a mapped single-valued field, settled by `rule` after `normalize`:
+/// `Ok(None)` when the attribute is missing or blank, `Err(reason)` when a value is odd or
+/// the attribute has several different values.
+fn single(
+    record: &SourceRecord,
+    attr: &str,
+    normalize: &[Normalize],
+    rule: &FieldRule,
+) -> Result<Option<String>, String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for raw in record.values(attr) {
+        let mut v = normalize.iter().fold(raw.clone(), |v, n| n.apply(&v));
+        if rule.trim {
+            v = v.trim().to_string();
+        }
+        if v.trim().is_empty() {
+            continue;
+        }
+        if let Some(odd) = odd_character(&v, rule.lines) {
+            return Err(format!("{attr} ({}) {odd}", rule.what));
+        }
+        let same = |d: &String| {
+            if rule.fold_case {
+                d.to_lowercase() == v.to_lowercase()
+            } else {
+                *d == v
+            }
+        };
+        if !distinct.iter().any(same) {
+            distinct.push(v);
+        }
+    }
+    if distinct.len() > 1 {
+        let shown: Vec<String> = distinct.iter().take(3).map(|v| format!("{v:?}")).collect();
+        let more = if distinct.len() > 3 { ", ..." } else { "" };
+        return Err(format!(
+            "several values: {attr} ({}) has {} different values ({}{more}) and the target \
+             field takes one; map a single-valued attribute or remove the extra values",
+            rule.what,
+            distinct.len(),
+            shown.join(", ")
+        ));
+    }
+    Ok(distinct.pop())
+}
+
+/// The mapped attribute's one value, normalised; `None` when missing or blank.
+fn value(
+    record: &SourceRecord,
+    field: &FieldMapping,
+    rule: &FieldRule,
+) -> Result<Option<String>, String> {
+    single(record, &field.attr.value, &field.normalize, rule)
 }
 
 /// A deliberately small check: one `@`, something on both sides, a dot in the domain,
@@ -628,6 +794,244 @@ mod tests {
         assert_eq!(
             user.fields.get("userType"),
             Some(&FieldValue::Set("Member".into()))
+        );
+    }
+
+    /// Attribute values of a test record, in order.
+    type Attrs<'a> = &'a [(&'a str, &'a str)];
+
+    /// A record of the standard mapping with `attrs` replacing the base values of the same
+    /// names (a name listed twice gives two values).
+    fn odd(attrs: &[(&str, &str)]) -> SourceRecord {
+        let mut r = record(&[]);
+        for (name, value) in BASE {
+            if !attrs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                r.push(name, *value);
+            }
+        }
+        for (name, value) in attrs {
+            r.push(name, *value);
+        }
+        r
+    }
+
+    #[test]
+    fn identity_fields_are_trimmed_whatever_normalize_says() {
+        let mut m = mapper(Policy::default());
+        m.mapping.username.normalize = Vec::new();
+        let cases: &[(Attrs, &str, &str, &str, &str)] = &[
+            (
+                &[("uid", " alice ")],
+                "k1",
+                "alice",
+                "Alice L",
+                "alice@example.com",
+            ),
+            (
+                &[("entryUUID", "\tk1 ")],
+                "k1",
+                "Alice",
+                "Alice L",
+                "alice@example.com",
+            ),
+            (
+                &[("cn", "  Alice L\u{a0}")],
+                "k1",
+                "Alice",
+                "Alice L",
+                "alice@example.com",
+            ),
+            (
+                &[("mail", " alice@example.com\r\n")],
+                "k1",
+                "Alice",
+                "Alice L",
+                "alice@example.com",
+            ),
+        ];
+        for (attrs, key, username, name, email) in cases {
+            let mut r = odd(attrs);
+            if !attrs.iter().any(|(n, _)| *n == "uid") {
+                r.attrs.insert("uid".into(), vec!["Alice".into()]);
+            }
+            let u = m
+                .map(&r)
+                .unwrap_or_else(|e| panic!("{attrs:?}: {}", e.reason));
+            assert_eq!(
+                (
+                    u.key.as_str(),
+                    u.username.as_str(),
+                    u.name.as_deref(),
+                    u.email.as_deref()
+                ),
+                (*key, *username, Some(*name), Some(*email)),
+                "{attrs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_in_a_value_to_send_reject_the_record_naming_the_attribute() {
+        let m = mapper(Policy::default());
+        // Each case: the odd attribute, and what the reason must say.
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("mail", "alice\0@example.com")],
+                "mail (email) holds a control character (U+0000 at character 6)",
+            ),
+            (
+                &[("uid", "ali\u{1b}[2Kce")],
+                "uid (username) holds a control character (U+001B",
+            ),
+            (
+                &[("cn", "Alice\rceo")],
+                "cn (name) holds a control character (U+000D",
+            ),
+            (
+                &[("cn", "Alice\nL")],
+                "cn (name) holds a control character (U+000A",
+            ),
+            (
+                &[("cn", "Alice\u{85}L")],
+                "cn (name) holds a control character (U+0085",
+            ),
+            (
+                &[("cn", "Alice\u{2028}L")],
+                "cn (name) holds a line separator (U+2028",
+            ),
+            (
+                &[("uid", "adm\u{202e}nimda")],
+                "uid (username) holds a text-direction control (U+202E",
+            ),
+            (
+                &[("entryUUID", "k\u{7f}1")],
+                "entryUUID (key) holds a control character (U+007F",
+            ),
+            (
+                &[("telephoneNumber", "+1 555\u{0}")],
+                "telephoneNumber (phone) holds a control character (U+0000",
+            ),
+            (
+                &[("displayName", "Al\tice")],
+                "displayName (alias) holds a control character (U+0009",
+            ),
+            (
+                &[("title", "Lead\u{1b}]0;x")],
+                "title (attribute) holds a control character (U+001B",
+            ),
+        ];
+        for (attrs, want) in cases {
+            let err = m.map(&odd(attrs)).expect_err(want);
+            assert!(err.reason.starts_with(want), "{attrs:?}: {}", err.reason);
+            assert!(
+                err.reason.contains("fix the value in the source"),
+                "{}",
+                err.reason
+            );
+        }
+        // Free text may span lines; other control characters are refused there too.
+        let u = m
+            .map(&odd(&[("title", "Line 1\r\nLine 2\tend")]))
+            .expect("multi-line attribute");
+        assert_eq!(
+            u.fields.get("title"),
+            Some(&FieldValue::Set("Line 1\r\nLine 2\tend".into()))
+        );
+        // A default template that brings an odd value in is refused the same way.
+        let policy = Policy {
+            default_email: Some("{ou}@example.com".into()),
+            ..Policy::default()
+        };
+        let mut r = odd(&[("ou", "sa\0les")]);
+        r.attrs.remove("mail");
+        let err = mapper(policy).map(&r).expect_err("NUL through a template");
+        assert!(
+            err.reason
+                .starts_with("default-email (email) holds a control character"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn a_single_valued_field_with_several_different_values_rejects_the_record() {
+        let m = mapper(Policy::default());
+        // Each case: extra values, and the start of the reason (`None`: the record maps).
+        let cases: &[(Attrs, Option<&str>)] = &[
+            (
+                &[("uid", "alice"), ("uid", "alice2")],
+                Some(
+                    "several values: uid (username) has 2 different values (\"alice\", \"alice2\")",
+                ),
+            ),
+            (&[("uid", "Alice"), ("uid", " alice")], None),
+            (
+                &[("entryUUID", "k1"), ("entryUUID", "k2")],
+                Some("several values: entryUUID (key) has 2"),
+            ),
+            (
+                &[("cn", "Alice L"), ("cn", "Alice")],
+                Some("several values: cn (name) has 2"),
+            ),
+            (
+                &[
+                    ("mail", "a@example.com"),
+                    ("mail", "b@example.com"),
+                    ("mail", "c@example.com"),
+                    ("mail", "d@example.com"),
+                ],
+                Some(
+                    "several values: mail (email) has 4 different values (\"a@example.com\", \"b@example.com\", \"c@example.com\", ...)",
+                ),
+            ),
+            (
+                &[("mail", "alice@example.com"), ("mail", "ALICE@example.com")],
+                None,
+            ),
+            (&[("mail", "alice@example.com"), ("mail", "")], None),
+            (
+                &[("displayName", "Al"), ("displayName", "Ally")],
+                Some("several values: displayName (alias) has 2"),
+            ),
+            (&[("title", "Lead"), ("title", "Lead")], None),
+            (
+                &[("title", "Lead"), ("title", "Staff")],
+                Some("several values: title (attribute) has 2"),
+            ),
+            (
+                &[("telephoneNumber", "+1 555"), ("telephoneNumber", "+1 556")],
+                None,
+            ),
+        ];
+        for (attrs, want) in cases {
+            match (m.map(&odd(attrs)), want) {
+                (Ok(_), None) => {}
+                (Err(err), Some(want)) => {
+                    assert!(err.reason.starts_with(want), "{attrs:?}: {}", err.reason);
+                }
+                (Ok(_), Some(want)) => panic!("{attrs:?} mapped; wanted a reject: {want}"),
+                (Err(err), None) => panic!("{attrs:?} rejected: {}", err.reason),
+            }
+        }
+    }
+
+    #[test]
+    fn a_rejected_record_keeps_what_protects_its_account() {
+        let m = mapper(Policy::default());
+        let err = m
+            .map(&odd(&[("entryUUID", "k1"), ("entryUUID", "k2")]))
+            .expect_err("two keys");
+        assert_eq!((err.key, err.username.as_deref()), (None, Some("alice")));
+        let err = m
+            .map(&odd(&[("uid", "alice"), ("uid", "bob")]))
+            .expect_err("two usernames");
+        assert_eq!((err.key.as_deref(), err.username), (Some("k1"), None));
+        let err = m
+            .map(&odd(&[("mail", "a\0@example.com")]))
+            .expect_err("NUL");
+        assert_eq!(
+            (err.key.as_deref(), err.username.as_deref()),
+            (Some("k1"), Some("alice"))
         );
     }
 

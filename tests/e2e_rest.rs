@@ -95,7 +95,7 @@ user {{
     }
 }
 
-/// Five users; `carol` is inactive, `dave` hidden by ACLs (a short page in the middle).
+/// Five users; `carol` is inactive.
 fn people() -> Vec<Value> {
     let mut users = vec![
         sn_user("a1", "Alice", "Alice Liddell", true),
@@ -113,13 +113,12 @@ fn people() -> Vec<Value> {
 fn servicenow_users_are_created_in_the_scim_target() {
     let w = World::new(ServiceNowSetup {
         users: people(),
-        hidden: ["d4".to_string()].into(),
         ..Default::default()
     });
 
     let plan = w.ok(&["plan", "--detailed-exitcode"], 2);
     assert!(
-        plan.contains("Plan: 3 to add, 0 to update, 0 to remove, 0 to delete."),
+        plan.contains("Plan: 4 to add, 0 to update, 0 to remove, 0 to delete."),
         "{plan}"
     );
     w.ok(&["apply", "--auto-approve"], 0);
@@ -132,8 +131,8 @@ fn servicenow_users_are_created_in_the_scim_target() {
     names.sort();
     assert_eq!(
         names,
-        ["alice", "bob", "erin"],
-        "inactive and hidden users are not read"
+        ["alice", "bob", "dave", "erin"],
+        "inactive users are not read"
     );
 
     let alice = w.scim.user_by_username("alice").expect("alice");
@@ -181,6 +180,53 @@ fn a_servicenow_read_that_fails_mid_paging_applies_nothing() {
     assert!(
         w.scim.users().is_empty(),
         "nothing is applied from a partial read"
+    );
+}
+
+#[test]
+fn a_servicenow_last_page_short_of_x_total_count_removes_nobody() {
+    // Ten active users, pages of 2. Losing one row is 10%, within the default shrink guard:
+    // only the X-Total-Count check stands between the lost row and a removal.
+    let users: Vec<Value> = (0..10)
+        .map(|i| {
+            sn_user(
+                &format!("s{i:02}"),
+                &format!("user{i:02}"),
+                "Some One",
+                true,
+            )
+        })
+        .collect();
+    let w = World::with(
+        ServiceNowSetup {
+            users,
+            ..Default::default()
+        },
+        "policy {\n    mode \"remove\"\n    max-removes 10\n}",
+    );
+    w.ok(&["sync", "--auto-approve"], 0);
+    assert_eq!(w.scim.users().len(), 10);
+
+    w.servicenow.drop_from_last_page(1);
+    let out = w.roster(&["sync", "--auto-approve"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("the read is incomplete"), "{stderr}");
+    assert!(
+        stderr.contains("counted 10 sys_user rows") && stderr.contains("but sent 9"),
+        "{stderr}"
+    );
+    let users = w.scim.users();
+    assert_eq!(users.len(), 10, "nobody deleted");
+    assert!(
+        users.iter().all(|u| u["active"] != false),
+        "nobody deactivated: {users:?}"
+    );
+    let plan = w.roster(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(1),
+        "nothing is planned from it either"
     );
 }
 
@@ -255,8 +301,11 @@ fn servicenow_groups_become_scim_groups_with_the_synced_members() {
     let (groups, memberships) = sn_groups();
     let w = World::with(
         ServiceNowSetup {
-            users: people(),
-            hidden: ["d4".to_string()].into(),
+            // Without dave, who is in no group: Everyone is exactly the other three.
+            users: people()
+                .into_iter()
+                .filter(|u| u["sys_id"] != "d4")
+                .collect(),
             groups,
             memberships,
             ..Default::default()

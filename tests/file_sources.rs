@@ -334,3 +334,50 @@ fn ldif_not_utf8_names_its_line() {
     assert_eq!(line, Some(2));
     assert!(message.contains("UTF-8"), "{message}");
 }
+
+#[test]
+fn csv_cut_short_or_with_a_nul_byte_is_refused_with_the_line() {
+    // Each case: the file, the line the error names, and what it says.
+    let cases: &[(&[u8], u64, &str)] = &[
+        (
+            b"uid,mail\nalice,alice@example.com\nbob,bob@exa",
+            3,
+            "no line end",
+        ),
+        (b"uid,mail\r\nalice,alice@example.com", 2, "no line end"),
+        (b"uid,mail", 1, "no line end"),
+        (b"uid,mail\nalice,al\0ice@example.com\n", 2, "NUL byte"),
+        (b"uid,mail\nalice,\"a\nb\"\nbob,b\0\n", 4, "NUL byte"),
+        (b"ui\0d,mail\n", 1, "NUL byte"),
+    ];
+    for (bytes, line, want) in cases {
+        let (result, path) = read_csv_bytes(bytes, b',');
+        let (file, at, message) = file_error(result);
+        assert_eq!(file, path.display().to_string());
+        assert_eq!(
+            at,
+            Some(*line),
+            "{:?}: {message}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert!(message.contains(want), "{message}");
+    }
+    let (result, _) = read_csv("uid,mail\r\nalice,alice@example.com\r\n", b',');
+    assert_eq!(result.expect("a whole file").len(), 1);
+}
+
+#[test]
+fn ldif_cut_short_or_with_a_nul_byte_is_refused_with_the_line() {
+    let (result, path) = read_ldif("dn: uid=alice,dc=x\nuid: alice\n\ndn: uid=bob,dc=x\nuid: b");
+    let (file, line, message) = file_error(result);
+    assert_eq!(file, path.display().to_string());
+    assert_eq!(line, Some(5));
+    assert!(message.contains("cut short"), "{message}");
+    let (result, _) = read_ldif("dn: uid=alice,dc=x\nmail: alice\0@example.com\n");
+    let (_, line, message) = file_error(result);
+    assert_eq!(
+        (line, message.contains("NUL byte")),
+        (Some(2), true),
+        "{message}"
+    );
+}

@@ -502,3 +502,23 @@ fn setup_problems_are_reported_before_any_request() {
         Err(TargetError::Setup(_))
     ));
 }
+
+#[test]
+fn a_total_that_falls_while_paging_must_still_be_reached() {
+    // Three users; the first is deleted between the pages, so the second page starts past
+    // user 3 and comes back empty, stating 2. Stopping there would leave user 3 out.
+    let (url, _requests) = scripted_server(vec![
+        (
+            200,
+            no_headers(),
+            list_json(3, &[user_json("1"), user_json("2")]),
+        ),
+        (200, no_headers(), list_json(2, &[])),
+    ]);
+    let scim = service_with(&url, SCRIPTED_TOKEN, |c| c.page_size = 2);
+    let err = scim.list_users(&mut |_| {}).expect_err("a short listing");
+    assert!(
+        err.to_string().contains("ended after 2 of the 3 users"),
+        "{err}"
+    );
+}

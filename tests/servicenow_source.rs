@@ -91,6 +91,30 @@ fn read_config(config: ServiceNowSource) -> Result<Vec<SourceRecord>, SourceErro
     read(&mut ServiceNowInstance::new(config))
 }
 
+/// Reads to the end, keeping what reached the sink even when the read then fails.
+fn read_all(config: ServiceNowSource) -> (Vec<SourceRecord>, Result<u64, SourceError>) {
+    let attrs: Vec<String> = ATTRS.iter().map(|a| a.to_string()).collect();
+    let mut records = Vec::new();
+    let result = ServiceNowInstance::new(config).read_users(&attrs, &mut |r| records.push(r));
+    (records, result)
+}
+
+/// The error of a read that must end short of the stated total, with its numbers.
+fn short_read(result: Result<u64, SourceError>, read: u64, total: u64) -> String {
+    let err = result.expect_err("a read short of X-Total-Count is incomplete");
+    let message = err.to_string();
+    assert!(
+        matches!(err, SourceError::Incomplete { read: r, .. } if r == read),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("counted {total} sys_user rows"))
+            && message.contains(&format!("but sent {read}")),
+        "{message}"
+    );
+    message
+}
+
 fn user_names(records: &[SourceRecord]) -> Vec<String> {
     records
         .iter()
@@ -118,14 +142,21 @@ fn hidden(ids: &[&str]) -> HashSet<String> {
 
 #[test]
 fn pages_follow_the_link_header_through_short_pages() {
-    // Pages of 3 over 8 active users; ACLs hide two of the first three, so page one has one row.
+    // Pages of 3 over 8 active users; ACLs hide two of the first three, so page one has one
+    // row. Every page is read, and since X-Total-Count still counts the hidden two, the read
+    // is then refused as short: people the query selects were not seen.
     let double = ServiceNow::start(ServiceNowSetup {
         users: ten_users(),
         hidden: hidden(&["00aa", "01aa"]),
         ..Default::default()
     });
     let secrets = Secrets::new();
-    let records = read_config(config(&double, &secrets)).expect("read");
+    let (records, result) = read_all(config(&double, &secrets));
+    let message = short_read(result, 6, 8);
+    assert!(
+        message.contains("hidden from the integration account by ACLs"),
+        "{message}"
+    );
     assert_eq!(
         user_names(&records),
         ["u02", "u04", "u05", "u06", "u08", "u09"]
@@ -180,9 +211,36 @@ fn without_links_the_offset_runs_to_x_total_count_through_an_empty_page() {
         ..Default::default()
     });
     let secrets = Secrets::new();
-    let records = read_config(config(&double, &secrets)).expect("read");
+    let (records, result) = read_all(config(&double, &secrets));
+    short_read(result, 5, 8);
     assert_eq!(user_names(&records), ["u00", "u01", "u02", "u08", "u09"]);
     assert_eq!(double.user_requests().len(), 3);
+
+    // The same paging with every row visible is a complete read.
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        link_header: false,
+        ..Default::default()
+    });
+    let records = read_config(config(&double, &secrets)).expect("read");
+    assert_eq!(records.len(), 8);
+    assert_eq!(double.user_requests().len(), 3);
+}
+
+#[test]
+fn a_last_page_that_drops_rows_the_total_counts_is_an_incomplete_read() {
+    let secrets = Secrets::new();
+    for link_header in [true, false] {
+        let double = ServiceNow::start(ServiceNowSetup {
+            users: ten_users(),
+            drop_from_last_page: 1,
+            link_header,
+            ..Default::default()
+        });
+        let (records, result) = read_all(config(&double, &secrets));
+        short_read(result, 7, 8);
+        assert_eq!(records.len(), 7, "links: {link_header}");
+    }
 }
 
 #[test]

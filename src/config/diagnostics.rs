@@ -38,6 +38,8 @@ pub enum ProblemKind {
     Unreadable,
     /// Blocks nested deeper than any config needs (and than the KDL parser can take).
     TooDeep,
+    /// A line longer than any config needs (and than a report can point into).
+    TooLong,
 }
 
 impl ProblemKind {
@@ -56,6 +58,7 @@ impl ProblemKind {
             ProblemKind::Unsupported => "roster::config::unsupported",
             ProblemKind::Unreadable => "roster::config::unreadable",
             ProblemKind::TooDeep => "roster::config::too_deep",
+            ProblemKind::TooLong => "roster::config::too_long",
         }
     }
 }

@@ -17,10 +17,15 @@
 //!
 //! The file is streamed, never read whole. Anything that makes a row unreadable (not UTF-8, a
 //! row with more or fewer cells than the header, an I/O error) fails the read with the file
-//! and the line: a partly read export must not be planned from.
+//! and the line: a partly read export must not be planned from. So does a file that looks
+//! cut (issue 11.5): a last row without a line end (the exporters roster knows end every
+//! row, RFC 4180 only allows leaving it out; a write or copy that stopped part-way leaves a
+//! half row that still parses), and a NUL byte anywhere, which no text export holds. A file
+//! cut exactly at a line end cannot be told from a whole one; the source shrink guard is
+//! what stands against losing rows that way.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{self, Read};
 
 use ::csv::{ErrorKind, ReaderBuilder, StringRecord};
 
@@ -52,8 +57,15 @@ impl CsvFile {
         }
     }
 
-    /// Says what is wrong with a row in terms of the file, not of the parser.
-    fn row_error(&self, err: &::csv::Error) -> SourceError {
+    /// Says what is wrong with a row in terms of the file, not of the parser; a NUL byte
+    /// the reader stopped at is named by its own line.
+    fn row_error(&self, err: &::csv::Error, guard: &CutGuard<File>) -> SourceError {
+        if let Some(line) = guard.nul_line {
+            return self.error(
+                Some(line),
+                "a NUL byte: a CSV export never holds one; the file is damaged or not text",
+            );
+        }
         let line = err.position().map(|p| p.line());
         let message = match err.kind() {
             ErrorKind::Utf8 { err, .. } => format!(
@@ -111,8 +123,11 @@ impl Source for CsvFile {
         let mut reader = ReaderBuilder::new()
             .delimiter(self.config.delimiter)
             .has_headers(true)
-            .from_reader(BufReader::new(file));
-        let header = reader.headers().map_err(|e| self.row_error(&e))?.clone();
+            .from_reader(CutGuard::new(file));
+        let header = match reader.headers() {
+            Ok(header) => header.clone(),
+            Err(e) => return Err(self.row_error(&e, reader.get_ref())),
+        };
         if header.iter().all(|name| name.trim().is_empty()) {
             return Err(self.error(
                 Some(1),
@@ -127,7 +142,7 @@ impl Source for CsvFile {
             match reader.read_record(&mut row) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return Err(self.row_error(&e)),
+                Err(e) => return Err(self.row_error(&e, reader.get_ref())),
             }
             let line = row.position().map_or(0, |p| p.line());
             let mut record = SourceRecord::new(format!("{path}:{line}"));
@@ -139,7 +154,61 @@ impl Source for CsvFile {
             sink(record);
             read += 1;
         }
+        let guard = reader.get_ref();
+        if !guard.ends_with_line_end() {
+            return Err(self.error(
+                // The line the file ends in, where the cut row is.
+                Some(guard.line_ends + 1),
+                "the last row has no line end, so the file may have been cut short while it was \
+                 written or copied; if it is complete, end it with a newline",
+            ));
+        }
         log::debug!("read {read} rows from {path}");
         Ok(read)
+    }
+}
+
+/// The file as the CSV reader sees it, watched for the signs of a cut file: it stops at a
+/// NUL byte (an I/O error for the reader; `nul_line` says where) and remembers the last
+/// byte, for the line-end check at the end.
+struct CutGuard<R> {
+    inner: R,
+    /// Line ends seen so far, for the line of a NUL byte.
+    line_ends: u64,
+    last: Option<u8>,
+    nul_line: Option<u64>,
+}
+
+impl<R> CutGuard<R> {
+    fn new(inner: R) -> Self {
+        CutGuard {
+            inner,
+            line_ends: 0,
+            last: None,
+            nul_line: None,
+        }
+    }
+
+    /// Whether the file read so far ends with a line end (`\n`, or a lone `\r`, which the
+    /// CSV reader takes as one too). An empty file has no row to be cut.
+    fn ends_with_line_end(&self) -> bool {
+        matches!(self.last, None | Some(b'\n' | b'\r'))
+    }
+}
+
+impl<R: Read> Read for CutGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let bytes = &buf[..n];
+        if let Some(at) = bytes.iter().position(|b| *b == 0) {
+            let before = bytes[..at].iter().filter(|b| **b == b'\n').count() as u64;
+            self.nul_line = Some(self.line_ends + before + 1);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a NUL byte"));
+        }
+        self.line_ends += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        if let Some(last) = bytes.last() {
+            self.last = Some(*last);
+        }
+        Ok(n)
     }
 }

@@ -18,7 +18,11 @@
 //! length is taken as a GUID someone already wrote as text, and kept as it is.
 //!
 //! Errors name the file and the line, and end the read: a partly read export must not be
-//! planned from.
+//! planned from. That includes a file that looks cut (issue 11.5): one whose last line has
+//! no line end (every tool that writes LDIF ends its lines; a copy or a write that stopped
+//! part-way does not), and one with a NUL byte anywhere, which no text export holds (binary
+//! values are base64, `attr:: ...`). A file cut exactly at a line end cannot be told from a
+//! whole one; the source shrink guard is what stands against losing entries that way.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -118,6 +122,20 @@ fn parse(
             break;
         }
         number += 1;
+        if buf.contains(&0) {
+            return Err(at(
+                number,
+                "a NUL byte: an LDIF export never holds one (binary values are base64, \
+                 `attr:: ...`); the file is damaged or not LDIF",
+            ));
+        }
+        if !buf.ends_with(b"\n") {
+            return Err(at(
+                number,
+                "the last line has no line end, so the file may have been cut short while it \
+                 was written or copied; if it is complete, end it with a newline",
+            ));
+        }
         let bytes = strip_line_end(&buf);
         let bytes = match (number, bytes) {
             (1, [0xef, 0xbb, 0xbf, rest @ ..]) => rest,
@@ -365,6 +383,29 @@ mod tests {
         let err = read("dn: cn=a\nchangetype: modify\nreplace: cn\n").unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.message.contains("change record"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_cut_file_or_a_nul_byte_is_refused_with_the_line() {
+        // Each case: the text, and the line the error names.
+        let cases: &[(&str, u64, &str)] = &[
+            (
+                "dn: uid=a\nuid: a\n\ndn: uid=b\nmail: b@exa",
+                5,
+                "no line end",
+            ),
+            ("dn: uid=a\nuid: a", 2, "no line end"),
+            ("dn: uid=a\r\nuid: a\r", 2, "no line end"),
+            ("dn: uid=a\nmail: a\0@x.org\n\n", 2, "NUL byte"),
+            ("dn: uid=a\n\0", 2, "NUL byte"),
+        ];
+        for (text, line, want) in cases {
+            let err = read(text).expect_err(text);
+            assert_eq!(err.line, Some(*line), "{text:?}");
+            assert!(err.message.contains(want), "{text:?}: {}", err.message);
+        }
+        assert_eq!(read("dn: uid=a\nuid: a\n").expect("whole").len(), 1);
+        assert_eq!(read("").expect("empty").len(), 0);
     }
 
     #[test]

@@ -20,6 +20,19 @@
 //! v1 of the API answers an empty result with 404 "No Record found": that is an empty page.
 //! Any other failure, at any page, is `SourceError::Incomplete`: never a short successful read.
 //!
+//! **A read short of the stated total is incomplete** (issue 11.5). `X-Total-Count` counts
+//! the rows the query selects; a read that ends with fewer rows than the largest total any
+//! page stated is `SourceError::Incomplete` with both numbers, whichever way it ended (last
+//! link, offset past the total, empty page). The rows were lost on the way (a page that
+//! dropped rows) or hidden by ACLs from the integration account: the Table API applies row
+//! ACLs after counting and says nothing, and roster cannot tell the two apart. Either way
+//! people the query selects were not seen, and planning would remove their accounts. The
+//! largest total, not the last: a total that falls while paging means rows were deleted
+//! under the read, which shifts the offsets and can skip a row that still exists; one that
+//! grows (rows added) only risks a row read twice, which the store rejects as a duplicate.
+//! More rows than the total is allowed for the same reason. Without `X-Total-Count` there
+//! is nothing to check against.
+//!
 //! **Authentication.** Basic auth with `username` / `password`, or OAuth when `client-id` and
 //! `client-secret` are set: a password grant at `POST /oauth_token.do` (form-encoded, the
 //! only encoding the endpoint takes), the access token kept until shortly before its
@@ -263,6 +276,8 @@ impl Session {
         let mut url = self.table_url(query, offset)?;
         let mut requested: HashSet<Url> = HashSet::new();
         let mut read = 0u64;
+        // The largest `X-Total-Count` any page stated (see the module doc).
+        let mut stated: Option<u64> = None;
         loop {
             requested.insert(url.clone());
             let incomplete = |url: &Url, read: u64, message: String| SourceError::Incomplete {
@@ -287,6 +302,8 @@ impl Session {
                 None => Vec::new(),
             };
             let empty = rows.is_empty();
+            let total = page.as_ref().and_then(total_count);
+            stated = stated.max(total);
             for row in rows {
                 on_row(row);
                 read += 1;
@@ -298,10 +315,6 @@ impl Session {
                     .map_err(|f| incomplete(&url, read, f.to_string()))?,
                 _ => {
                     offset += limit;
-                    let total = page
-                        .as_ref()
-                        .and_then(|reply| reply.header("x-total-count"))
-                        .and_then(|v| v.trim().parse::<u64>().ok());
                     let more = match total {
                         Some(total) => offset < total,
                         None => !empty,
@@ -326,6 +339,9 @@ impl Session {
                 ));
             }
             url = next;
+        }
+        if let Some(total) = stated.filter(|total| read < *total) {
+            return Err(incomplete_short(&url, query.table, read, total));
         }
         log::debug!("read {read} rows of {}", query.table);
         Ok(read)
@@ -527,6 +543,28 @@ impl Session {
             refresh,
             renew_at: Instant::now() + Duration::from_secs(lifetime) - margin,
         })
+    }
+}
+
+/// A page's `X-Total-Count`, when it states one that is a number.
+fn total_count(reply: &Reply) -> Option<u64> {
+    reply
+        .header("x-total-count")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// A read that ended with fewer rows than the instance said the query selects.
+fn incomplete_short(url: &Url, table: &str, read: u64, total: u64) -> SourceError {
+    SourceError::Incomplete {
+        url: url.to_string(),
+        read,
+        message: format!(
+            "the instance counted {total} {table} rows for the query (X-Total-Count) but sent \
+             {read}: {} rows were lost on the way or are hidden from the integration account by \
+             ACLs. Run again; if it persists, give the account read access to every row the \
+             query selects, or narrow `query` to the rows it may read",
+            total - read
+        ),
     }
 }
 

@@ -6,7 +6,8 @@
 //! Freshservice's `per_page`/`page` paging with a `Link` header only while more pages follow,
 //! and basic auth with the API key as the user and `X` as the password. Both can be told to
 //! answer 429 with `Retry-After`, 500 in the middle of paging (once or always), and 401 for
-//! wrong credentials.
+//! wrong credentials; ServiceNow also to drop rows from its last page while `X-Total-Count`
+//! still counts them (the short read of issue 11.5).
 //!
 //! `HttpDouble` is the server underneath: HTTP/1.1 on a loopback port, one request per
 //! connection, on its own thread, stopped when dropped (and after `MAX_REQUESTS` at most).
@@ -232,6 +233,9 @@ pub struct ServiceNowSetup {
     pub refuse_refresh: bool,
     /// Write next links with this origin instead of the double's own.
     pub link_origin: Option<String>,
+    /// Leave this many rows out of the last `sys_user` page, while `X-Total-Count` and the
+    /// links still count them.
+    pub drop_from_last_page: usize,
 }
 
 impl Default for ServiceNowSetup {
@@ -253,6 +257,7 @@ impl Default for ServiceNowSetup {
             member_fault: None,
             refuse_refresh: false,
             link_origin: None,
+            drop_from_last_page: 0,
         }
     }
 }
@@ -328,6 +333,16 @@ impl ServiceNow {
             .into_iter()
             .filter(|r| r.path == "/api/now/table/sys_user")
             .collect()
+    }
+
+    /// From now on, leaves `rows` rows out of the last `sys_user` page (see
+    /// `ServiceNowSetup::drop_from_last_page`).
+    pub fn drop_from_last_page(&self, rows: usize) {
+        self.state
+            .lock()
+            .expect("ServiceNow state")
+            .setup
+            .drop_from_last_page = rows;
     }
 
     /// Revokes every access token issued so far (refresh tokens stay good).
@@ -488,7 +503,7 @@ impl ServiceNowState {
             .param("sysparm_fields")
             .map(|f| f.split(',').collect());
         // The limit is applied first, the ACLs after: pages come back short.
-        let page: Vec<Value> = matching
+        let mut page: Vec<Value> = matching
             .iter()
             .skip(offset as usize)
             .take(limit as usize)
@@ -499,6 +514,10 @@ impl ServiceNowState {
             })
             .map(|row| project(row, fields.as_deref()))
             .collect();
+        if table == "sys_user" && offset + limit >= total {
+            let keep = page.len().saturating_sub(self.setup.drop_from_last_page);
+            page.truncate(keep);
+        }
         let mut response = Response::json(200, json!({ "result": page }));
         if self.setup.total_count {
             response = response.header("X-Total-Count", total.to_string());

@@ -187,6 +187,18 @@ impl<'t> Checker<'t> {
             .help("a roster config nests blocks at most two deep (`source \"ldap\" { ... }`): remove the extra blocks");
             return None;
         }
+        // A label far into a line makes miette's report panic (its widths are u16), and no
+        // config needs such a line: refused at the line's start, which a report can show.
+        if let Some(start) = long_line(&self.text) {
+            self.report(
+                ProblemKind::TooLong,
+                SourceSpan::from((start, 0)),
+                format!("a line longer than {MAX_LINE} characters"),
+            )
+            .label("this line")
+            .help("no roster setting needs a value that long: check the line for a pasted file or a missing quote");
+            return None;
+        }
         let error = match KdlDocument::parse(&self.text) {
             Ok(doc) => return Some(doc),
             Err(error) => error,
@@ -472,4 +484,19 @@ pub(super) fn describe_node(node: &KdlNode) -> String {
         Some((None, KdlValue::String(kind))) => format!("{name} \"{kind}\""),
         _ => name.to_string(),
     }
+}
+
+/// The longest line a config may have, in bytes.
+const MAX_LINE: usize = 10_000;
+
+/// Where the first line longer than `MAX_LINE` starts.
+fn long_line(text: &str) -> Option<usize> {
+    let mut start = 0;
+    for line in text.split('\n') {
+        if line.len() > MAX_LINE {
+            return Some(start);
+        }
+        start += line.len() + 1;
+    }
+    None
 }

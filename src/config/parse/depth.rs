@@ -71,7 +71,11 @@ fn block_comment_end(bytes: &[u8], from: usize) -> usize {
 }
 
 /// After the string that starts at `from` (`"..."`, `"""..."""`, or raw with `#`s); just
-/// past `from` when it is a `#` that starts no string (`#true`).
+/// past `from` when it is a `#` that starts no string (`#true`). A single-line string ends
+/// at a line end even without its closing quote: kdl stops it there too and goes on
+/// parsing what follows, blocks included (the config fuzzer found a text whose unclosed
+/// quote hid thousands of nested blocks from this scan). Erring this way can only count a
+/// brace too many, never one too few.
 fn string_end(bytes: &[u8], from: usize) -> usize {
     let hashes = bytes[from..].iter().take_while(|&&b| b == b'#').count();
     let quote = from + hashes;
@@ -84,6 +88,9 @@ fn string_end(bytes: &[u8], from: usize) -> usize {
     closing.extend(std::iter::repeat_n(b'#', hashes));
     let mut at = quote + opening;
     while at < bytes.len() {
+        if !multi_line && matches!(bytes[at], b'\n' | b'\r') {
+            return at;
+        }
         if hashes == 0 && bytes[at] == b'\\' {
             at += 2;
             continue;
@@ -112,6 +119,17 @@ mod tests {
         assert_eq!(at.offset(), 2 + 4 * MAX_DEPTH + 2);
         assert_eq!(&deep[at.offset()..at.offset() + 1], "{");
         assert!(too_deep(&nested(5_000)).is_some());
+    }
+
+    #[test]
+    fn an_unclosed_quote_ends_at_the_line_end() {
+        for open in ["\"", "#\""] {
+            let text = format!("a {open}open\n{}", "b {\n".repeat(MAX_DEPTH + 1));
+            assert!(
+                too_deep(&text).is_some(),
+                "{open}: the blocks after the line count"
+            );
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! What it guarantees to its callers, and why:
 //! - **A listing is complete or an error.** The planner removes accounts that are missing from
 //!   the source, so a short snapshot would look like a reason to deprovision. Paging stops only
-//!   at an empty page or once `totalResults` distinct users were seen; a listing that ends
-//!   early, or a server that repeats pages, is an error rather than a partial snapshot.
+//!   at an empty page or once `totalResults` distinct users were seen (the largest total any
+//!   page stated); a listing that ends early, or a server that repeats pages, is an error
+//!   rather than a partial snapshot.
 //! - **Nothing in the target is lost by a change.** E-mail is a multi-valued attribute and
 //!   value-path filters are not portable, so an e-mail change reads the account and replaces
 //!   `emails` with the same list, only "the" address changed. Phones are only ever added.
@@ -158,13 +159,19 @@ impl ScimService {
         let noun = resource.plural();
         let mut start: u64 = 1;
         let mut seen: HashSet<String> = HashSet::new();
+        // The largest `totalResults` any page stated: a total that falls while paging means
+        // resources were deleted under the listing, which shifts the offsets and can skip one
+        // that still exists, so the listing must still reach the largest (issue 11.5).
+        let mut stated: u64 = 0;
         loop {
             let call = Call::new(
                 Method::GET,
                 format!("{url}?{query}startIndex={start}&count={}", self.page_size),
             );
             let body = call.json(&self.execute(&call)?)?;
-            let page = ListPage::parse(&call, &body)?;
+            let mut page = ListPage::parse(&call, &body)?;
+            stated = stated.max(page.total);
+            page.total = stated;
             if page.resources.is_empty() {
                 // An empty page before `totalResults` means resources were skipped (a server
                 // cap on startIndex, or deletions shifting the offsets).
