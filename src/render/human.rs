@@ -74,6 +74,9 @@ fn action_block(out: &mut String, action: &Action) {
         let _ = write!(out, "  ({})", notes.join("; "));
     }
     out.push('\n');
+    if let Some(error) = &action.error {
+        let _ = writeln!(out, "      error: {}", error.escape_debug());
+    }
     if action.action == ActionKind::Update && action.status != Status::Skipped {
         for change in &action.changes {
             change_line(out, change);
