@@ -52,6 +52,8 @@ pub struct EmailNotice {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
+    /// `ca-file=`: PEM certificates trusted for the SMTP server besides the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// `smtp-user` and `smtp-password`, in the email node's block: SMTP AUTH.
     pub user: Option<Spanned<String>>,
     pub password: Option<Spanned<SecretRef>>,

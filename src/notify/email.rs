@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use super::RunReport;
@@ -52,7 +52,17 @@ fn deliver(notice: &EmailNotice, report: &RunReport, scrubber: &Scrubber) -> Res
 
     let server = format!("{}:{}", notice.host, notice.port);
     let tls = |mode: fn(TlsParameters) -> Tls| {
-        TlsParameters::new(notice.host.clone())
+        let mut params = TlsParameters::builder(notice.host.clone());
+        if let Some(ca_file) = &notice.ca_file {
+            let pem = std::fs::read(ca_file)
+                .map_err(|e| format!("cannot read ca-file {}: {e}", ca_file.display()))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                format!("ca-file {} is not PEM certificates: {e}", ca_file.display())
+            })?;
+            params = params.add_root_certificate(cert);
+        }
+        params
+            .build()
             .map(mode)
             .map_err(|e| format!("SMTP server {server}: cannot set up TLS: {e}"))
     };

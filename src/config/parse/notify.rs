@@ -79,7 +79,7 @@ impl Checker<'_> {
     }
 
     fn email(&mut self, node: &KdlNode) -> Option<EmailNotice> {
-        let entries = self.entries(node, &["smtp", "from", "tls"]);
+        let entries = self.entries(node, &["smtp", "from", "tls", "ca-file"]);
         let to: Vec<_> = entries
             .args
             .iter()
@@ -109,6 +109,13 @@ impl Checker<'_> {
                 _ => SmtpTls::StartTls,
             }),
         };
+        let ca_file = match entries.props.get("ca-file") {
+            Some(entry) => {
+                let path = self.string(node, entry);
+                Some(path.and_then(|p| self.path(&p, "ca-file")))
+            }
+            None => None,
+        };
         let (user, password) = self.smtp_auth(node)?;
         let (host, port) = smtp?;
         Some(EmailNotice {
@@ -117,6 +124,7 @@ impl Checker<'_> {
             host,
             port,
             tls: tls?,
+            ca_file: optional(ca_file)?,
             user,
             password,
         })
