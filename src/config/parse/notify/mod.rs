@@ -320,3 +320,6 @@ impl Checker<'_> {
         ok.then_some(on)
     }
 }
+
+#[cfg(test)]
+mod tests;
