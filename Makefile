@@ -6,6 +6,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV := .venv
 SCIM2_SERVER_VERSION := 0.8.3
+# aiosmtpd: the real SMTP server the notification tests send mail to.
+AIOSMTPD_VERSION := 1.4.6
 export ROSTER_SCIM2_SERVER ?= $(CURDIR)/$(VENV)/bin/scim2-server
 # CI never writes snapshots: a changed rendering fails the test.
 export INSTA_UPDATE ?= no
@@ -34,7 +36,7 @@ deps:
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: | deps
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check "scim2-server==$(SCIM2_SERVER_VERSION)"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "scim2-server==$(SCIM2_SERVER_VERSION)" "aiosmtpd==$(AIOSMTPD_VERSION)"
 	@touch $@
 
 ## test: every test, against real slapd and scim2-server started by the tests themselves.

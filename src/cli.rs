@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::{Outcome, RunKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -222,11 +225,45 @@ pub struct ShowArgs {
     pub what: String,
     #[arg(long, value_enum, default_value_t)]
     pub format: ShowFormat,
+    /// CSV export of the records: every action with its outcome and error. To stdout, or
+    /// to FILE with `--records=FILE`.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    pub records: Option<PathBuf>,
+    /// CSV export of the errors: rejected source records and failed actions. To stdout, or
+    /// to FILE with `--errors=FILE`.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    pub errors: Option<PathBuf>,
+}
+
+/// `roster runs` prints a table, or the same rows for programs and spreadsheets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RunsFormat {
+    #[default]
+    Human,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
-    /// How many of the latest runs to list.
+    /// How many of the latest matching runs to list (0: all of them).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Runs started at or after this date (`2024-05-01`, midnight UTC) or time (RFC 3339,
+    /// `2024-05-01T08:00:00+02:00`).
+    #[arg(long, value_name = "DATE|TIME")]
+    pub since: Option<String>,
+    /// Runs started before this time, or on or before this date (a date includes its day).
+    #[arg(long, value_name = "DATE|TIME")]
+    pub until: Option<String>,
+    /// Only runs that ended so (several: `--status failed,error`).
+    #[arg(long, value_name = "OUTCOME", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(Outcome::ALL.iter().map(|o| o.as_str())))]
+    pub status: Vec<String>,
+    /// Only runs of these commands (several: `--kind apply,sync`).
+    #[arg(long, value_name = "KIND", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(RunKind::ALL.iter().map(|k| k.as_str())))]
+    pub kind: Vec<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: RunsFormat,
 }

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod mapping;
 pub mod membership;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod planner;

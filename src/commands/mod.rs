@@ -5,25 +5,29 @@
 //!
 //! - `run.rs`: `plan`, `apply`, `sync`, the three commands that take the lock and make or
 //!   apply a plan;
-//! - `show.rs`: `show` (a plan file or a run, with its journal and rejects);
+//! - `show.rs`: `show` (a plan file or a run, with its journal and rejects; CSV exports);
+//! - `runs.rs`: `runs` (the history, filtered; as a table, JSON or CSV);
 //! - `plan_file.rs`: reading and writing plan files;
 //! - `init.rs`: `init`, a starter config;
+//! - `notify.rs`: the notifications after a run, recorded on it;
 //! - `error.rs`: `Error`, what a command can end with (only `main` turns it into a report).
 
 mod error;
 mod init;
+mod notify;
 mod plan_file;
 mod run;
+mod runs;
 mod show;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, CompletionShell, ModeArg, PolicyOverrides, RunsArgs};
+use crate::cli::{Cli, Command, CompletionShell, ModeArg, PolicyOverrides};
 use crate::config::{Config, Mode};
 use crate::render::Colour;
 use crate::store::{LockGuard, RunKind, Store};
@@ -52,7 +56,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Apply(args) => run::apply(&global, args),
         Command::Sync(args) => run::sync(&global, args),
         Command::Show(args) => show::show(&global, args),
-        Command::Runs(args) => runs(&global, args),
+        Command::Runs(args) => runs::runs(&global, args),
         Command::Init(args) => init::init(&global, args),
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),
@@ -181,40 +185,6 @@ fn validate(global: &Global) -> Result<u8, Error> {
 fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-fn runs(global: &Global, args: RunsArgs) -> Result<u8, Error> {
-    let store = global.store()?;
-    let mut out = format!(
-        "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  plan\n",
-        "id", "kind", "started", "duration", "outcome", "source", "target", "reject"
-    );
-    for r in store.runs(args.limit)? {
-        let duration = r
-            .finished_at
-            .map(|f| {
-                format!(
-                    "{:.1}s",
-                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
-                )
-            })
-            .unwrap_or_else(|| "-".into());
-        let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{:>5}  {:<6} {:<20} {:>9}  {:<11} {:>7} {:>7} {:>6}  {}\n",
-            r.id,
-            r.kind,
-            r.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            duration,
-            r.outcome,
-            n(r.source_count),
-            n(r.target_count),
-            n(r.rejected),
-            r.plan_id.as_deref().unwrap_or("-")
-        ));
-    }
-    emit(&out);
-    Ok(exit::OK)
 }
 
 fn unlock(global: &Global, lock_id: &str, force: bool) -> Result<u8, Error> {

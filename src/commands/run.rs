@@ -14,17 +14,28 @@ use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
 use crate::plan::{CapName, Hold, Plan};
 use crate::progress::Progress;
-use crate::store::{Outcome, RunKind, RunOutcome, Store};
+use crate::store::{AppliedCounts, Outcome, RunKind, RunOutcome, Store};
 use crate::{render, target};
 
 pub(super) fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
     let mut session = global.session(RunKind::Plan, &args.overrides)?;
     let run_id = begin(&session, RunKind::Plan)?;
+    let result = plan_run(&mut session, run_id, global, args);
+    super::notify::after_run(&session, run_id);
+    result
+}
+
+fn plan_run(
+    session: &mut Session,
+    run_id: i64,
+    global: &Global,
+    args: PlanArgs,
+) -> Result<u8, Error> {
     let reviewed = match args.compare.as_deref().map(plan_file::load).transpose() {
         Ok(reviewed) => reviewed,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    let plan = match make_plan(&mut session, run_id, args.force, global.progress) {
+    let plan = match make_plan(session, run_id, args.force, global.progress) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
@@ -66,6 +77,17 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
     }
     let mut session = global.session(RunKind::Apply, &args.overrides)?;
     let run_id = begin(&session, RunKind::Apply)?;
+    let result = apply_run(&mut session, run_id, global, args);
+    super::notify::after_run(&session, run_id);
+    result
+}
+
+fn apply_run(
+    session: &mut Session,
+    run_id: i64,
+    global: &Global,
+    args: ApplyArgs,
+) -> Result<u8, Error> {
     let release = Release {
         allow_removes: args.allow_removes,
         force: args.force,
@@ -75,7 +97,7 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
             session.store.save_plan(&plan, None)?;
             Ok(plan)
         }),
-        None => make_plan(&mut session, run_id, args.force, global.progress).and_then(|plan| {
+        None => make_plan(session, run_id, args.force, global.progress).and_then(|plan| {
             session.store.save_plan(&plan, Some(run_id))?;
             print_plan(&plan, Shown::human(global), None);
             Ok(plan)
@@ -95,7 +117,7 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
     // A saved plan may be old: it is checked against the target first. A plan made in this
     // run is as fresh as it gets.
     let saved = args.plan_file.is_some();
-    let report = apply_plan(&session, run_id, plan, release, saved, global.progress)?;
+    let report = apply_plan(session, run_id, plan, release, saved, global.progress)?;
     Ok(if report.failed > 0 {
         exit::ERROR
     } else {
@@ -106,7 +128,18 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
 pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
     let mut session = global.session(RunKind::Sync, &args.overrides)?;
     let run_id = begin(&session, RunKind::Sync)?;
-    let plan = match make_plan(&mut session, run_id, false, global.progress) {
+    let result = sync_run(&mut session, run_id, global, args);
+    super::notify::after_run(&session, run_id);
+    result
+}
+
+fn sync_run(
+    session: &mut Session,
+    run_id: i64,
+    global: &Global,
+    args: SyncArgs,
+) -> Result<u8, Error> {
+    let plan = match make_plan(session, run_id, false, global.progress) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
@@ -130,7 +163,7 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         }
     }
     let report = apply_plan(
-        &session,
+        session,
         run_id,
         plan,
         Release::default(),
@@ -210,6 +243,7 @@ fn finish(store: &Store, run_id: i64, outcome: Outcome, plan: &Plan) -> Result<(
         outcome,
         error: None,
         plan_id: Some(plan.plan_id.clone()),
+        applied: None,
     };
     Ok(store.finish_run(run_id, &outcome, Utc::now())?)
 }
@@ -227,6 +261,7 @@ fn fail_run(store: &Store, run_id: i64, error: Error) -> Result<u8, Error> {
             outcome,
             error: Some(error.to_string()),
             plan_id: None,
+            applied: None,
         },
         Utc::now(),
     )?;
@@ -448,6 +483,7 @@ fn apply_plan(
                 outcome: Outcome::Error,
                 error: Some(e.to_string()),
                 plan_id: Some(plan.plan_id.clone()),
+                applied: None,
             };
             session.store.finish_run(run_id, &outcome, Utc::now())?;
             return Err(e.into());
@@ -467,6 +503,11 @@ fn apply_plan(
         },
         error: (report.failed > 0).then(|| format!("{} actions failed", report.failed)),
         plan_id: Some(plan.plan_id.clone()),
+        applied: Some(AppliedCounts {
+            applied: report.applied,
+            failed: report.failed,
+            held: report.held,
+        }),
     };
     session.store.finish_run(run_id, &outcome, Utc::now())?;
     Ok(report)

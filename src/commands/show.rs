@@ -1,77 +1,249 @@
 //! `show`: a plan file or a run, as it stands now: its actions with the statuses and errors
-//! the journal has for them, and the source records the run rejected.
+//! the journal has for them, and the source records the run rejected. `--records` and
+//! `--errors` export the same as CSV, the way xMatters offers a sync's records and its
+//! error report.
+//!
+//! What is shown is always counted again from the actions' statuses: a plan whose held
+//! removes were released and applied later does not say they are held.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::SecondsFormat;
 
-use super::{Error, Global, exit, plan_file};
+use super::{Error, Global, exit, plan_file, runs};
 use crate::cli::{ShowArgs, ShowFormat};
-use crate::plan::Plan;
-use crate::render;
-use crate::store::ActionRecord;
+use crate::model::Reject;
+use crate::plan::{ActionStatus, Plan};
+use crate::store::{ActionRecord, RunRecord, Store, StoreError};
+use crate::{render, text};
+
+/// What `show` shows: a run (for a run id), its plan, and the records it rejected.
+struct Shown {
+    run: Option<RunRecord>,
+    plan: Option<Plan>,
+    rejects: Vec<Reject>,
+}
 
 pub(super) fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
     let store = global.store()?;
-    let mut header = None;
-    let (plan, rejects) = if let Ok(run_id) = args.what.parse::<i64>() {
+    let shown = if let Ok(run_id) = args.what.parse::<i64>() {
         let run = store
             .run(run_id)?
             .ok_or_else(|| Error::Usage(format!("there is no run {run_id} (see `roster runs`)")))?;
-        header = Some(format!(
-            "Run {} ({}): {} at {}{}\n",
-            run.id,
-            run.kind,
-            run.outcome,
-            run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            run.error
-                .as_deref()
-                .map(|e| format!(": {}", crate::text::escape_controls(e)))
-                .unwrap_or_default()
-        ));
-        // Stored plans carry the journal's statuses already.
-        (store.plan_of_run(run_id)?, store.rejects(run_id)?)
+        Shown {
+            plan: run_plan(&store, &run)?,
+            rejects: store.rejects(run_id)?,
+            run: Some(run),
+        }
     } else {
         let mut plan = plan_file::load(Path::new(&args.what))?;
         let journal = store.journal(&plan.plan_id)?;
         overlay_journal(&mut plan, &journal);
+        plan.recount();
         let rejects = match store.plan_record(&plan.plan_id)?.and_then(|r| r.run_id) {
             Some(run_id) => store.rejects(run_id)?,
             None => Vec::new(),
         };
-        (Some(plan), rejects)
+        Shown {
+            run: None,
+            plan: Some(plan),
+            rejects,
+        }
     };
-    let mut out = String::new();
-    match args.format {
-        ShowFormat::Csv => out = render::csv(plan.as_ref(), &rejects),
+    if args.records.is_some() || args.errors.is_some() {
+        return export(&shown, args.records.as_deref(), args.errors.as_deref());
+    }
+    let out = match args.format {
+        ShowFormat::Csv => render::csv(shown.plan.as_ref(), &shown.rejects),
         ShowFormat::Json => {
-            let plan = plan.as_ref().map(crate::plan::contract::view);
-            let body = serde_json::json!({ "plan": plan, "rejects": rejects });
-            out = serde_json::to_string_pretty(&body).unwrap_or_default() + "\n";
+            serde_json::to_string_pretty(&json_object(&shown)).unwrap_or_default() + "\n"
         }
         ShowFormat::Human | ShowFormat::Markdown => {
-            out.extend(header);
-            if let Some(plan) = &plan {
-                out.push_str(&if args.format == ShowFormat::Human {
-                    render::human_in(plan, global.colour)
-                } else {
-                    render::markdown_within(plan, render::COMMENT_LIMIT, Some(&args.what))
-                });
-            }
-            if !rejects.is_empty() {
-                out.push_str(&format!("\nRejected source records ({}):\n", rejects.len()));
-                for r in &rejects {
-                    out.push_str(&format!(
-                        "  {}: {}\n",
-                        crate::text::escape_controls(&r.origin),
-                        crate::text::escape_controls(&r.reason)
-                    ));
-                }
-            }
+            human(&shown, args.format, global.colour, &args.what)
         }
-    }
+    };
     super::emit(&out);
     Ok(exit::OK)
+}
+
+/// The plan a run made or applied, with the journal's statuses and its summary counted from
+/// them. A run that applied a plan file has the plan's id, not the plan's row.
+pub(super) fn run_plan(store: &Store, run: &RunRecord) -> Result<Option<Plan>, StoreError> {
+    let plan = match &run.plan_id {
+        Some(id) => store.load_plan(id)?,
+        None => None,
+    };
+    let plan = match plan {
+        Some(plan) => Some(plan),
+        None => store.plan_of_run(run.id)?,
+    };
+    Ok(plan.map(|mut plan| {
+        plan.recount();
+        plan
+    }))
+}
+
+/// The plan contract object (`format_version`, `plan_id`, `summary`, `actions`, ...) with
+/// each failed action's `error`, the `rejects`, and for a run the `run` it belongs to. A run
+/// that made no plan (refused, failed before planning) has only `run` and `rejects`.
+fn json_object(shown: &Shown) -> serde_json::Value {
+    let mut object = match &shown.plan {
+        Some(plan) => {
+            let mut value =
+                serde_json::to_value(crate::plan::contract::view(plan)).unwrap_or_default();
+            if let Some(actions) = value
+                .get_mut("actions")
+                .and_then(serde_json::Value::as_array_mut)
+            {
+                for (json, action) in actions.iter_mut().zip(&plan.actions) {
+                    if let (Some(error), Some(json)) = (&action.error, json.as_object_mut()) {
+                        json.insert("error".into(), error.clone().into());
+                    }
+                }
+            }
+            value
+        }
+        None => serde_json::json!({}),
+    };
+    if let Some(map) = object.as_object_mut() {
+        map.insert(
+            "rejects".into(),
+            serde_json::to_value(&shown.rejects).unwrap_or_default(),
+        );
+        if let Some(run) = &shown.run {
+            map.insert("run".into(), runs::json_row(run));
+        }
+    }
+    object
+}
+
+fn human(shown: &Shown, format: ShowFormat, colour: render::Colour, what: &str) -> String {
+    let mut out = String::new();
+    if let Some(run) = &shown.run {
+        out.push_str(&run_header(run));
+    }
+    if let Some(plan) = &shown.plan {
+        out.push_str(&if format == ShowFormat::Human {
+            render::human_in(plan, colour)
+        } else {
+            render::markdown_within(plan, render::COMMENT_LIMIT, Some(what))
+        });
+        if let Some(line) = outcome_line(plan) {
+            out.push_str(&line);
+        }
+    }
+    if !shown.rejects.is_empty() {
+        out.push_str(&format!(
+            "\nRejected source records ({}):\n",
+            shown.rejects.len()
+        ));
+        for r in &shown.rejects {
+            out.push_str(&format!(
+                "  {}: {}\n",
+                text::escape_controls(&r.origin),
+                text::escape_controls(&r.reason)
+            ));
+        }
+    }
+    out
+}
+
+/// `Run 12 (sync): held at 2024-05-01T02:00:00Z on sync1 (pid 4242)`, the error, what it
+/// applied and how its notifications went.
+fn run_header(run: &RunRecord) -> String {
+    let mut out = format!(
+        "Run {} ({}): {} at {} on {} (pid {}){}\n",
+        run.id,
+        run.kind,
+        run.outcome,
+        run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        run.host,
+        run.pid,
+        run.error
+            .as_deref()
+            .map(|e| format!(": {}", text::escape_controls(e)))
+            .unwrap_or_default()
+    );
+    if let Some(a) = &run.applied {
+        out.push_str(&format!(
+            "This run applied {}, {} failed, {} held.\n",
+            a.applied, a.failed, a.held
+        ));
+    }
+    for d in &run.notifications {
+        match &d.error {
+            None => out.push_str(&format!("Notified by {} to {}.\n", d.channel, d.to)),
+            Some(e) => out.push_str(&format!(
+                "The {} notification to {} was not sent: {}\n",
+                d.channel,
+                d.to,
+                text::escape_controls(e)
+            )),
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Where the plan's actions stand now, when any was applied, failed or is in flight:
+/// `Outcome: 5 applied, 1 failed, 3 held.`
+fn outcome_line(plan: &Plan) -> Option<String> {
+    let count = |status: ActionStatus| plan.actions.iter().filter(|a| a.status == status).count();
+    let (applied, failed, applying) = (
+        count(ActionStatus::Applied),
+        count(ActionStatus::Failed),
+        count(ActionStatus::Applying),
+    );
+    if applied + failed + applying == 0 {
+        return None;
+    }
+    let mut parts = vec![format!("{applied} applied"), format!("{failed} failed")];
+    for (n, word) in [
+        (count(ActionStatus::Held), "held"),
+        (applying, "interrupted while applying"),
+        (count(ActionStatus::Planned), "not applied yet"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    Some(format!("Outcome: {}.\n", parts.join(", ")))
+}
+
+/// `--records` and `--errors`: CSV, to stdout (`-`) or a file each.
+fn export(shown: &Shown, records: Option<&Path>, errors: Option<&Path>) -> Result<u8, Error> {
+    let stdout = |p: Option<&Path>| p.is_some_and(|p| p == Path::new("-"));
+    if stdout(records) && stdout(errors) {
+        return Err(Error::Usage(
+            "--records and --errors cannot both go to stdout: give one of them a file, \
+             e.g. --records --errors=errors.csv"
+                .into(),
+        ));
+    }
+    let reports = [
+        (records, render::records_csv(shown.plan.as_ref())),
+        (
+            errors,
+            render::errors_csv(shown.plan.as_ref(), &shown.rejects),
+        ),
+    ];
+    for (path, text) in reports {
+        match path {
+            None => {}
+            Some(p) if p == Path::new("-") => super::emit(&text),
+            Some(p) => write_file(p, &text)?,
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| {
+        Error::Usage(format!(
+            "cannot write the CSV export {}: {e}",
+            PathBuf::from(path).display()
+        ))
+    })
 }
 
 /// Gives a plan read from a file the statuses and errors the journal has for its actions.

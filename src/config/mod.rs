@@ -9,6 +9,7 @@
 
 mod diagnostics;
 mod groups;
+mod notify;
 mod parse;
 mod rest;
 
@@ -20,6 +21,7 @@ pub use groups::{
     RoleCondition, RoleRule,
 };
 use miette::{NamedSource, SourceSpan};
+pub use notify::{EmailNotice, Notify, NotifyOn, SmtpTls, Webhook};
 pub use parse::parse;
 pub use rest::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
 
@@ -112,6 +114,8 @@ pub struct Config {
     /// The `group` block; `None` when the config syncs no source groups.
     pub group: Option<GroupMapping>,
     pub policy: Policy,
+    /// The `notify` block; `None` when nobody is told about runs.
+    pub notify: Option<Notify>,
     /// sha256 of the config text and every policy file it reads (hex): plans record it.
     pub digest: String,
 }
@@ -462,6 +466,27 @@ impl Config {
         for http in http {
             secrets.extend(
                 http.proxy_password
+                    .iter()
+                    .map(|s| ("proxy-password", &s.value)),
+            );
+        }
+        // Notifications never fail a run, but `validate` should still say one cannot be sent.
+        if let Some(notify) = &self.notify {
+            secrets.extend(
+                notify
+                    .emails
+                    .iter()
+                    .filter_map(|e| e.password.as_ref())
+                    .map(|s| ("smtp-password", &s.value)),
+            );
+            secrets.extend(notify.webhooks.iter().filter_map(|w| match w {
+                Webhook::Secret(s) => Some(("webhook", &s.value)),
+                Webhook::Url(_) => None,
+            }));
+            secrets.extend(
+                notify
+                    .http
+                    .proxy_password
                     .iter()
                     .map(|s| ("proxy-password", &s.value)),
             );

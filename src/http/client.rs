@@ -39,6 +39,8 @@ use crate::secret::{Secret, SecretError};
 pub enum Role {
     Source,
     Target,
+    /// The webhooks of the `notify` block.
+    Notify,
 }
 
 impl Role {
@@ -46,6 +48,7 @@ impl Role {
         match self {
             Role::Source => "source",
             Role::Target => "target",
+            Role::Notify => "notify",
         }
     }
 }
@@ -398,10 +401,11 @@ impl HttpClient {
                 return Err(failure.retried(retries));
             };
             retries += 1;
+            // The URL itself may be a secret (a webhook's token is in its path).
             log::warn!(
                 "{} {}: {failure}; retry {retries} of {MAX_RETRIES} in {:.1} s",
                 request.method,
-                request.url,
+                self.scrub(&request.url),
                 wait.as_secs_f64()
             );
             std::thread::sleep(wait);

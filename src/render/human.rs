@@ -113,6 +113,9 @@ fn action_block(out: &mut String, action: &Action, colour: Colour) {
         let _ = write!(out, "  ({})", notes.join("; "));
     }
     out.push('\n');
+    if let Some(error) = &action.error {
+        let _ = writeln!(out, "      error: {}", error.escape_debug());
+    }
     if action.action == ActionKind::Update && action.status != Status::Skipped {
         for change in &action.changes {
             change_line(out, change, colour);

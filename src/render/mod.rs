@@ -8,7 +8,7 @@ mod human;
 mod markdown;
 
 pub use compare::{compare, comparison};
-pub use csv::csv;
+pub use csv::{csv, errors_csv, records_csv};
 pub use human::{Colour, human, human_in, summary_line};
 pub use markdown::{COMMENT_LIMIT, markdown, markdown_within};
 

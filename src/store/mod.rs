@@ -31,7 +31,9 @@ use rusqlite::Connection;
 pub use groups::GroupDiff;
 pub use journal::{ActionRecord, PlanRecord};
 pub use lock::{LockGuard, LockHolder};
-pub use runs::{Outcome, RunKind, RunOutcome, RunRecord};
+pub use runs::{
+    AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
+};
 pub use snapshot::{Loader, SnapshotCounts};
 
 /// The schema, in order. Append only.
@@ -48,6 +50,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_lock_and_target_guard",
         include_str!("../../schema/0004_lock_and_target_guard.sql"),
+    ),
+    (
+        "0005_reports_run_results",
+        include_str!("../../schema/0005_reports_run_results.sql"),
     ),
 ];
 

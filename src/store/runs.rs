@@ -108,6 +108,51 @@ pub struct RunOutcome {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub plan_id: Option<String>,
+    /// The apply report, for a run that applied.
+    pub applied: Option<AppliedCounts>,
+}
+
+/// What the apply of a run did: actions this run applied, that failed, and that a cap still
+/// holds when it ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppliedCounts {
+    pub applied: u64,
+    pub failed: u64,
+    pub held: u64,
+}
+
+/// Where a notification went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Email,
+    Webhook,
+}
+
+words!(Channel {
+    Email => "email",
+    Webhook => "webhook",
+});
+
+/// How one notification of a run went. `to` is the recipients of an email, or a webhook's
+/// scheme and host (never its path or query, which may carry a token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub channel: Channel,
+    pub to: String,
+    /// `None` when it was sent; why not, when it was not.
+    pub error: Option<String>,
+}
+
+/// Which runs `roster runs` lists: every bound is optional; newest first, at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Runs started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs started before this time.
+    pub until: Option<DateTime<Utc>>,
+    pub outcomes: Vec<Outcome>,
+    pub kinds: Vec<RunKind>,
+    pub limit: Option<usize>,
 }
 
 /// One row of `roster runs`.
@@ -125,6 +170,89 @@ pub struct RunRecord {
     pub target_count: Option<i64>,
     pub rejected: Option<i64>,
     pub plan_id: Option<String>,
+    pub applied: Option<AppliedCounts>,
+    /// The notifications sent (or not) when the run ended; empty when none was due.
+    pub notifications: Vec<Delivery>,
+}
+
+const RUN_COLUMNS: &str = "id, kind, started_at, finished_at, host, pid, outcome, error, source_count, \
+     target_count, rejected, plan_id, applied, failed, held, notifications";
+
+fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let applied = match (
+        r.get::<_, Option<i64>>(12)?,
+        r.get::<_, Option<i64>>(13)?,
+        r.get::<_, Option<i64>>(14)?,
+    ) {
+        (Some(applied), Some(failed), Some(held)) => Some(AppliedCounts {
+            applied: applied.max(0) as u64,
+            failed: failed.max(0) as u64,
+            held: held.max(0) as u64,
+        }),
+        _ => None,
+    };
+    let notifications = match r.get::<_, Option<String>>(15)? {
+        Some(text) => deliveries_from_json(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(15, rusqlite::types::Type::Text, e.into())
+        })?,
+        None => Vec::new(),
+    };
+    Ok(RunRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        started_at: parse_time(r.get::<_, String>(2)?),
+        finished_at: r.get::<_, Option<String>>(3)?.map(parse_time),
+        host: r.get(4)?,
+        pid: r.get(5)?,
+        outcome: r.get(6)?,
+        error: r.get(7)?,
+        source_count: r.get(8)?,
+        target_count: r.get(9)?,
+        rejected: r.get(10)?,
+        plan_id: r.get(11)?,
+        applied,
+        notifications,
+    })
+}
+
+/// The `notifications` column: the store's own JSON, read back strictly.
+fn deliveries_to_json(deliveries: &[Delivery]) -> String {
+    let rows: Vec<serde_json::Value> = deliveries
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "channel": d.channel.as_str(),
+                "to": d.to,
+                "sent": d.error.is_none(),
+                "error": d.error,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn deliveries_from_json(text: &str) -> std::result::Result<Vec<Delivery>, String> {
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("bad notifications column: {e}"))?;
+    rows.iter()
+        .map(|row| {
+            let channel = row
+                .get("channel")
+                .and_then(serde_json::Value::as_str)
+                .and_then(Channel::parse)
+                .ok_or_else(|| format!("bad notification channel in {row}"))?;
+            let to = row
+                .get("to")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let error = row
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            Ok(Delivery { channel, to, error })
+        })
+        .collect()
 }
 
 impl Store {
@@ -141,10 +269,33 @@ impl Store {
     }
 
     pub fn finish_run(&self, run_id: i64, outcome: &RunOutcome, now: DateTime<Utc>) -> Result<()> {
+        let counts = outcome.applied;
         self.conn
             .execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, error = ?4, plan_id = coalesce(?5, plan_id) WHERE id = ?1",
-                params![run_id, now.to_rfc3339(), outcome.outcome, outcome.error, outcome.plan_id],
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, error = ?4, plan_id = coalesce(?5, plan_id),
+                     applied = ?6, failed = ?7, held = ?8
+                 WHERE id = ?1",
+                params![
+                    run_id,
+                    now.to_rfc3339(),
+                    outcome.outcome,
+                    outcome.error,
+                    outcome.plan_id,
+                    counts.map(|c| c.applied as i64),
+                    counts.map(|c| c.failed as i64),
+                    counts.map(|c| c.held as i64),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records how the notifications of a finished run went.
+    pub fn record_notifications(&self, run_id: i64, deliveries: &[Delivery]) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET notifications = ?2 WHERE id = ?1",
+                params![run_id, deliveries_to_json(deliveries)],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -202,38 +353,71 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, kind, started_at, finished_at, host, pid, outcome, error, source_count, target_count, rejected, plan_id
-                 FROM runs ORDER BY id DESC LIMIT ?1",
-            )
-            .map_err(|e| self.err(e))?;
+    /// The runs `filter` selects, newest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+        let mut values: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(since) = filter.since {
+            values.push(Box::new(since.to_rfc3339()));
+            sql.push_str(&format!(
+                " AND julianday(started_at) >= julianday(?{})",
+                values.len()
+            ));
+        }
+        if let Some(until) = filter.until {
+            values.push(Box::new(until.to_rfc3339()));
+            sql.push_str(&format!(
+                " AND julianday(started_at) < julianday(?{})",
+                values.len()
+            ));
+        }
+        for (column, words) in [
+            (
+                "outcome",
+                filter
+                    .outcomes
+                    .iter()
+                    .map(|o| o.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "kind",
+                filter.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ),
+        ] {
+            if words.is_empty() {
+                continue;
+            }
+            let mut marks = Vec::new();
+            for word in words {
+                values.push(Box::new(word));
+                marks.push(format!("?{}", values.len()));
+            }
+            sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if let Some(limit) = filter.limit {
+            values.push(Box::new(limit.min(i64::MAX as usize) as i64));
+            sql.push_str(&format!(" LIMIT ?{}", values.len()));
+        }
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
         let rows = stmt
-            .query_map([limit as i64], |r| {
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    started_at: parse_time(r.get::<_, String>(2)?),
-                    finished_at: r.get::<_, Option<String>>(3)?.map(parse_time),
-                    host: r.get(4)?,
-                    pid: r.get(5)?,
-                    outcome: r.get(6)?,
-                    error: r.get(7)?,
-                    source_count: r.get(8)?,
-                    target_count: r.get(9)?,
-                    rejected: r.get(10)?,
-                    plan_id: r.get(11)?,
-                })
-            })
+            .query_map(params.as_slice(), run_record)
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
     }
 
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>> {
-        Ok(self.runs(usize::MAX >> 2)?.into_iter().find(|r| r.id == id))
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                run_record,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// Marks every run still `running` as `interrupted`. Only the lock holder may call it:

@@ -7,6 +7,7 @@ pub mod http;
 pub mod proxy;
 pub mod scim;
 pub mod slapd;
+pub mod smtp;
 pub mod vendors;
 pub mod world;
 

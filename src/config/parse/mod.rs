@@ -12,7 +12,8 @@
 //! This file only orchestrates. `checker` is the generic part (the node schema walker,
 //! problem gathering and masking), `values` reads the kinds of value every block uses,
 //! `suggest` is the one "did you mean", and `depth` keeps deep nesting away from the KDL
-//! parser. Each block has its own file: `source/`, `target`, `user`, `groups`, `policy`;
+//! parser. Each block has its own file: `source/`, `target`, `user`, `groups`, `policy`,
+//! `notify`;
 //! `http` reads the options every HTTP connector's block takes.
 
 use std::path::Path;
@@ -27,6 +28,7 @@ mod checker;
 mod depth;
 mod groups;
 mod http;
+mod notify;
 mod policy;
 mod source;
 mod suggest;
@@ -67,6 +69,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         .and_then(|e| e.value().as_string())
         .map(str::to_string);
     let group = file.group(&top, source_kind.as_deref());
+    let notify = file.notify(&top);
     let (policy, policy_file) = match top.get("policy") {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),
@@ -81,23 +84,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         policy_text = Some(policy_file.text_as_read());
         problems.extend(policy_file.finish());
     }
-    match (state, source, target, user, group, policy) {
-        (Some(state), Some(source), Some(target), Some(user), Some(group), Some(policy))
-            if problems.is_empty() =>
-        {
-            Ok(Config {
-                path: path.to_path_buf(),
-                source_text: NamedSource::new(path.display().to_string(), text.to_string()),
-                policy_text,
-                state,
-                source,
-                target,
-                user,
-                group,
-                policy,
-                digest: hex(&digest.finalize()),
-            })
-        }
+    match (state, source, target, user, group, policy, notify) {
+        (
+            Some(state),
+            Some(source),
+            Some(target),
+            Some(user),
+            Some(group),
+            Some(policy),
+            Some(notify),
+        ) if problems.is_empty() => Ok(Config {
+            path: path.to_path_buf(),
+            source_text: NamedSource::new(path.display().to_string(), text.to_string()),
+            policy_text,
+            state,
+            source,
+            target,
+            user,
+            group,
+            policy,
+            notify,
+            digest: hex(&digest.finalize()),
+        }),
         _ => Err(ConfigError::Invalid { problems }),
     }
 }
@@ -109,11 +117,13 @@ fn hex(bytes: &[u8]) -> String {
 const TOP: Block = Block {
     place: "at the top level",
     name: "top level",
-    nodes: &["state", "source", "target", "user", "group", "policy"],
+    nodes: &[
+        "state", "source", "target", "user", "group", "policy", "notify",
+    ],
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 10] = [
+const BLOCKS: [&Block; 12] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
@@ -124,4 +134,6 @@ const BLOCKS: [&Block; 10] = [
     &groups::GROUP,
     &source::SERVICENOW,
     &source::FRESHSERVICE,
+    &notify::NOTIFY,
+    &notify::EMAIL,
 ];
