@@ -9,10 +9,12 @@ use chrono::Utc;
 use super::{Error, Global, Session, exit, plan_file};
 use crate::apply::{self, ApplyReport, Release};
 use crate::cli::{ApplyArgs, Format, PlanArgs, PolicyOverrides, SyncArgs};
-use crate::config::TargetConfig;
+use crate::config::{Config, Policy, TargetConfig};
 use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
 use crate::plan::Plan;
+use crate::plan::seal::{self, Seal};
+use crate::secret::Secret;
 use crate::progress::Progress;
 use crate::store::{Outcome, RunKind, RunOutcome, Store};
 use crate::{render, target};
@@ -24,14 +26,20 @@ pub(super) fn plan(global: &Global, args: PlanArgs) -> Result<u8, Error> {
         Ok(reviewed) => reviewed,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
+    let key = match signing_key(&session.config) {
+        Ok(key) => key,
+        Err(e) => return fail_run(&session.store, run_id, e),
+    };
     let plan = match make_plan(&mut session, run_id, args.force, global.progress) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
+    let seal = seal::seal(&plan, key.as_ref().map(|k| k.expose().as_bytes()));
     publish(
         &session.store,
         run_id,
         &plan,
+        &seal,
         args.out.as_deref(),
         args.format,
     )?;
@@ -72,13 +80,17 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<u8, Error> {
         force: args.force,
     };
     let result = match &args.plan_file {
-        Some(file) => plan_file::load_for(file, &session.config).and_then(|plan| {
-            session.store.save_plan(&plan, None)?;
-            Ok(plan)
-        }),
+        Some(file) => signing_key(&session.config)
+            .and_then(|key| {
+                plan_file::load_for(file, &session.config, &session.store, key.as_ref())
+            })
+            .and_then(|(plan, digest)| {
+                session.store.save_plan(&plan, None, &digest)?;
+                Ok(plan)
+            }),
         None => make_plan(&mut session, run_id, args.force, global.progress).and_then(|plan| {
-            session.store.save_plan(&plan, Some(run_id))?;
-            print_plan(&plan, Format::Human);
+            save(&session.store, &plan, run_id)?;
+            print_plan(&plan, Format::Human, None);
             Ok(plan)
         }),
     };
@@ -111,8 +123,8 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    session.store.save_plan(&plan, Some(run_id))?;
-    print_plan(&plan, args.format);
+    save(&session.store, &plan, run_id)?;
+    print_plan(&plan, args.format, None);
     let code = plan_exit_code(&plan);
     if code == exit::OK {
         finish(&session.store, run_id, Outcome::NoChanges, &plan)?;
@@ -134,6 +146,28 @@ pub(super) fn sync(global: &Global, args: SyncArgs) -> Result<u8, Error> {
         global.progress,
     )?;
     Ok(sync_exit_code(&report, args.detailed_exitcode))
+}
+
+/// The `plan-signing-key`, when the config names one. A key that is named but cannot be
+/// read is an error: a plan made without it could not be applied where the store never saw
+/// it, and a plan file to apply could not be checked.
+fn signing_key(config: &Config) -> Result<Option<Secret>, Error> {
+    config
+        .plan_signing_key
+        .as_ref()
+        .map(|key| {
+            key.value.resolve().map_err(|e| {
+                Error::Usage(format!(
+                    "plan-signing-key: {e}; plans are signed and checked with it"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Stores a plan made in this run, with its digest.
+fn save(store: &Store, plan: &Plan, run_id: i64) -> Result<(), Error> {
+    Ok(store.save_plan(plan, Some(run_id), &seal::seal(plan, None).digest)?)
 }
 
 /// For schedules: 0 when everything planned was applied, 3 when a cap holds some actions
@@ -235,13 +269,15 @@ fn publish(
     store: &Store,
     run_id: i64,
     plan: &Plan,
+    seal: &Seal,
     out: Option<&Path>,
     format: Format,
 ) -> Result<(), Error> {
+    let signature = seal.signature.as_deref();
     let (saved, written) = std::thread::scope(|scope| {
-        let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan)));
-        let shown = scope.spawn(|| print_plan(plan, format));
-        let saved = store.save_plan(plan, Some(run_id));
+        let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan, signature)));
+        let shown = scope.spawn(|| print_plan(plan, format, signature));
+        let saved = store.save_plan(plan, Some(run_id), &seal.digest);
         let written = file.map(|f| {
             f.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -280,12 +316,14 @@ fn plan_exit_code(plan: &Plan) -> u8 {
     }
 }
 
-pub(super) fn print_plan(plan: &Plan, format: Format) {
+/// Shows the plan; its JSON carries the plan's signature when it has one, so that
+/// `roster plan --format json > plan.json` makes a plan file like `--out` does.
+pub(super) fn print_plan(plan: &Plan, format: Format, signature: Option<&str>) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed stdout (`roster plan | head`) is not an error worth failing the run for.
     let _ = match format {
         Format::Human => out.write_all(render::human(plan).as_bytes()),
-        Format::Json => render::write_json(plan, &mut out),
+        Format::Json => render::write_signed_json(plan, signature, &mut out),
         Format::Markdown => out.write_all(render::markdown(plan).as_bytes()),
     };
     let _ = out.flush();
@@ -334,7 +372,9 @@ fn apply_plan(
         check_staleness,
     };
     let progress = Progress::new(show_progress);
+    let policy = policy_in_force(config, &plan);
     let outcome = apply::release(&mut plan, release).and_then(|()| {
+        apply::recheck(&plan, &policy, release)?;
         apply::apply(
             &mut plan,
             &session.store,
@@ -347,7 +387,10 @@ fn apply_plan(
         Ok(report) => report,
         Err(e) => {
             let outcome = RunOutcome {
-                outcome: Outcome::Error,
+                outcome: match e {
+                    apply::ApplyError::Refused(_) => Outcome::Refused,
+                    _ => Outcome::Error,
+                },
                 error: Some(e.to_string()),
                 plan_id: Some(plan.plan_id.clone()),
             };
@@ -367,6 +410,19 @@ fn apply_plan(
     };
     session.store.finish_run(run_id, &outcome, Utc::now())?;
     Ok(report)
+}
+
+/// The policy a plan is re-checked against: the config's, with what the command line set
+/// when the plan was made (its mode, its `--max-removes`), which the sealed plan records.
+fn policy_in_force(config: &Config, plan: &Plan) -> Policy {
+    let mut policy = config.policy.clone();
+    if plan.mode != *policy.mode {
+        policy.override_mode(plan.mode);
+    }
+    if let Some(n) = plan.max_removes {
+        policy.override_max_removes(n);
+    }
+    policy
 }
 
 fn report_line(r: &ApplyReport) -> String {

@@ -34,6 +34,12 @@ pub struct PlanJson<A = Vec<ActionJson>> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced: Vec<String>,
     pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_removes: Option<u64>,
+    /// `hmac-sha256:<hex>` over the plan without this field (`plan::seal`), when the plan
+    /// was made with a `plan-signing-key`. Last, so that it reads as a seal on the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,8 +110,17 @@ impl Serialize for Actions<'_> {
 }
 
 /// The plan as the contract writes it, its actions converted while they are written.
+/// Unsigned: this is also the canonical form that `plan::seal` digests and signs.
 pub fn view(plan: &Plan) -> PlanJson<Actions<'_>> {
     header_with(plan, Actions(&plan.actions))
+}
+
+/// The plan file: the plan with its signature, if it has one.
+pub fn signed_view<'a>(plan: &'a Plan, signature: Option<&str>) -> PlanJson<Actions<'a>> {
+    PlanJson {
+        signature: signature.map(str::to_string),
+        ..view(plan)
+    }
 }
 
 /// Everything but the actions (the store keeps those as rows).
@@ -125,12 +140,21 @@ fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
         desired_digest: plan.desired_digest.clone(),
         forced: plan.forced.clone(),
         target: plan.target.clone(),
+        max_removes: plan.max_removes,
+        signature: None,
     }
 }
 
 /// A plan from its JSON, converted strictly.
 pub fn read(value: serde_json::Value) -> Result<Plan, ContractError> {
-    serde_json::from_value::<PlanJson>(value)?.into_plan()
+    read_signed(value).map(|(plan, _)| plan)
+}
+
+/// A plan file: the plan, and the signature it carries, if any.
+pub fn read_signed(value: serde_json::Value) -> Result<(Plan, Option<String>), ContractError> {
+    let mut json = serde_json::from_value::<PlanJson>(value)?;
+    let signature = json.signature.take();
+    Ok((json.into_plan()?, signature))
 }
 
 impl PlanJson {
@@ -151,6 +175,7 @@ impl PlanJson {
             desired_digest: self.desired_digest,
             forced: self.forced,
             target: self.target,
+            max_removes: self.max_removes,
         })
     }
 }

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_lock_and_target_guard",
         include_str!("../../schema/0004_lock_and_target_guard.sql"),
     ),
+    (
+        "0005_trust_plan_digest",
+        include_str!("../../schema/0005_trust_plan_digest.sql"),
+    ),
 ];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.
