@@ -139,14 +139,18 @@ fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
             user.username, user.id
         )),
         (_, None) => drift("the account no longer exists".to_string()),
-        (_, Some(user)) if takes_away(action) && !owned(action, user) => drift(match &user.external_id {
-            None => "it carries no externalId: roster does not manage it, and never takes it away"
-                .to_string(),
-            Some(other) => format!(
-                "its externalId is {other:?}, not the plan's {:?}: roster takes away only its own accounts",
-                action.subject.keys().0
-            ),
-        }),
+        (_, Some(user)) if takes_away(action) && !owned(action, user) => {
+            drift(match &user.external_id {
+                None => {
+                    "it carries no externalId: roster does not manage it, and never takes it away"
+                        .to_string()
+                }
+                Some(other) => format!(
+                    "its externalId is {other:?}, not the plan's {:?}: roster takes away only its own accounts",
+                    action.subject.keys().0
+                ),
+            })
+        }
         (_, Some(user)) => match (&action.target_version, &user.version) {
             (Some(planned), Some(current)) if planned != current => {
                 drift(format!("version {current} instead of {planned}"))

@@ -235,7 +235,10 @@ fn the_digest_is_of_the_values_not_of_comments_or_layout() {
         VALID.replace("    timeout 10\n", "        timeout   10\n\n\n"),
         format!("// Reviewed 2024-05-01\n/* block */\n{VALID}\n"),
         VALID.replace("page-size 200", "page-size 0xc8"),
-        VALID.replace("    timeout 10\n", "    timeout 10\n    /-filter \"(uid=*)\"\n"),
+        VALID.replace(
+            "    timeout 10\n",
+            "    timeout 10\n    /-filter \"(uid=*)\"\n",
+        ),
     ];
     for text in &same {
         assert_eq!(digest(text), base, "{text}");
@@ -243,7 +246,10 @@ fn the_digest_is_of_the_values_not_of_comments_or_layout() {
     let other = [
         VALID.replace("page-size 200", "page-size 201"),
         VALID.replace("timeout 10", "timeout 11"),
-        VALID.replace("    timeout 10\n", "    timeout 10\n    follow-referrals #true\n"),
+        VALID.replace(
+            "    timeout 10\n",
+            "    timeout 10\n    follow-referrals #true\n",
+        ),
     ];
     for text in &other {
         assert_ne!(digest(text), base, "{text}");
@@ -290,7 +296,11 @@ fn policy_file_is_read_relative_to_the_config() {
     let origin = config.policy.origin.expect("a policy file has an origin");
     assert_eq!(origin.offset(), text.find("policy \"").unwrap());
     assert_eq!(origin.len(), "policy \"policies/nightly.kdl\"".len());
-    assert_ne!(config.digest, hex_sha256(&[&text, policy_text]), "not the bytes");
+    assert_ne!(
+        config.digest,
+        hex_sha256(&[&text, policy_text]),
+        "not the bytes"
+    );
     // A comment in the policy file changes nothing; a value does.
     let with_comment = format!("// nightly\n{policy_text}// end\n");
     std::fs::write(dir.path().join("policies/nightly.kdl"), with_comment).unwrap();

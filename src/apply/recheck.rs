@@ -100,9 +100,7 @@ fn ownership_rule(action: &Action) -> Option<String> {
         {
             Some("the member is not an account roster manages".into())
         }
-        Subject::User(_) | Subject::Group(_)
-            if takes_away && action.target_id.is_none() =>
-        {
+        Subject::User(_) | Subject::Group(_) if takes_away && action.target_id.is_none() => {
             Some("the plan names no target object for it".into())
         }
         _ => None,
@@ -137,11 +135,15 @@ fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
         .filter(|a| a.action == ActionKind::Add)
         .collect();
     let updates: Vec<&Action> = users.iter().copied().filter(is_update).collect();
-    let removal_cap = Some(*policy.max_removes)
-        .map(|cap| cap.max(release.allow_removes.unwrap_or(0)));
+    let removal_cap =
+        Some(*policy.max_removes).map(|cap| cap.max(release.allow_removes.unwrap_or(0)));
     let families = [
         (removals, removal_cap, "max-removes"),
-        (adds, count_cap(policy.max_adds.map(|c| c.value)), "max-adds"),
+        (
+            adds,
+            count_cap(policy.max_adds.map(|c| c.value)),
+            "max-adds",
+        ),
         (
             updates,
             count_cap(policy.max_updates.map(|c| c.value)),

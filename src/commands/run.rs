@@ -14,8 +14,8 @@ use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
 use crate::plan::Plan;
 use crate::plan::seal::{self, Seal};
-use crate::secret::Secret;
 use crate::progress::Progress;
+use crate::secret::Secret;
 use crate::store::{Outcome, RunKind, RunOutcome, Store};
 use crate::{render, target};
 

@@ -21,7 +21,11 @@ use crate::config::Mode;
 
 /// The plan file. `A` is the actions: a `Vec<ActionJson>` when read, a borrowed view of the
 /// model's actions when written (a large plan is streamed, never copied whole).
+/// Every type here refuses a field it does not know: a plan file roster did not write is
+/// not read as one that means the same (a misspelt optional field would otherwise read as
+/// absent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlanJson<A = Vec<ActionJson>> {
     pub format_version: u32,
     pub plan_id: String,
@@ -43,6 +47,7 @@ pub struct PlanJson<A = Vec<ActionJson>> {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SummaryJson {
     pub add: u64,
     pub update: u64,
@@ -64,6 +69,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActionJson {
     pub seq: u32,
     pub action: String,
@@ -85,6 +91,7 @@ pub struct ActionJson {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangeJson {
     pub field: String,
     pub before: Option<String>,

@@ -83,7 +83,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         policy_source = Some(policy_file.text.clone());
         problems.extend(policy_file.finish());
     }
-    match (state, source, target, user, group, policy, optional(plan_signing_key)) {
+    match (
+        state,
+        source,
+        target,
+        user,
+        group,
+        policy,
+        optional(plan_signing_key),
+    ) {
         (
             Some(state),
             Some(source),
@@ -92,8 +100,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(group),
             Some(policy),
             Some(plan_signing_key),
-        ) if problems.is_empty() =>
-        {
+        ) if problems.is_empty() => {
             // Only now: a text with problems (one nested too deep among them) never reaches
             // the KDL parser again.
             let digest = digest(&doc, policy_source.as_deref());
