@@ -186,3 +186,176 @@ pub fn message(plan_id: &str, violations: &[Violation]) -> String {
     text.push_str("\nmake a new plan with `roster plan`");
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FORMAT_VERSION, GroupRef, Summary, UserRef};
+
+    fn user(seq: u32, kind: ActionKind, status: ActionStatus, key: &str) -> Action {
+        let mut a = Action::change_user(
+            kind,
+            UserRef {
+                key: key.into(),
+                username: format!("u{seq}"),
+            },
+            Vec::new(),
+            Vec::new(),
+        );
+        if kind != ActionKind::Add {
+            a = a.on_target(&format!("id{seq}"), None, None);
+        }
+        a.seq = seq;
+        a.status = status;
+        a
+    }
+
+    fn plan(actions: Vec<Action>) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION,
+            plan_id: "p".into(),
+            created_at: chrono::Utc::now(),
+            summary: Summary::default(),
+            actions,
+            mode: Mode::AddOnly,
+            config_digest: String::new(),
+            desired_digest: String::new(),
+            forced: Vec::new(),
+            target: String::new(),
+            max_removes: None,
+        }
+    }
+
+    fn policy(mode: Mode, max_removes: u64) -> Policy {
+        Policy {
+            mode: mode.into(),
+            max_removes: max_removes.into(),
+            ..Policy::default()
+        }
+    }
+
+    fn refused(actions: Vec<Action>, policy: &Policy, release: Release) -> Vec<u32> {
+        recheck(&plan(actions), policy, release)
+            .iter()
+            .map(|v| v.seq)
+            .collect()
+    }
+
+    use ActionKind::{Add, Delete, Remove, Update};
+    use ActionStatus::{Applied, Held, Planned, Skipped};
+
+    #[test]
+    fn the_mode_decides_what_may_be_taken_away() {
+        let none = Release::default();
+        let cases: [(Mode, ActionKind, &[u32]); 6] = [
+            (Mode::AddOnly, Remove, &[1]),
+            (Mode::AddOnly, Delete, &[1]),
+            (Mode::Remove, Remove, &[]),
+            (Mode::Remove, Delete, &[1]),
+            (Mode::Delete, Delete, &[]),
+            (Mode::AddOnly, Update, &[]),
+        ];
+        for (mode, kind, expected) in cases {
+            let actions = vec![user(1, kind, Planned, "k1")];
+            assert_eq!(
+                refused(actions, &policy(mode, 10), none),
+                expected,
+                "{mode:?} {kind:?}"
+            );
+        }
+        // A held delete is as wrong as a planned one; an applied or skipped one is history.
+        let actions = vec![
+            user(1, Delete, Held, "k1"),
+            user(2, Delete, Applied, "k2"),
+            user(3, Delete, Skipped, "k3"),
+        ];
+        assert_eq!(refused(actions, &policy(Mode::Remove, 10), none), [1]);
+    }
+
+    #[test]
+    fn over_a_cap_removals_stay_held_unless_released_at_apply() {
+        let three = || {
+            (1..=3)
+                .map(|seq| user(seq, Remove, Planned, &format!("k{seq}")))
+                .collect::<Vec<_>>()
+        };
+        let p = policy(Mode::Remove, 2);
+        assert_eq!(refused(three(), &p, Release::default()), [1, 2, 3]);
+        let allow = |n| Release {
+            allow_removes: Some(n),
+            force: false,
+        };
+        assert_eq!(refused(three(), &p, allow(3)), Vec::<u32>::new());
+        assert_eq!(refused(three(), &p, allow(1)), [1, 2, 3]);
+        let force = Release {
+            allow_removes: None,
+            force: true,
+        };
+        assert_eq!(refused(three(), &p, force), Vec::<u32>::new());
+        // Held ones are not counted: they are not going anywhere.
+        let mut held = three();
+        held.iter_mut().for_each(|a| a.status = Held);
+        assert_eq!(refused(held, &p, Release::default()), Vec::<u32>::new());
+        // Within the cap, nothing to say.
+        assert_eq!(
+            refused(three(), &policy(Mode::Remove, 3), Release::default()),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn adds_over_max_adds_are_refused_unless_forced() {
+        let p = Policy {
+            max_adds: Some(Cap::Count(1).into()),
+            ..policy(Mode::AddOnly, 0)
+        };
+        let adds = || vec![user(1, Add, Planned, "k1"), user(2, Add, Planned, "k2")];
+        assert_eq!(refused(adds(), &p, Release::default()), [1, 2]);
+        let force = Release {
+            allow_removes: None,
+            force: true,
+        };
+        assert_eq!(refused(adds(), &p, force), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn only_what_roster_manages_is_changed_or_taken_away() {
+        let p = policy(Mode::Delete, 10);
+        let none = Release::default();
+        assert_eq!(refused(vec![user(1, Remove, Planned, "")], &p, none), [1]);
+        assert_eq!(refused(vec![user(1, Update, Planned, "")], &p, none), [1]);
+        let mut no_id = user(2, Delete, Planned, "k2");
+        no_id.target_id = None;
+        assert_eq!(refused(vec![no_id], &p, none), [2]);
+        let mut leave = Action::membership(
+            Remove,
+            GroupRef {
+                key: "g".into(),
+                name: "Sales".into(),
+            },
+            UserRef {
+                key: String::new(),
+                username: "hand-made".into(),
+            },
+            crate::plan::Reason::NotInTarget,
+            Vec::new(),
+        );
+        leave.seq = 3;
+        assert_eq!(refused(vec![leave], &p, none), [3]);
+    }
+
+    #[test]
+    fn the_message_names_each_action_and_its_rule() {
+        let violations = recheck(
+            &plan(vec![user(4, Delete, Planned, "k4")]),
+            &policy(Mode::Remove, 10),
+            Release::default(),
+        );
+        let text = message("p", &violations);
+        assert!(
+            text.contains("action 4 (delete user u4): deletes are allowed only in mode \"delete\""),
+            "{text}"
+        );
+        assert!(text.contains("nothing was applied"), "{text}");
+    }
+}

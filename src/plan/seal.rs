@@ -104,3 +104,49 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Plan {
+        let text = include_str!("../../tests/fixtures/plan_v1_groups.json");
+        contract::read(serde_json::from_str(text).expect("json")).expect("plan")
+    }
+
+    #[test]
+    fn a_signature_holds_for_the_plan_and_the_key_it_was_made_with_only() {
+        let plan = fixture();
+        let key = b"key held by both CI jobs";
+        let seal = seal(&plan, Some(key));
+        let signature = seal.signature.expect("signed");
+        assert!(verify(&plan, &signature, key));
+        assert!(!verify(&plan, &signature, b"another key"));
+        let mut edited = plan.clone();
+        edited.actions[0].status = crate::plan::ActionStatus::Planned;
+        assert_ne!(edited, plan);
+        assert!(!verify(&edited, &signature, key));
+        assert_ne!(super::seal(&edited, None).digest, seal.digest);
+        for broken in [
+            "",
+            "hmac-sha256:",
+            "hmac-sha256:zz",
+            "sha1:00",
+            &signature[..20],
+        ] {
+            assert!(!verify(&plan, broken, key), "{broken}");
+        }
+    }
+
+    #[test]
+    fn the_digest_is_of_what_the_plan_says_not_of_the_file_s_layout() {
+        let plan = fixture();
+        let reread = contract::read(
+            serde_json::from_str(&serde_json::to_string(&contract::view(&plan)).expect("json"))
+                .expect("json"),
+        )
+        .expect("plan");
+        assert_eq!(seal(&reread, None).digest, seal(&plan, None).digest);
+        assert_eq!(seal(&plan, None).signature, None);
+    }
+}
