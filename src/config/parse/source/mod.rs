@@ -109,9 +109,8 @@ impl Checker<'_> {
             )
             .label("remove this node")
             .help(
-                "give the CA that signed the server's certificate with ca-file \"PATH\" (a \
-                 self-signed certificate is its own CA); an unverified connection would let \
-                 anyone on the path decide who gets accounts",
+                "give the CA that signed the server's certificate with ca-file \"PATH\"; an \
+                 unverified connection would let anyone on the path decide who gets accounts",
             );
         }
         let bind_dn_node = c.get("bind-dn");
