@@ -139,6 +139,18 @@ fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
             user.username, user.id
         )),
         (_, None) => drift("the account no longer exists".to_string()),
+        (_, Some(user)) if takes_away(action) && !owned(action, user) => {
+            drift(match &user.external_id {
+                None => {
+                    "it carries no externalId: roster does not manage it, and never takes it away"
+                        .to_string()
+                }
+                Some(other) => format!(
+                    "its externalId is {other:?}, not the plan's {:?}: roster takes away only its own accounts",
+                    action.subject.keys().0
+                ),
+            })
+        }
         (_, Some(user)) => match (&action.target_version, &user.version) {
             (Some(planned), Some(current)) if planned != current => {
                 drift(format!("version {current} instead of {planned}"))
@@ -154,6 +166,16 @@ fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
             _ => None,
         },
     }
+}
+
+/// A remove, a delete, or an update that takes an account out of service.
+fn takes_away(action: &Action) -> bool {
+    action.counts_as_removal()
+}
+
+/// The account is the one roster manages under the action's key.
+fn owned(action: &Action, user: &TargetUser) -> bool {
+    user.external_id.as_deref() == Some(action.subject.keys().0)
 }
 
 /// The refusal message: what changed, for the first few objects.

@@ -19,7 +19,7 @@ source "ldap" {
     url "ldap://dc1.example.com:389"
     starttls #true
     ca-file "certs/corp-ca.pem"
-    tls-insecure-skip-verify #false
+    // TLS is always verified (tls-insecure-skip-verify is refused)
     bind-dn "cn=sync,ou=Service,dc=example,dc=com"
     bind-password env="LDAP_BIND_PASSWORD"
     base-dn "ou=People,dc=example,dc=com" "ou=Contractors,dc=example,dc=com"
@@ -142,7 +142,6 @@ fn full_config_parses_into_typed_values() {
         ldap.ca_file.as_ref().map(|f| f.value.clone()),
         Some(dir.join("certs/corp-ca.pem"))
     );
-    assert!(!ldap.tls_insecure_skip_verify);
     assert_eq!(
         ldap.bind_dn.as_deref().map(String::as_str),
         Some("cn=sync,ou=Service,dc=example,dc=com")
@@ -219,7 +218,42 @@ fn full_config_parses_into_typed_values() {
     let origin = policy.origin.expect("an inline policy has an origin");
     assert_eq!(origin.offset(), VALID.find("policy {").unwrap());
 
-    assert_eq!(config.digest, hex_sha256(&[VALID]));
+    assert_eq!(config.digest.len(), 64, "a sha256 in hex");
+    assert_ne!(config.digest, hex_sha256(&[VALID]), "not the bytes");
+}
+
+/// Plans record the config digest and apply refuses a plan made with another config: a
+/// comment, blank lines, indentation or another spelling of the same value must not count,
+/// any value must.
+#[test]
+fn the_digest_is_of_the_values_not_of_comments_or_layout() {
+    let path = Path::new("roster.kdl");
+    let digest = |text: &str| parse_ok(path, text).digest;
+    let base = digest(VALID);
+    let same = [
+        VALID.replace("page-size 200", "page-size 200 // smaller pages"),
+        VALID.replace("    timeout 10\n", "        timeout   10\n\n\n"),
+        format!("// Reviewed 2024-05-01\n/* block */\n{VALID}\n"),
+        VALID.replace("page-size 200", "page-size 0xc8"),
+        VALID.replace(
+            "    timeout 10\n",
+            "    timeout 10\n    /-filter \"(uid=*)\"\n",
+        ),
+    ];
+    for text in &same {
+        assert_eq!(digest(text), base, "{text}");
+    }
+    let other = [
+        VALID.replace("page-size 200", "page-size 201"),
+        VALID.replace("timeout 10", "timeout 11"),
+        VALID.replace(
+            "    timeout 10\n",
+            "    timeout 10\n    follow-referrals #true\n",
+        ),
+    ];
+    for text in &other {
+        assert_ne!(digest(text), base, "{text}");
+    }
 }
 
 #[test]
@@ -262,7 +296,20 @@ fn policy_file_is_read_relative_to_the_config() {
     let origin = config.policy.origin.expect("a policy file has an origin");
     assert_eq!(origin.offset(), text.find("policy \"").unwrap());
     assert_eq!(origin.len(), "policy \"policies/nightly.kdl\"".len());
-    assert_eq!(config.digest, hex_sha256(&[&text, policy_text]));
+    assert_ne!(
+        config.digest,
+        hex_sha256(&[&text, policy_text]),
+        "not the bytes"
+    );
+    // A comment in the policy file changes nothing; a value does.
+    let with_comment = format!("// nightly\n{policy_text}// end\n");
+    std::fs::write(dir.path().join("policies/nightly.kdl"), with_comment).unwrap();
+    let digest = parse_ok(&dir.path().join("roster.kdl"), &text).digest;
+    assert_eq!(digest, config.digest);
+    let changed = policy_text.replace("max-updates 7", "max-updates 8");
+    std::fs::write(dir.path().join("policies/nightly.kdl"), changed).unwrap();
+    let digest = parse_ok(&dir.path().join("roster.kdl"), &text).digest;
+    assert_ne!(digest, config.digest);
 }
 
 #[test]
@@ -1247,4 +1294,19 @@ fn ldif_source_with_a_misspelled_path() {
         error.problems()[0].help_text(),
         Some("did you mean `path`?")
     );
+}
+
+/// TLS to the directory is always verified: the switch that turned it off is refused with
+/// what to do instead, never accepted quietly.
+#[test]
+fn tls_insecure_skip_verify_is_refused_with_a_way_out() {
+    let text = VALID.replace(
+        "    // TLS is always verified (tls-insecure-skip-verify is refused)\n",
+        "    tls-insecure-skip-verify #true\n",
+    );
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert_eq!(codes(&error), ["roster::config::unsupported"]);
+    let rendered = render(&error);
+    assert!(rendered.contains("always verifies"), "{rendered}");
+    assert!(rendered.contains("ca-file"), "{rendered}");
 }

@@ -30,7 +30,6 @@ fn source(url: &str) -> LdapSource {
         url: spanned(url.to_string()),
         starttls: false,
         ca_file: None,
-        tls_insecure_skip_verify: false,
         bind_dn: None,
         bind_password: None,
         base_dns: vec![spanned(PEOPLE.to_string())],
@@ -271,16 +270,6 @@ fn refuses_a_certificate_no_trusted_ca_signed() {
         admin_source(&slapd, &slapd.ldaps_url),
         "LDAPS, system roots",
     );
-}
-
-#[test]
-fn skipping_verification_accepts_any_certificate() {
-    let slapd = Slapd::start_with_ldif(&person("alice", "Alice Liddell", None, &[]));
-    let insecure = LdapSource {
-        tls_insecure_skip_verify: true,
-        ..with_ca(admin_source(&slapd, &slapd.ldaps_url), &slapd.other_ca_file)
-    };
-    assert_eq!(read(insecure).expect("unverified LDAPS").len(), 1);
 }
 
 #[test]

@@ -113,6 +113,7 @@ fn sample() -> Plan {
         desired_digest: "d1ce".into(),
         forced: Vec::new(),
         target: "https://example.com/scim/v2".into(),
+        max_removes: None,
     };
     plan.actions[3].reasons = vec![Reason::GoneRemove];
     plan.actions[2].reasons = vec![Reason::InactiveInTarget];

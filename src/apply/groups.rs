@@ -444,10 +444,13 @@ mod tests {
             desired_digest: String::new(),
             forced: Vec::new(),
             target: "scripted".into(),
+            max_removes: None,
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("state.db")).expect("store");
-        store.save_plan(&plan, None).expect("save");
+        store
+            .save_plan(&plan, None, &crate::plan::seal::seal(&plan, None).digest)
+            .expect("save");
         let target = Scripted {
             refuse: "bob",
             calls: Mutex::new(Vec::new()),

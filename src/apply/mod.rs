@@ -14,6 +14,7 @@
 
 use chrono::{SecondsFormat, Utc};
 
+use crate::config::Policy;
 use crate::plan::{ActionStatus, Plan, PlanStatus};
 use crate::progress::Progress;
 use crate::stale;
@@ -22,6 +23,7 @@ use crate::target::{Target, TargetError};
 
 mod create;
 mod groups;
+mod recheck;
 mod resume;
 mod users;
 mod workers;
@@ -56,6 +58,9 @@ pub enum ApplyError {
     NotEnoughAllowed { allowed: u64, held: u64 },
     #[error("{0}")]
     Stale(String),
+    /// Actions the policy in force does not allow (`recheck.rs`): nothing was applied.
+    #[error("{0}")]
+    Refused(String),
     #[error("checking the plan against the target: {0}")]
     Target(TargetError),
     #[error(transparent)]
@@ -110,6 +115,20 @@ pub fn release(plan: &mut Plan, release: Release) -> Result<(), ApplyError> {
         }
     }
     Ok(())
+}
+
+/// Checks every action still to apply against `policy`, the policy in force (with the mode
+/// the plan was made in), after the human's `release`: before any target call, and for every
+/// plan, saved or just made. The error says which actions break which rule.
+pub fn recheck(plan: &Plan, policy: &Policy, release: Release) -> Result<(), ApplyError> {
+    let violations = recheck::recheck(plan, policy, release);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Refused(recheck::message(
+        &plan.plan_id,
+        &violations,
+    )))
 }
 
 /// Applies `plan` (already stored with `Store::save_plan`). Statuses in the journal win over

@@ -103,6 +103,7 @@ mod tests {
             desired_digest: String::new(),
             forced: Vec::new(),
             target: String::new(),
+            max_removes: None,
         };
         let journal = HashMap::from([(1, ActionStatus::Applied), (2, ActionStatus::Applying)]);
         let mut report = ApplyReport::default();

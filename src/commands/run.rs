@@ -9,11 +9,13 @@ use chrono::Utc;
 use super::{Error, Global, Session, exit, plan_file};
 use crate::apply::{self, ApplyReport, Release};
 use crate::cli::{ApplyArgs, Format, PlanArgs, PolicyOverrides, SyncArgs};
-use crate::config::{Config, TargetConfig};
+use crate::config::{Config, Policy, TargetConfig};
 use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
+use crate::plan::seal::{self, Seal};
 use crate::plan::{CapName, Hold, Plan};
 use crate::progress::Progress;
+use crate::secret::Secret;
 use crate::store::{AppliedCounts, Outcome, RunKind, RunOutcome, Store};
 use crate::{render, target};
 
@@ -35,15 +37,27 @@ fn plan_run(
         Ok(reviewed) => reviewed,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
+    let key = match signing_key(&session.config) {
+        Ok(key) => key,
+        Err(e) => return fail_run(&session.store, run_id, e),
+    };
     let plan = match make_plan(session, run_id, args.force, global.progress) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
+    let seal = seal::seal(&plan, key.as_ref().map(|k| k.expose().as_bytes()));
     let shown = Shown {
         format: args.format,
         colour: global.colour,
     };
-    publish(&session.store, run_id, &plan, args.out.as_deref(), shown)?;
+    publish(
+        &session.store,
+        run_id,
+        &plan,
+        &seal,
+        args.out.as_deref(),
+        shown,
+    )?;
     explain_holds(&session.config, &plan);
     if let Some(reviewed) = &reviewed {
         let comparison = render::comparison(reviewed, &plan);
@@ -93,13 +107,17 @@ fn apply_run(
         force: args.force,
     };
     let result = match &args.plan_file {
-        Some(file) => plan_file::load_for(file, &session.config).and_then(|plan| {
-            session.store.save_plan(&plan, None)?;
-            Ok(plan)
-        }),
+        Some(file) => signing_key(&session.config)
+            .and_then(|key| {
+                plan_file::load_for(file, &session.config, &session.store, key.as_ref())
+            })
+            .and_then(|(plan, digest)| {
+                session.store.save_plan(&plan, None, &digest)?;
+                Ok(plan)
+            }),
         None => make_plan(session, run_id, args.force, global.progress).and_then(|plan| {
-            session.store.save_plan(&plan, Some(run_id))?;
-            print_plan(&plan, Shown::human(global), None);
+            save(&session.store, &plan, run_id)?;
+            print_plan(&plan, Shown::human(global), None, None);
             Ok(plan)
         }),
     };
@@ -143,12 +161,12 @@ fn sync_run(
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    session.store.save_plan(&plan, Some(run_id))?;
+    save(&session.store, &plan, run_id)?;
     let shown = Shown {
         format: args.format,
         colour: global.colour,
     };
-    print_plan(&plan, shown, None);
+    print_plan(&plan, shown, None, None);
     explain_holds(&session.config, &plan);
     let code = plan_exit_code(&plan);
     if code == exit::OK {
@@ -274,13 +292,15 @@ fn publish(
     store: &Store,
     run_id: i64,
     plan: &Plan,
+    seal: &Seal,
     out: Option<&Path>,
     shown: Shown,
 ) -> Result<(), Error> {
+    let signature = seal.signature.as_deref();
     let (saved, written) = std::thread::scope(|scope| {
-        let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan)));
-        let shown = scope.spawn(|| print_plan(plan, shown, out));
-        let saved = store.save_plan(plan, Some(run_id));
+        let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan, signature)));
+        let shown = scope.spawn(|| print_plan(plan, shown, out, signature));
+        let saved = store.save_plan(plan, Some(run_id), &seal.digest);
         let written = file.map(|f| {
             f.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -335,13 +355,15 @@ impl Shown {
     }
 }
 
-/// Prints the plan; a Markdown plan too large for a comment points at `plan_file`.
-fn print_plan(plan: &Plan, shown: Shown, plan_file: Option<&Path>) {
+/// Prints the plan; a Markdown plan too large for a comment points at `plan_file`. Its JSON
+/// carries the plan's signature when it has one, so that `roster plan --format json >
+/// plan.json` makes a plan file like `--out` does.
+fn print_plan(plan: &Plan, shown: Shown, plan_file: Option<&Path>, signature: Option<&str>) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed stdout (`roster plan | head`) is not an error worth failing the run for.
     let _ = match shown.format {
         Format::Human => out.write_all(render::human_in(plan, shown.colour).as_bytes()),
-        Format::Json => render::write_json(plan, &mut out),
+        Format::Json => render::write_signed_json(plan, signature, &mut out),
         Format::Markdown => {
             let file = plan_file.map(|p| p.display().to_string());
             let text = render::markdown_within(plan, render::COMMENT_LIMIT, file.as_deref());
@@ -467,7 +489,9 @@ fn apply_plan(
         check_staleness,
     };
     let progress = Progress::new(show_progress);
+    let policy = policy_in_force(config, &plan);
     let outcome = apply::release(&mut plan, release).and_then(|()| {
+        apply::recheck(&plan, &policy, release)?;
         apply::apply(
             &mut plan,
             &session.store,
@@ -480,7 +504,10 @@ fn apply_plan(
         Ok(report) => report,
         Err(e) => {
             let outcome = RunOutcome {
-                outcome: Outcome::Error,
+                outcome: match e {
+                    apply::ApplyError::Refused(_) => Outcome::Refused,
+                    _ => Outcome::Error,
+                },
                 error: Some(e.to_string()),
                 plan_id: Some(plan.plan_id.clone()),
                 applied: None,
@@ -511,6 +538,41 @@ fn apply_plan(
     };
     session.store.finish_run(run_id, &outcome, Utc::now())?;
     Ok(report)
+}
+
+/// The policy a plan is re-checked against: the config's, with what the command line set
+/// when the plan was made (its mode, its `--max-removes`), which the sealed plan records.
+fn policy_in_force(config: &Config, plan: &Plan) -> Policy {
+    let mut policy = config.policy.clone();
+    if plan.mode != *policy.mode {
+        policy.override_mode(plan.mode);
+    }
+    if let Some(n) = plan.max_removes {
+        policy.override_max_removes(n);
+    }
+    policy
+}
+
+/// The `plan-signing-key`, when the config names one. A key that is named but cannot be
+/// read is an error: a plan made without it could not be applied where the store never saw
+/// it, and a plan file to apply could not be checked.
+fn signing_key(config: &Config) -> Result<Option<Secret>, Error> {
+    config
+        .plan_signing_key
+        .as_ref()
+        .map(|key| {
+            key.value.resolve().map_err(|e| {
+                Error::Usage(format!(
+                    "plan-signing-key: {e}; plans are signed and checked with it"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Stores a plan made in this run, with its digest.
+fn save(store: &Store, plan: &Plan, run_id: i64) -> Result<(), Error> {
+    Ok(store.save_plan(plan, Some(run_id), &seal::seal(plan, None).digest)?)
 }
 
 /// `Apply complete: ...`; held actions come with what releases them: `--allow-removes N`

@@ -116,7 +116,11 @@ pub struct Config {
     pub policy: Policy,
     /// The `notify` block; `None` when nobody is told about runs.
     pub notify: Option<Notify>,
-    /// sha256 of the config text and every policy file it reads (hex): plans record it.
+    /// `plan-signing-key env="..."` / `file="..."`: the key plans are signed with (HMAC),
+    /// so that a store that never saw a plan can still apply it (`plan::seal`).
+    pub plan_signing_key: Option<Spanned<SecretRef>>,
+    /// sha256 of the canonical form of the config and the policy file it reads (their
+    /// values, not their comments or layout; hex): plans record it.
     pub digest: String,
 }
 
@@ -147,8 +151,6 @@ pub struct LdapSource {
     pub starttls: bool,
     /// PEM file with the CA certificates to trust (instead of the system roots).
     pub ca_file: Option<Spanned<PathBuf>>,
-    /// Skip certificate verification: only by explicit choice, warned about on every run.
-    pub tls_insecure_skip_verify: bool,
     /// Simple bind; anonymous when absent.
     pub bind_dn: Option<Spanned<String>>,
     pub bind_password: Option<Spanned<SecretRef>>,
@@ -462,6 +464,11 @@ impl Config {
         match &self.target {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
         }
+        secrets.extend(
+            self.plan_signing_key
+                .iter()
+                .map(|s| ("plan-signing-key", &s.value)),
+        );
         let http = self.source.http().into_iter().chain([self.target.http()]);
         for http in http {
             secrets.extend(

@@ -21,7 +21,7 @@ mod read;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, OnInvalid, PolicyValueAt};
+use crate::config::{At, Config, OnInvalid, PolicyValueAt};
 use crate::mapping::Mapper;
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead, SourceRefusal};
@@ -166,6 +166,8 @@ pub fn plan(
         desired_digest: store.desired_digest(run_id)?,
         forced: forced.into_notes(),
         target: target.describe(),
+        max_removes: matches!(config.policy.max_removes.span, At::CommandLine { .. })
+            .then_some(config.policy.max_removes.value),
     };
     // Users and groups: every record the plan leaves out is counted.
     plan.summary.rejected = store.reject_count(run_id)?;

@@ -21,7 +21,11 @@ use crate::config::Mode;
 
 /// The plan file. `A` is the actions: a `Vec<ActionJson>` when read, a borrowed view of the
 /// model's actions when written (a large plan is streamed, never copied whole).
+/// Every type here refuses a field it does not know: a plan file roster did not write is
+/// not read as one that means the same (a misspelt optional field would otherwise read as
+/// absent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlanJson<A = Vec<ActionJson>> {
     pub format_version: u32,
     pub plan_id: String,
@@ -34,9 +38,16 @@ pub struct PlanJson<A = Vec<ActionJson>> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced: Vec<String>,
     pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_removes: Option<u64>,
+    /// `hmac-sha256:<hex>` over the plan without this field (`plan::seal`), when the plan
+    /// was made with a `plan-signing-key`. Last, so that it reads as a seal on the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SummaryJson {
     pub add: u64,
     pub update: u64,
@@ -58,6 +69,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActionJson {
     pub seq: u32,
     pub action: String,
@@ -79,6 +91,7 @@ pub struct ActionJson {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangeJson {
     pub field: String,
     pub before: Option<String>,
@@ -104,8 +117,17 @@ impl Serialize for Actions<'_> {
 }
 
 /// The plan as the contract writes it, its actions converted while they are written.
+/// Unsigned: this is also the canonical form that `plan::seal` digests and signs.
 pub fn view(plan: &Plan) -> PlanJson<Actions<'_>> {
     header_with(plan, Actions(&plan.actions))
+}
+
+/// The plan file: the plan with its signature, if it has one.
+pub fn signed_view<'a>(plan: &'a Plan, signature: Option<&str>) -> PlanJson<Actions<'a>> {
+    PlanJson {
+        signature: signature.map(str::to_string),
+        ..view(plan)
+    }
 }
 
 /// Everything but the actions (the store keeps those as rows).
@@ -125,12 +147,21 @@ fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
         desired_digest: plan.desired_digest.clone(),
         forced: plan.forced.clone(),
         target: plan.target.clone(),
+        max_removes: plan.max_removes,
+        signature: None,
     }
 }
 
 /// A plan from its JSON, converted strictly.
 pub fn read(value: serde_json::Value) -> Result<Plan, ContractError> {
-    serde_json::from_value::<PlanJson>(value)?.into_plan()
+    read_signed(value).map(|(plan, _)| plan)
+}
+
+/// A plan file: the plan, and the signature it carries, if any.
+pub fn read_signed(value: serde_json::Value) -> Result<(Plan, Option<String>), ContractError> {
+    let mut json = serde_json::from_value::<PlanJson>(value)?;
+    let signature = json.signature.take();
+    Ok((json.into_plan()?, signature))
 }
 
 impl PlanJson {
@@ -151,6 +182,7 @@ impl PlanJson {
             desired_digest: self.desired_digest,
             forced: self.forced,
             target: self.target,
+            max_removes: self.max_removes,
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::config::Mode;
 
 pub mod contract;
 mod reason;
+pub mod seal;
 
 pub use reason::{CapName, Counted, Hold, Limit, Reason};
 
@@ -35,6 +36,9 @@ pub struct Plan {
     pub forced: Vec<String>,
     /// The target the plan is for (its URL), so a plan is not applied elsewhere by mistake.
     pub target: String,
+    /// `--max-removes` when the plan was made with it: with `mode`, the part of the policy
+    /// in force that came from the command line (apply re-checks the plan against it).
+    pub max_removes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -424,6 +428,7 @@ impl Plan {
             desired_digest: self.desired_digest.clone(),
             forced: self.forced.clone(),
             target: self.target.clone(),
+            max_removes: self.max_removes,
         }
     }
 

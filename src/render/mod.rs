@@ -24,8 +24,20 @@ pub fn json(plan: &Plan) -> String {
 
 /// Streams the plan's JSON to `out`, without building it in memory first.
 pub fn write_json(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &crate::plan::contract::view(plan))
-        .map_err(std::io::Error::other)?;
+    write_signed_json(plan, None, out)
+}
+
+/// The same, with the plan's signature (`plan::seal`) when it has one.
+pub fn write_signed_json(
+    plan: &Plan,
+    signature: Option<&str>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(
+        &mut *out,
+        &crate::plan::contract::signed_view(plan, signature),
+    )
+    .map_err(std::io::Error::other)?;
     out.write_all(b"\n")
 }
 

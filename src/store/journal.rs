@@ -19,6 +19,9 @@ pub struct PlanRecord {
     pub id: String,
     pub run_id: Option<i64>,
     pub status: PlanStatus,
+    /// The digest of the plan as roster made it (`plan::seal`); `None` for a plan stored
+    /// by a version that recorded none.
+    pub digest: Option<String>,
 }
 
 /// The journal's view of one action.
@@ -39,15 +42,16 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 }
 
 impl Store {
-    /// Stores a plan and its actions. A plan already stored (a plan file made from this
-    /// state) is left as it is: its journal is the truth about what was applied.
-    pub fn save_plan(&self, plan: &Plan, run_id: Option<i64>) -> Result<()> {
+    /// Stores a plan and its actions, with `digest`, the digest of its canonical form
+    /// (`plan::seal`). A plan already stored (a plan file made from this state) is left as
+    /// it is: its journal is the truth about what was applied.
+    pub fn save_plan(&self, plan: &Plan, run_id: Option<i64>, digest: &str) -> Result<()> {
         let header = contract::header(plan);
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         let inserted = tx
             .execute(
-                "INSERT OR IGNORE INTO plans (id, run_id, created_at, config_digest, desired_digest, status, header)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO plans (id, run_id, created_at, config_digest, desired_digest, status, header, plan_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     plan.plan_id,
                     run_id,
@@ -55,7 +59,8 @@ impl Store {
                     plan.config_digest,
                     plan.desired_digest,
                     PlanStatus::Planned.as_str(),
-                    to_json(&header)
+                    to_json(&header),
+                    digest
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -97,21 +102,26 @@ impl Store {
     }
 
     pub fn plan_record(&self, plan_id: &str) -> Result<Option<PlanRecord>> {
-        let row: Option<(String, Option<i64>, String)> = self
+        let row: Option<(String, Option<i64>, String, Option<String>)> = self
             .conn
             .query_row(
-                "SELECT id, run_id, status FROM plans WHERE id = ?1",
+                "SELECT id, run_id, status, plan_digest FROM plans WHERE id = ?1",
                 [plan_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        row.map(|(id, run_id, status)| {
+        row.map(|(id, run_id, status, digest)| {
             let status = PlanStatus::parse(&status).ok_or_else(|| StoreError::Invalid {
                 path: self.path.display().to_string(),
                 message: format!("plan {plan_id} has unknown status {status:?}"),
             })?;
-            Ok(PlanRecord { id, run_id, status })
+            Ok(PlanRecord {
+                id,
+                run_id,
+                status,
+                digest,
+            })
         })
         .transpose()
     }

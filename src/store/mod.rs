@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_reports_run_results",
         include_str!("../../schema/0005_reports_run_results.sql"),
     ),
+    (
+        "0006_trust_plan_digest",
+        include_str!("../../schema/0006_trust_plan_digest.sql"),
+    ),
 ];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.

@@ -18,11 +18,12 @@
 
 use std::path::Path;
 
+use kdl::KdlDocument;
 use miette::NamedSource;
 use sha2::{Digest, Sha256};
 
 use super::{Config, ConfigError, ConfigFile, Policy};
-use checker::{Block, Checker};
+use checker::{Block, Checker, optional};
 
 mod checker;
 mod depth;
@@ -75,16 +76,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         None => (Some(Policy::default()), None),
     };
 
-    let mut digest = Sha256::new();
-    digest.update(text.as_bytes());
+    let plan_signing_key = top.get("plan-signing-key").map(|n| file.secret(n));
+
     let mut problems = file.finish();
     let mut policy_text = None;
+    let mut policy_source = None;
     if let Some(policy_file) = policy_file {
-        digest.update(policy_file.text.as_bytes());
         policy_text = Some(policy_file.text_as_read());
+        policy_source = Some(policy_file.text.clone());
         problems.extend(policy_file.finish());
     }
-    match (state, source, target, user, group, policy, notify) {
+    match (
+        state,
+        source,
+        target,
+        user,
+        group,
+        policy,
+        optional(plan_signing_key),
+        notify,
+    ) {
         (
             Some(state),
             Some(source),
@@ -92,22 +103,56 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(user),
             Some(group),
             Some(policy),
+            Some(plan_signing_key),
             Some(notify),
-        ) if problems.is_empty() => Ok(Config {
-            path: path.to_path_buf(),
-            source_text: NamedSource::new(path.display().to_string(), text.to_string()),
-            policy_text,
-            state,
-            source,
-            target,
-            user,
-            group,
-            policy,
-            notify,
-            digest: hex(&digest.finalize()),
-        }),
+        ) if problems.is_empty() => {
+            // Only now: a text with problems (one nested too deep among them) never reaches
+            // the KDL parser again.
+            let digest = digest(&doc, policy_source.as_deref());
+            Ok(Config {
+                path: path.to_path_buf(),
+                source_text: NamedSource::new(path.display().to_string(), text.to_string()),
+                policy_text,
+                state,
+                source,
+                target,
+                user,
+                group,
+                policy,
+                plan_signing_key,
+                notify,
+                digest,
+            })
+        }
         _ => Err(ConfigError::Invalid { problems }),
     }
+}
+
+/// sha256 of the canonical config and policy file (hex).
+fn digest(config: &KdlDocument, policy: Option<&str>) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"config\0");
+    digest.update(canonical(config).as_bytes());
+    if let Some(policy) = policy {
+        digest.update(b"\0policy\0");
+        match KdlDocument::parse(policy) {
+            Ok(doc) => digest.update(canonical(&doc).as_bytes()),
+            // It parsed once already; should it not, the text itself still pins it down.
+            Err(_) => digest.update(policy.as_bytes()),
+        }
+    }
+    hex(&digest.finalize())
+}
+
+/// A KDL document as its values say it: no comments (slashdashed nodes included), no
+/// whitespace, numbers and strings in one spelling. Two texts that differ only in those
+/// give the same canonical form, so editing a comment does not make saved plans stale, while
+/// any value, node or argument that changes does. Built from the document rather than from
+/// `Config`, so that a setting added later is covered without anyone remembering to.
+fn canonical(doc: &KdlDocument) -> String {
+    let mut doc = doc.clone();
+    doc.clear_format_recursive();
+    doc.to_string()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -118,7 +163,14 @@ const TOP: Block = Block {
     place: "at the top level",
     name: "top level",
     nodes: &[
-        "state", "source", "target", "user", "group", "policy", "notify",
+        "state",
+        "source",
+        "target",
+        "user",
+        "group",
+        "policy",
+        "plan-signing-key",
+        "notify",
     ],
     repeatable: &[],
 };

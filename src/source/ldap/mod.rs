@@ -146,16 +146,7 @@ impl LdapDirectory {
             .set_conn_timeout(self.timeout())
             // ldap3 ignores StartTLS on ldaps://, which is already encrypted.
             .set_starttls(server.starttls);
-        if self.config.tls_insecure_skip_verify {
-            log::warn!(
-                "TLS certificate verification is off for {} (tls-insecure-skip-verify): anyone on \
-                 the network path can read and change this connection, bind password included",
-                server.url
-            );
-            // ldap3 installs its accept-anything verifier only in a config it builds itself,
-            // so the ca-file config must not be passed along here: it would verify after all.
-            settings = settings.set_no_tls_verify(true);
-        } else if let Some(ca_file) = &self.config.ca_file {
+        if let Some(ca_file) = &self.config.ca_file {
             settings = settings.set_config(client_config_trusting(&ca_file.value)?);
         }
         // Without ca-file ldap3 builds a config from the system roots (rustls-native-certs).
@@ -1150,7 +1141,6 @@ mod tests {
             url: spanned("ldaps://dc1.corp.example.com"),
             starttls: false,
             ca_file: None,
-            tls_insecure_skip_verify: false,
             bind_dn: None,
             bind_password: None,
             base_dns: vec![spanned("DC=corp,DC=example,DC=com")],

@@ -99,7 +99,20 @@ impl Checker<'_> {
         let ca_file = c
             .get("ca-file")
             .map(|n| self.leaf_path(n, "ca-file \"/etc/ssl/corp-ca.pem\""));
-        let insecure = c.get("tls-insecure-skip-verify").map(|n| self.leaf_bool(n));
+        if let Some(n) = c.get("tls-insecure-skip-verify") {
+            // Kept in the schema only to say why it is gone (ARCHITECTURE.md, decisions).
+            self.report(
+                ProblemKind::Unsupported,
+                n.span(),
+                "`tls-insecure-skip-verify` is not supported: roster always verifies the \
+                 directory's certificate",
+            )
+            .label("remove this node")
+            .help(
+                "give the CA that signed the server's certificate with ca-file \"PATH\"; an \
+                 unverified connection would let anyone on the path decide who gets accounts",
+            );
+        }
         let bind_dn_node = c.get("bind-dn");
         let bind_dn = bind_dn_node.map(|n| {
             let entry = self.leaf(n, "bind-dn \"cn=sync,ou=Service,dc=example,dc=com\"")?;
@@ -143,7 +156,6 @@ impl Checker<'_> {
             url: url?,
             starttls: starttls.map(|(_, b)| b).unwrap_or(Some(false))?,
             ca_file: optional(ca_file)?,
-            tls_insecure_skip_verify: insecure.unwrap_or(Some(false))?,
             bind_dn: optional(bind_dn)?,
             bind_password: optional(bind_password)?,
             base_dns: base_dns??,

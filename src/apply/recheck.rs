@@ -1,0 +1,361 @@
+//! The policy in force, checked again at apply: every action of the plan, before any target
+//! call.
+//!
+//! A plan is sealed (`plan::seal`), so an edited file never gets this far; this check is the
+//! second wall, and the one that also covers a plan the planner got wrong. It asks what the
+//! planner asked, from the plan alone: the mode (no delete outside `delete` mode, no remove
+//! in `add-only`), the count caps (a removal, add or update over its cap stays held unless
+//! the human released it at apply), and ownership (only accounts and groups roster manages,
+//! named by their key, are removed, deleted or updated). Percent caps need the target's
+//! count of managed accounts, which only the planner had; the live ownership of each account
+//! is checked against the target by the staleness check (`stale.rs`).
+
+use super::Release;
+use crate::config::{Cap, Mode, Policy};
+use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind, Plan, Subject};
+
+/// One action the policy in force does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub seq: u32,
+    /// What the action does, e.g. `delete user bob`.
+    pub action: String,
+    /// The rule it breaks, in words.
+    pub rule: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "action {} ({}): {}", self.seq, self.action, self.rule)
+    }
+}
+
+/// Every action of `plan` still to apply that `policy` (the policy in force, with the
+/// plan's mode) does not allow, given what the human released (`release`), in plan order.
+pub fn recheck(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
+    let mode = *policy.mode;
+    let mut violations = Vec::new();
+    for action in plan.actions.iter().filter(|a| pending(a)) {
+        let mut refuse = |rule: String| {
+            violations.push(Violation {
+                seq: action.seq,
+                action: describe(action),
+                rule,
+            })
+        };
+        if let Some(rule) = mode_rule(action, mode) {
+            refuse(rule);
+        }
+        if let Some(rule) = ownership_rule(action) {
+            refuse(rule);
+        }
+    }
+    violations.extend(cap_rules(plan, policy, release));
+    violations.sort_by_key(|v| v.seq);
+    violations
+}
+
+/// Anything apply might still send to the target.
+fn pending(action: &Action) -> bool {
+    !matches!(action.status, ActionStatus::Applied | ActionStatus::Skipped)
+}
+
+fn describe(action: &Action) -> String {
+    format!(
+        "{} {} {}",
+        action.action.as_str(),
+        action.object().as_str(),
+        action.name()
+    )
+}
+
+fn mode_rule(action: &Action, mode: Mode) -> Option<String> {
+    match (action.action, action.object(), mode) {
+        (ActionKind::Delete, _, Mode::AddOnly | Mode::Remove) => Some(format!(
+            "deletes are allowed only in mode \"delete\", and the mode is {:?}",
+            mode.as_str()
+        )),
+        (ActionKind::Remove, _, Mode::AddOnly) => Some(
+            "nothing is removed in mode \"add-only\" (memberships the directory no longer \
+             grants are skipped)"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// Only what roster manages is changed or taken away: an account or group it names by the
+/// key it gave it, and members that are its accounts.
+fn ownership_rule(action: &Action) -> Option<String> {
+    let takes_away = action.action.is_removal() || action.action == ActionKind::Update;
+    match &action.subject {
+        Subject::User(user) if takes_away && user.key.is_empty() => {
+            Some("the account carries no key of roster's: roster does not manage it".into())
+        }
+        Subject::Group(group) if takes_away && group.key.is_empty() => {
+            Some("the group carries no key of roster's: roster does not manage it".into())
+        }
+        Subject::Membership { user, .. }
+            if action.action == ActionKind::Remove && user.key.is_empty() =>
+        {
+            Some("the member is not an account roster manages".into())
+        }
+        Subject::User(_) | Subject::Group(_) if takes_away && action.target_id.is_none() => {
+            Some("the plan names no target object for it".into())
+        }
+        _ => None,
+    }
+}
+
+/// The count caps, as the planner applies them to users: over a cap, every action it counts
+/// must be held, unless the human released them now (`--allow-removes N` for removals,
+/// `--force` for all).
+fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
+    if release.force {
+        return Vec::new();
+    }
+    let users: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.object() == ObjectKind::User && a.status == ActionStatus::Planned)
+        .collect();
+    let count_cap = |cap: Option<Cap>| match cap {
+        Some(Cap::Count(n)) => Some(n),
+        _ => None,
+    };
+    let is_update = |a: &&Action| a.action == ActionKind::Update && !a.deactivates();
+    let removals: Vec<&Action> = users
+        .iter()
+        .copied()
+        .filter(|a| a.counts_as_removal())
+        .collect();
+    let adds: Vec<&Action> = users
+        .iter()
+        .copied()
+        .filter(|a| a.action == ActionKind::Add)
+        .collect();
+    let updates: Vec<&Action> = users.iter().copied().filter(is_update).collect();
+    let removal_cap =
+        Some(*policy.max_removes).map(|cap| cap.max(release.allow_removes.unwrap_or(0)));
+    let families = [
+        (removals, removal_cap, "max-removes"),
+        (
+            adds,
+            count_cap(policy.max_adds.map(|c| c.value)),
+            "max-adds",
+        ),
+        (
+            updates,
+            count_cap(policy.max_updates.map(|c| c.value)),
+            "max-updates",
+        ),
+    ];
+    let mut violations = Vec::new();
+    for (actions, cap, name) in families {
+        let Some(cap) = cap else { continue };
+        let n = actions.len() as u64;
+        if n <= cap {
+            continue;
+        }
+        violations.extend(actions.iter().map(|a| Violation {
+            seq: a.seq,
+            action: describe(a),
+            rule: format!(
+                "{n} planned where {name} is {cap}: over a cap they are held until released \
+                 at apply (--allow-removes N or --force)"
+            ),
+        }));
+    }
+    violations
+}
+
+/// The refusal message: what was refused and why, for the first few actions.
+pub fn message(plan_id: &str, violations: &[Violation]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = format!(
+        "refusing to apply plan {plan_id}: {} action{} break the policy in force; nothing was applied",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for v in violations.iter().take(SHOWN) {
+        text.push_str(&format!("\n  {v}"));
+    }
+    if violations.len() > SHOWN {
+        text.push_str(&format!("\n  ... and {} more", violations.len() - SHOWN));
+    }
+    text.push_str("\nmake a new plan with `roster plan`");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FORMAT_VERSION, GroupRef, Summary, UserRef};
+
+    fn user(seq: u32, kind: ActionKind, status: ActionStatus, key: &str) -> Action {
+        let mut a = Action::change_user(
+            kind,
+            UserRef {
+                key: key.into(),
+                username: format!("u{seq}"),
+            },
+            Vec::new(),
+            Vec::new(),
+        );
+        if kind != ActionKind::Add {
+            a = a.on_target(&format!("id{seq}"), None, None);
+        }
+        a.seq = seq;
+        a.status = status;
+        a
+    }
+
+    fn plan(actions: Vec<Action>) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION,
+            plan_id: "p".into(),
+            created_at: chrono::Utc::now(),
+            summary: Summary::default(),
+            actions,
+            mode: Mode::AddOnly,
+            config_digest: String::new(),
+            desired_digest: String::new(),
+            forced: Vec::new(),
+            target: String::new(),
+            max_removes: None,
+        }
+    }
+
+    fn policy(mode: Mode, max_removes: u64) -> Policy {
+        Policy {
+            mode: mode.into(),
+            max_removes: max_removes.into(),
+            ..Policy::default()
+        }
+    }
+
+    fn refused(actions: Vec<Action>, policy: &Policy, release: Release) -> Vec<u32> {
+        recheck(&plan(actions), policy, release)
+            .iter()
+            .map(|v| v.seq)
+            .collect()
+    }
+
+    use ActionKind::{Add, Delete, Remove, Update};
+    use ActionStatus::{Applied, Held, Planned, Skipped};
+
+    #[test]
+    fn the_mode_decides_what_may_be_taken_away() {
+        let none = Release::default();
+        let cases: [(Mode, ActionKind, &[u32]); 6] = [
+            (Mode::AddOnly, Remove, &[1]),
+            (Mode::AddOnly, Delete, &[1]),
+            (Mode::Remove, Remove, &[]),
+            (Mode::Remove, Delete, &[1]),
+            (Mode::Delete, Delete, &[]),
+            (Mode::AddOnly, Update, &[]),
+        ];
+        for (mode, kind, expected) in cases {
+            let actions = vec![user(1, kind, Planned, "k1")];
+            assert_eq!(
+                refused(actions, &policy(mode, 10), none),
+                expected,
+                "{mode:?} {kind:?}"
+            );
+        }
+        // A held delete is as wrong as a planned one; an applied or skipped one is history.
+        let actions = vec![
+            user(1, Delete, Held, "k1"),
+            user(2, Delete, Applied, "k2"),
+            user(3, Delete, Skipped, "k3"),
+        ];
+        assert_eq!(refused(actions, &policy(Mode::Remove, 10), none), [1]);
+    }
+
+    #[test]
+    fn over_a_cap_removals_stay_held_unless_released_at_apply() {
+        let three = || {
+            (1..=3)
+                .map(|seq| user(seq, Remove, Planned, &format!("k{seq}")))
+                .collect::<Vec<_>>()
+        };
+        let p = policy(Mode::Remove, 2);
+        assert_eq!(refused(three(), &p, Release::default()), [1, 2, 3]);
+        let allow = |n| Release {
+            allow_removes: Some(n),
+            force: false,
+        };
+        assert_eq!(refused(three(), &p, allow(3)), Vec::<u32>::new());
+        assert_eq!(refused(three(), &p, allow(1)), [1, 2, 3]);
+        let force = Release {
+            allow_removes: None,
+            force: true,
+        };
+        assert_eq!(refused(three(), &p, force), Vec::<u32>::new());
+        // Held ones are not counted: they are not going anywhere.
+        let mut held = three();
+        held.iter_mut().for_each(|a| a.status = Held);
+        assert_eq!(refused(held, &p, Release::default()), Vec::<u32>::new());
+        // Within the cap, nothing to say.
+        assert_eq!(
+            refused(three(), &policy(Mode::Remove, 3), Release::default()),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn adds_over_max_adds_are_refused_unless_forced() {
+        let p = Policy {
+            max_adds: Some(Cap::Count(1).into()),
+            ..policy(Mode::AddOnly, 0)
+        };
+        let adds = || vec![user(1, Add, Planned, "k1"), user(2, Add, Planned, "k2")];
+        assert_eq!(refused(adds(), &p, Release::default()), [1, 2]);
+        let force = Release {
+            allow_removes: None,
+            force: true,
+        };
+        assert_eq!(refused(adds(), &p, force), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn only_what_roster_manages_is_changed_or_taken_away() {
+        let p = policy(Mode::Delete, 10);
+        let none = Release::default();
+        assert_eq!(refused(vec![user(1, Remove, Planned, "")], &p, none), [1]);
+        assert_eq!(refused(vec![user(1, Update, Planned, "")], &p, none), [1]);
+        let mut no_id = user(2, Delete, Planned, "k2");
+        no_id.target_id = None;
+        assert_eq!(refused(vec![no_id], &p, none), [2]);
+        let mut leave = Action::membership(
+            Remove,
+            GroupRef {
+                key: "g".into(),
+                name: "Sales".into(),
+            },
+            UserRef {
+                key: String::new(),
+                username: "hand-made".into(),
+            },
+            crate::plan::Reason::NotInTarget,
+            Vec::new(),
+        );
+        leave.seq = 3;
+        assert_eq!(refused(vec![leave], &p, none), [3]);
+    }
+
+    #[test]
+    fn the_message_names_each_action_and_its_rule() {
+        let violations = recheck(
+            &plan(vec![user(4, Delete, Planned, "k4")]),
+            &policy(Mode::Remove, 10),
+            Release::default(),
+        );
+        let text = message("p", &violations);
+        assert!(
+            text.contains("action 4 (delete user u4): deletes are allowed only in mode \"delete\""),
+            "{text}"
+        );
+        assert!(text.contains("nothing was applied"), "{text}");
+    }
+}
