@@ -9,7 +9,6 @@ use chrono::Utc;
 use super::{Error, Global, Session, exit, plan_file};
 use crate::apply::{self, ApplyReport, Release};
 use crate::cli::{ApplyArgs, Format, PlanArgs, PolicyOverrides, SyncArgs};
-use crate::config::TargetConfig;
 use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
 use crate::plan::Plan;
@@ -326,12 +325,10 @@ fn apply_plan(
             target.describe()
         )));
     }
-    let concurrency = match &config.target {
-        TargetConfig::Scim(scim) => scim.concurrency as usize,
-    };
     let options = apply::ApplyOptions {
-        concurrency,
+        concurrency: config.target.concurrency() as usize,
         check_staleness,
+        owner: &config.owner,
     };
     let progress = Progress::new(show_progress);
     let outcome = apply::release(&mut plan, release).and_then(|()| {

@@ -11,11 +11,14 @@ pub fn human(plan: &Plan) -> String {
     for note in &plan.forced {
         let _ = writeln!(out, "Warning: --force overrode a safety check: {note}");
     }
-    if !plan.forced.is_empty() {
+    for note in &plan.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
+    if !plan.forced.is_empty() || !plan.notes.is_empty() {
         out.push('\n');
     }
     for action in &plan.actions {
-        action_block(&mut out, action);
+        action_block(&mut out, plan, action);
     }
     if !plan.actions.is_empty() {
         out.push('\n');
@@ -25,7 +28,7 @@ pub fn human(plan: &Plan) -> String {
     out
 }
 
-fn action_block(out: &mut String, action: &Action) {
+fn action_block(out: &mut String, plan: &Plan, action: &Action) {
     let symbol = match action.status {
         Status::Skipped => '!',
         _ => action.action.symbol(),
@@ -53,8 +56,17 @@ fn action_block(out: &mut String, action: &Action) {
         }
     }
     let mut notes = Vec::new();
-    if action.action == ActionKind::Delete {
-        notes.push("delete".to_string());
+    // A user's remove and delete in the target's own words, where it has them.
+    let user = action.object() == crate::plan::ObjectKind::User;
+    match action.action {
+        ActionKind::Delete => notes.push(
+            plan.delete_means
+                .clone()
+                .filter(|_| user)
+                .unwrap_or_else(|| "delete".to_string()),
+        ),
+        ActionKind::Remove if user => notes.extend(plan.remove_means.clone()),
+        _ => {}
     }
     match action.status {
         Status::Held => notes.push(format!(

@@ -47,6 +47,9 @@ pub fn markdown(plan: &Plan) -> String {
             cell(note)
         );
     }
+    for note in &plan.notes {
+        let _ = writeln!(out, "> [!NOTE]\n> {}\n", cell(note));
+    }
     for (kind, title) in [
         (ActionKind::Add, "To add"),
         (ActionKind::Update, "To update"),

@@ -19,6 +19,7 @@
 mod groups;
 mod journal;
 mod lock;
+mod ownership;
 mod runs;
 mod snapshot;
 
@@ -48,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_lock_and_target_guard",
         include_str!("../../schema/0004_lock_and_target_guard.sql"),
+    ),
+    (
+        "0005_logintc_ownership",
+        include_str!("../../schema/0005_logintc_ownership.sql"),
     ),
 ];
 

@@ -71,6 +71,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),
     };
+    if let (Some(target), Some(user), Some(group)) = (&target, &user, &group) {
+        let group_span = top.get("group").map(|n| n.name().span());
+        file.target_can_hold(target, user, group.as_ref(), group_span);
+    }
+    let owner = match top.get("owner") {
+        Some(node) => file.owner(node),
+        None => Some(derived_owner(path)),
+    };
 
     let mut digest = Sha256::new();
     digest.update(text.as_bytes());
@@ -81,24 +89,58 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         policy_text = Some(policy_file.text_as_read());
         problems.extend(policy_file.finish());
     }
-    match (state, source, target, user, group, policy) {
-        (Some(state), Some(source), Some(target), Some(user), Some(group), Some(policy))
-            if problems.is_empty() =>
-        {
-            Ok(Config {
-                path: path.to_path_buf(),
-                source_text: NamedSource::new(path.display().to_string(), text.to_string()),
-                policy_text,
-                state,
-                source,
-                target,
-                user,
-                group,
-                policy,
-                digest: hex(&digest.finalize()),
-            })
-        }
+    match (state, source, target, user, group, policy, owner) {
+        (
+            Some(state),
+            Some(source),
+            Some(target),
+            Some(user),
+            Some(group),
+            Some(policy),
+            Some(owner),
+        ) if problems.is_empty() => Ok(Config {
+            path: path.to_path_buf(),
+            source_text: NamedSource::new(path.display().to_string(), text.to_string()),
+            policy_text,
+            state,
+            source,
+            target,
+            user,
+            group,
+            owner,
+            policy,
+            digest: hex(&digest.finalize()),
+        }),
         _ => Err(ConfigError::Invalid { problems }),
+    }
+}
+
+/// The owner of a config that names none: its file name without the extension
+/// (`employees.kdl` → `employees`). Ownership records live in the config's state store, so
+/// only configs sharing a store need names that differ, and two files beside each other do.
+fn derived_owner(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "roster".to_string())
+}
+
+impl Checker<'_> {
+    /// `owner "hr-sync"`: a short name, kept with every account this config owns.
+    fn owner(&mut self, node: &kdl::KdlNode) -> Option<String> {
+        let value = self.leaf_string(node, "owner \"hr-sync\"")?;
+        let name = value.trim();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            self.report(
+                checker::ProblemKind::InvalidValue,
+                value.span,
+                "`owner` is a name of 1 to 64 printable characters",
+            )
+            .label("not a usable owner name")
+            .help("name the config's job, e.g. owner \"hr-sync\"");
+            return None;
+        }
+        Some(name.to_string())
     }
 }
 
@@ -109,14 +151,17 @@ fn hex(bytes: &[u8]) -> String {
 const TOP: Block = Block {
     place: "at the top level",
     name: "top level",
-    nodes: &["state", "source", "target", "user", "group", "policy"],
+    nodes: &[
+        "state", "owner", "source", "target", "user", "group", "policy",
+    ],
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 10] = [
+const BLOCKS: [&Block; 11] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
+    &target::LOGINTC,
     &user::USER,
     &policy::POLICY,
     &source::CSV,
