@@ -87,9 +87,14 @@ impl LoginTcDouble {
             let stall = {
                 let mut org = handler_org.lock().expect("org");
                 let response = handle(&mut org, &handler_key, request);
-                let stall = match (&org.stall_create, request.method.as_str(), request.path.as_str()) {
+                let stall = match (
+                    &org.stall_create,
+                    request.method.as_str(),
+                    request.path.as_str(),
+                ) {
                     (Some((username, wait)), "POST", "/api/users")
-                        if response.status == 200 && request.body.contains(&format!("\"{username}\"")) =>
+                        if response.status == 200
+                            && request.body.contains(&format!("\"{username}\"")) =>
                     {
                         Some(*wait)
                     }
@@ -106,7 +111,12 @@ impl LoginTcDouble {
             stall.0
         });
         let url = http.url.clone();
-        LoginTcDouble { http, key, url, org }
+        LoginTcDouble {
+            http,
+            key,
+            url,
+            org,
+        }
     }
 
     /// A user someone created in LoginTC Admin by hand (not in any domain).
@@ -119,7 +129,11 @@ impl LoginTcDouble {
     pub fn add_member(&self, username: &str, name: &str, email: &str) -> String {
         let mut org = self.org.lock().expect("org");
         let id = new_user(&mut org, username, name, email);
-        org.domains.get_mut(DOMAIN).expect("domain").members.insert(id.clone());
+        org.domains
+            .get_mut(DOMAIN)
+            .expect("domain")
+            .members
+            .insert(id.clone());
         id
     }
 
@@ -195,7 +209,10 @@ fn new_user(org: &mut Org, username: &str, name: &str, email: &str) -> String {
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {
-    Response::json(status, json!({ "errors": [{ "code": code, "message": message }] }))
+    Response::json(
+        status,
+        json!({ "errors": [{ "code": code, "message": message }] }),
+    )
 }
 
 fn user_json(org: &Org, user: &User) -> Value {
@@ -256,14 +273,26 @@ fn handle(org: &mut Org, key: &str, request: &Request) -> Response {
             let body = body();
             let field = |name: &str| body.get(name).and_then(Value::as_str);
             if !valid_text(field("username")) || !valid_text(field("name")) {
-                return error(400, "api.error.invalid.user", "username and name are 1 to 128 characters");
+                return error(
+                    400,
+                    "api.error.invalid.user",
+                    "username and name are 1 to 128 characters",
+                );
             }
             if !valid_email(field("email")) {
-                return error(400, "api.error.invalid.email", "A valid email address is required");
+                return error(
+                    400,
+                    "api.error.invalid.email",
+                    "A valid email address is required",
+                );
             }
             let username = field("username").unwrap_or_default();
             if org.users.values().any(|u| u.username == username) {
-                return error(409, "api.error.conflict.user", "A user with this username already exists");
+                return error(
+                    409,
+                    "api.error.conflict.user",
+                    "A user with this username already exists",
+                );
             }
             let id = new_user(
                 org,
@@ -292,11 +321,17 @@ fn handle(org: &mut Org, key: &str, request: &Request) -> Response {
                 "PUT" => {
                     let body = body();
                     if body.get("username").is_some() {
-                        return error(400, "api.error.invalid.username", "Updating the username is not permitted");
+                        return error(
+                            400,
+                            "api.error.invalid.username",
+                            "Updating the username is not permitted",
+                        );
                     }
                     let name = body.get("name").and_then(Value::as_str);
                     let email = body.get("email").and_then(Value::as_str);
-                    if (name.is_some() && !valid_text(name)) || (email.is_some() && !valid_email(email)) {
+                    if (name.is_some() && !valid_text(name))
+                        || (email.is_some() && !valid_email(email))
+                    {
                         return error(400, "api.error.invalid.user", "Invalid name or email");
                     }
                     let previous = user_json(org, &user);
@@ -330,14 +365,23 @@ fn handle(org: &mut Org, key: &str, request: &Request) -> Response {
     }
 }
 
-fn domain_route(org: &mut Org, d: &str, method: &str, rest: &[&str], request: &Request) -> Response {
+fn domain_route(
+    org: &mut Org,
+    d: &str,
+    method: &str,
+    rest: &[&str],
+    request: &Request,
+) -> Response {
     match (method, rest) {
         ("GET", []) => {
             let domain = &org.domains[d];
             ok(json!({ "id": d, "name": domain.name, "type": "RADIUS", "keyType": "PIN" }))
         }
         ("GET", ["users"]) => {
-            let page: usize = request.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let page: usize = request
+                .param("page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
             if page == 0 {
                 return error(400, "api.error.invalid.page", "page starts at 1");
             }
@@ -373,15 +417,21 @@ fn domain_route(org: &mut Org, d: &str, method: &str, rest: &[&str], request: &R
                 }
                 ("DELETE", []) => {
                     if !domain.members.remove(*uid) {
-                        return error(404, "api.error.notfound.domainuser", "User is not a member of the domain");
+                        return error(
+                            404,
+                            "api.error.notfound.domainuser",
+                            "User is not a member of the domain",
+                        );
                     }
                     // Leaving the domain revokes the token.
                     domain.tokens.remove(*uid);
                     empty()
                 }
-                (_, ["token"]) if !domain.members.contains(*uid) => {
-                    error(404, "api.error.notfound.domainuser", "User is not a member of the domain")
-                }
+                (_, ["token"]) if !domain.members.contains(*uid) => error(
+                    404,
+                    "api.error.notfound.domainuser",
+                    "User is not a member of the domain",
+                ),
                 ("PUT", ["token"]) => {
                     let send = serde_json::from_str::<Value>(&request.body)
                         .ok()
@@ -403,7 +453,11 @@ fn domain_route(org: &mut Org, d: &str, method: &str, rest: &[&str], request: &R
                     domain.tokens.remove(*uid);
                     empty()
                 }
-                _ => error(404, "api.error.notfound.domainuser", "User is not a member of the domain"),
+                _ => error(
+                    404,
+                    "api.error.notfound.domainuser",
+                    "User is not a member of the domain",
+                ),
             }
         }
         _ => error(404, "api.error.notfound", "Not found"),
