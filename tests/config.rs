@@ -915,7 +915,7 @@ fn each_mistake_is_reported_with_its_code() {
             &[UnknownNode],
         ),
         ("source \"ldap\" {", "source {", &[MissingValue]),
-        ("target \"scim\"", "target \"logintc\"", &[InvalidValue]),
+        ("target \"scim\"", "target \"okta\"", &[InvalidValue]),
         ("user {", "user \"people\" {", &[InvalidValue]),
         ("max-removes 10", "max-removes 1.5", &[WrongType]),
         (
