@@ -494,4 +494,20 @@ fn validate_refuses_fields_logintc_cannot_hold() {
         "{}",
         text(&out.stderr)
     );
+
+    // No email mapping and no default-email; AD accounts synced as inactive.
+    w.config("roster.kdl", "", "");
+    let config = std::fs::read_to_string(w.path("roster.kdl"))
+        .expect("config")
+        .replace("    email \"mail\"\n", "")
+        .replace(
+            "filter \"(objectClass=inetOrgPerson)\"",
+            "filter \"(objectClass=inetOrgPerson)\"\n    active-directory #true\n    disabled \"inactive\"",
+        );
+    std::fs::write(w.path("roster.kdl"), config).expect("config");
+    let out = w.roster(&["validate"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("requires an email"), "{stderr}");
+    assert!(stderr.contains("no active flag"), "{stderr}");
 }

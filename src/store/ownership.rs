@@ -124,3 +124,113 @@ impl Loader<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{DesiredUser, Pair, TargetUser};
+    use crate::store::{RunKind, Store};
+
+    fn member(id: &str, username: &str) -> TargetUser {
+        TargetUser {
+            id: id.into(),
+            username: username.into(),
+            active: true,
+            ..TargetUser::default()
+        }
+    }
+
+    fn person(key: &str, username: &str) -> DesiredUser {
+        DesiredUser {
+            key: key.into(),
+            username: username.into(),
+            ..DesiredUser::default()
+        }
+    }
+
+    /// Loads one run of a target without externalIds under `owner`; the pairs it gives.
+    fn load(
+        store: &mut Store,
+        owner: &str,
+        desired: &[DesiredUser],
+        target: &[TargetUser],
+    ) -> (u64, Vec<Pair>) {
+        let run = store
+            .begin_run(RunKind::Plan, "digest", chrono::Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader.claim_for(owner);
+        for d in desired {
+            loader
+                .desired(d, &format!("uid={}", d.username))
+                .expect("load");
+        }
+        for t in target {
+            loader.target(t).expect("load");
+        }
+        let counts = loader.finish().expect("finish");
+        let mut pairs = Vec::new();
+        store.for_each_pair(run, |p| pairs.push(p)).expect("pairs");
+        (counts.managed, pairs)
+    }
+
+    #[test]
+    fn only_the_owners_records_make_accounts_managed_and_another_owners_username_is_rejected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("state.db")).expect("open");
+        let members = [
+            member("t1", "alice"),
+            member("t2", "zed"),
+            member("t3", "mallory"),
+        ];
+
+        // No records at all: nothing is managed, so nothing can be removed.
+        let (managed, pairs) = load(&mut store, "employees", &[], &members);
+        assert_eq!(managed, 0);
+        assert!(
+            pairs
+                .iter()
+                .all(|p| matches!(p, Pair::TargetOnly { target, .. } if !target.is_managed()))
+        );
+
+        store
+            .record_owned("employees", "t1", "k-alice", "p1", "now")
+            .expect("record");
+        store
+            .record_owned("contractors", "t2", "c-zed", "p2", "now")
+            .expect("record");
+        let desired = [person("k-alice", "alice"), person("k-zed", "zed")];
+        let (managed, pairs) = load(&mut store, "employees", &desired, &members);
+        assert_eq!(managed, 1, "only alice is the employees' own");
+        let mut seen = Vec::new();
+        for pair in &pairs {
+            match pair {
+                Pair::Both { target, .. } => seen.push(format!("both {}", target.username)),
+                Pair::SourceOnly(d) => seen.push(format!("source {}", d.username)),
+                Pair::TargetOnly { target, .. } => seen.push(format!(
+                    "target {} managed={}",
+                    target.username,
+                    target.is_managed()
+                )),
+            }
+        }
+        seen.sort();
+        // zed is the contractors' account: the employees' zed is rejected, not paired.
+        assert_eq!(
+            seen,
+            [
+                "both alice",
+                "target mallory managed=false",
+                "target zed managed=false"
+            ]
+        );
+        assert_eq!(
+            store
+                .other_owner("employees", "t2")
+                .expect("owner")
+                .as_deref(),
+            Some("contractors")
+        );
+        store.forget_owned("employees", "t1").expect("forget");
+        assert!(store.owned("employees").expect("owned").is_empty());
+    }
+}

@@ -74,6 +74,35 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if let (Some(target), Some(user), Some(group)) = (&target, &user, &group) {
         let group_span = top.get("group").map(|n| n.name().span());
         file.target_can_hold(target, user, group.as_ref(), group_span);
+        // `disabled "inactive"` syncs accounts as inactive: the target needs an active flag.
+        let inactive = matches!(
+            &source,
+            Some(super::SourceConfig::Ldap(super::LdapSource {
+                active_directory: Some(super::ActiveDirectory {
+                    disabled: super::DisabledAccounts::Inactive
+                }),
+                ..
+            }))
+        );
+        let disabled_node = top
+            .get("source")
+            .and_then(|n| n.children())
+            .and_then(|d| d.get("disabled"));
+        if let (true, Some(node)) = (inactive, disabled_node) {
+            file.target_has_active_flag(target, node.span());
+        }
+        let default_email = policy.as_ref().is_some_and(|p| p.default_email.is_some());
+        if let (Some(node), None, false) = (top.get("user"), &user.email, default_email)
+            && target.capabilities().needs_email
+        {
+            file.report(
+                checker::ProblemKind::MissingNode,
+                node.name().span(),
+                "the target requires an email for every user, and the user block maps none",
+            )
+            .label("no `email` here")
+            .help("add email \"mail\" to the user block, or default-email \"{username}@example.com\" to the policy");
+        }
     }
     let owner = match top.get("owner") {
         Some(node) => file.owner(node),

@@ -193,6 +193,21 @@ impl Checker<'_> {
         None
     }
 
+    /// `disabled "inactive"` on a target without an active flag (LoginTC): the accounts
+    /// could never be made inactive.
+    pub(super) fn target_has_active_flag(&mut self, target: &TargetConfig, span: SourceSpan) {
+        if target.capabilities().active_flag {
+            return;
+        }
+        self.report(
+            ProblemKind::Unsupported,
+            span,
+            "the target has no active flag, so accounts cannot be synced as inactive",
+        )
+        .label("disabled \"inactive\"")
+        .help("use disabled \"skip\" (the default): disabled accounts leave the source, and mode \"remove\" takes them out");
+    }
+
     /// A mapping field the target cannot hold is a config error, here, rather than an
     /// apply that fails account after account.
     pub(super) fn target_can_hold(
