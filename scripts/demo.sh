@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on loopback: a real slapd with sample users, a real SCIM server,
-# `roster plan`, `roster apply`, and a second plan that shows no changes.
+# `roster plan`, `roster apply`, and a second plan that shows no changes; then the same
+# directory into a LoginTC domain (a local stand-in for the LoginTC Admin API).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -11,6 +12,7 @@ work=$(mktemp -d /tmp/roster-demo.XXXXXX)
 cleanup() {
     [ -n "${SLAPD_PID:-}" ] && kill "$SLAPD_PID" 2>/dev/null || true
     [ -n "${SCIM_PID:-}" ] && kill "$SCIM_PID" 2>/dev/null || true
+    [ -n "${LOGINTC_PID:-}" ] && kill "$LOGINTC_PID" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -67,3 +69,49 @@ echo "exit code: $?"
 
 step "roster runs"
 "$ROSTER" runs
+
+step "LoginTC: the same directory into a LoginTC domain (a local stand-in for the Admin API)"
+LOGINTC_KEY=$(printf 'demo%.0s' $(seq 1 16))
+LOGINTC_DOMAIN=9120580e94f134cb7c9f27cd1e43dbc82980e152
+ltc_port=$(free_port)
+python3 "$here/logintc_double.py" "$ltc_port" "$LOGINTC_KEY" "$LOGINTC_DOMAIN" "Office VPN" \
+    >"$work/logintc.log" 2>&1 &
+LOGINTC_PID=$!
+wait_for "the LoginTC stand-in" curl -sf -H "Authorization: LoginTC key=\"$LOGINTC_KEY\"" \
+    "http://127.0.0.1:$ltc_port/api/domains/$LOGINTC_DOMAIN"
+export LOGINTC_API_KEY=$LOGINTC_KEY
+sed -n '/^source "ldap"/,/^}/p' roster.kdl > source.kdl
+cat > logintc.kdl <<KDL
+state "logintc-state.db"
+owner "vpn-sync"
+
+$(cat source.kdl)
+
+target "logintc" {
+    url "http://127.0.0.1:$ltc_port"
+    api-key env="LOGINTC_API_KEY"
+    domain "$LOGINTC_DOMAIN"
+    token-mode "without-email"
+}
+
+user {
+    key "entryUUID"
+    username "uid" normalize="lowercase"
+    name "cn"
+    email "mail"
+}
+KDL
+cat logintc.kdl
+
+step "roster -c logintc.kdl sync --auto-approve"
+"$ROSTER" -c logintc.kdl sync --auto-approve
+
+step "The domain now holds"
+curl -s -H "Authorization: LoginTC key=\"$LOGINTC_KEY\"" \
+    "http://127.0.0.1:$ltc_port/api/domains/$LOGINTC_DOMAIN/users?page=1" \
+    | python3 -c 'import json,sys; [print(" ", u["username"], u["name"], u["email"]) for u in json.load(sys.stdin)]'
+echo "  ... (members are listed two a page)"
+
+step "A second LoginTC plan: nothing to do"
+"$ROSTER" -c logintc.kdl plan --detailed-exitcode
+echo "exit code: $?"

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use crate::config::{FieldMapping, Normalize, Policy, RoleCondition, RoleRule, UserMapping};
 use crate::membership::GroupIndex;
-use crate::model::{DesiredUser, FieldValue, Reject, SourceRecord, phone_digits};
+use crate::model::{Capabilities, DesiredUser, FieldValue, Reject, SourceRecord, phone_digits};
 
 /// The mapping of a config, ready to apply to records.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct Mapper {
     default_name: Option<String>,
     /// The source's groups, for `in-group=` roles; without them no `in-group=` rule matches.
     groups: Option<Arc<GroupIndex>>,
+    /// What the target takes (lengths, a required email): a user it would refuse is a
+    /// reject at plan time, not a failed apply.
+    target: Option<Capabilities>,
 }
 
 impl Mapper {
@@ -49,7 +52,14 @@ impl Mapper {
             default_email: policy.default_email.clone(),
             default_name: policy.default_name.clone(),
             groups: None,
+            target: None,
         }
+    }
+
+    /// The mapper that rejects users the target would refuse.
+    pub fn for_target(mut self, capabilities: Capabilities) -> Mapper {
+        self.target = Some(capabilities);
+        self
     }
 
     /// The mapper with the source's groups known, for `in-group=` role rules.
@@ -245,6 +255,9 @@ impl Mapper {
             .fields(record)
             .map_err(|reason| reject(Some(key), Some(&user.username), reason))?;
         self.apply_roles(record, &mut user);
+        if let Some(why) = self.target.and_then(|caps| target_refuses(&caps, &user)) {
+            return Err(reject(Some(key), Some(&user.username), why));
+        }
         Ok(user)
     }
 
@@ -469,6 +482,32 @@ fn render(template: &str, record: &SourceRecord, user: &DesiredUser) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Why the target would refuse `user`, if it would (LoginTC: username and name of 1 to 128
+/// characters, an email address).
+fn target_refuses(caps: &Capabilities, user: &DesiredUser) -> Option<String> {
+    if let Some(max) = caps.max_text_chars {
+        let too_long = [
+            ("username", Some(&user.username)),
+            ("name", user.name.as_ref()),
+        ]
+        .into_iter()
+        .find_map(|(what, v)| {
+            let n = v?.chars().count();
+            (n > max).then(|| format!("{what} is {n} characters; the target takes at most {max}"))
+        });
+        if too_long.is_some() {
+            return too_long;
+        }
+    }
+    if caps.needs_email && user.email.is_none() {
+        return Some(
+            "no email: the target requires one (map `email`, or set default-email in the policy)"
+                .to_string(),
+        );
+    }
+    None
 }
 
 #[cfg(test)]

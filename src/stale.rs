@@ -25,16 +25,28 @@ pub struct Drift {
 /// Checks `actions` (the ones still to apply) against the target as it is now.
 /// Membership actions are not checked: adding a member twice or removing one already gone
 /// changes nothing, and their groups and users are checked through their own actions.
-pub fn check(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
+/// `owned` (target id → key) is laid over the accounts read, for a target that keeps no key
+/// of roster's (they were planned with it).
+pub fn check(
+    actions: &[&Action],
+    target: &dyn Target,
+    owned: Option<&HashMap<String, String>>,
+) -> Result<Vec<Drift>, TargetError> {
     let users: Vec<&Action> = actions
         .iter()
         .copied()
         .filter(|a| a.object() == ObjectKind::User)
         .collect();
+    let claim = |mut user: TargetUser| {
+        if let Some(owned) = owned {
+            user.external_id = owned.get(&user.id).cloned();
+        }
+        user
+    };
     let mut drift = if users.len() > LIST_ABOVE {
-        check_by_listing(&users, target)?
+        check_by_listing(&users, target, &claim)?
     } else {
-        check_one_by_one(&users, target)?
+        check_one_by_one(&users, target, &claim)?
     };
     for action in actions {
         if let Subject::Group(group) = &action.subject {
@@ -76,12 +88,18 @@ fn check_group(
     })
 }
 
-fn check_one_by_one(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
+type Claim<'a> = dyn Fn(TargetUser) -> TargetUser + 'a;
+
+fn check_one_by_one(
+    actions: &[&Action],
+    target: &dyn Target,
+    claim: &Claim<'_>,
+) -> Result<Vec<Drift>, TargetError> {
     let mut drift = Vec::new();
     for action in actions {
         let now = match (action.action, &action.target_id) {
             (ActionKind::Add, _) => target.find_user(action.name())?,
-            (_, Some(id)) => target.get_user(id)?,
+            (_, Some(id)) => target.get_user(id)?.map(claim),
             (_, None) => None,
         };
         drift.extend(compare(action, now.as_ref()));
@@ -89,7 +107,11 @@ fn check_one_by_one(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drif
     Ok(drift)
 }
 
-fn check_by_listing(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drift>, TargetError> {
+fn check_by_listing(
+    actions: &[&Action],
+    target: &dyn Target,
+    claim: &Claim<'_>,
+) -> Result<Vec<Drift>, TargetError> {
     let ids: HashSet<&str> = actions
         .iter()
         .filter_map(|a| a.target_id.as_deref())
@@ -107,7 +129,7 @@ fn check_by_listing(actions: &[&Action], target: &dyn Target) -> Result<Vec<Drif
             by_name.insert(folded, user.clone());
         }
         if ids.contains(user.id.as_str()) {
-            by_id.insert(user.id.clone(), user);
+            by_id.insert(user.id.clone(), claim(user));
         }
     })?;
     Ok(actions

@@ -161,7 +161,9 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(ldap.filter.as_str(), "(objectClass=inetOrgPerson)");
     assert_eq!((ldap.page_size, ldap.timeout_secs), (200, 10));
 
-    let TargetConfig::Scim(scim) = &config.target;
+    let TargetConfig::Scim(scim) = &config.target else {
+        panic!("a scim target")
+    };
     assert_eq!(scim.url.as_str(), "https://example.com/scim/v2");
     assert_eq!(*scim.token, SecretRef::File("/run/secrets/scim".into()));
     assert_eq!(scim.concurrency, 8);
@@ -267,7 +269,9 @@ fn defaults_fill_a_minimal_config() {
     assert!(ldap.bind_dn.is_none() && ldap.bind_password.is_none());
     assert_eq!(ldap.filter.as_str(), "(objectClass=*)");
     assert_eq!((ldap.page_size, ldap.timeout_secs), (500, 30));
-    let TargetConfig::Scim(scim) = &config.target;
+    let TargetConfig::Scim(scim) = &config.target else {
+        panic!("a scim target")
+    };
     assert_eq!((scim.concurrency, scim.rate_limit), (4, None));
     assert!(config.user.name.is_none() && config.user.phones.is_empty());
     assert_eq!(config.policy, roster::config::Policy::default());
@@ -829,7 +833,9 @@ fn misplaced_and_missing_blocks() {
 fn later_stages_can_point_into_the_config() {
     // What the planner does when the target refuses a value the config set.
     let config = parse_ok(Path::new("roster.kdl"), VALID);
-    let TargetConfig::Scim(scim) = &config.target;
+    let TargetConfig::Scim(scim) = &config.target else {
+        panic!("a scim target")
+    };
     let problem = ConfigProblem::at(
         ProblemKind::InvalidValue,
         &config.source_text,
@@ -956,7 +962,7 @@ fn each_mistake_is_reported_with_its_code() {
             &[UnknownNode],
         ),
         ("source \"ldap\" {", "source {", &[MissingValue]),
-        ("target \"scim\"", "target \"logintc\"", &[InvalidValue]),
+        ("target \"scim\"", "target \"okta\"", &[InvalidValue]),
         ("user {", "user \"people\" {", &[InvalidValue]),
         ("max-removes 10", "max-removes 1.5", &[WrongType]),
         (
@@ -1011,7 +1017,9 @@ fn the_scim_target_takes_a_ca_file_and_a_proxy() {
             "    ca-file \"certs/corp-ca.pem\"\n    proxy \"http://proxy.example.com:3128\"\n    proxy-user \"sync\"\n    proxy-password env=\"PROXY_PASSWORD\"\n    timeout 12\n",
         ),
     );
-    let TargetConfig::Scim(scim) = &config.target;
+    let TargetConfig::Scim(scim) = &config.target else {
+        panic!("a scim target")
+    };
     let http = &scim.http;
     assert_eq!(http.timeout_secs, 12);
     let ca_file = http.ca_file.as_ref().expect("ca-file");
@@ -1040,7 +1048,9 @@ fn the_scim_target_takes_a_ca_file_and_a_proxy() {
         Path::new("roster.kdl"),
         &minimal_with_scim("    proxy \"socks5://127.0.0.1:1080\"\n"),
     );
-    let TargetConfig::Scim(scim) = &socks.target;
+    let TargetConfig::Scim(scim) = &socks.target else {
+        panic!("a scim target")
+    };
     assert!(scim.http.proxy.is_some() && scim.http.proxy_user.is_none());
 }
 

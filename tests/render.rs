@@ -112,6 +112,9 @@ fn sample() -> Plan {
         config_digest: "c0ffee".into(),
         desired_digest: "d1ce".into(),
         forced: Vec::new(),
+        notes: Vec::new(),
+        remove_means: None,
+        delete_means: None,
         target: "https://example.com/scim/v2".into(),
         max_removes: None,
     };

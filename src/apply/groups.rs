@@ -332,6 +332,9 @@ mod tests {
         fn describe(&self) -> String {
             "scripted".into()
         }
+        fn capabilities(&self) -> crate::model::Capabilities {
+            crate::model::Capabilities::SCIM
+        }
         fn list_users(&self, _: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
             Ok(0)
         }
@@ -347,7 +350,7 @@ mod tests {
                     method: "POST".into(),
                     url: "/Users".into(),
                     status: 400,
-                    scim_type: Some("invalidValue".into()),
+                    code: Some("invalidValue".into()),
                     detail: None,
                     retry_after: None,
                 });
@@ -365,6 +368,9 @@ mod tests {
             _: &UserUpdate,
         ) -> Result<Option<String>, TargetError> {
             Ok(None)
+        }
+        fn remove_user(&self, _: &str, _: Option<&str>) -> Result<(), TargetError> {
+            Ok(())
         }
         fn delete_user(&self, _: &str, _: Option<&str>) -> Result<(), TargetError> {
             Ok(())
@@ -443,6 +449,9 @@ mod tests {
             config_digest: String::new(),
             desired_digest: String::new(),
             forced: Vec::new(),
+            notes: Vec::new(),
+            remove_means: None,
+            delete_means: None,
             target: "scripted".into(),
             max_removes: None,
         };
@@ -459,6 +468,7 @@ mod tests {
         let options = crate::apply::ApplyOptions {
             concurrency: 3,
             check_staleness: false,
+            owner: "test",
         };
         let report =
             crate::apply::apply(&mut plan, &store, &target, options, &Progress::new(false))

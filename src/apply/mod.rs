@@ -69,11 +69,13 @@ pub enum ApplyError {
 
 /// How to apply.
 #[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions {
+pub struct ApplyOptions<'a> {
     /// Parallel target calls.
     pub concurrency: usize,
     /// Re-read the touched objects first and refuse if any changed (saved plans).
     pub check_staleness: bool,
+    /// The config's owner: accounts it creates or adopts are recorded as its own.
+    pub owner: &'a str,
 }
 
 fn now() -> String {
@@ -137,7 +139,7 @@ pub fn apply(
     plan: &mut Plan,
     store: &Store,
     target: &dyn Target,
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
     progress: &Progress,
 ) -> Result<ApplyReport, ApplyError> {
     let record = store.plan_record(&plan.plan_id)?;
@@ -155,7 +157,14 @@ pub fn apply(
             .filter(|&&i| !resumed.interrupted[i])
             .map(|&i| &plan.actions[i])
             .collect();
-        let drift = stale::check(&pending, target).map_err(ApplyError::Target)?;
+        // Where the target keeps no key of roster's, the accounts are compared as roster
+        // saw them when planning: with its ownership records laid over them.
+        let owned = if target.capabilities().external_ids {
+            None
+        } else {
+            Some(store.owned(options.owner)?)
+        };
+        let drift = stale::check(&pending, target, owned.as_ref()).map_err(ApplyError::Target)?;
         if !drift.is_empty() {
             return Err(ApplyError::Stale(stale::message(&drift)));
         }
@@ -171,6 +180,7 @@ pub fn apply(
         target,
         plan_id: &plan.plan_id,
         concurrency: options.concurrency,
+        owner: options.owner,
         bar: &bar,
     };
     let mut outcomes = workers::run_actions(&run, store, &todo, &resumed.interrupted)?;

@@ -223,6 +223,9 @@ mod tests {
             forced: Vec::new(),
             target: String::new(),
             max_removes: None,
+            notes: Vec::new(),
+            remove_means: None,
+            delete_means: None,
         }
     }
 

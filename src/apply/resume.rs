@@ -102,6 +102,9 @@ mod tests {
             config_digest: String::new(),
             desired_digest: String::new(),
             forced: Vec::new(),
+            notes: Vec::new(),
+            remove_means: None,
+            delete_means: None,
             target: String::new(),
             max_removes: None,
         };

@@ -4,8 +4,13 @@
 //! The user an add creates and the update an action asks for are rebuilt from the action's
 //! changes (`desired_of`, `update_of`), field by field: everything apply needs is in the
 //! plan, so a plan read back from a file or the store applies the same way.
+//!
+//! Every account an add creates or adopts, and every account an update adopts (its key
+//! set), is recorded as the config owner's (`Store::record_owned`); on a target without
+//! externalIds those records are the only thing that makes an account roster's.
 
 use super::create::{Creation, create_or_adopt};
+use super::workers::Run;
 use super::{ActionError, now};
 use crate::model::{DesiredUser, FieldValue, TargetUser};
 use crate::plan::{Action, ActionKind, Field};
@@ -15,11 +20,11 @@ use crate::target::{Target, TargetError, UserUpdate};
 /// One user action's target calls. Returns the target id an add created or adopted.
 pub(super) fn execute(
     action: &Action,
-    target: &dyn Target,
+    run: &Run<'_>,
     store: &Store,
-    plan_id: &str,
     interrupted: bool,
 ) -> Result<Option<String>, ActionError> {
+    let (target, plan_id, owner) = (run.target, run.plan_id, run.owner);
     let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
     let version = action.target_version.as_deref();
     match action.action {
@@ -27,8 +32,14 @@ pub(super) fn execute(
             let creation = NewUser {
                 action,
                 user: desired_of(action),
+                store,
+                owner,
+                by_records: !target.capabilities().external_ids,
             };
             let created = create_or_adopt(&creation, target, interrupted)?;
+            if let Some(id) = &created {
+                store.record_owned(owner, id, key(action), plan_id, &now())?;
+            }
             // Created inactive (out of service in the source): roster's own deactivation,
             // undone when the source has the account in service again.
             if !creation.user.active
@@ -42,6 +53,10 @@ pub(super) fn execute(
             let update = update_of(action);
             let id = id()?;
             target.update_user(id, version, &update)?;
+            // An adoption (the key set): the account is this owner's from now on.
+            if let Some(key) = &update.external_id {
+                store.record_owned(owner, id, key, plan_id, &now())?;
+            }
             match update.active {
                 Some(true) => store.forget_deactivated(id)?,
                 // The source has the account out of service: roster deactivated it, and
@@ -53,18 +68,19 @@ pub(super) fn execute(
         }
         ActionKind::Remove => {
             let id = id()?;
-            let update = UserUpdate {
-                active: Some(false),
-                ..UserUpdate::default()
-            };
-            target.update_user(id, version, &update)?;
-            store.record_deactivated(id, key(action), plan_id, &now())?;
+            target.remove_user(id, version)?;
+            // An account kept inactive is reactivated when it returns; one taken out of a
+            // LoginTC domain simply joins it again with the add of its return.
+            if target.capabilities().active_flag {
+                store.record_deactivated(id, key(action), plan_id, &now())?;
+            }
             Ok(None)
         }
         ActionKind::Delete => {
             let id = id()?;
             target.delete_user(id, version)?;
             store.forget_deactivated(id)?;
+            store.forget_owned(owner, id)?;
             Ok(None)
         }
     }
@@ -79,6 +95,10 @@ fn key(action: &Action) -> &str {
 struct NewUser<'a> {
     action: &'a Action,
     user: DesiredUser,
+    store: &'a Store,
+    owner: &'a str,
+    /// The target keeps no key of roster's: ownership is in the store's records.
+    by_records: bool,
 }
 
 impl Creation for NewUser<'_> {
@@ -92,8 +112,18 @@ impl Creation for NewUser<'_> {
         target.create_user(&self.user).map(|created| created.id)
     }
 
-    fn adopt(&self, existing: TargetUser, target: &dyn Target) -> Result<String, ActionError> {
+    fn adopt(&self, mut existing: TargetUser, target: &dyn Target) -> Result<String, ActionError> {
         let name = self.action.name();
+        if self.by_records {
+            // What the target cannot say, the records do: whose account this is.
+            if let Some(other) = self.store.other_owner(self.owner, &existing.id)? {
+                return Err(ActionError::Taken {
+                    username: self.user.username.clone(),
+                    key: format!("owner \"{other}\""),
+                });
+            }
+            existing.external_id = self.store.owned(self.owner)?.remove(&existing.id);
+        }
         match existing.external_id.as_deref() {
             Some(key) if key != self.user.key => {
                 return Err(ActionError::Taken {

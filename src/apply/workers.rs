@@ -19,6 +19,8 @@ pub(super) struct Run<'a> {
     pub plan_id: &'a str,
     /// Parallel target calls.
     pub concurrency: usize,
+    /// The config's owner, recorded with the accounts it creates or adopts.
+    pub owner: &'a str,
     pub bar: &'a Counter,
 }
 
@@ -70,7 +72,7 @@ pub(super) fn run_actions(
     in_parallel(todo, run.concurrency, store, |&index, journal| {
         let action = &run.actions[index];
         journal.journal_start(run.plan_id, action.seq, &now())?;
-        let result = execute(action, run.target, journal, run.plan_id, interrupted[index]);
+        let result = execute(action, run, journal, interrupted[index]);
         let (status, error, result_id) = match result {
             Ok(id) => (ActionStatus::Applied, None, id),
             Err(e) => {
@@ -99,13 +101,12 @@ pub(super) fn run_actions(
 /// One action's target calls. Returns the target id an add created or adopted.
 fn execute(
     action: &Action,
-    target: &dyn Target,
+    run: &Run<'_>,
     store: &Store,
-    plan_id: &str,
     interrupted: bool,
 ) -> Result<Option<String>, ActionError> {
     match action.object() {
-        ObjectKind::User => users::execute(action, target, store, plan_id, interrupted),
-        _ => groups::execute(action, target, interrupted),
+        ObjectKind::User => users::execute(action, run, store, interrupted),
+        _ => groups::execute(action, run.target, interrupted),
     }
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::{Error, Global, Session, exit, plan_file};
 use crate::apply::{self, ApplyReport, Release};
 use crate::cli::{ApplyArgs, Format, PlanArgs, PolicyOverrides, SyncArgs};
-use crate::config::{Config, Policy, TargetConfig};
+use crate::config::{Config, Policy};
 use crate::mapping::Mapper;
 use crate::pipeline::{self, PlanOptions};
 use crate::plan::seal::{self, Seal};
@@ -481,12 +481,10 @@ fn apply_plan(
             target.describe()
         )));
     }
-    let concurrency = match &config.target {
-        TargetConfig::Scim(scim) => scim.concurrency as usize,
-    };
     let options = apply::ApplyOptions {
-        concurrency,
+        concurrency: config.target.concurrency() as usize,
         check_staleness,
+        owner: &config.owner,
     };
     let progress = Progress::new(show_progress);
     let policy = policy_in_force(config, &plan);

@@ -25,6 +25,7 @@ pub use notify::{EmailNotice, Notify, NotifyOn, SmtpTls, Webhook};
 pub use parse::parse;
 pub use rest::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
 
+use crate::model::Capabilities;
 use crate::secret::SecretRef;
 
 /// A value with the place in the config that set it.
@@ -113,6 +114,9 @@ pub struct Config {
     pub user: UserMapping,
     /// The `group` block; `None` when the config syncs no source groups.
     pub group: Option<GroupMapping>,
+    /// Who owns the accounts this config manages (`owner "NAME"`, or derived from the
+    /// source): roster only ever removes what this owner owns.
+    pub owner: String,
     pub policy: Policy,
     /// The `notify` block; `None` when nobody is told about runs.
     pub notify: Option<Notify>,
@@ -205,6 +209,7 @@ pub struct LdifSource {
 #[derive(Debug, Clone)]
 pub enum TargetConfig {
     Scim(ScimTarget),
+    LoginTc(LoginTcTarget),
 }
 
 impl TargetConfig {
@@ -212,6 +217,59 @@ impl TargetConfig {
     pub fn http(&self) -> &HttpOptions {
         match self {
             TargetConfig::Scim(scim) => &scim.http,
+            TargetConfig::LoginTc(logintc) => &logintc.http,
+        }
+    }
+
+    /// What this kind of target can hold and do (what `roster validate` checks a mapping
+    /// against; the connector states the same).
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            TargetConfig::Scim(_) => Capabilities::SCIM,
+            TargetConfig::LoginTc(_) => Capabilities::LOGINTC,
+        }
+    }
+
+    /// Parallel apply calls.
+    pub fn concurrency(&self) -> u32 {
+        match self {
+            TargetConfig::Scim(scim) => scim.concurrency,
+            TargetConfig::LoginTc(logintc) => logintc.concurrency,
+        }
+    }
+}
+
+/// `target "logintc"`: one domain of a LoginTC organization, through the Admin REST API.
+#[derive(Debug, Clone)]
+pub struct LoginTcTarget {
+    /// The API root, `https://HOST/api` (from a host name or a URL; https by default).
+    pub url: Spanned<String>,
+    pub api_key: Spanned<SecretRef>,
+    /// The domain's id: 40 hex characters, lowercase.
+    pub domain: Spanned<String>,
+    pub token_mode: TokenMode,
+    pub http: HttpOptions,
+    /// Parallel apply calls, default 4.
+    pub concurrency: u32,
+    /// Requests per second, never exceeded; unlimited when absent.
+    pub rate_limit: Option<f64>,
+}
+
+/// `token-mode`: whether an add issues the user a LoginTC token (the User Sync Tool's
+/// `do_not_issue_token` / `issue_token_with_email` / `issue_token_without_email`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMode {
+    None,
+    WithEmail,
+    WithoutEmail,
+}
+
+impl TokenMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenMode::None => "none",
+            TokenMode::WithEmail => "with-email",
+            TokenMode::WithoutEmail => "without-email",
         }
     }
 }
@@ -463,6 +521,7 @@ impl Config {
         }
         match &self.target {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
+            TargetConfig::LoginTc(logintc) => secrets.push(("api-key", &logintc.api_key.value)),
         }
         secrets.extend(
             self.plan_signing_key

@@ -120,6 +120,16 @@ impl Authorization {
         }
     }
 
+    /// A header a connector words itself around one secret (LoginTC's
+    /// `LoginTC key="<key>"`): `header` is the whole value, `secret` the part to scrub.
+    pub fn custom(header: Secret, secret: &Secret) -> Authorization {
+        Authorization {
+            header,
+            secrets: vec![secret.clone()],
+            basic: None,
+        }
+    }
+
     fn teach(&self, scrubber: &Scrubber) {
         for secret in &self.secrets {
             scrubber.learn(secret);

@@ -158,9 +158,11 @@ pub fn phone_digits(phone: &str) -> String {
 }
 
 // Groups: their own file, since a config without group sync never uses them.
+mod capabilities;
 mod dn;
 mod groups;
 mod pairs;
+pub use capabilities::Capabilities;
 pub use dn::{canonical_dn, strip_unique_id};
 pub use groups::{
     GroupQuery, GroupRecord, MemberRef, ResolvedGroup, SourceGroup, TargetGroup, UserRefs,

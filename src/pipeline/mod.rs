@@ -21,7 +21,7 @@ mod read;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{At, Config, OnInvalid, PolicyValueAt};
+use crate::config::{At, Config, Mode, OnInvalid, PolicyValueAt};
 use crate::mapping::Mapper;
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead, SourceRefusal};
@@ -122,7 +122,7 @@ pub fn plan(
     config: &Config,
     options: PlanOptions,
 ) -> Result<Plan, PipelineError> {
-    let mapper = Mapper::new(&config.user, &config.policy);
+    let mapper = Mapper::new(&config.user, &config.policy).for_target(config.target.capabilities());
     let source = source::open(&config.source);
     let target = target::open(&config.target, mapper.target_fields())?;
     let progress = Progress::new(options.progress);
@@ -134,7 +134,19 @@ pub fn plan(
         Some(groups) => mapper.with_groups(groups.index()),
         None => mapper,
     };
-    let counts = read::read_both(store, run_id, source, &mapper, target.as_ref(), &progress)?;
+    // A target that keeps no key of roster's: the store's ownership records say which of
+    // its accounts are roster's.
+    let by_records = !target.capabilities().external_ids;
+    let claim_for = by_records.then_some(config.owner.as_str());
+    let counts = read::read_both(
+        store,
+        run_id,
+        source,
+        &mapper,
+        target.as_ref(),
+        claim_for,
+        &progress,
+    )?;
     log::info!(
         "read {} source records ({} rejected) and {} target accounts ({} managed)",
         counts.source,
@@ -154,6 +166,21 @@ pub fn plan(
     let planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
     log::debug!("paired and planned in {:.2}s", elapsed(started));
 
+    let mut notes = Vec::new();
+    if by_records
+        && counts.managed == 0
+        && counts.target > 0
+        && *config.policy.mode != Mode::AddOnly
+    {
+        notes.push(format!(
+            "nothing is removed: roster has no record of owning any of the {} accounts in {} \
+             (owner \"{}\"); accounts it creates or adopts from now on are recorded, and only those are ever removed",
+            counts.target,
+            target.describe(),
+            config.owner
+        ));
+    }
+    let words = target.removal_words();
     let created_at = Utc::now();
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
@@ -165,6 +192,9 @@ pub fn plan(
         config_digest: config.digest.clone(),
         desired_digest: store.desired_digest(run_id)?,
         forced: forced.into_notes(),
+        notes,
+        remove_means: words.remove,
+        delete_means: words.delete,
         target: target.describe(),
         max_removes: matches!(config.policy.max_removes.span, At::CommandLine { .. })
             .then_some(config.policy.max_removes.value),

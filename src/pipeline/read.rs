@@ -47,6 +47,7 @@ pub(super) fn read_both(
     mut source: Box<dyn Source>,
     mapper: &Mapper,
     target: &dyn Target,
+    claim_for: Option<&str>,
     progress: &Progress,
 ) -> Result<SnapshotCounts, ReadError> {
     let source_where = source.describe();
@@ -82,6 +83,9 @@ pub(super) fn read_both(
         // The writer: runs on this thread and owns the connection. On any error it returns,
         // dropping `rx`, and the readers' sends fail, so they stop early.
         let mut loader = store.loader(run_id)?;
+        if let Some(owner) = claim_for {
+            loader.claim_for(owner);
+        }
         let (mut source_done, mut target_done) = (None, None);
         while source_done.is_none() || target_done.is_none() {
             let Ok(msg) = rx.recv() else { break };

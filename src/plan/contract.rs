@@ -37,6 +37,12 @@ pub struct PlanJson<A = Vec<ActionJson>> {
     pub desired_digest: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_means: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_means: Option<String>,
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_removes: Option<u64>,
@@ -146,6 +152,9 @@ fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
         config_digest: plan.config_digest.clone(),
         desired_digest: plan.desired_digest.clone(),
         forced: plan.forced.clone(),
+        notes: plan.notes.clone(),
+        remove_means: plan.remove_means.clone(),
+        delete_means: plan.delete_means.clone(),
         target: plan.target.clone(),
         max_removes: plan.max_removes,
         signature: None,
@@ -181,6 +190,9 @@ impl PlanJson {
             config_digest: self.config_digest,
             desired_digest: self.desired_digest,
             forced: self.forced,
+            notes: self.notes,
+            remove_means: self.remove_means,
+            delete_means: self.delete_means,
             target: self.target,
             max_removes: self.max_removes,
         })

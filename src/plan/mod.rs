@@ -34,6 +34,12 @@ pub struct Plan {
     pub desired_digest: String,
     /// Safety checks that `--force` overrode for this plan, in words.
     pub forced: Vec<String>,
+    /// What the plan's reader should know that no action shows (why nothing is removed).
+    pub notes: Vec<String>,
+    /// What a remove and a delete mean on this target, in its words, when it has its own
+    /// ("leaves domain Office VPN, token revoked").
+    pub remove_means: Option<String>,
+    pub delete_means: Option<String>,
     /// The target the plan is for (its URL), so a plan is not applied elsewhere by mistake.
     pub target: String,
     /// `--max-removes` when the plan was made with it: with `mode`, the part of the policy
@@ -427,6 +433,9 @@ impl Plan {
             config_digest: self.config_digest.clone(),
             desired_digest: self.desired_digest.clone(),
             forced: self.forced.clone(),
+            notes: self.notes.clone(),
+            remove_means: self.remove_means.clone(),
+            delete_means: self.delete_means.clone(),
             target: self.target.clone(),
             max_removes: self.max_removes,
         }

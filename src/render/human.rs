@@ -49,11 +49,14 @@ pub fn human_in(plan: &Plan, colour: Colour) -> String {
             shown(note)
         );
     }
-    if !plan.forced.is_empty() {
+    for note in &plan.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
+    if !plan.forced.is_empty() || !plan.notes.is_empty() {
         out.push('\n');
     }
     for action in &plan.actions {
-        action_block(&mut out, action, colour);
+        action_block(&mut out, plan, action, colour);
     }
     if !plan.actions.is_empty() {
         out.push('\n');
@@ -63,7 +66,7 @@ pub fn human_in(plan: &Plan, colour: Colour) -> String {
     out
 }
 
-fn action_block(out: &mut String, action: &Action, colour: Colour) {
+fn action_block(out: &mut String, plan: &Plan, action: &Action, colour: Colour) {
     let symbol = match action.status {
         Status::Skipped => '!',
         _ => action.action.symbol(),
@@ -92,8 +95,17 @@ fn action_block(out: &mut String, action: &Action, colour: Colour) {
         }
     }
     let mut notes = Vec::new();
-    if action.action == ActionKind::Delete {
-        notes.push("delete".to_string());
+    // A user's remove and delete in the target's own words, where it has them.
+    let user = action.object() == crate::plan::ObjectKind::User;
+    match action.action {
+        ActionKind::Delete => notes.push(
+            plan.delete_means
+                .clone()
+                .filter(|_| user)
+                .unwrap_or_else(|| "delete".to_string()),
+        ),
+        ActionKind::Remove if user => notes.extend(plan.remove_means.clone()),
+        _ => {}
     }
     match action.status {
         Status::Held => notes.push(format!(

@@ -93,6 +93,9 @@ fn render(plan: &Plan, shortened: Option<Shortened<'_>>) -> String {
             markdown_text(note)
         );
     }
+    for note in &plan.notes {
+        let _ = writeln!(out, "> [!NOTE]\n> {}\n", markdown_text(note));
+    }
     if let Some(cut) = shortened {
         size_table(&mut out, plan, cut);
     }

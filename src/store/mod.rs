@@ -19,6 +19,7 @@
 mod groups;
 mod journal;
 mod lock;
+mod ownership;
 mod runs;
 mod snapshot;
 
@@ -58,6 +59,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_trust_plan_digest",
         include_str!("../../schema/0006_trust_plan_digest.sql"),
+    ),
+    (
+        "0007_logintc_ownership",
+        include_str!("../../schema/0007_logintc_ownership.sql"),
     ),
 ];
 

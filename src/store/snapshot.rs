@@ -12,12 +12,15 @@ use crate::model::{DesiredUser, FieldValue, MatchedBy, Pair, Reject, TargetUser}
 /// Loads one run's desired users, target users and rejects inside one transaction.
 /// Nothing is visible to other readers until `finish` commits.
 pub struct Loader<'s> {
-    tx: Transaction<'s>,
-    store: &'s Store,
-    run_id: i64,
-    counts: SnapshotCounts,
+    pub(super) tx: Transaction<'s>,
+    pub(super) store: &'s Store,
+    pub(super) run_id: i64,
+    pub(super) counts: SnapshotCounts,
     /// Keys seen more than once.
     duplicate_keys: HashSet<String>,
+    /// For a target without externalIds: whose ownership records say which accounts are
+    /// roster's (`ownership.rs`).
+    claim_for: Option<String>,
 }
 
 /// What a load stored.
@@ -55,11 +58,18 @@ impl Store {
             run_id,
             counts: SnapshotCounts::default(),
             duplicate_keys: HashSet::new(),
+            claim_for: None,
         })
     }
 }
 
 impl Loader<'_> {
+    /// The target keeps no key of roster's: `owner`'s ownership records say which of its
+    /// accounts are roster's (laid over the snapshot when the load finishes).
+    pub fn claim_for(&mut self, owner: &str) {
+        self.claim_for = Some(owner.to_string());
+    }
+
     pub fn desired(&mut self, user: &DesiredUser, origin: &str) -> Result<()> {
         self.counts.source += 1;
         let inserted = self
@@ -169,6 +179,9 @@ impl Loader<'_> {
                 &format!("duplicate username {username}: records with different keys have the same username"),
             )?;
         }
+        if let Some(owner) = self.claim_for.take() {
+            self.apply_ownership(&owner)?;
+        }
         self.tx
             .execute(
                 "UPDATE runs SET source_count = ?2, source_complete = 1, target_count = ?3, rejected = ?4, target_managed = ?5 WHERE id = ?1",
@@ -179,7 +192,12 @@ impl Loader<'_> {
         Ok(self.counts)
     }
 
-    fn move_to_rejects(&mut self, filter: &str, value: &str, reason: &str) -> Result<()> {
+    pub(super) fn move_to_rejects(
+        &mut self,
+        filter: &str,
+        value: &str,
+        reason: &str,
+    ) -> Result<()> {
         let moved = self
             .tx
             .execute(

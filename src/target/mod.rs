@@ -2,20 +2,36 @@
 //!
 //! A target lists its users as a stream (`list_users`) and performs single-object changes
 //! for the applier. Changes are expressed in roster's terms (`UserUpdate`); the connector
-//! turns them into its own protocol (SCIM PATCH operations, ...).
+//! turns them into its own protocol (SCIM PATCH operations, LoginTC domain membership, ...).
+//!
+//! The seam is semantic: the applier asks to *remove* an account (take it out of service)
+//! or to *delete* it, and each connector decides what that means (SCIM: `active=false` /
+//! DELETE; LoginTC: leave the domain / leave the domain and delete the user). A target states
+//! what it can hold (`Capabilities`), and `roster validate` refuses a mapping that asks for
+//! more.
 
+pub mod logintc;
 pub mod scim;
 
 use std::collections::BTreeMap;
 
 use crate::config::TargetConfig;
-use crate::model::{DesiredUser, FieldValue, TargetGroup, TargetUser};
+use crate::model::{Capabilities, DesiredUser, FieldValue, TargetGroup, TargetUser};
 use crate::secret::SecretError;
 
 /// A user-management system to keep in line with the source.
 pub trait Target: Send + Sync {
     /// A short description for messages, e.g. `https://example.com/scim/v2`. Never a secret.
     fn describe(&self) -> String;
+
+    /// What this target can hold and do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// How a user's remove and delete read in a plan on this target ("leaves domain Office
+    /// VPN, token revoked"), where it has words of its own. Asked after `list_users`.
+    fn removal_words(&self) -> RemovalWords {
+        RemovalWords::default()
+    }
 
     /// Reads every user, handing each to `sink` as it arrives. An error means the snapshot is
     /// incomplete (the caller must not plan on it).
@@ -27,7 +43,8 @@ pub trait Target: Send + Sync {
     /// Finds a user by username (case-insensitively, as SCIM compares userName).
     fn find_user(&self, username: &str) -> Result<Option<TargetUser>, TargetError>;
 
-    /// Creates a user, active, with `user.key` as its externalId.
+    /// Creates a user, active, with `user.key` as its externalId where the target has one.
+    /// A user that exists already is refused with `TargetError::Conflict`.
     fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError>;
 
     /// Changes a user. With `version`, the change is conditional (If-Match) and a changed
@@ -39,7 +56,12 @@ pub trait Target: Send + Sync {
         update: &UserUpdate,
     ) -> Result<Option<String>, TargetError>;
 
-    /// Deletes a user. A user that is already gone is not an error.
+    /// Takes a user out of service, keeping the account (SCIM: `active=false`; LoginTC:
+    /// out of the domain, which revokes the token). A user already out is not an error.
+    fn remove_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError>;
+
+    /// Deletes a user (LoginTC: out of the domain, then out of the organization). A user
+    /// that is already gone is not an error.
     fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError>;
 
     // Groups, for group sync. A target without groups keeps these defaults, which refuse
@@ -114,6 +136,13 @@ pub trait Target: Send + Sync {
     }
 }
 
+/// What a remove and a delete of a user mean on a target, in its words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovalWords {
+    pub remove: Option<String>,
+    pub delete: Option<String>,
+}
+
 /// The changes to make to one target group. Unset members are left alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupUpdate {
@@ -145,6 +174,7 @@ impl UserUpdate {
 pub fn open(config: &TargetConfig, fields: Vec<String>) -> Result<Box<dyn Target>, TargetError> {
     match config {
         TargetConfig::Scim(scim) => Ok(Box::new(scim::ScimService::new(scim, fields)?)),
+        TargetConfig::LoginTc(logintc) => Ok(Box::new(logintc::LoginTc::new(logintc)?)),
     }
 }
 
@@ -152,22 +182,33 @@ pub fn open(config: &TargetConfig, fields: Vec<String>) -> Result<Box<dyn Target
 /// never carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("{method} {url}: the target refused the credentials (HTTP {status}){}", detail_suffix(.detail))]
+    #[error("{method} {url}: {} (HTTP {status}){}", .who.refusal(), detail_suffix(.detail))]
     Unauthorized {
         method: String,
         url: String,
         status: u16,
         detail: Option<String>,
+        /// Whose credential was refused, for the message.
+        who: Credential,
     },
-    #[error("{method} {url}: HTTP {status}{}{}", scim_type_suffix(.scim_type), detail_suffix(.detail))]
+    #[error("{method} {url}: HTTP {status}{}{}", code_suffix(.code), detail_suffix(.detail))]
     Http {
         method: String,
         url: String,
         status: u16,
-        scim_type: Option<String>,
+        /// The target's own error code (SCIM `scimType`, a LoginTC error code), if it gave one.
+        code: Option<String>,
         detail: Option<String>,
         /// Seconds to wait before retrying, from `Retry-After`.
         retry_after: Option<u64>,
+    },
+    /// The object exists already (a create refused as a duplicate).
+    #[error("{method} {url}: already exists (HTTP {status}){}", detail_suffix(.detail))]
+    Conflict {
+        method: String,
+        url: String,
+        status: u16,
+        detail: Option<String>,
     },
     #[error("{method} {url}: the object changed since the plan (stale: HTTP 412)")]
     Stale { method: String, url: String },
@@ -192,6 +233,24 @@ pub enum TargetError {
     Unsupported(String),
 }
 
+/// Which credential a target refused, so the message names it as its users know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A SCIM bearer token.
+    Token,
+    /// The LoginTC organization API key.
+    LoginTcKey,
+}
+
+impl Credential {
+    fn refusal(self) -> &'static str {
+        match self {
+            Credential::Token => "the target refused the credentials",
+            Credential::LoginTcKey => "the LoginTC API refused the key",
+        }
+    }
+}
+
 fn detail_suffix(detail: &Option<String>) -> String {
     detail
         .as_deref()
@@ -199,9 +258,8 @@ fn detail_suffix(detail: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-fn scim_type_suffix(scim_type: &Option<String>) -> String {
-    scim_type
-        .as_deref()
+fn code_suffix(code: &Option<String>) -> String {
+    code.as_deref()
         .map(|t| format!(" ({t})"))
         .unwrap_or_default()
 }
@@ -216,17 +274,14 @@ impl TargetError {
         }
     }
 
-    /// A create refused because the account already exists (SCIM `uniqueness`).
+    /// A create refused because the account already exists.
     pub fn is_conflict(&self) -> bool {
-        match self {
-            TargetError::Http { status: 409, .. } => true,
-            TargetError::Http {
-                status: 400,
-                scim_type: Some(t),
-                ..
-            } => t == "uniqueness",
-            _ => false,
-        }
+        matches!(self, TargetError::Conflict { .. })
+    }
+
+    /// The target answered that the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TargetError::Http { status: 404, .. })
     }
 
     /// How long the target asked us to wait, if it said.

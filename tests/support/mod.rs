@@ -4,6 +4,7 @@
 //! of the vendor APIs (ServiceNow, Freshservice) that cannot run here.
 
 pub mod http;
+pub mod logintc;
 pub mod proxy;
 pub mod scim;
 pub mod slapd;

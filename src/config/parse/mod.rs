@@ -75,6 +75,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),
     };
+    if let (Some(target), Some(user), Some(group)) = (&target, &user, &group) {
+        let group_span = top.get("group").map(|n| n.name().span());
+        file.target_can_hold(target, user, group.as_ref(), group_span);
+        // `disabled "inactive"` syncs accounts as inactive: the target needs an active flag.
+        let inactive = matches!(
+            &source,
+            Some(super::SourceConfig::Ldap(super::LdapSource {
+                active_directory: Some(super::ActiveDirectory {
+                    disabled: super::DisabledAccounts::Inactive
+                }),
+                ..
+            }))
+        );
+        let disabled_node = top
+            .get("source")
+            .and_then(|n| n.children())
+            .and_then(|d| d.get("disabled"));
+        if let (true, Some(node)) = (inactive, disabled_node) {
+            file.target_has_active_flag(target, node.span());
+        }
+        let default_email = policy.as_ref().is_some_and(|p| p.default_email.is_some());
+        if let (Some(node), None, false) = (top.get("user"), &user.email, default_email)
+            && target.capabilities().needs_email
+        {
+            file.report(
+                checker::ProblemKind::MissingNode,
+                node.name().span(),
+                "the target requires an email for every user, and the user block maps none",
+            )
+            .label("no `email` here")
+            .help("add email \"mail\" to the user block, or default-email \"{username}@example.com\" to the policy");
+        }
+    }
+    let owner = match top.get("owner") {
+        Some(node) => file.owner(node),
+        None => Some(derived_owner(path)),
+    };
 
     let plan_signing_key = top.get("plan-signing-key").map(|n| file.secret(n));
 
@@ -95,6 +132,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         policy,
         optional(plan_signing_key),
         notify,
+        owner,
     ) {
         (
             Some(state),
@@ -105,6 +143,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(policy),
             Some(plan_signing_key),
             Some(notify),
+            Some(owner),
         ) if problems.is_empty() => {
             // Only now: a text with problems (one nested too deep among them) never reaches
             // the KDL parser again.
@@ -121,6 +160,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 policy,
                 plan_signing_key,
                 notify,
+                owner,
                 digest,
             })
         }
@@ -155,6 +195,35 @@ fn canonical(doc: &KdlDocument) -> String {
     doc.to_string()
 }
 
+/// The owner of a config that names none: its file name without the extension
+/// (`employees.kdl` → `employees`). Ownership records live in the config's state store, so
+/// only configs sharing a store need names that differ, and two files beside each other do.
+fn derived_owner(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "roster".to_string())
+}
+
+impl Checker<'_> {
+    /// `owner "hr-sync"`: a short name, kept with every account this config owns.
+    fn owner(&mut self, node: &kdl::KdlNode) -> Option<String> {
+        let value = self.leaf_string(node, "owner \"hr-sync\"")?;
+        let name = value.trim();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            self.report(
+                checker::ProblemKind::InvalidValue,
+                value.span,
+                "`owner` is a name of 1 to 64 printable characters",
+            )
+            .label("not a usable owner name")
+            .help("name the config's job, e.g. owner \"hr-sync\"");
+            return None;
+        }
+        Some(name.to_string())
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -164,6 +233,7 @@ const TOP: Block = Block {
     name: "top level",
     nodes: &[
         "state",
+        "owner",
         "source",
         "target",
         "user",
@@ -175,10 +245,11 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 12] = [
+const BLOCKS: [&Block; 13] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
+    &target::LOGINTC,
     &user::USER,
     &policy::POLICY,
     &source::CSV,

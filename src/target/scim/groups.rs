@@ -188,7 +188,7 @@ impl ScimService {
 }
 
 fn is_no_target(err: &TargetError) -> bool {
-    matches!(err, TargetError::Http { status: 400, scim_type: Some(t), .. } if t == "noTarget")
+    matches!(err, TargetError::Http { status: 400, code: Some(t), .. } if t == "noTarget")
 }
 
 /// One `add` with every new member, then one `remove` per member leaving.

@@ -38,7 +38,7 @@ use crate::http::{
     self, Authorization, Body, HttpClient, Pacer, Reply, Request, Resend, Role, Settings,
     SetupError, quote_body,
 };
-use crate::model::{DesiredUser, FieldValue, TargetUser};
+use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser};
 
 use super::{GroupUpdate, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
@@ -298,7 +298,7 @@ impl ScimService {
                 body,
                 ..
             } => {
-                let (scim_type, detail) = parse_error_body(body.as_bytes());
+                let (code, detail) = parse_error_body(body.as_bytes());
                 // The body was scrubbed; what JSON escapes hid in it is scrubbed now.
                 let detail = detail.map(|d| self.http.scrub(&d));
                 match status {
@@ -307,13 +307,27 @@ impl ScimService {
                         url,
                         status,
                         detail,
+                        who: super::Credential::Token,
                     },
                     412 => TargetError::Stale { method, url },
+                    // A duplicate: 409 `uniqueness`, or 400 `uniqueness` from some servers.
+                    409 => TargetError::Conflict {
+                        method,
+                        url,
+                        status,
+                        detail,
+                    },
+                    400 if code.as_deref() == Some("uniqueness") => TargetError::Conflict {
+                        method,
+                        url,
+                        status,
+                        detail,
+                    },
                     status => TargetError::Http {
                         method,
                         url,
                         status,
-                        scim_type,
+                        code,
                         detail,
                         retry_after,
                     },
@@ -334,6 +348,10 @@ impl ScimService {
 impl Target for ScimService {
     fn describe(&self) -> String {
         self.base.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SCIM
     }
 
     fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
@@ -428,6 +446,15 @@ impl Target for ScimService {
         let answer = self.execute(&call)?;
         // 200 carries the resource, 204 nothing: the version is in one or the other.
         call.version_after(&answer)
+    }
+
+    /// `active=false`, what Entra and Okta send on unassign.
+    fn remove_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {
+        let update = UserUpdate {
+            active: Some(false),
+            ..UserUpdate::default()
+        };
+        self.update_user(id, version, &update).map(|_| ())
     }
 
     fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError> {

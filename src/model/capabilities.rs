@@ -1,0 +1,63 @@
+//! What a kind of target can hold and do, stated once, so that the planner, `roster validate`
+//! and the applier ask instead of assuming every target is SCIM.
+//!
+//! It lives in the model (the bottom layer) because the config checker, which knows only
+//! which kind of target a config names, and the connectors, which know the rest, both need it.
+
+/// What a target can hold and do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The target stores roster's key with each account (SCIM `externalId`). Without it,
+    /// roster's ownership records in the state store say which accounts are its own.
+    pub external_ids: bool,
+    /// Objects carry versions (ETags); without them staleness compares content digests.
+    pub versions: bool,
+    /// Accounts have an active flag that can be turned off (SCIM `active`).
+    pub active_flag: bool,
+    /// Accounts hold phone numbers.
+    pub phones: bool,
+    /// Accounts hold other fields a mapping may name (`alias`, `attribute ... to=`).
+    pub extra_fields: bool,
+    /// The target has groups roster can sync.
+    pub groups: bool,
+    /// The target issues tokens to the accounts it adds (LoginTC).
+    pub token_issue: bool,
+    /// A bulk endpoint exists.
+    pub bulk: bool,
+    /// The longest username and name the target takes, in characters, if it says.
+    pub max_text_chars: Option<usize>,
+    /// Every account must have an email address.
+    pub needs_email: bool,
+}
+
+impl Capabilities {
+    /// A SCIM 2.0 service, as RFC 7643/7644 define it.
+    pub const SCIM: Capabilities = Capabilities {
+        external_ids: true,
+        versions: true,
+        active_flag: true,
+        phones: true,
+        extra_fields: true,
+        groups: true,
+        token_issue: false,
+        bulk: false,
+        max_text_chars: None,
+        needs_email: false,
+    };
+
+    /// The LoginTC Admin API: users with a username, a name and an email, in domains, with
+    /// tokens. No externalId, no versions, no active flag, and no aliases or phones in the
+    /// public API.
+    pub const LOGINTC: Capabilities = Capabilities {
+        external_ids: false,
+        versions: false,
+        active_flag: false,
+        phones: false,
+        extra_fields: false,
+        groups: false,
+        token_issue: true,
+        bulk: false,
+        max_text_chars: Some(128),
+        needs_email: true,
+    };
+}
