@@ -6,6 +6,7 @@
 pub mod http;
 pub mod proxy;
 pub mod scim;
+pub mod scim_double;
 pub mod slapd;
 pub mod vendors;
 pub mod world;

@@ -271,7 +271,10 @@ fn is_path_refused(err: &TargetError) -> bool {
             status: 400,
             scim_type: Some(t),
             ..
-        } => matches!(t.as_str(), "invalidPath" | "invalidFilter" | "invalidSyntax"),
+        } => matches!(
+            t.as_str(),
+            "invalidPath" | "invalidFilter" | "invalidSyntax"
+        ),
         TargetError::Http { status: 501, .. } => true,
         _ => false,
     }

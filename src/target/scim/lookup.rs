@@ -160,11 +160,8 @@ impl ScimService {
                     self.base,
                     attribute.name()
                 );
-                self.learned.prove_filter(
-                    T::RESOURCE,
-                    attribute.name(),
-                    FilterProof::Untrusted,
-                );
+                self.learned
+                    .prove_filter(T::RESOURCE, attribute.name(), FilterProof::Untrusted);
                 return Ok(Lookup::Unproven);
             }
             Err(err) => return Err(err),

@@ -157,10 +157,7 @@ impl ScimService {
         if let Some(known) = self.learned.known_capabilities() {
             return Ok(known);
         }
-        let call = Call::new(
-            Method::GET,
-            format!("{}/ServiceProviderConfig", self.base),
-        );
+        let call = Call::new(Method::GET, format!("{}/ServiceProviderConfig", self.base));
         let capabilities = match self.execute(&call) {
             Ok(reply) => match call.json(&reply) {
                 Ok(document) => Capabilities::parse(&document),
@@ -465,13 +462,19 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     if let Some(key) = &update.external_id {
         check(
             after.external_id.as_deref() == Some(key),
-            format!("`externalId` (sent {key:?}, it kept {:?})", after.external_id),
+            format!(
+                "`externalId` (sent {key:?}, it kept {:?})",
+                after.external_id
+            ),
         );
     }
     if let Some(username) = &update.username {
         check(
             after.username.to_lowercase() == username.to_lowercase(),
-            format!("`userName` (sent {username:?}, it kept {:?})", after.username),
+            format!(
+                "`userName` (sent {username:?}, it kept {:?})",
+                after.username
+            ),
         );
     }
     if let Some(name) = &update.name {
@@ -507,7 +510,10 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
                 now == Some(v),
                 format!("`{path}` (sent {v:?}, it kept {now:?})"),
             ),
-            FieldValue::Clear => check(now.is_none(), format!("`{path}` (cleared, it kept {now:?})")),
+            FieldValue::Clear => check(
+                now.is_none(),
+                format!("`{path}` (cleared, it kept {now:?})"),
+            ),
         }
     }
     if let Some(active) = update.active {
@@ -574,15 +580,23 @@ fn empty_answer_detail(status: u16) -> Option<String> {
         501 => "Not Implemented, with an empty answer: the target does not support this request \
                 (some providers implement only part of SCIM; see the README's compatibility table)"
             .to_string(),
-        405 => "Method Not Allowed, with an empty answer: the target does not take this method here"
-            .to_string(),
+        405 => {
+            "Method Not Allowed, with an empty answer: the target does not take this method here"
+                .to_string()
+        }
         _ => format!("{}, with an empty answer", reason?),
     })
 }
 
 /// PATCH refused as a method (501, 405): the provider wants PUT.
 fn is_patch_refused(err: &TargetError) -> bool {
-    matches!(err, TargetError::Http { status: 501 | 405, .. })
+    matches!(
+        err,
+        TargetError::Http {
+            status: 501 | 405,
+            ..
+        }
+    )
 }
 
 impl Target for ScimService {
