@@ -77,9 +77,19 @@ fn check_group(
             .and_then(|g| drift(format!("a group named {} now exists (id {})", g.name, g.id))),
         (_, Some(id)) => match target.get_group(id)? {
             None => drift("the group no longer exists".to_string()),
+            // Without versions, the content digest: a hand rename between plan and apply
+            // must not be overwritten unseen.
             Some(group) => match (&action.target_version, &group.version) {
                 (Some(planned), Some(current)) if planned != current => {
                     drift(format!("version {current} instead of {planned}"))
+                }
+                (Some(_), Some(_)) => None,
+                _ if action
+                    .target_digest
+                    .as_deref()
+                    .is_some_and(|d| d != group.digest()) =>
+                {
+                    drift(format!("its content changed (now named {})", group.name))
                 }
                 _ => None,
             },
@@ -305,5 +315,77 @@ mod tests {
             m.contains("action 3 (user bob): the account no longer exists"),
             "{m}"
         );
+    }
+
+    /// A target holding one group, without versions.
+    struct OneGroup(crate::model::TargetGroup);
+
+    impl Target for OneGroup {
+        fn describe(&self) -> String {
+            "one group".into()
+        }
+        fn capabilities(&self) -> crate::model::Capabilities {
+            crate::model::Capabilities::SCIM
+        }
+        fn remove_user(&self, _: &str, _: Option<&str>) -> Result<(), TargetError> {
+            Err(TargetError::Setup("not here".into()))
+        }
+        fn list_users(&self, _: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
+            Ok(0)
+        }
+        fn get_user(&self, _: &str) -> Result<Option<TargetUser>, TargetError> {
+            Ok(None)
+        }
+        fn find_user(&self, _: &str) -> Result<Option<TargetUser>, TargetError> {
+            Ok(None)
+        }
+        fn create_user(&self, _: &crate::model::DesiredUser) -> Result<TargetUser, TargetError> {
+            Err(TargetError::Setup("not here".into()))
+        }
+        fn update_user(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &crate::target::UserUpdate,
+        ) -> Result<Option<String>, TargetError> {
+            Err(TargetError::Setup("not here".into()))
+        }
+        fn delete_user(&self, _: &str, _: Option<&str>) -> Result<(), TargetError> {
+            Ok(())
+        }
+        fn get_group(&self, id: &str) -> Result<Option<crate::model::TargetGroup>, TargetError> {
+            Ok((self.0.id == id).then(|| self.0.clone()))
+        }
+    }
+
+    #[test]
+    fn a_group_without_versions_is_checked_by_its_content() {
+        let planned = crate::model::TargetGroup {
+            id: "g1".into(),
+            external_id: Some("k".into()),
+            name: "Sales".into(),
+            members: vec!["u1".into()],
+            version: None,
+        };
+        let mut action = Action::new(
+            ActionKind::Delete,
+            Subject::group("k", "Sales"),
+            Vec::new(),
+            Vec::new(),
+        )
+        .on_target("g1", None, Some(planned.digest()));
+        action.seq = 4;
+        let unchanged = OneGroup(crate::model::TargetGroup {
+            members: Vec::new(),
+            ..planned.clone()
+        });
+        assert_eq!(check(&[&action], &unchanged, None).expect("check"), []);
+        let renamed = OneGroup(crate::model::TargetGroup {
+            name: "Sales (by hand)".into(),
+            ..planned
+        });
+        let drift = check(&[&action], &renamed, None).expect("check");
+        assert_eq!(drift.len(), 1);
+        assert!(drift[0].what.contains("content changed"), "{drift:?}");
     }
 }

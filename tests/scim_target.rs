@@ -397,11 +397,17 @@ fn a_listing_that_ends_short_is_an_error() {
 
 #[test]
 fn a_conditional_patch_sends_if_match_and_returns_the_new_etag() {
-    let (url, requests) = scripted_server(vec![(
-        204,
-        vec![("ETag".into(), "W/\"4\"".into())],
-        String::new(),
-    )]);
+    // A 204 carries no resource: the change is read back with a GET.
+    let read_back = json!({ "id": "a b", "userName": "x", "displayName": "New",
+        "phoneNumbers": [{"value": "1"}] });
+    let (url, requests) = scripted_server(vec![
+        (204, vec![("ETag".into(), "W/\"4\"".into())], String::new()),
+        (
+            200,
+            vec![("ETag".into(), "W/\"4\"".into())],
+            read_back.to_string(),
+        ),
+    ]);
     let scim = service_with(&url, SCRIPTED_TOKEN, |_| {});
     let update = UserUpdate {
         name: Some("New".into()),
@@ -416,6 +422,7 @@ fn a_conditional_patch_sends_if_match_and_returns_the_new_etag() {
     assert_eq!(received[0].method, "PATCH");
     assert_eq!(received[0].target, "/Users/a%20b");
     assert_eq!(received[0].header("if-match"), Some("W/\"3\""));
+    assert_eq!(received[1].method, "GET");
     let sent: Value = serde_json::from_str(&received[0].body).expect("JSON body");
     assert_eq!(
         sent["Operations"],

@@ -55,6 +55,24 @@ impl TargetGroup {
     pub fn is_managed(&self) -> bool {
         self.external_id.is_some()
     }
+
+    /// A digest of what roster plans on (id, key, name), to tell whether the group changed
+    /// where the target keeps no versions. Members are left out: some targets list groups
+    /// without them (AWS), and roster's own member changes are not drift.
+    pub fn digest(&self) -> String {
+        group_digest(&self.id, self.external_id.as_deref(), &self.name)
+    }
+}
+
+/// The digest of `TargetGroup::digest`, also of the group's stored state.
+pub fn group_digest(id: &str, external_id: Option<&str>, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    // Plain strings: serialising them cannot fail.
+    let json = serde_json::to_vec(&(id, external_id, name)).unwrap_or_default();
+    Sha256::digest(json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Which entries are groups: from the `group` block. Each source reads the fields of its

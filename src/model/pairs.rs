@@ -54,6 +54,13 @@ pub struct TargetGroupState {
     pub members: u64,
 }
 
+impl TargetGroupState {
+    /// The same digest as `TargetGroup::digest` of the group this state was stored from.
+    pub fn digest(&self) -> String {
+        super::groups::group_digest(&self.id, self.external_id.as_deref(), &self.name)
+    }
+}
+
 /// One unit of the group diff, as the store's join produces it.
 #[derive(Debug, Clone)]
 pub enum GroupPair {

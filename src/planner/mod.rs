@@ -119,7 +119,9 @@ fn add(desired: &DesiredUser) -> Action {
 /// a field the source does not carry is left alone; phones are only ever added.
 fn field_changes(desired: &DesiredUser, target: &TargetUser) -> Vec<Change> {
     let mut changes = Vec::new();
-    if desired.username != target.username {
+    // userName compares case-insensitively in SCIM (RFC 7643 §4.1.1), as accounts are matched:
+    // a target that folds it to lowercase must not get the same update every run.
+    if desired.username.to_lowercase() != target.username.to_lowercase() {
         changes.push(Change::new(
             Field::Username,
             Some(&target.username),

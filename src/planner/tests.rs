@@ -263,6 +263,22 @@ fn adoption_by_username_sets_the_external_id() {
 }
 
 #[test]
+fn a_username_folded_by_the_target_is_not_a_change() {
+    let pair = Pair::Both {
+        desired: desired("k1", "Alice.Pond"),
+        target: target("t1", Some("k1"), "alice.pond"),
+        matched_by: MatchedBy::Key,
+        deactivated_by_roster: false,
+    };
+    let p = plan_users([pair], &Policy::default(), 0);
+    assert!(
+        changes(&p).iter().all(|(field, _, _)| field != "userName"),
+        "{:?}",
+        changes(&p)
+    );
+}
+
+#[test]
 fn modes_decide_what_happens_to_managed_accounts_missing_from_the_source() {
     for (mode, want) in [
         (Mode::AddOnly, vec![]),

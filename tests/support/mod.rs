@@ -7,6 +7,7 @@ pub mod http;
 pub mod logintc;
 pub mod proxy;
 pub mod scim;
+pub mod scim_double;
 pub mod slapd;
 pub mod smtp;
 pub mod vendors;

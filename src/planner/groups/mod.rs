@@ -135,7 +135,7 @@ fn group_update(desired: &DesiredGroup, target: &TargetGroupState) -> Option<Act
         Action::new(ActionKind::Update, subject, reasons, changes).on_target(
             &target.id,
             target.version.as_deref(),
-            None,
+            Some(target.digest()),
         ),
     )
 }
@@ -154,7 +154,7 @@ fn group_delete(target: &TargetGroupState, mode: Mode) -> Option<Action> {
             vec![Reason::GroupGone],
             Vec::new(),
         )
-        .on_target(&target.id, target.version.as_deref(), None),
+        .on_target(&target.id, target.version.as_deref(), Some(target.digest())),
     )
 }
 

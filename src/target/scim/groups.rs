@@ -14,11 +14,12 @@
 //!   there (400 `noTarget`), and a PATCH is atomic: then the operations are sent one by
 //!   one and a refused removal of a member already gone counts as done.
 //! - **Lookups do not trust filters.** Not every server filters Groups (scim2-server
-//!   ignores the filter there), so a lookup pages through what comes back and checks each
-//!   group itself.
+//!   ignores the filter there, others answer nothing), so a lookup checks each group that
+//!   comes back and concludes absence only as `lookup.rs` allows.
 
 use serde_json::{Value, json};
 
+use super::lookup::{Attribute, Found, Lookup};
 use super::{Call, PATCH_SCHEMA, Resource, ScimService, etag, get_ci, get_str, meta_version};
 use crate::model::TargetGroup;
 use crate::target::{GroupUpdate, TargetError};
@@ -71,30 +72,32 @@ impl ScimService {
         }
     }
 
+    /// The group carrying `key`, else one named `name`. Two `eq` lookups (no `or`: AWS
+    /// refuses it), each answer checked; when either cannot prove absence, the whole
+    /// collection is listed (see `lookup.rs`).
     pub(super) fn lookup_group(
         &self,
         key: &str,
         name: &str,
     ) -> Result<Option<TargetGroup>, TargetError> {
-        let filter = format!(
-            "externalId eq {} or displayName eq {}",
-            Value::String(key.to_string()),
-            Value::String(name.to_string())
-        );
-        let query = format!("filter={}&", super::encode_component(&filter));
-        let mut by_name = None;
-        let mut by_key = None;
-        self.page_groups(&query, &mut |group| {
-            if group.external_id.as_deref() == Some(key) {
-                by_key = Some(group);
-                return false;
-            }
-            if by_name.is_none() && group.name.to_lowercase() == name.to_lowercase() {
-                by_name = Some(group);
-            }
-            true
-        })?;
-        Ok(by_key.or(by_name))
+        let by_key = self.filtered::<TargetGroup>(Attribute::ExternalId, key)?;
+        if let Lookup::Found(group) = by_key {
+            return Ok(Some(group));
+        }
+        let by_name = self.filtered::<TargetGroup>(Attribute::DisplayName, name)?;
+        match (by_key, by_name) {
+            (Lookup::Absent, Lookup::Found(group)) => Ok(Some(group)),
+            (Lookup::Absent, Lookup::Absent) => Ok(None),
+            _ => self.scan(&|group: &TargetGroup| {
+                if group.has(Attribute::ExternalId, key) {
+                    Some(0)
+                } else if group.has(Attribute::DisplayName, name) {
+                    Some(1)
+                } else {
+                    None
+                }
+            }),
+        }
     }
 
     pub(super) fn post_group(&self, key: &str, name: &str) -> Result<TargetGroup, TargetError> {
@@ -127,9 +130,64 @@ impl ScimService {
         if ops.is_empty() {
             return Ok(version.map(str::to_string));
         }
+        if self.learned.patch_refused() {
+            return self.put_group(id, version, update);
+        }
         let mut call = Call::new(Method::PATCH, self.resource_url(Resource::Groups, id)?)
             .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
         call.if_match = version.map(str::to_string);
+        match self.execute(&call) {
+            Ok(answer) => call.version_after(&answer),
+            Err(err) if super::is_patch_refused(&err) => {
+                log::info!("{err}: the target refuses PATCH here; changes go by GET then PUT");
+                self.learned.refuse_patch();
+                self.put_group(id, version, update)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The fallback for providers without PATCH: reads the group, and writes it back whole
+    /// with the change, conditional on the version read (If-Match) when it has one. The
+    /// read must show the version planned. A group whose answer carries no `members` is not
+    /// written: a PUT would drop its members.
+    fn put_group(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        update: &GroupUpdate,
+    ) -> Result<Option<String>, TargetError> {
+        let url = self.resource_url(Resource::Groups, id)?;
+        let read = Call::new(Method::GET, url.clone());
+        let reply = self.execute(&read)?;
+        let mut resource = read.json(&reply)?;
+        let current = meta_version(&resource).or(etag(&reply));
+        if let (Some(expected), Some(current)) = (version, &current)
+            && expected != current
+        {
+            return Err(TargetError::Stale {
+                method: "PUT".into(),
+                url,
+            });
+        }
+        if get_ci(&resource, "members").is_none() {
+            return Err(TargetError::Unsupported(format!(
+                "PUT {url}: the target takes no PATCH for groups and its group answers carry \
+                 no members, so writing the group whole would drop them; change it by hand"
+            )));
+        }
+        let Some(object) = resource.as_object_mut() else {
+            return Err(read.invalid("a group that is not a JSON object"));
+        };
+        object.remove("meta");
+        if let Some(external_id) = &update.external_id {
+            object.insert("externalId".into(), Value::String(external_id.clone()));
+        }
+        if let Some(name) = &update.name {
+            object.insert("displayName".into(), Value::String(name.clone()));
+        }
+        let mut call = Call::new(Method::PUT, url).body(&resource);
+        call.if_match = current.or(version.map(str::to_string));
         let answer = self.execute(&call)?;
         call.version_after(&answer)
     }
@@ -155,35 +213,70 @@ impl ScimService {
                 add.len() + remove.len()
             )));
         }
-        let ops = member_operations(add, remove);
-        if ops.is_empty() {
-            return Ok(());
-        }
         let url = self.resource_url(Resource::Groups, group_id)?;
         let send = |ops: &[Value]| {
             let call = Call::new(Method::PATCH, url.clone())
                 .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
             self.execute(&call).map(|_| ())
         };
-        match send(&ops) {
-            Err(err) if is_no_target(&err) && ops.len() > 1 => {
-                // One removal of a member already gone spoils the whole (atomic) request:
-                // send them one by one, and let each such removal count as done.
-                for op in &ops {
-                    match send(std::slice::from_ref(op)) {
-                        Err(e) if is_no_target(&e) && op["op"] == "remove" => {}
-                        other => other?,
-                    }
-                }
-                Ok(())
-            }
-            Err(err)
-                if is_no_target(&err) && ops.first().is_some_and(|op| op["op"] == "remove") =>
-            {
-                Ok(())
+        let value_paths = !self.learned.value_paths_refused();
+        let ops = member_operations(add, remove, value_paths);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        match send_idempotent(&send, &ops) {
+            Err(err) if value_paths && !remove.is_empty() && is_path_refused(&err) => {
+                // A PATCH is atomic: nothing of the refused request was applied. The same
+                // changes again, removals as `members` with a value list.
+                log::info!(
+                    "{err}: the target refuses value paths; member removals are sent as \
+                     `members` with a value list from now on"
+                );
+                self.learned.refuse_value_paths();
+                send_idempotent(&send, &member_operations(add, remove, false))
             }
             other => other,
         }
+    }
+}
+
+/// Sends `ops` in one request; when a removal of a member already gone spoils the whole
+/// (atomic) request, sends them one by one and lets each such removal count as done.
+fn send_idempotent(
+    send: &dyn Fn(&[Value]) -> Result<(), TargetError>,
+    ops: &[Value],
+) -> Result<(), TargetError> {
+    match send(ops) {
+        Err(err) if is_no_target(&err) && ops.len() > 1 => {
+            for op in ops {
+                match send(std::slice::from_ref(op)) {
+                    Err(e) if is_no_target(&e) && op["op"] == "remove" => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+        Err(err) if is_no_target(&err) && ops.first().is_some_and(|op| op["op"] == "remove") => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The provider does not take `members[value eq "…"]`: 400 `invalidPath` (or
+/// `invalidFilter`/`invalidSyntax`, as some word it), or 501.
+fn is_path_refused(err: &TargetError) -> bool {
+    match err {
+        TargetError::Http {
+            status: 400,
+            code: Some(t),
+            ..
+        } => matches!(
+            t.as_str(),
+            "invalidPath" | "invalidFilter" | "invalidSyntax"
+        ),
+        TargetError::Http { status: 501, .. } => true,
+        _ => false,
     }
 }
 
@@ -191,14 +284,20 @@ fn is_no_target(err: &TargetError) -> bool {
     matches!(err, TargetError::Http { status: 400, code: Some(t), .. } if t == "noTarget")
 }
 
-/// One `add` with every new member, then one `remove` per member leaving.
-fn member_operations(add: &[String], remove: &[String]) -> Vec<Value> {
+/// One `add` with every new member, then one `remove` per member leaving: by value path
+/// (`members[value eq "id"]`, the portable form), or for providers that refuse value paths
+/// as `{"op":"remove","path":"members","value":[{"value":"id"}]}`.
+fn member_operations(add: &[String], remove: &[String], value_paths: bool) -> Vec<Value> {
     let mut ops = Vec::new();
     if !add.is_empty() {
         let values: Vec<Value> = add.iter().map(|id| json!({ "value": id })).collect();
         ops.push(json!({ "op": "add", "path": "members", "value": values }));
     }
     for id in remove {
+        if !value_paths {
+            ops.push(json!({ "op": "remove", "path": "members", "value": [{ "value": id }] }));
+            continue;
+        }
         // The id is a JSON string inside the filter: quotes and backslashes escaped.
         let path = format!("members[value eq {}]", Value::String(id.clone()));
         ops.push(json!({ "op": "remove", "path": path }));
@@ -207,7 +306,7 @@ fn member_operations(add: &[String], remove: &[String]) -> Vec<Value> {
 }
 
 /// A Group resource in roster's terms. The message says what is wrong with it.
-fn group_from_resource(resource: &Value) -> Result<TargetGroup, String> {
+pub(super) fn group_from_resource(resource: &Value) -> Result<TargetGroup, String> {
     let id = get_str(resource, "id")
         .filter(|s| !s.is_empty())
         .ok_or("a group without an id")?;
@@ -242,6 +341,7 @@ mod tests {
         let ops = member_operations(
             &["u1".into(), "u2".into()],
             &["u3".into(), "we\"ird".into()],
+            true,
         );
         assert_eq!(
             Value::Array(ops),
@@ -251,7 +351,11 @@ mod tests {
                 {"op": "remove", "path": "members[value eq \"we\\\"ird\"]"},
             ])
         );
-        assert!(member_operations(&[], &[]).is_empty());
+        assert!(member_operations(&[], &[], true).is_empty());
+        assert_eq!(
+            Value::Array(member_operations(&[], &["u3".into()], false)),
+            json!([{"op": "remove", "path": "members", "value": [{"value": "u3"}]}])
+        );
     }
 
     #[test]

@@ -44,6 +44,11 @@ use super::{GroupUpdate, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
 
 mod groups;
+mod lookup;
+mod provider;
+
+use lookup::{Attribute, Found, Lookup};
+use provider::{Learned, ProviderConfig};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -68,10 +73,12 @@ pub struct ScimService {
     /// The target fields the mapping writes, read into `TargetUser::fields`.
     fields: Vec<FieldPath>,
     page_size: u32,
+    /// What the provider can do: `/ServiceProviderConfig` and what answers showed.
+    learned: Learned,
 }
 
 /// The two kinds of resource roster reads and writes, each under its own endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Resource {
     Users,
     Groups,
@@ -139,7 +146,38 @@ impl ScimService {
             auth: Authorization::bearer(&token),
             fields,
             page_size: config.page_size.max(1),
+            learned: Learned::default(),
         })
+    }
+
+    /// `/ServiceProviderConfig`, read on first use and kept for the run. A provider that has
+    /// none (404, 501, ...) or answers something unreadable is "unknown": every capability
+    /// is then tried, and what answers contain is checked. Credentials refused, or a
+    /// transient failure that outlasted the retries, is an error.
+    fn provider_config(&self) -> Result<ProviderConfig, TargetError> {
+        if let Some(known) = self.learned.known_config() {
+            return Ok(known);
+        }
+        let call = Call::new(Method::GET, format!("{}/ServiceProviderConfig", self.base));
+        let capabilities = match self.execute(&call) {
+            Ok(reply) => match call.json(&reply) {
+                Ok(document) => ProviderConfig::parse(&document),
+                Err(err) => {
+                    log::info!("{err}; the provider's capabilities are tried instead");
+                    ProviderConfig::default()
+                }
+            },
+            Err(err @ TargetError::Http { status, .. }) if !err.is_transient() || status == 501 => {
+                log::info!("{err}; the provider's capabilities are tried instead");
+                ProviderConfig::default()
+            }
+            Err(err) => return Err(err),
+        };
+        log::debug!("{}: capabilities {capabilities:?}", self.base);
+        if let Ok(mut slot) = self.learned.capabilities.lock() {
+            *slot = Some(capabilities);
+        }
+        Ok(capabilities)
     }
 
     /// Pages through a list endpoint (`{url}?{query}startIndex=..&count=..`) until
@@ -300,7 +338,9 @@ impl ScimService {
             } => {
                 let (code, detail) = parse_error_body(body.as_bytes());
                 // The body was scrubbed; what JSON escapes hid in it is scrubbed now.
-                let detail = detail.map(|d| self.http.scrub(&d));
+                let detail = detail
+                    .map(|d| self.http.scrub(&d))
+                    .or_else(|| empty_answer_detail(status));
                 match status {
                     401 | 403 => TargetError::Unauthorized {
                         method,
@@ -345,6 +385,241 @@ impl ScimService {
     }
 }
 
+impl ScimService {
+    /// The fallback for providers without PATCH: reads the account and writes it back whole
+    /// with the change, conditional on the version read (If-Match) when it has one. The read
+    /// must show the version planned.
+    fn put_user(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        update: &UserUpdate,
+    ) -> Result<Option<String>, TargetError> {
+        let url = self.resource_url(Resource::Users, id)?;
+        let (mut resource, current) = self.fetch_user(id)?;
+        if let (Some(expected), Some(current)) = (version, &current)
+            && expected != current
+        {
+            return Err(TargetError::Stale {
+                method: "PUT".into(),
+                url,
+            });
+        }
+        let emails = update
+            .email
+            .as_ref()
+            .map(|email| emails_with(resource.get("emails"), email));
+        let Some(object) = resource.as_object_mut() else {
+            return Err(TargetError::InvalidResponse {
+                method: "GET".into(),
+                url,
+                message: "a user that is not a JSON object".into(),
+            });
+        };
+        object.remove("meta");
+        apply_update(object, update, emails, &self.fields);
+        let mut call = Call::new(Method::PUT, url).body(&resource);
+        call.if_match = current.or(version.map(str::to_string));
+        let answer = self.execute(&call)?;
+        self.read_back(&call, &answer, id, update)
+    }
+
+    /// Checks that a change stuck: from the answer's resource (200), else by a GET. A change
+    /// the provider accepted and dropped is an error that names it; returns the new version.
+    fn read_back(
+        &self,
+        call: &Call,
+        answer: &Reply,
+        id: &str,
+        update: &UserUpdate,
+    ) -> Result<Option<String>, TargetError> {
+        let after = if answer.is_empty() {
+            None
+        } else {
+            let resource = call.json(answer)?;
+            // An answer without a user in it (some send `{}`) proves nothing: read it.
+            get_str(&resource, "id")
+                .is_some()
+                .then(|| self.user_from(call, &resource, etag(answer)))
+                .transpose()?
+        };
+        let after = match after {
+            Some(user) => user,
+            None => match self.get_user(id)? {
+                Some(user) => user,
+                None => {
+                    return Err(call.invalid("the account is gone right after the change"));
+                }
+            },
+        };
+        let dropped = dropped_changes(update, &after);
+        if !dropped.is_empty() {
+            return Err(TargetError::Unsupported(format!(
+                "{} {}: the target accepted the change but ignored {}{}",
+                call.method,
+                call.url,
+                dropped.join(", "),
+                if dropped.iter().any(|d| d.starts_with("`active`")) {
+                    ": this provider cannot deactivate accounts this way; use `mode delete`, \
+                     or deprovision them in the provider"
+                } else {
+                    ": this provider does not keep what roster writes there; stop mapping it, \
+                     or fix it in the provider"
+                }
+            )));
+        }
+        Ok(after.version.or(call.version_after(answer).ok().flatten()))
+    }
+}
+
+/// The changes of `update` that `after` does not show, each described for a message.
+fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            dropped.push(what);
+        }
+    };
+    if let Some(key) = &update.external_id {
+        check(
+            after.external_id.as_deref() == Some(key),
+            format!(
+                "`externalId` (sent {key:?}, it kept {:?})",
+                after.external_id
+            ),
+        );
+    }
+    if let Some(username) = &update.username {
+        check(
+            after.username.to_lowercase() == username.to_lowercase(),
+            format!(
+                "`userName` (sent {username:?}, it kept {:?})",
+                after.username
+            ),
+        );
+    }
+    if let Some(name) = &update.name {
+        check(
+            after.name.as_deref() == Some(name),
+            format!("`displayName` (sent {name:?}, it kept {:?})", after.name),
+        );
+    }
+    if let Some(email) = &update.email {
+        check(
+            after
+                .email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email)),
+            format!("`emails` (sent {email:?}, it kept {:?})", after.email),
+        );
+    }
+    let phones: HashSet<String> = after
+        .phones
+        .iter()
+        .map(|p| crate::model::phone_digits(p))
+        .collect();
+    for phone in &update.add_phones {
+        check(
+            phones.contains(&crate::model::phone_digits(phone)),
+            format!("`phoneNumbers` (added {phone:?})"),
+        );
+    }
+    for (path, value) in &update.fields {
+        let now = after.fields.get(path);
+        match value {
+            FieldValue::Set(v) => check(
+                now == Some(v),
+                format!("`{path}` (sent {v:?}, it kept {now:?})"),
+            ),
+            FieldValue::Clear => check(
+                now.is_none(),
+                format!("`{path}` (cleared, it kept {now:?})"),
+            ),
+        }
+    }
+    if let Some(active) = update.active {
+        check(
+            after.active == active,
+            format!("`active` (sent {active}, it kept {})", after.active),
+        );
+    }
+    dropped
+}
+
+/// `update` written into a resource being PUT back; `emails` is the full new list.
+fn apply_update(
+    object: &mut Map<String, Value>,
+    update: &UserUpdate,
+    emails: Option<Value>,
+    fields: &[FieldPath],
+) {
+    if let Some(key) = &update.external_id {
+        object.insert("externalId".into(), key.clone().into());
+    }
+    if let Some(username) = &update.username {
+        object.insert("userName".into(), username.clone().into());
+    }
+    if let Some(name) = &update.name {
+        object.insert("displayName".into(), name.clone().into());
+    }
+    if let Some(emails) = emails {
+        object.insert("emails".into(), emails);
+    }
+    if !update.add_phones.is_empty() {
+        let mut phones = multi_values(&Value::Object(object.clone()), "phoneNumbers").to_vec();
+        phones.extend(
+            update
+                .add_phones
+                .iter()
+                .map(|p| json!({ "value": p, "type": "work" })),
+        );
+        object.insert("phoneNumbers".into(), Value::Array(phones));
+    }
+    for (name, value) in &update.fields {
+        let path = fields
+            .iter()
+            .find(|f| &f.name == name)
+            .cloned()
+            .or_else(|| FieldPath::parse(name).ok());
+        let Some(path) = path else { continue };
+        match value {
+            FieldValue::Set(v) => path.write(object, Value::String(v.clone())),
+            FieldValue::Clear => path.clear(object),
+        }
+    }
+    if let Some(active) = update.active {
+        object.insert("active".into(), active.into());
+    }
+}
+
+/// What an error answer without a body means, so that a message never ends in "HTTP 501: ".
+fn empty_answer_detail(status: u16) -> Option<String> {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason());
+    Some(match status {
+        501 => "Not Implemented, with an empty answer: the target does not support this request \
+                (some providers implement only part of SCIM; see the README's compatibility table)"
+            .to_string(),
+        405 => {
+            "Method Not Allowed, with an empty answer: the target does not take this method here"
+                .to_string()
+        }
+        _ => format!("{}, with an empty answer", reason?),
+    })
+}
+
+/// PATCH refused as a method (501, 405): the provider wants PUT.
+fn is_patch_refused(err: &TargetError) -> bool {
+    matches!(
+        err,
+        TargetError::Http {
+            status: 501 | 405,
+            ..
+        }
+    )
+}
+
 impl Target for ScimService {
     fn describe(&self) -> String {
         self.base.clone()
@@ -380,27 +655,14 @@ impl Target for ScimService {
     }
 
     fn find_user(&self, username: &str) -> Result<Option<TargetUser>, TargetError> {
-        // The filter value is a JSON string (quotes and backslashes escaped), then URL-encoded.
-        let filter = format!("userName eq {}", Value::String(username.to_string()));
-        let call = Call::new(
-            Method::GET,
-            format!(
-                "{}?filter={}",
-                self.collection_url(Resource::Users),
-                encode_component(&filter)
-            ),
-        );
-        let body = call.json(&self.execute(&call)?)?;
-        let page = ListPage::parse(&call, &body)?;
-        // Checked again here: a server that ignores the filter must not make us adopt
-        // whichever account it lists first.
-        for resource in page.resources {
-            let user = self.user_from(&call, resource, None)?;
-            if user.username.to_lowercase() == username.to_lowercase() {
-                return Ok(Some(user));
+        // See `lookup.rs`: absence only from a filter proved honoured, else by a listing.
+        match self.filtered::<TargetUser>(Attribute::UserName, username)? {
+            Lookup::Found(user) => Ok(Some(user)),
+            Lookup::Absent => Ok(None),
+            Lookup::Unproven => {
+                self.scan(&|user: &TargetUser| user.has(Attribute::UserName, username).then_some(0))
             }
         }
-        Ok(None)
     }
 
     fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError> {
@@ -440,12 +702,22 @@ impl Target for ScimService {
         if ops.is_empty() {
             return Ok(version.map(str::to_string));
         }
+        if self.learned.patch_refused() {
+            return self.put_user(id, version, update);
+        }
         let body = json!({ "schemas": [PATCH_SCHEMA], "Operations": ops });
         let mut call = Call::new(Method::PATCH, url).body(&body);
         call.if_match = if_match;
-        let answer = self.execute(&call)?;
-        // 200 carries the resource, 204 nothing: the version is in one or the other.
-        call.version_after(&answer)
+        let answer = match self.execute(&call) {
+            Ok(answer) => answer,
+            Err(err) if is_patch_refused(&err) => {
+                log::info!("{err}: the target refuses PATCH; changes go by GET then PUT");
+                self.learned.refuse_patch();
+                return self.put_user(id, version, update);
+            }
+            Err(err) => Err(err)?,
+        };
+        self.read_back(&call, &answer, id, update)
     }
 
     /// `active=false`, what Entra and Okta send on unassign.
@@ -656,6 +928,30 @@ impl FieldPath {
             node = get_ci(node, segment)?;
         }
         Some(node)
+    }
+
+    /// Removes the value from a resource being written back, if it is there.
+    fn clear(&self, resource: &mut Map<String, Value>) {
+        let mut node = resource;
+        if let Some(urn) = &self.schema {
+            match node.get_mut(urn).and_then(Value::as_object_mut) {
+                Some(inner) => node = inner,
+                None => return,
+            }
+        }
+        let Some((last, parents)) = self.segments.split_last() else {
+            return;
+        };
+        for segment in parents {
+            match node.get_mut(segment).and_then(Value::as_object_mut) {
+                Some(inner) => node = inner,
+                None => return,
+            }
+        }
+        let key = node.keys().find(|k| k.eq_ignore_ascii_case(last)).cloned();
+        if let Some(key) = key {
+            node.remove(&key);
+        }
     }
 
     /// Sets the value in a resource being built, creating the objects on the way.
