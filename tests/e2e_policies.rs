@@ -261,3 +261,29 @@ fn deletes_roster_applied_do_not_trip_the_target_guard() {
     assert_eq!(w.scim.users().len(), 5);
     w.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+#[test]
+fn a_percent_cap_holds_in_the_saved_plan_and_again_at_apply() {
+    let w = World::many(20);
+    w.ok(&["sync", "--auto-approve"], 0);
+    for i in 1..=3 {
+        w.slapd.delete(&w.dn(&format!("user{i:06}")));
+    }
+    // 3 of 20 managed accounts is 15 %: over 10 %, so all three are held.
+    w.write_config(
+        "mode \"remove\"\n    max-removes 100\n    max-remove-percent 10\n    max-source-shrink-percent 50",
+    );
+    let plan = w.plan_json(&["--out", "plan.json"]);
+    assert_eq!(plan["summary"]["held"], 3, "{plan}");
+    assert_eq!(
+        plan["managed"], 20,
+        "the base of the percent cap is recorded"
+    );
+    let out = w.ok(&["apply", "plan.json"], 0);
+    assert!(out.contains("3 held"), "{out}");
+    let active_users = w.scim.users().iter().filter(|u| active(u)).count();
+    assert_eq!(active_users, 20, "nothing removed while held");
+    w.ok(&["apply", "plan.json", "--allow-removes", "3"], 0);
+    let active_users = w.scim.users().iter().filter(|u| active(u)).count();
+    assert_eq!(active_users, 17);
+}

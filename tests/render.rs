@@ -117,6 +117,7 @@ fn sample() -> Plan {
         delete_means: None,
         target: "https://example.com/scim/v2".into(),
         max_removes: None,
+        managed: None,
     };
     plan.actions[3].reasons = vec![Reason::GoneRemove];
     plan.actions[2].reasons = vec![Reason::InactiveInTarget];

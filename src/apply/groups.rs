@@ -454,6 +454,7 @@ mod tests {
             delete_means: None,
             target: "scripted".into(),
             max_removes: None,
+            managed: None,
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("state.db")).expect("store");

@@ -6,13 +6,14 @@
 //! planner asked, from the plan alone: the mode (no delete outside `delete` mode, no remove
 //! in `add-only`), the count caps (a removal, add or update over its cap stays held unless
 //! the human released it at apply), and ownership (only accounts and groups roster manages,
-//! named by their key, are removed, deleted or updated). Percent caps need the target's
-//! count of managed accounts, which only the planner had; the live ownership of each account
-//! is checked against the target by the staleness check (`stale.rs`).
+//! named by their key, are removed, deleted or updated). Percent caps are measured against
+//! the managed accounts the plan records when its policy has one; the live ownership of
+//! each account is checked against the target by the staleness check (`stale.rs`).
 
 use super::Release;
 use crate::config::{Cap, Mode, Policy};
 use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind, Plan, Subject};
+use crate::planner::exceeds;
 
 /// One action the policy in force does not allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +108,7 @@ fn ownership_rule(action: &Action) -> Option<String> {
     }
 }
 
-/// The count caps, as the planner applies them to users: over a cap, every action it counts
+/// The caps, as the planner applies them to users: over a cap, every action it counts
 /// must be held, unless the human released them now (`--allow-removes N` for removals,
 /// `--force` for all).
 fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
@@ -119,10 +120,6 @@ fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
         .iter()
         .filter(|a| a.object() == ObjectKind::User && a.status == ActionStatus::Planned)
         .collect();
-    let count_cap = |cap: Option<Cap>| match cap {
-        Some(Cap::Count(n)) => Some(n),
-        _ => None,
-    };
     let is_update = |a: &&Action| a.action == ActionKind::Update && !a.deactivates();
     let removals: Vec<&Action> = users
         .iter()
@@ -135,36 +132,57 @@ fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
         .filter(|a| a.action == ActionKind::Add)
         .collect();
     let updates: Vec<&Action> = users.iter().copied().filter(is_update).collect();
-    let removal_cap =
-        Some(*policy.max_removes).map(|cap| cap.max(release.allow_removes.unwrap_or(0)));
+    // `--allow-removes N` releases up to N removals, whichever cap held them.
+    let allowed = release.allow_removes.unwrap_or(0);
+    let removal_caps: Vec<(Cap, &str)> = std::iter::once((
+        Cap::Count((*policy.max_removes).max(allowed)),
+        "max-removes",
+    ))
+    .chain(
+        policy
+            .max_remove_percent
+            .filter(|_| allowed < removals.len() as u64)
+            .map(|p| (Cap::Percent(p.value), "max-remove-percent")),
+    )
+    .collect();
+    let one = |cap: Option<Cap>, name| cap.map(|c| (c, name)).into_iter().collect::<Vec<_>>();
     let families = [
-        (removals, removal_cap, "max-removes"),
-        (
-            adds,
-            count_cap(policy.max_adds.map(|c| c.value)),
-            "max-adds",
-        ),
+        (removals, removal_caps),
+        (adds, one(policy.max_adds.map(|c| c.value), "max-adds")),
         (
             updates,
-            count_cap(policy.max_updates.map(|c| c.value)),
-            "max-updates",
+            one(policy.max_updates.map(|c| c.value), "max-updates"),
         ),
     ];
     let mut violations = Vec::new();
-    for (actions, cap, name) in families {
-        let Some(cap) = cap else { continue };
+    for (actions, caps) in families {
         let n = actions.len() as u64;
-        if n <= cap {
-            continue;
+        for (cap, name) in caps {
+            // A percent cap needs the managed accounts it was measured against; a plan made
+            // without a percent cap does not record them, and has none to check.
+            let over = match (cap, plan.managed) {
+                (Cap::Percent(_), None) => false,
+                (cap, managed) => exceeds(n, cap, managed.unwrap_or(0)),
+            };
+            if !over {
+                continue;
+            }
+            let limit = match cap {
+                Cap::Count(max) => max.to_string(),
+                Cap::Percent(p) => {
+                    format!("{p}% of {} managed accounts", plan.managed.unwrap_or(0))
+                }
+            };
+            violations.extend(actions.iter().map(|a| Violation {
+                seq: a.seq,
+                action: describe(a),
+                rule: format!(
+                    "{n} planned where {name} is {limit}: over a cap they are held until \
+                     released at apply (--allow-removes N or --force)"
+                ),
+            }));
+            break;
         }
-        violations.extend(actions.iter().map(|a| Violation {
-            seq: a.seq,
-            action: describe(a),
-            rule: format!(
-                "{n} planned where {name} is {cap}: over a cap they are held until released \
-                 at apply (--allow-removes N or --force)"
-            ),
-        }));
     }
     violations
 }
@@ -223,6 +241,7 @@ mod tests {
             forced: Vec::new(),
             target: String::new(),
             max_removes: None,
+            managed: None,
             notes: Vec::new(),
             remove_means: None,
             delete_means: None,
@@ -319,6 +338,52 @@ mod tests {
             force: true,
         };
         assert_eq!(refused(adds(), &p, force), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn percent_caps_are_measured_against_the_managed_accounts_the_plan_recorded() {
+        // 5 % of 40 managed accounts allows 2 removals; 3 are over it.
+        let p = Policy {
+            max_remove_percent: Some(5.0.into()),
+            ..policy(Mode::Remove, 100)
+        };
+        let three = || {
+            (1..=3)
+                .map(|seq| user(seq, Remove, Planned, &format!("k{seq}")))
+                .collect::<Vec<_>>()
+        };
+        let with_base = |managed| {
+            let mut plan = plan(three());
+            plan.managed = managed;
+            recheck(&plan, &p, Release::default())
+                .iter()
+                .map(|v| v.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(with_base(Some(40)), [1, 2, 3]);
+        assert_eq!(with_base(Some(60)), Vec::<u32>::new(), "5 % of 60 is 3");
+        let message = recheck(
+            &{
+                let mut plan = plan(three());
+                plan.managed = Some(40);
+                plan
+            },
+            &p,
+            Release::default(),
+        )[0]
+        .to_string();
+        assert!(
+            message.contains("max-remove-percent is 5% of 40"),
+            "{message}"
+        );
+        // Released at apply with --allow-removes covering them.
+        let mut released = plan(three());
+        released.managed = Some(40);
+        let allow = Release {
+            allow_removes: Some(3),
+            force: false,
+        };
+        assert!(recheck(&released, &p, allow).is_empty());
     }
 
     #[test]

@@ -107,6 +107,7 @@ mod tests {
             delete_means: None,
             target: String::new(),
             max_removes: None,
+            managed: None,
         };
         let journal = HashMap::from([(1, ActionStatus::Applied), (2, ActionStatus::Applying)]);
         let mut report = ApplyReport::default();

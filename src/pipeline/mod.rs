@@ -21,7 +21,7 @@ mod read;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{At, Config, Mode, OnInvalid, PolicyValueAt};
+use crate::config::{At, Cap, Config, Mode, OnInvalid, PolicyValueAt};
 use crate::mapping::Mapper;
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead, SourceRefusal};
@@ -198,6 +198,7 @@ pub fn plan(
         target: target.describe(),
         max_removes: matches!(config.policy.max_removes.span, At::CommandLine { .. })
             .then_some(config.policy.max_removes.value),
+        managed: has_percent_cap(&config.policy).then_some(counts.managed),
     };
     // Users and groups: every record the plan leaves out is counted.
     plan.summary.rejected = store.reject_count(run_id)?;
@@ -298,6 +299,16 @@ fn check_target(
         ),
         _ => Ok(()),
     }
+}
+
+/// Whether a cap of the policy is a percent of the managed accounts (whose number the plan
+/// then records, for the re-check at apply).
+fn has_percent_cap(policy: &crate::config::Policy) -> bool {
+    let percent = |cap: &Option<crate::config::PolicyValue<Cap>>| {
+        cap.as_ref()
+            .is_some_and(|c| matches!(c.value, Cap::Percent(_)))
+    };
+    policy.max_remove_percent.is_some() || percent(&policy.max_adds) || percent(&policy.max_updates)
 }
 
 /// By how many percent `now` is below `before`, if it is.

@@ -46,6 +46,8 @@ pub struct PlanJson<A = Vec<ActionJson>> {
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_removes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<u64>,
     /// `hmac-sha256:<hex>` over the plan without this field (`plan::seal`), when the plan
     /// was made with a `plan-signing-key`. Last, so that it reads as a seal on the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +159,7 @@ fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
         delete_means: plan.delete_means.clone(),
         target: plan.target.clone(),
         max_removes: plan.max_removes,
+        managed: plan.managed,
         signature: None,
     }
 }
@@ -195,6 +198,7 @@ impl PlanJson {
             delete_means: self.delete_means,
             target: self.target,
             max_removes: self.max_removes,
+            managed: self.managed,
         })
     }
 }

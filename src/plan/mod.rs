@@ -45,6 +45,9 @@ pub struct Plan {
     /// `--max-removes` when the plan was made with it: with `mode`, the part of the policy
     /// in force that came from the command line (apply re-checks the plan against it).
     pub max_removes: Option<u64>,
+    /// The managed accounts the percent caps were measured against, recorded when the
+    /// policy has a percent cap, so that apply can check those caps again from the plan alone.
+    pub managed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -438,6 +441,7 @@ impl Plan {
             delete_means: self.delete_means.clone(),
             target: self.target.clone(),
             max_removes: self.max_removes,
+            managed: self.managed,
         }
     }
 
