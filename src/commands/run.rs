@@ -45,7 +45,6 @@ fn plan_run(
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    let seal = seal::seal(&plan, key.as_ref().map(|k| k.expose().as_bytes()));
     let shown = Shown {
         format: args.format,
         colour: global.colour,
@@ -54,7 +53,7 @@ fn plan_run(
         &session.store,
         run_id,
         &plan,
-        &seal,
+        key.as_ref(),
         args.out.as_deref(),
         shown,
     )?;
@@ -288,19 +287,32 @@ fn fail_run(store: &Store, run_id: i64, error: Error) -> Result<u8, Error> {
 
 /// Stores the plan, writes its file and shows it, at the same time: for a large plan each
 /// of these is a pass over every action.
+///
+/// A signature goes into the printed JSON and the file, so a signed plan is sealed first;
+/// an unsigned plan's digest only the store needs, and it is taken while the rest runs.
 fn publish(
     store: &Store,
     run_id: i64,
     plan: &Plan,
-    seal: &Seal,
+    key: Option<&Secret>,
     out: Option<&Path>,
     shown: Shown,
 ) -> Result<(), Error> {
-    let signature = seal.signature.as_deref();
+    let signed: Option<Seal> = key.map(|k| seal::seal(plan, Some(k.expose().as_bytes())));
+    let signature = signed.as_ref().and_then(|s| s.signature.as_deref());
     let (saved, written) = std::thread::scope(|scope| {
         let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan, signature)));
         let shown = scope.spawn(|| print_plan(plan, shown, out, signature));
-        let saved = store.save_plan(plan, Some(run_id), &seal.digest);
+        let digest = match &signed {
+            Some(seal) => Ok(seal.digest.clone()),
+            None => Err(scope.spawn(|| seal::seal(plan, None).digest)),
+        };
+        let saved = store.save_plan_then_digest(plan, Some(run_id), || match digest {
+            Ok(digest) => digest,
+            Err(sealing) => sealing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        });
         let written = file.map(|f| {
             f.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -568,9 +580,17 @@ fn signing_key(config: &Config) -> Result<Option<Secret>, Error> {
         .transpose()
 }
 
-/// Stores a plan made in this run, with its digest.
+/// Stores a plan made in this run, with its digest (taken while the actions are written).
 fn save(store: &Store, plan: &Plan, run_id: i64) -> Result<(), Error> {
-    Ok(store.save_plan(plan, Some(run_id), &seal::seal(plan, None).digest)?)
+    std::thread::scope(|scope| {
+        let sealing = scope.spawn(|| seal::seal(plan, None).digest);
+        store.save_plan_then_digest(plan, Some(run_id), || {
+            sealing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })?;
+    Ok(())
 }
 
 /// `Apply complete: ...`; held actions come with what releases them: `--allow-removes N`

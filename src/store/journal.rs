@@ -46,12 +46,24 @@ impl Store {
     /// (`plan::seal`). A plan already stored (a plan file made from this state) is left as
     /// it is: its journal is the truth about what was applied.
     pub fn save_plan(&self, plan: &Plan, run_id: Option<i64>, digest: &str) -> Result<()> {
+        self.save_plan_then_digest(plan, run_id, || digest.to_string())
+    }
+
+    /// `save_plan`, with the digest asked for only once the actions are written, in the same
+    /// transaction: the caller can compute it on another thread meanwhile (it is a pass over
+    /// every action, as the writing is).
+    pub fn save_plan_then_digest(
+        &self,
+        plan: &Plan,
+        run_id: Option<i64>,
+        digest: impl FnOnce() -> String,
+    ) -> Result<()> {
         let header = contract::header(plan);
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         let inserted = tx
             .execute(
-                "INSERT OR IGNORE INTO plans (id, run_id, created_at, config_digest, desired_digest, status, header, plan_digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR IGNORE INTO plans (id, run_id, created_at, config_digest, desired_digest, status, header)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     plan.plan_id,
                     run_id,
@@ -60,7 +72,6 @@ impl Store {
                     plan.desired_digest,
                     PlanStatus::Planned.as_str(),
                     to_json(&header),
-                    digest
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -97,6 +108,11 @@ impl Store {
                 }
                 stmt.execute(values.as_slice()).map_err(|e| self.err(e))?;
             }
+            tx.execute(
+                "UPDATE plans SET plan_digest = ?2 WHERE id = ?1",
+                params![plan.plan_id, digest()],
+            )
+            .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
