@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Credential, RemovalWords, Target, TargetError, UserUpdate};
+use super::{Credential, RemovalWords, StatusMeaning, Target, TargetError, UserUpdate};
 use crate::config::{LoginTcTarget, TokenMode};
 use crate::http::{
     self, Authorization, Body, HttpClient, Pacer, Reply, Request, Resend, Role, Settings,
@@ -126,49 +126,20 @@ impl LoginTc {
 
     /// A failure in LoginTC's terms: its error body is `{"errors":[{"code","message"}]}`.
     fn target_error(&self, method: &Method, url: &str, failure: http::Failure) -> TargetError {
-        let (method, url) = (method.to_string(), url.to_string());
-        match failure {
-            http::Failure::Status {
-                status,
-                retry_after,
-                body,
-                ..
-            } => {
-                let (code, detail) = error_body(&body);
-                let detail = detail.map(|d| self.http.scrub(&d));
-                match status {
-                    401 | 403 => TargetError::Unauthorized {
-                        method,
-                        url,
-                        status,
-                        detail,
-                        who: Credential::LoginTcKey,
-                    },
-                    409 => TargetError::Conflict {
-                        method,
-                        url,
-                        status,
-                        detail,
-                    },
-                    status => TargetError::Http {
-                        method,
-                        url,
-                        status,
-                        code,
-                        detail,
-                        retry_after,
-                    },
-                }
-            }
-            http::Failure::Transport { message, .. } => TargetError::Transport {
-                method,
-                url,
-                message,
+        TargetError::from_http(
+            method.to_string(),
+            url.to_string(),
+            failure,
+            |_, body| {
+                let (code, detail) = error_body(body);
+                (code, detail.map(|d| self.http.scrub(&d)))
             },
-            http::Failure::Request(message) => TargetError::Setup(format!(
-                "{method} {url}: cannot build the request: {message}"
-            )),
-        }
+            |status, _| match status {
+                401 | 403 => Some(StatusMeaning::Unauthorized(Credential::LoginTcKey)),
+                409 => Some(StatusMeaning::Conflict),
+                _ => None,
+            },
+        )
     }
 
     /// `GET /domains/{d}`: the domain exists (its name is kept for the plan's words). An

@@ -242,6 +242,74 @@ pub enum Credential {
     LoginTcKey,
 }
 
+/// What a status means beyond "an HTTP error", as a connector reads its target's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusMeaning {
+    /// The credential was refused.
+    Unauthorized(Credential),
+    /// The object changed since it was read (a failed `If-Match`).
+    Stale,
+    /// A create refused because the object exists.
+    Conflict,
+}
+
+impl TargetError {
+    /// A failure of the shared HTTP client in the seam's terms: the part every HTTP target
+    /// maps alike. `status_detail` reads the target's own error body into its error code and
+    /// a detail (already scrubbed); `meaning` says which statuses (with that code) mean more
+    /// than an HTTP error on this target.
+    pub(crate) fn from_http(
+        method: String,
+        url: String,
+        failure: crate::http::Failure,
+        status_detail: impl FnOnce(u16, &str) -> (Option<String>, Option<String>),
+        meaning: impl FnOnce(u16, Option<&str>) -> Option<StatusMeaning>,
+    ) -> TargetError {
+        match failure {
+            crate::http::Failure::Status {
+                status,
+                retry_after,
+                body,
+                ..
+            } => {
+                let (code, detail) = status_detail(status, &body);
+                match meaning(status, code.as_deref()) {
+                    Some(StatusMeaning::Unauthorized(who)) => TargetError::Unauthorized {
+                        method,
+                        url,
+                        status,
+                        detail,
+                        who,
+                    },
+                    Some(StatusMeaning::Stale) => TargetError::Stale { method, url },
+                    Some(StatusMeaning::Conflict) => TargetError::Conflict {
+                        method,
+                        url,
+                        status,
+                        detail,
+                    },
+                    None => TargetError::Http {
+                        method,
+                        url,
+                        status,
+                        code,
+                        detail,
+                        retry_after,
+                    },
+                }
+            }
+            crate::http::Failure::Transport { message, .. } => TargetError::Transport {
+                method,
+                url,
+                message,
+            },
+            crate::http::Failure::Request(message) => TargetError::Setup(format!(
+                "{method} {url}: cannot build the request: {message}"
+            )),
+        }
+    }
+}
+
 impl Credential {
     fn refusal(self) -> &'static str {
         match self {

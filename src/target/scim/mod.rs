@@ -40,7 +40,7 @@ use crate::http::{
 };
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser};
 
-use super::{GroupUpdate, Target, TargetError, UserUpdate};
+use super::{GroupUpdate, StatusMeaning, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
 
 mod groups;
@@ -328,60 +328,27 @@ impl ScimService {
 
     /// A failure in the target's terms.
     fn target_error(&self, call: &Call, failure: http::Failure) -> TargetError {
-        let (method, url) = (call.method.to_string(), call.url.clone());
-        match failure {
-            http::Failure::Status {
-                status,
-                retry_after,
-                body,
-                ..
-            } => {
+        TargetError::from_http(
+            call.method.to_string(),
+            call.url.clone(),
+            failure,
+            |status, body| {
                 let (code, detail) = parse_error_body(body.as_bytes());
                 // The body was scrubbed; what JSON escapes hid in it is scrubbed now.
                 let detail = detail
                     .map(|d| self.http.scrub(&d))
                     .or_else(|| empty_answer_detail(status));
-                match status {
-                    401 | 403 => TargetError::Unauthorized {
-                        method,
-                        url,
-                        status,
-                        detail,
-                        who: super::Credential::Token,
-                    },
-                    412 => TargetError::Stale { method, url },
-                    // A duplicate: 409 `uniqueness`, or 400 `uniqueness` from some servers.
-                    409 => TargetError::Conflict {
-                        method,
-                        url,
-                        status,
-                        detail,
-                    },
-                    400 if code.as_deref() == Some("uniqueness") => TargetError::Conflict {
-                        method,
-                        url,
-                        status,
-                        detail,
-                    },
-                    status => TargetError::Http {
-                        method,
-                        url,
-                        status,
-                        code,
-                        detail,
-                        retry_after,
-                    },
-                }
-            }
-            http::Failure::Transport { message, .. } => TargetError::Transport {
-                method,
-                url,
-                message,
+                (code, detail)
             },
-            http::Failure::Request(message) => TargetError::Setup(format!(
-                "{method} {url}: cannot build the request: {message}"
-            )),
-        }
+            |status, code| match status {
+                401 | 403 => Some(StatusMeaning::Unauthorized(super::Credential::Token)),
+                412 => Some(StatusMeaning::Stale),
+                // A duplicate: 409 `uniqueness`, or 400 `uniqueness` from some servers.
+                409 => Some(StatusMeaning::Conflict),
+                400 if code == Some("uniqueness") => Some(StatusMeaning::Conflict),
+                _ => None,
+            },
+        )
     }
 }
 
