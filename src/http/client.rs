@@ -296,7 +296,11 @@ impl Failure {
     /// Worth retrying: 429, 5xx, timeouts and dropped connections.
     pub fn is_transient(&self) -> bool {
         match self {
-            Failure::Status { status, .. } => *status == 429 || *status >= 500,
+            // 501 Not Implemented and 505 are the server's final word: asking again gets the
+            // same answer, only later.
+            Failure::Status { status, .. } => {
+                *status == 429 || (*status >= 500 && !matches!(*status, 501 | 505))
+            }
             Failure::Transport { .. } => true,
             Failure::Request(_) => false,
         }

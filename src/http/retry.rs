@@ -157,6 +157,9 @@ mod tests {
         assert_eq!(wait(&status(404, None), Resend::Safe, 0), None);
         assert_eq!(wait(&status(400, Some(1)), Resend::Safe, 0), None);
         assert_eq!(wait(&status(401, None), Resend::Safe, 0), None);
+        // Not implemented is final: a provider without an endpoint is not asked again.
+        assert_eq!(wait(&status(501, None), Resend::Safe, 0), None);
+        assert_eq!(wait(&status(505, None), Resend::Safe, 0), None);
         assert_eq!(
             wait(&transport(), Resend::Safe, 1),
             Some(Duration::from_secs(1))

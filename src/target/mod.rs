@@ -336,7 +336,9 @@ impl TargetError {
     /// Worth retrying: 429, 5xx, timeouts and dropped connections.
     pub fn is_transient(&self) -> bool {
         match self {
-            TargetError::Http { status, .. } => *status == 429 || *status >= 500,
+            TargetError::Http { status, .. } => {
+                *status == 429 || (*status >= 500 && !matches!(*status, 501 | 505))
+            }
             TargetError::Transport { .. } => true,
             _ => false,
         }
