@@ -55,9 +55,24 @@ pub(super) fn load_for(
     key: Option<&Secret>,
 ) -> Result<(Plan, String), Error> {
     let (plan, signature) = load_signed(path)?;
-    let digest = seal::seal(&plan, None).digest;
-    trust(&plan, &digest, signature.as_deref(), store, key)
-        .map_err(|message| plan_file_error(path, message))?;
+    // One pass over the plan gives its digest and, where both are at hand, checks its
+    // signature.
+    let (digest, signed) = match (signature.as_deref(), key) {
+        (Some(signature), Some(key)) => {
+            let checked = seal::check(&plan, signature, key.expose().as_bytes());
+            (checked.digest, Some(checked.verified))
+        }
+        _ => (seal::seal(&plan, None).digest, None),
+    };
+    trust(
+        &plan,
+        &digest,
+        signed,
+        signature.as_deref(),
+        store,
+        key.is_some(),
+    )
+    .map_err(|message| plan_file_error(path, message))?;
     if plan.config_digest != config.digest {
         return Err(plan_file_error(
             path,
@@ -70,18 +85,20 @@ pub(super) fn load_for(
 }
 
 /// Whether the file's plan is one roster made; the refusal says why not and what to do.
+/// `verified` is the signature check, when the file has a signature and the key is at hand.
 fn trust(
     plan: &Plan,
     digest: &str,
+    verified: Option<bool>,
     signature: Option<&str>,
     store: &Store,
-    key: Option<&Secret>,
+    key: bool,
 ) -> Result<(), String> {
     let id = &plan.plan_id;
     let remake = "apply the file `roster plan` wrote, or make a new plan with `roster plan`";
-    let signed = match (signature, key) {
-        (Some(signature), Some(key)) => {
-            if !seal::verify(plan, signature, key.expose().as_bytes()) {
+    let signed = match verified {
+        Some(verified) => {
+            if !verified {
                 return Err(format!(
                     "refusing plan {id}: its signature does not match its content, so the file \
                      was changed after roster made it (or signed with another plan-signing-key); \
@@ -90,7 +107,7 @@ fn trust(
             }
             true
         }
-        _ => false,
+        None => false,
     };
     let record = store.plan_record(id).map_err(|e| e.to_string())?;
     match record {
@@ -109,21 +126,21 @@ fn trust(
         },
         None if signed => Ok(()),
         None => Err(match (signature, key) {
-            (_, None) => format!(
+            (_, false) => format!(
                 "refusing plan {id}: the state store ({}) has never seen it, and no \
                  plan-signing-key is configured to check a signature; apply it with the state \
                  store it was made with, or sign plans with `plan-signing-key` in both jobs \
                  (README: \"Plan in a pull request, apply after merge\")",
                 store.path().display()
             ),
-            (None, Some(_)) => format!(
+            (None, true) => format!(
                 "refusing plan {id}: the state store ({}) has never seen it, and the file \
                  carries no signature; make the plan with the same plan-signing-key, or apply \
                  it with the state store it was made with",
                 store.path().display()
             ),
             // A signature with the key at hand was verified above.
-            (Some(_), Some(_)) => format!("refusing plan {id}: it cannot be verified"),
+            (Some(_), true) => format!("refusing plan {id}: it cannot be verified"),
         }),
     }
 }

@@ -74,21 +74,32 @@ pub fn seal(plan: &Plan, key: Option<&[u8]>) -> Seal {
 /// Whether `signature` (as the plan file has it) is the signature of `plan` under `key`.
 /// The comparison takes the same time whatever the bytes (`Mac::verify_slice`).
 pub fn verify(plan: &Plan, signature: &str, key: &[u8]) -> bool {
-    let Some(mac_hex) = signature.strip_prefix(SCHEME) else {
-        return false;
-    };
-    let Some(given) = unhex(mac_hex) else {
-        return false;
-    };
-    let Ok(mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return false;
-    };
+    check(plan, signature, key).verified
+}
+
+/// What reading a plan file needs of its seal, from one pass over the plan: its digest, and
+/// whether `signature` is its signature under `key`.
+pub struct Checked {
+    pub digest: String,
+    pub verified: bool,
+}
+
+/// Seals `plan` with `key` and checks `signature` against it, in one pass.
+pub fn check(plan: &Plan, signature: &str, key: &[u8]) -> Checked {
+    let given = signature.strip_prefix(SCHEME).and_then(unhex);
     let mut sink = Sink {
         sha: Sha256::new(),
-        mac: Some(mac),
+        mac: Hmac::<Sha256>::new_from_slice(key).ok(),
     };
     let _ = serde_json::to_writer(&mut sink, &contract::view(plan));
-    sink.mac.is_some_and(|mac| mac.verify_slice(&given).is_ok())
+    let verified = match (sink.mac, given) {
+        (Some(mac), Some(given)) => mac.verify_slice(&given).is_ok(),
+        _ => false,
+    };
+    Checked {
+        digest: hex(&sink.sha.finalize()),
+        verified,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
