@@ -336,11 +336,10 @@ impl Store {
         self.conn
             .query_row(
                 "SELECT r.target_managed
-                     + (SELECT count(*) FROM plan_actions a
-                        WHERE a.object = 'user' AND a.action = 'add' AND a.status = 'applied'
-                          AND julianday(a.finished_at) >= julianday(r.started_at))
-                     - (SELECT count(*) FROM plan_actions a
-                        WHERE a.object = 'user' AND a.action = 'delete' AND a.status = 'applied'
+                     + (SELECT coalesce(sum(CASE a.action WHEN 'add' THEN 1 ELSE -1 END), 0)
+                        FROM plan_actions a
+                        WHERE a.object = 'user' AND a.action IN ('add', 'delete')
+                          AND a.status = 'applied'
                           AND julianday(a.finished_at) >= julianday(r.started_at))
                  FROM runs r
                  WHERE r.source_accepted = 1 AND r.id < ?1 AND r.target_managed IS NOT NULL
