@@ -123,8 +123,8 @@ fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Spanned;
     use crate::config::At;
+    use crate::config::Spanned;
     use crate::store::{ReadKind, SourceReadRecord};
     use chrono::Duration;
 
@@ -231,7 +231,11 @@ mod tests {
                 same,
                 "the config changed",
             ),
-            (last(1), "ldap://dir base=other-uuid", "not the one the last good read"),
+            (
+                last(1),
+                "ldap://dir base=other-uuid",
+                "not the one the last good read",
+            ),
             (
                 LastGoodRead {
                     snapshot: 0,

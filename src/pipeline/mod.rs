@@ -30,9 +30,9 @@ use crate::progress::Progress;
 use crate::render;
 use crate::source::{self, Source, TrackedRead};
 use crate::store::{ReadKind, SnapshotCounts, SourceReadRecord, Store, StoreError};
+use crate::target::{self, TargetError};
 use incremental::Decision;
 use read::SourceReading;
-use crate::target::{self, TargetError};
 
 pub use read::ReadError;
 
@@ -163,7 +163,15 @@ pub fn plan(
         &progress,
     )?;
     let incremental = matches!(reading, SourceReading::Changes { .. });
-    record_read(store, run_id, &choice, source_where, &tracked, incremental, read_at)?;
+    record_read(
+        store,
+        run_id,
+        &choice,
+        source_where,
+        &tracked,
+        incremental,
+        read_at,
+    )?;
     log::info!(
         "read {} source records ({} rejected) and {} target accounts ({} managed)",
         counts.source,
@@ -257,15 +265,20 @@ fn choose_reading(
     if !source.tracks_changes() {
         return Ok(ReadChoice {
             decision: Some(Decision::Complete {
-                why: format!("the source {} tracks no changes: it is always read whole", source.describe()),
+                why: format!(
+                    "the source {} tracks no changes: it is always read whole",
+                    source.describe()
+                ),
             }),
             identity: None,
         });
     }
-    let identity = source.server_identity().map_err(|error| ReadError::Source {
-        where_: source.describe(),
-        error,
-    })?;
+    let identity = source
+        .server_identity()
+        .map_err(|error| ReadError::Source {
+            where_: source.describe(),
+            error,
+        })?;
     let last = store.last_good_read(run_id)?;
     let facts = incremental::Facts {
         source: &source.describe(),
@@ -320,7 +333,9 @@ fn read_note(choice: &ReadChoice, tracked: &TrackedRead, incremental: bool) -> O
     match &choice.decision {
         None => None,
         Some(Decision::Incremental { base_run, .. }) if incremental => Some(format!(
-            "incremental read: {} and {} since the read of run {base_run}; nothing is removed              for being absent from an incremental read (a delete the source does not report is              seen at the next complete read)",
+            "incremental read: {} and {} since the read of run {base_run}; nothing is removed \
+             for being absent from an incremental read (a delete the source does not report is \
+             seen at the next complete read)",
             render::plural(tracked.records, "changed record", "changed records"),
             render::plural(tracked.deleted, "delete", "deletes"),
         )),

@@ -122,7 +122,9 @@ pub(super) fn read_both(
         let mut loader = store.loader(run_id)?;
         if let SourceReading::Changes { base_run, .. } = reading {
             let copied = loader.patch_from(base_run)?;
-            log::debug!("incremental read: starting from the {copied} desired users of run {base_run}");
+            log::debug!(
+                "incremental read: starting from the {copied} desired users of run {base_run}"
+            );
         }
         if let Some(owner) = claim_for {
             loader.claim_for(owner);
@@ -144,7 +146,11 @@ pub(super) fn read_both(
                                 let held = loader.deleted(&origin)?;
                                 log::info!(
                                     "the source reports {origin} deleted{}",
-                                    if held { "" } else { " (it was not in the desired state)" }
+                                    if held {
+                                        ""
+                                    } else {
+                                        " (it was not in the desired state)"
+                                    }
                                 );
                             }
                         }

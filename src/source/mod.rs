@@ -25,7 +25,9 @@ pub enum SourceChange {
     Record(SourceRecord),
     /// The source says so (a delete, or an account it now leaves out): never inferred from
     /// a record's absence.
-    Deleted { origin: String },
+    Deleted {
+        origin: String,
+    },
 }
 
 /// How a tracked read ended.

@@ -11,7 +11,8 @@ use super::checker::{Children, ProblemKind};
 use crate::config::{Every, ReadMode, ReadPolicy, Spanned};
 
 /// What a span of time may be written as, for help lines.
-const DURATION_HELP: &str = "a span of time is a whole number and a unit in quotes: \"90m\", \"24h\", \"7d\"";
+const DURATION_HELP: &str =
+    "a span of time is a whole number and a unit in quotes: \"90m\", \"24h\", \"7d\"";
 
 impl super::checker::Checker<'_> {
     /// The read settings of an inline policy block or a policy file; defaults for those absent.
@@ -58,7 +59,9 @@ impl super::checker::Checker<'_> {
                     ),
                 )
                 .label("not a span of time or runs")
-                .help(format!("{DURATION_HELP}, or a number of runs: \"10 runs\" (at least 1)"));
+                .help(format!(
+                    "{DURATION_HELP}, or a number of runs: \"10 runs\" (at least 1)"
+                ));
                 None
             }
         }
@@ -128,7 +131,16 @@ mod tests {
         assert_eq!(parse_duration("24h"), Some(86_400));
         assert_eq!(parse_duration(" 90m "), Some(5_400));
         assert_eq!(parse_duration("30s"), Some(30));
-        for bad in ["", "h", "7", "0h", "7 weeks", "-1d", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "7",
+            "0h",
+            "7 weeks",
+            "-1d",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

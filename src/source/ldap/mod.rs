@@ -548,12 +548,14 @@ impl Source for LdapDirectory {
             .iter()
             .map(|b| b.value.clone())
             .collect();
-        let identity = tracking::identity(&mut conn, &server.url, &bases, self.timeout())
-            .map_err(|message| SourceError::Search {
-                url: server.url.clone(),
-                base: bases.join("; "),
-                read: 0,
-                message: format!("reading the server's identity: {message}"),
+        let identity =
+            tracking::identity(&mut conn, &server.url, &bases, self.timeout()).map_err(|message| {
+                SourceError::Search {
+                    url: server.url.clone(),
+                    base: bases.join("; "),
+                    read: 0,
+                    message: format!("reading the server's identity: {message}"),
+                }
             });
         if let Err(e) = conn.unbind() {
             log::debug!("unbind from {} failed: {e}", server.url);
@@ -607,10 +609,7 @@ impl Source for LdapDirectory {
             sink(SourceChange::Deleted { origin });
         }
         // Nothing changed: the next read starts where this one did.
-        let cookie = newest
-            .cookie()
-            .or(since)
-            .map(|c| c.to_string());
+        let cookie = newest.cookie().or(since).map(|c| c.to_string());
         Ok(TrackedRead {
             records,
             deleted,

@@ -34,9 +34,9 @@ pub(super) struct Cookie {
 impl Cookie {
     /// A cookie as stored; an error says why it cannot be one.
     pub(super) fn parse(text: &str) -> Result<Cookie, String> {
-        let rest = text
-            .strip_prefix(PREFIX)
-            .ok_or_else(|| "the cookie was not written by an LDAP modifyTimestamp read".to_string())?;
+        let rest = text.strip_prefix(PREFIX).ok_or_else(|| {
+            "the cookie was not written by an LDAP modifyTimestamp read".to_string()
+        })?;
         Cookie::from_generalized_time(rest)
             .ok_or_else(|| format!("the cookie's time {rest:?} is not a GeneralizedTime"))
     }
@@ -84,7 +84,10 @@ impl Newest {
             match Cookie::from_generalized_time(stamp) {
                 Some(c) if self.0.as_ref().is_none_or(|n| c > *n) => self.0 = Some(c),
                 Some(_) => {}
-                None => log::debug!("{}: modifyTimestamp {stamp:?} is not a GeneralizedTime", record.origin),
+                None => log::debug!(
+                    "{}: modifyTimestamp {stamp:?} is not a GeneralizedTime",
+                    record.origin
+                ),
             }
         }
     }
@@ -168,7 +171,12 @@ mod tests {
     #[test]
     fn a_cookie_is_the_newest_timestamp_seen_and_reads_back() {
         let mut newest = Newest::default();
-        for stamp in ["20240102030405Z", "20240102030407Z", "20240102030406Z", "garbage"] {
+        for stamp in [
+            "20240102030405Z",
+            "20240102030407Z",
+            "20240102030406Z",
+            "garbage",
+        ] {
             let mut record = SourceRecord::new("uid=x");
             record
                 .attrs
