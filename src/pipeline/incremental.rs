@@ -208,7 +208,9 @@ mod tests {
             (
                 {
                     let mut l = last(1);
-                    l.read.as_mut().map(|r| r.cookie = None);
+                    if let Some(r) = l.read.as_mut() {
+                        r.cookie = None;
+                    }
                     l
                 },
                 same,
@@ -217,7 +219,9 @@ mod tests {
             (
                 {
                     let mut l = last(1);
-                    l.read.as_mut().map(|r| r.source = "ldap://other".into());
+                    if let Some(r) = l.read.as_mut() {
+                        r.source = "ldap://other".into();
+                    }
                     l
                 },
                 same,
@@ -247,7 +251,9 @@ mod tests {
             (
                 {
                     let mut l = last(1);
-                    l.read.as_mut().map(|r| r.cookie = Some("ts:x".into()));
+                    if let Some(r) = l.read.as_mut() {
+                        r.cookie = Some("ts:x".into());
+                    }
                     l
                 },
                 same,

@@ -210,3 +210,252 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DesiredUser, Pair, Reject, TargetUser};
+    use crate::plan::{FORMAT_VERSION, Plan, Summary};
+    use crate::store::RunKind;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        (dir, store)
+    }
+
+    fn user(key: &str, username: &str, email: &str) -> DesiredUser {
+        DesiredUser {
+            key: key.into(),
+            username: username.into(),
+            email: Some(email.into()),
+            ..DesiredUser::default()
+        }
+    }
+
+    fn account(key: &str, username: &str) -> TargetUser {
+        TargetUser {
+            id: format!("t-{key}"),
+            external_id: Some(key.into()),
+            username: username.into(),
+            active: true,
+            ..TargetUser::default()
+        }
+    }
+
+    fn plan(id: &str) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION,
+            plan_id: id.into(),
+            created_at: Utc::now(),
+            summary: Summary::default(),
+            actions: Vec::new(),
+            mode: crate::config::Mode::Remove,
+            config_digest: "cfg".into(),
+            desired_digest: String::new(),
+            forced: Vec::new(),
+            notes: Vec::new(),
+            remove_means: None,
+            delete_means: None,
+            target: "t".into(),
+            max_removes: None,
+            managed: None,
+        }
+    }
+
+    fn record(store: &Store, run_id: i64, kind: ReadKind, cookie: &str) {
+        store
+            .record_source_read(&SourceReadRecord {
+                run_id,
+                source: "ldap://dir".into(),
+                server: Some("id".into()),
+                cookie: Some(cookie.into()),
+                kind,
+                desired: 0,
+                changed: 0,
+                deleted: 0,
+                read_at: Utc::now(),
+            })
+            .expect("record");
+    }
+
+    /// Each pair as `username: what` (the planner's input).
+    fn pairs(store: &Store, run: i64) -> Vec<String> {
+        let mut seen = Vec::new();
+        store
+            .for_each_pair(run, |pair| {
+                seen.push(match pair {
+                    Pair::Both {
+                        desired, target, ..
+                    } => format!(
+                        "{} -> {} {}",
+                        desired.username,
+                        target.id,
+                        desired.email.unwrap_or_default()
+                    ),
+                    Pair::SourceOnly(desired) => format!("{} new", desired.username),
+                    Pair::TargetOnly { target, protected } => format!(
+                        "{} alone{}",
+                        target.id,
+                        protected
+                            .map(|p| format!(", protected: {p}"))
+                            .unwrap_or_default()
+                    ),
+                })
+            })
+            .expect("pairs");
+        seen.sort();
+        seen
+    }
+
+    #[test]
+    fn an_incremental_load_patches_the_base_and_removes_only_on_a_delete_signal() {
+        let (_dir, mut store) = store();
+        let base = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(base).expect("loader");
+        for (key, name) in [
+            ("k1", "alice"),
+            ("k2", "bob"),
+            ("k3", "carol"),
+            ("k4", "dave"),
+        ] {
+            loader
+                .desired(
+                    &user(key, name, &format!("{name}@old")),
+                    &format!("uid={name}"),
+                )
+                .expect("load");
+        }
+        loader
+            .reject(&Reject {
+                origin: "uid=erin".into(),
+                key: Some("k5".into()),
+                username: Some("erin".into()),
+                reason: "invalid email".into(),
+            })
+            .expect("reject");
+        loader.finish().expect("finish");
+
+        let run = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        assert_eq!(loader.patch_from(base).expect("patch"), 4);
+        for (key, name) in [
+            ("k1", "alice"),
+            ("k2", "bob"),
+            ("k3", "carol"),
+            ("k4", "dave"),
+            ("k5", "erin"),
+        ] {
+            loader.target(&account(key, name)).expect("target");
+        }
+        // bob changed; carol was renamed (another DN, same key); dave is gone, said the source.
+        loader
+            .desired(&user("k2", "bob", "bob@new"), "uid=bob")
+            .expect("load");
+        loader
+            .desired(&user("k3", "caroline", "carol@old"), "uid=caroline")
+            .expect("load");
+        assert!(loader.deleted("uid=dave").expect("delete"));
+        assert!(!loader.deleted("uid=nobody").expect("delete"));
+        let counts = loader.finish().expect("finish");
+        assert_eq!(
+            (counts.desired, counts.rejected, counts.source),
+            (3, 1, 4),
+            "the counts are those of the whole patched state"
+        );
+        assert_eq!(
+            pairs(&store, run),
+            [
+                "alice -> t-k1 alice@old",
+                "bob -> t-k2 bob@new",
+                "caroline -> t-k3 carol@old",
+                "t-k4 alone",
+                "t-k5 alone, protected: its source record was rejected (see `roster show`)",
+            ],
+            "alice, not read, is kept; only dave, deleted, is left alone; erin's reject still protects her"
+        );
+    }
+
+    #[test]
+    fn a_changed_record_whose_key_another_record_holds_is_a_duplicate_as_in_a_complete_read() {
+        let (_dir, mut store) = store();
+        let base = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(base).expect("loader");
+        loader
+            .desired(&user("k1", "alice", "a@x"), "uid=alice")
+            .expect("load");
+        loader
+            .desired(&user("k1", "alias", "a@x"), "uid=alias")
+            .expect("load");
+        loader.finish().expect("finish");
+        assert_eq!(store.reject_count(base).expect("rejects"), 2);
+
+        let run = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader.patch_from(base).expect("patch");
+        loader.target(&account("k1", "alice")).expect("target");
+        loader
+            .desired(&user("k1", "alice", "a@new"), "uid=alice")
+            .expect("load");
+        let counts = loader.finish().expect("finish");
+        assert_eq!((counts.desired, counts.rejected), (0, 2));
+        assert_eq!(
+            pairs(&store, run),
+            ["t-k1 alone, protected: its source record was rejected (see `roster show`)"]
+        );
+    }
+
+    #[test]
+    fn only_a_read_that_was_accepted_and_planned_is_a_starting_point() {
+        let (_dir, store) = store();
+        let good = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        record(&store, good, ReadKind::Complete, "c1");
+        store.accept_source(good).expect("accept");
+        store.save_plan(&plan("p1"), Some(good), "d").expect("plan");
+
+        let refused = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        record(&store, refused, ReadKind::Incremental, "c2");
+        let unplanned = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        record(&store, unplanned, ReadKind::Incremental, "c3");
+        store.accept_source(unplanned).expect("accept");
+
+        let now = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let last = store
+            .last_good_read(now)
+            .expect("read")
+            .expect("a good read");
+        assert_eq!(last.run_id, good);
+        assert_eq!(last.read.and_then(|r| r.cookie).as_deref(), Some("c1"));
+        assert_eq!(last.incremental_since_complete, 0);
+        assert!(last.last_complete_at.is_some());
+
+        let next = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        record(&store, now, ReadKind::Incremental, "c4");
+        store.accept_source(now).expect("accept");
+        store.save_plan(&plan("p2"), Some(now), "d").expect("plan");
+        let last = store
+            .last_good_read(next)
+            .expect("read")
+            .expect("a good read");
+        assert_eq!((last.run_id, last.incremental_since_complete), (now, 1));
+        assert_eq!(last.read.map(|r| r.kind), Some(ReadKind::Incremental));
+    }
+}
