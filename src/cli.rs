@@ -141,6 +141,10 @@ pub struct PolicyOverrides {
     /// Remove cap for this run.
     #[arg(long, value_name = "N")]
     pub max_removes: Option<u64>,
+    /// Read only what changed in the source since the last good read (as `read "incremental"`);
+    /// falls back to a complete read, and says why, when that is not safe.
+    #[arg(long)]
+    pub incremental: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1320,3 +1320,38 @@ fn tls_insecure_skip_verify_is_refused_with_a_way_out() {
     assert!(rendered.contains("always verifies"), "{rendered}");
     assert!(rendered.contains("ca-file"), "{rendered}");
 }
+
+#[test]
+fn read_settings_parse_and_bad_ones_say_what_they_may_be() {
+    use roster::config::{Every, ReadMode};
+    let config = parse_ok(
+        Path::new("roster.kdl"),
+        &valid_with(
+            "policy {",
+            "policy {\n    read \"incremental\"\n    complete-every \"10 runs\"\n    max-incremental-age \"2d\"",
+        ),
+    );
+    assert_eq!(*config.policy.read.read, ReadMode::Incremental);
+    assert_eq!(*config.policy.read.complete_every, Every::Runs(10));
+    assert_eq!(*config.policy.read.max_incremental_age, 2 * 86_400);
+    let defaults = parse_ok(Path::new("roster.kdl"), VALID);
+    assert_eq!(*defaults.policy.read.read, ReadMode::Complete);
+    assert_eq!(*defaults.policy.read.complete_every, Every::Seconds(86_400));
+
+    let error = parse_err(
+        Path::new("roster.kdl"),
+        &valid_with(
+            "policy {",
+            "policy {\n    read \"sometimes\"\n    complete-every \"often\"\n    max-incremental-age \"7 weeks\"",
+        ),
+    );
+    assert_eq!(error.problems().len(), 3, "{}", render(&error));
+    let rendered = render(&error);
+    for expected in [
+        "unknown read \"sometimes\"",
+        "`complete-every` \"often\" is neither a span of time nor a number of runs",
+        "`max-incremental-age` \"7 weeks\" is not a span of time",
+    ] {
+        assert!(rendered.contains(expected), "{expected:?} in {rendered}");
+    }
+}

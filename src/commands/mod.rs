@@ -131,6 +131,9 @@ impl Global {
         if let Some(n) = overrides.max_removes {
             config.policy.override_max_removes(n);
         }
+        if overrides.incremental {
+            config.policy.override_incremental();
+        }
         Ok(config)
     }
 

@@ -215,6 +215,9 @@ fn refuse_overrides(overrides: &PolicyOverrides) -> Result<(), Error> {
     if overrides.max_removes.is_some() {
         given.push("--max-removes");
     }
+    if overrides.incremental {
+        given.push("--incremental");
+    }
     if given.is_empty() {
         return Ok(());
     }

@@ -426,6 +426,8 @@ pub struct Policy {
     pub max_member_removes: Option<PolicyValue<Cap>>,
     /// `group-all "NAME"`: every synced user is a member of this target group.
     pub group_all: Option<String>,
+    /// How the source is read: `read`, `complete-every`, `max-incremental-age`.
+    pub read: ReadPolicy,
     /// Where the policy came from (a file under policies/ or the inline block), for messages.
     pub origin: Option<SourceSpan>,
 }
@@ -445,7 +447,66 @@ impl Default for Policy {
             default_name: None,
             max_member_removes: None,
             group_all: None,
+            read: ReadPolicy::default(),
             origin: None,
+        }
+    }
+}
+
+/// `read "complete" | "incremental"`: whether a run reads the whole source or only what
+/// changed since the last good read (from the source's change tracking and a cookie kept in
+/// the state store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    Complete,
+    Incremental,
+}
+
+/// How often, at the latest, an incremental schedule reads the whole source again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    /// `"24h"`: once the last complete read is this many seconds old.
+    Seconds(u64),
+    /// `"10 runs"`: at most this many reads in a row, the complete one included.
+    Runs(u64),
+}
+
+impl std::fmt::Display for Every {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Every::Seconds(s) => write!(f, "{}", crate::config::duration_words(*s)),
+            Every::Runs(1) => write!(f, "1 run"),
+            Every::Runs(n) => write!(f, "{n} runs"),
+        }
+    }
+}
+
+/// A span of time in words: `"7d"`, `"24h"`, `"90m"`, `"30s"` (the largest unit that divides it).
+pub fn duration_words(secs: u64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs > 0 && secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// The read settings of the policy. Defaults: complete reads; when incremental, a complete
+/// read every 24 hours and none of a cookie older than 7 days.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadPolicy {
+    pub read: PolicyValue<ReadMode>,
+    pub complete_every: PolicyValue<Every>,
+    /// Seconds: an incremental read from a cookie older than this falls back to a complete one.
+    pub max_incremental_age: PolicyValue<u64>,
+}
+
+impl Default for ReadPolicy {
+    fn default() -> Self {
+        ReadPolicy {
+            read: ReadMode::Complete.into(),
+            complete_every: Every::Seconds(24 * 3_600).into(),
+            max_incremental_age: (7 * 86_400).into(),
         }
     }
 }
@@ -454,6 +515,16 @@ impl Policy {
     /// `--mode` for this run.
     pub fn override_mode(&mut self, mode: Mode) {
         self.mode = Spanned::new(mode, At::CommandLine { flag: "--mode" });
+    }
+
+    /// `--incremental` for this run.
+    pub fn override_incremental(&mut self) {
+        self.read.read = Spanned::new(
+            ReadMode::Incremental,
+            At::CommandLine {
+                flag: "--incremental",
+            },
+        );
     }
 
     /// `--max-removes` for this run.

@@ -17,19 +17,22 @@
 //! 5. the plan assembled: id, time, digests, counts.
 
 mod groups;
+mod incremental;
 mod read;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{At, Cap, Config, Mode, OnInvalid, PolicyValueAt};
+use crate::config::{At, Cap, Config, Mode, OnInvalid, PolicyValueAt, ReadMode};
 use crate::mapping::Mapper;
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead, SourceRefusal};
 use crate::progress::Progress;
 use crate::render;
-use crate::source;
-use crate::store::{SnapshotCounts, Store, StoreError};
+use crate::source::{self, Source, TrackedRead};
+use crate::store::{ReadKind, SnapshotCounts, SourceReadRecord, Store, StoreError};
 use crate::target::{self, TargetError};
+use incremental::Decision;
+use read::SourceReading;
 
 pub use read::ReadError;
 
@@ -123,7 +126,7 @@ pub fn plan(
     options: PlanOptions,
 ) -> Result<Plan, PipelineError> {
     let mapper = Mapper::new(&config.user, &config.policy).for_target(config.target.capabilities());
-    let source = source::open(&config.source);
+    let mut source = source::open(&config.source);
     let target = target::open(&config.target, mapper.target_fields())?;
     let progress = Progress::new(options.progress);
     let started = std::time::Instant::now();
@@ -138,14 +141,36 @@ pub fn plan(
     // its accounts are roster's.
     let by_records = !target.capabilities().external_ids;
     let claim_for = by_records.then_some(config.owner.as_str());
-    let counts = read::read_both(
+    let read_at = Utc::now();
+    let choice = choose_reading(store, run_id, config, source.as_mut(), read_at)?;
+    let reading = match (&choice.decision, &choice.identity) {
+        (Some(Decision::Incremental { base_run, since }), Some(_)) => SourceReading::Changes {
+            since,
+            base_run: *base_run,
+        },
+        (_, Some(_)) => SourceReading::WholeTracked,
+        _ => SourceReading::Whole,
+    };
+    let source_where = source.describe();
+    let (counts, tracked) = read::read_both(
         store,
         run_id,
         source,
+        reading,
         &mapper,
         target.as_ref(),
         claim_for,
         &progress,
+    )?;
+    let incremental = matches!(reading, SourceReading::Changes { .. });
+    record_read(
+        store,
+        run_id,
+        &choice,
+        source_where,
+        &tracked,
+        incremental,
+        read_at,
     )?;
     log::info!(
         "read {} source records ({} rejected) and {} target accounts ({} managed)",
@@ -155,7 +180,11 @@ pub fn plan(
         counts.managed
     );
     check_invalid(store, run_id, config, &counts)?;
-    check_source(store, run_id, config, &counts, &mut forced)?;
+    // An incremental read removes nothing by absence: the shrink it would measure is only
+    // the explicit deletes, which the remove caps hold.
+    if !incremental {
+        check_source(store, run_id, config, &counts, &mut forced)?;
+    }
     check_target(store, run_id, config, &counts, &mut forced)?;
     store.accept_source(run_id)?;
     log::debug!("read and loaded both sides in {:.2}s", elapsed(started));
@@ -167,6 +196,7 @@ pub fn plan(
     log::debug!("paired and planned in {:.2}s", elapsed(started));
 
     let mut notes = Vec::new();
+    notes.extend(read_note(&choice, &tracked, incremental));
     if by_records
         && counts.managed == 0
         && counts.target > 0
@@ -206,6 +236,112 @@ pub fn plan(
     store.prune_snapshots()?;
     log::debug!("digested and pruned in {:.2}s", elapsed(started));
     Ok(plan)
+}
+
+/// How this run reads the source: `decision` is `None` when the policy asks for complete
+/// reads (nothing tracked, as before incremental reads existed); `identity` is the server's,
+/// when the read is tracked.
+struct ReadChoice {
+    decision: Option<Decision>,
+    identity: Option<String>,
+}
+
+/// `read "incremental"` (or `--incremental`): asks the server who it is, reads the last good
+/// read from the store, and decides (`incremental::decide`). A source that tracks nothing is
+/// read whole, and the plan says so.
+fn choose_reading(
+    store: &Store,
+    run_id: i64,
+    config: &Config,
+    source: &mut dyn Source,
+    now: DateTime<Utc>,
+) -> Result<ReadChoice, PipelineError> {
+    if *config.policy.read.read != ReadMode::Incremental {
+        return Ok(ReadChoice {
+            decision: None,
+            identity: None,
+        });
+    }
+    if !source.tracks_changes() {
+        return Ok(ReadChoice {
+            decision: Some(Decision::Complete {
+                why: format!(
+                    "the source {} tracks no changes: it is always read whole",
+                    source.describe()
+                ),
+            }),
+            identity: None,
+        });
+    }
+    let identity = source
+        .server_identity()
+        .map_err(|error| ReadError::Source {
+            where_: source.describe(),
+            error,
+        })?;
+    let last = store.last_good_read(run_id)?;
+    let facts = incremental::Facts {
+        source: &source.describe(),
+        identity: &identity,
+        config_digest: &config.digest,
+        last: last.as_ref(),
+        now,
+    };
+    let decision = incremental::decide(&facts, &config.policy.read, &|c| source.check_cookie(c));
+    match &decision {
+        Decision::Incremental { base_run, since } => {
+            log::info!("incremental read since run {base_run} ({since})")
+        }
+        Decision::Complete { why } => log::info!("complete read: {why}"),
+    }
+    Ok(ReadChoice {
+        decision: Some(decision),
+        identity: Some(identity),
+    })
+}
+
+/// Records the read of this run; its cookie is used only once the read is accepted and the
+/// plan stored (`Store::last_good_read`).
+fn record_read(
+    store: &Store,
+    run_id: i64,
+    choice: &ReadChoice,
+    source: String,
+    tracked: &TrackedRead,
+    incremental: bool,
+    read_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    store.record_source_read(&SourceReadRecord {
+        run_id,
+        source,
+        server: choice.identity.clone(),
+        cookie: choice.identity.as_ref().and(tracked.cookie.clone()),
+        kind: if incremental {
+            ReadKind::Incremental
+        } else {
+            ReadKind::Complete
+        },
+        desired: 0,
+        changed: tracked.records,
+        deleted: tracked.deleted,
+        read_at,
+    })
+}
+
+/// The plan's line about how the source was read, when the policy asks for incremental reads.
+fn read_note(choice: &ReadChoice, tracked: &TrackedRead, incremental: bool) -> Option<String> {
+    match &choice.decision {
+        None => None,
+        Some(Decision::Incremental { base_run, .. }) if incremental => Some(format!(
+            "incremental read: {} and {} since the read of run {base_run}; nothing is removed \
+             for being absent from an incremental read (a delete the source does not report is \
+             seen at the next complete read)",
+            render::plural(tracked.records, "changed record", "changed records"),
+            render::plural(tracked.deleted, "delete", "deletes"),
+        )),
+        Some(Decision::Incremental { .. }) => None,
+        Some(Decision::Complete { why }) => Some(format!("complete read: {why}")),
+    }
 }
 
 /// `on-invalid "fail"`: one invalid record refuses the whole plan, listing every one.

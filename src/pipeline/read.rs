@@ -13,7 +13,7 @@ use std::thread;
 use crate::mapping::Mapper;
 use crate::model::{DesiredUser, Reject, TargetUser};
 use crate::progress::Progress;
-use crate::source::{Source, SourceError};
+use crate::source::{Source, SourceChange, SourceError, TrackedRead};
 use crate::store::{SnapshotCounts, Store, StoreError};
 use crate::target::{Target, TargetError};
 
@@ -22,10 +22,16 @@ const BATCH: usize = 1000;
 /// Batches in flight per channel: bounds memory when the store is the slow side.
 const IN_FLIGHT: usize = 8;
 
+/// One item of a source batch: a mapped record, or an explicit delete signal.
+enum Item {
+    Mapped(Result<(DesiredUser, String), Reject>),
+    Deleted(String),
+}
+
 enum Msg {
-    Desired(Vec<Result<(DesiredUser, String), Reject>>),
+    Desired(Vec<Item>),
     Target(Vec<TargetUser>),
-    SourceDone(Result<u64, SourceError>),
+    SourceDone(Result<TrackedRead, SourceError>),
     TargetDone(Result<u64, TargetError>),
 }
 
@@ -40,16 +46,30 @@ pub enum ReadError {
     Store(#[from] StoreError),
 }
 
+/// How the source is read.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SourceReading<'a> {
+    /// Every record, no cookie kept.
+    Whole,
+    /// Every record, and where the next incremental read starts.
+    WholeTracked,
+    /// Only what changed since `since`, patched onto `base_run`'s desired state.
+    Changes { since: &'a str, base_run: i64 },
+}
+
 /// Reads the source (mapped through `mapper`) and the target into `run_id`'s snapshots.
+/// Returns the counts, and how a tracked read ended (records, deletes, its cookie).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn read_both(
     store: &mut Store,
     run_id: i64,
     mut source: Box<dyn Source>,
+    reading: SourceReading<'_>,
     mapper: &Mapper,
     target: &dyn Target,
     claim_for: Option<&str>,
     progress: &Progress,
-) -> Result<SnapshotCounts, ReadError> {
+) -> Result<(SnapshotCounts, TrackedRead), ReadError> {
     let source_where = source.describe();
     let target_where = target.describe();
     let attrs = mapper.attributes();
@@ -64,10 +84,27 @@ pub(super) fn read_both(
         let source_tx = tx.clone();
         scope.spawn(move || {
             let mut batches = Batches::new(&source_tx, Msg::Desired);
-            let result = source.read_users(&attrs, &mut |record| {
-                let mapped = mapper.map(&record).map(|u| (u, record.origin));
-                batches.push(mapped);
-            });
+            let map = |record: crate::model::SourceRecord| {
+                Item::Mapped(mapper.map(&record).map(|u| (u, record.origin)))
+            };
+            let result = match reading {
+                SourceReading::Whole => source
+                    .read_users(&attrs, &mut |record| batches.push(map(record)))
+                    .map(|records| TrackedRead {
+                        records,
+                        ..TrackedRead::default()
+                    }),
+                SourceReading::WholeTracked | SourceReading::Changes { .. } => {
+                    let since = match reading {
+                        SourceReading::Changes { since, .. } => Some(since),
+                        _ => None,
+                    };
+                    source.read_tracked(&attrs, since, &mut |change| match change {
+                        SourceChange::Record(record) => batches.push(map(record)),
+                        SourceChange::Deleted { origin } => batches.push(Item::Deleted(origin)),
+                    })
+                }
+            };
             batches.flush();
             // If the writer is gone it has already failed; nobody is left to tell.
             let _ = source_tx.send(Msg::SourceDone(result));
@@ -83,6 +120,12 @@ pub(super) fn read_both(
         // The writer: runs on this thread and owns the connection. On any error it returns,
         // dropping `rx`, and the readers' sends fail, so they stop early.
         let mut loader = store.loader(run_id)?;
+        if let SourceReading::Changes { base_run, .. } = reading {
+            let copied = loader.patch_from(base_run)?;
+            log::debug!(
+                "incremental read: starting from the {copied} desired users of run {base_run}"
+            );
+        }
         if let Some(owner) = claim_for {
             loader.claim_for(owner);
         }
@@ -94,10 +137,21 @@ pub(super) fn read_both(
                     source_bar.inc(batch.len() as u64);
                     for item in batch {
                         match item {
-                            Ok((user, origin)) => loader.desired(&user, &origin)?,
-                            Err(reject) => {
+                            Item::Mapped(Ok((user, origin))) => loader.desired(&user, &origin)?,
+                            Item::Mapped(Err(reject)) => {
                                 log::info!("rejected {}: {}", reject.origin, reject.reason);
                                 loader.reject(&reject)?
+                            }
+                            Item::Deleted(origin) => {
+                                let held = loader.deleted(&origin)?;
+                                log::info!(
+                                    "the source reports {origin} deleted{}",
+                                    if held {
+                                        ""
+                                    } else {
+                                        " (it was not in the desired state)"
+                                    }
+                                );
                             }
                         }
                     }
@@ -127,7 +181,15 @@ pub(super) fn read_both(
                 }
             }
         }
-        Ok(loader.finish()?)
+        // A reader gone without a word (it panicked) is a read that did not finish.
+        let Some(tracked) = source_done else {
+            return Err(ReadError::Source {
+                where_: source_where.clone(),
+                error: SourceError::Setup("the source reader stopped before the end".into()),
+            });
+        };
+        let counts = loader.finish()?;
+        Ok((counts, tracked))
     })
 }
 

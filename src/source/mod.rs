@@ -18,6 +18,28 @@ use crate::config::SourceConfig;
 use crate::model::SourceRecord;
 use crate::secret::SecretError;
 
+/// What a tracked read hands on: a record (new or changed, or every record of a complete
+/// read), or an explicit signal that the record at `origin` is gone from the source.
+#[derive(Debug)]
+pub enum SourceChange {
+    Record(SourceRecord),
+    /// The source says so (a delete, or an account it now leaves out): never inferred from
+    /// a record's absence.
+    Deleted {
+        origin: String,
+    },
+}
+
+/// How a tracked read ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrackedRead {
+    pub records: u64,
+    pub deleted: u64,
+    /// Where the next incremental read starts; `None` when the source gave nothing to start
+    /// from (the next read is then complete).
+    pub cookie: Option<String>,
+}
+
 /// A directory to read users from.
 pub trait Source: Send {
     /// A short description for messages, e.g. `ldap://127.0.0.1:3890`. Never holds a secret.
@@ -44,6 +66,46 @@ pub trait Source: Send {
             "the source {} has no groups to read: remove the `group` block",
             self.describe()
         )))
+    }
+
+    /// Whether this source tracks changes, so that it can be read incrementally. Sources
+    /// that cannot (export files) keep this default and are always read whole.
+    fn tracks_changes(&self) -> bool {
+        false
+    }
+
+    /// Who answers at the configured address (for LDAP, the URL with the base entries'
+    /// `entryUUID` and AD's DC identity): a cookie from another server is not used.
+    fn server_identity(&mut self) -> Result<String, SourceError> {
+        Err(self.untracked())
+    }
+
+    /// Why `cookie` cannot be a starting point, if it cannot (a cookie this source did not
+    /// write, or damaged). Checked before any read.
+    fn check_cookie(&self, cookie: &str) -> Result<(), String> {
+        let _ = cookie;
+        Err(format!("the source {} keeps no cookies", self.describe()))
+    }
+
+    /// A read that also says where the next incremental read starts: every record when
+    /// `since` is `None`, otherwise only what changed since that cookie (and the explicit
+    /// deletes the source reports). Like `read_users`, an error means the read is incomplete.
+    fn read_tracked(
+        &mut self,
+        attrs: &[String],
+        since: Option<&str>,
+        sink: &mut dyn FnMut(SourceChange),
+    ) -> Result<TrackedRead, SourceError> {
+        let _ = (attrs, since, sink);
+        Err(self.untracked())
+    }
+
+    /// The error of a tracked read asked of a source that tracks nothing.
+    fn untracked(&self) -> SourceError {
+        SourceError::Unsupported(format!(
+            "the source {} tracks no changes: it is always read whole",
+            self.describe()
+        ))
     }
 }
 

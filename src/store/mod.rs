@@ -20,6 +20,7 @@ mod groups;
 mod journal;
 mod lock;
 mod ownership;
+mod reads;
 mod runs;
 mod snapshot;
 
@@ -32,6 +33,7 @@ use rusqlite::Connection;
 pub use groups::GroupDiff;
 pub use journal::{ActionRecord, PlanRecord};
 pub use lock::{LockGuard, LockHolder};
+pub use reads::{LastGoodRead, ReadKind, SourceReadRecord};
 pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
@@ -63,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_logintc_ownership",
         include_str!("../../schema/0007_logintc_ownership.sql"),
+    ),
+    (
+        "0008_incremental_cookies",
+        include_str!("../../schema/0008_incremental_cookies.sql"),
     ),
 ];
 

@@ -21,6 +21,10 @@ pub struct Loader<'s> {
     /// For a target without externalIds: whose ownership records say which accounts are
     /// roster's (`ownership.rs`).
     claim_for: Option<String>,
+    /// An incremental load: the desired state was copied from an earlier run and is patched
+    /// (see `patch_from`); the keys loaded by this read, to tell a duplicate in it from a
+    /// record it replaces.
+    patching: Option<HashSet<String>>,
 }
 
 /// What a load stored.
@@ -59,6 +63,7 @@ impl Store {
             counts: SnapshotCounts::default(),
             duplicate_keys: HashSet::new(),
             claim_for: None,
+            patching: None,
         })
     }
 }
@@ -70,8 +75,77 @@ impl Loader<'_> {
         self.claim_for = Some(owner.to_string());
     }
 
+    /// An incremental load: starts from `base_run`'s desired users and rejects, which the
+    /// records of this read then replace (by key or origin) and explicit delete signals take
+    /// out (`deleted`). Nothing is removed for not being read. Returns how many desired users
+    /// were copied.
+    pub fn patch_from(&mut self, base_run: i64) -> Result<u64> {
+        let copied = self
+            .tx
+            .execute(
+                "INSERT INTO desired_users (run_id, key, username, username_folded, name, email, phones, fields, origin, digest, active)
+                 SELECT ?1, key, username, username_folded, name, email, phones, fields, origin, digest, active
+                 FROM desired_users WHERE run_id = ?2",
+                params![self.run_id, base_run],
+            )
+            .and_then(|n| {
+                self.tx.execute(
+                    "INSERT INTO rejects (run_id, origin, key, username, reason)
+                     SELECT ?1, origin, key, username, reason FROM rejects WHERE run_id = ?2",
+                    params![self.run_id, base_run],
+                )?;
+                Ok(n)
+            })
+            .map_err(|e| self.store.err(e))?;
+        self.patching = Some(HashSet::new());
+        Ok(copied as u64)
+    }
+
+    /// An explicit delete signal of an incremental read: the record at `origin` is gone from
+    /// the source. Returns whether the desired state held it.
+    pub fn deleted(&mut self, origin: &str) -> Result<bool> {
+        let removed = self
+            .tx
+            .execute(
+                "DELETE FROM desired_users WHERE run_id = ?1 AND origin = ?2",
+                params![self.run_id, origin],
+            )
+            .and_then(|n| {
+                self.tx.execute(
+                    "DELETE FROM rejects WHERE run_id = ?1 AND origin = ?2",
+                    params![self.run_id, origin],
+                )?;
+                Ok(n)
+            })
+            .map_err(|e| self.store.err(e))?;
+        Ok(removed > 0)
+    }
+
+    /// Patching: what the base held for the record at `origin` (or, for a desired user, with
+    /// its key, unless this read loaded that key already) makes room for what was read now.
+    fn replace(&mut self, origin: &str, key: Option<&str>) -> Result<()> {
+        let Some(loaded) = &mut self.patching else {
+            return Ok(());
+        };
+        let key = key.filter(|k| loaded.insert(k.to_string()));
+        self.tx
+            .execute(
+                "DELETE FROM desired_users WHERE run_id = ?1 AND (origin = ?2 OR key = ?3)",
+                params![self.run_id, origin, key],
+            )
+            .and_then(|_| {
+                self.tx.execute(
+                    "DELETE FROM rejects WHERE run_id = ?1 AND origin = ?2",
+                    params![self.run_id, origin],
+                )
+            })
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+
     pub fn desired(&mut self, user: &DesiredUser, origin: &str) -> Result<()> {
         self.counts.source += 1;
+        self.replace(origin, Some(&user.key))?;
         let inserted = self
             .tx
             .prepare_cached(
@@ -113,6 +187,7 @@ impl Loader<'_> {
 
     pub fn reject(&mut self, reject: &Reject) -> Result<()> {
         self.counts.source += 1;
+        self.replace(&reject.origin, None)?;
         self.insert_reject(reject)
     }
 
@@ -179,6 +254,9 @@ impl Loader<'_> {
                 &format!("duplicate username {username}: records with different keys have the same username"),
             )?;
         }
+        if let Some(loaded) = self.patching.take() {
+            self.finish_patch(loaded)?;
+        }
         if let Some(owner) = self.claim_for.take() {
             self.apply_ownership(&owner)?;
         }
@@ -190,6 +268,42 @@ impl Loader<'_> {
             .map_err(|e| self.store.err(e))?;
         self.tx.commit().map_err(|e| self.store.err(e))?;
         Ok(self.counts)
+    }
+
+    /// After an incremental load: a key this read loaded that another record holds among
+    /// the rejects is a duplicate key (as a complete read would find it), and the counts are
+    /// those of the whole patched snapshot, so that the next complete read is compared with
+    /// the whole directory.
+    fn finish_patch(&mut self, loaded: HashSet<String>) -> Result<()> {
+        let clashing: Vec<String> = self
+            .tx
+            .prepare(
+                "SELECT DISTINCT d.key FROM desired_users d
+                 JOIN rejects j ON j.run_id = d.run_id AND j.key = d.key AND j.origin <> d.origin
+                 WHERE d.run_id = ?1",
+            )
+            .and_then(|mut s| s.query_map([self.run_id], |r| r.get(0))?.collect())
+            .map_err(|e| self.store.err(e))?;
+        for key in clashing.into_iter().filter(|k| loaded.contains(k)) {
+            self.move_to_rejects(
+                "key = ?2",
+                &key,
+                &format!("duplicate key {key}: another record has the same key"),
+            )?;
+        }
+        let (desired, rejected): (i64, i64) = self
+            .tx
+            .query_row(
+                "SELECT (SELECT count(*) FROM desired_users WHERE run_id = ?1),
+                        (SELECT count(*) FROM rejects WHERE run_id = ?1)",
+                [self.run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.store.err(e))?;
+        self.counts.desired = desired.max(0) as u64;
+        self.counts.rejected = rejected.max(0) as u64;
+        self.counts.source = self.counts.desired + self.counts.rejected;
+        Ok(())
     }
 
     pub(super) fn move_to_rejects(

@@ -31,6 +31,7 @@ mod groups;
 mod http;
 mod notify;
 mod policy;
+mod read_policy;
 mod source;
 mod suggest;
 mod target;

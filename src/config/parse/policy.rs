@@ -29,6 +29,9 @@ pub(super) const POLICY: Block = Block {
         "default-name",
         "max-member-removes",
         "group-all",
+        "read",
+        "complete-every",
+        "max-incremental-age",
     ],
     repeatable: &[],
 };
@@ -171,7 +174,9 @@ impl<'t> Checker<'t> {
             let entry = self.leaf(n, "group-all \"Everyone\"")?;
             self.name_string(n, entry).map(|s| s.value)
         });
+        let read = self.read_policy(c);
         Some(Policy {
+            read: read?,
             mode: mode.unwrap_or(Some(defaults.mode))?,
             max_removes: max_removes.unwrap_or(Some(defaults.max_removes))?,
             max_remove_percent: optional(max_remove_percent)?,

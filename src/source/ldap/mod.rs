@@ -57,10 +57,11 @@ use crate::config::{DisabledAccounts, LdapSource};
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 
-use super::{GroupQuery, GroupRecord, Source, SourceError};
+use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedRead};
 
 mod groups;
 mod referrals;
+mod tracking;
 
 use referrals::{Chase, referral_urls};
 
@@ -76,6 +77,9 @@ const MAX_RANGE_REQUESTS: u32 = 10_000;
 /// An LDAP directory (OpenLDAP, Active Directory, ...) read with a paged subtree search.
 pub struct LdapDirectory {
     config: LdapSource,
+    /// During an incremental read: the DNs of the changed accounts that `disabled "skip"`
+    /// left out, which become explicit delete signals (the source says they are out).
+    skipped: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 /// A server to read from: the configured one, or one a referral names.
@@ -111,7 +115,10 @@ struct BaseRead {
 impl LdapDirectory {
     /// Keeps the settings; nothing is resolved or contacted until `read_users`.
     pub fn new(config: LdapSource) -> Self {
-        LdapDirectory { config }
+        LdapDirectory {
+            config,
+            skipped: std::sync::Mutex::new(None),
+        }
     }
 
     fn url(&self) -> &str {
@@ -421,6 +428,11 @@ impl LdapDirectory {
         match ad.disabled {
             DisabledAccounts::Skip => {
                 log::debug!("{} is {why}: left out", record.origin);
+                if let Ok(mut skipped) = self.skipped.lock()
+                    && let Some(skipped) = skipped.as_mut()
+                {
+                    skipped.push(record.origin.clone());
+                }
                 None
             }
             DisabledAccounts::Inactive => {
@@ -520,6 +532,89 @@ impl Source for LdapDirectory {
         sink: &mut dyn FnMut(GroupRecord),
     ) -> Result<u64, SourceError> {
         self.read_group_entries(query, sink)
+    }
+
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    fn server_identity(&mut self) -> Result<String, SourceError> {
+        let password = self.bind_password()?;
+        let server = self.server();
+        let mut conn = self.open(&server, password.as_ref())?;
+        let bases: Vec<String> = self
+            .config
+            .base_dns
+            .iter()
+            .map(|b| b.value.clone())
+            .collect();
+        let identity =
+            tracking::identity(&mut conn, &server.url, &bases, self.timeout()).map_err(|message| {
+                SourceError::Search {
+                    url: server.url.clone(),
+                    base: bases.join("; "),
+                    read: 0,
+                    message: format!("reading the server's identity: {message}"),
+                }
+            });
+        if let Err(e) = conn.unbind() {
+            log::debug!("unbind from {} failed: {e}", server.url);
+        }
+        identity
+    }
+
+    fn check_cookie(&self, cookie: &str) -> Result<(), String> {
+        tracking::Cookie::parse(cookie).map(|_| ())
+    }
+
+    fn read_tracked(
+        &mut self,
+        attrs: &[String],
+        since: Option<&str>,
+        sink: &mut dyn FnMut(SourceChange),
+    ) -> Result<TrackedRead, SourceError> {
+        let since = since
+            .map(tracking::Cookie::parse)
+            .transpose()
+            .map_err(SourceError::Unsupported)?;
+        let mut attrs = self.requested_attributes(attrs);
+        attrs.push(tracking::MODIFY_TIMESTAMP.to_string());
+        let filter = match &since {
+            Some(cookie) => cookie.filter(&self.config.filter.value),
+            None => self.config.filter.value.clone(),
+        };
+        let bases: Vec<&str> = self
+            .config
+            .base_dns
+            .iter()
+            .map(|b| b.value.as_str())
+            .collect();
+        if let Ok(mut skipped) = self.skipped.lock() {
+            *skipped = since.is_some().then(Vec::new);
+        }
+        let mut newest = tracking::Newest::default();
+        let read = self.read_all(&bases, &filter, &attrs, &mut |record| {
+            newest.see(&record);
+            sink(SourceChange::Record(record));
+        });
+        let skipped = self
+            .skipped
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_default();
+        let records = read?;
+        let deleted = skipped.len() as u64;
+        for origin in skipped {
+            sink(SourceChange::Deleted { origin });
+        }
+        // Nothing changed: the next read starts where this one did.
+        let cookie = newest.cookie().or(since).map(|c| c.to_string());
+        Ok(TrackedRead {
+            records,
+            deleted,
+            cookie,
+        })
     }
 }
 
