@@ -48,14 +48,128 @@ impl ScimService {
         )
     }
 
+    /// Every group with its members. Where group answers carry no members (stated by the
+    /// config, or seen: groups listed and not one with a member), the members are read per
+    /// user with `members eq "<user id>"` (AWS's documented way), once that filter is shown
+    /// to be honoured; a provider stated to omit members whose filter cannot be trusted is
+    /// an error, since planning on empty groups would add every membership every run.
     pub(super) fn list_all_groups(
         &self,
         sink: &mut dyn FnMut(TargetGroup),
     ) -> Result<u64, TargetError> {
+        if self.learned.stated.members_in_listings == Some(true) {
+            return self.page_groups("", &mut |group| {
+                sink(group);
+                true
+            });
+        }
+        let mut groups = Vec::new();
         self.page_groups("", &mut |group| {
-            sink(group);
+            groups.push(group);
             true
-        })
+        })?;
+        let stated = self.learned.members_omitted();
+        let seen = !groups.is_empty() && groups.iter().all(|g| g.members.is_empty());
+        if stated || seen {
+            match self.members_filter_honoured()? {
+                true => {
+                    if !stated {
+                        log::info!(
+                            "{}: no group was listed with a member; reading memberships with \
+                             `members eq` filters",
+                            self.base
+                        );
+                    }
+                    self.fill_members(&mut groups)?;
+                }
+                false if stated => {
+                    return Err(TargetError::Unsupported(format!(
+                        "{}: the target lists groups without their members, and its Groups \
+                         filter `members eq` does not answer as it should, so memberships \
+                         cannot be read; set `members-in-listings #true` in `compatibility` \
+                         if its listings do carry members",
+                        self.base
+                    )));
+                }
+                false => {}
+            }
+        }
+        let count = groups.len() as u64;
+        for group in groups {
+            sink(group);
+        }
+        Ok(count)
+    }
+
+    /// Whether `/Groups?filter=members eq "…"` is honoured: asked with an id no user has,
+    /// it must answer no group (an empty list, or AWS's 404 for an unknown member).
+    fn members_filter_honoured(&self) -> Result<bool, TargetError> {
+        if self.provider_config()?.filter == Some(false) {
+            return Ok(false);
+        }
+        let query = member_filter("roster-probe-no-such-member");
+        let mut any = false;
+        match self.page_groups(&query, &mut |_| {
+            any = true;
+            false
+        }) {
+            Ok(_) => Ok(!any),
+            Err(TargetError::Http { status: 404, .. }) => Ok(true),
+            Err(TargetError::Http {
+                status: 400 | 405 | 501,
+                ..
+            }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Fills each group's members: one `members eq` query per user of the target.
+    fn fill_members(&self, groups: &mut [TargetGroup]) -> Result<(), TargetError> {
+        self.learned.omit_members();
+        let mut users = Vec::new();
+        self.page(
+            Resource::Users,
+            "",
+            &|call, resource| {
+                get_str(resource, "id")
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| call.invalid("a user without an id"))
+            },
+            |id: &String| id.as_str(),
+            &mut |id| {
+                users.push(id);
+                true
+            },
+        )?;
+        let index: std::collections::HashMap<String, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.clone(), i))
+            .collect();
+        for user in users {
+            let mut of_user = Vec::new();
+            match self.page_groups(&member_filter(&user), &mut |group| {
+                of_user.push(group.id);
+                true
+            }) {
+                Ok(_) | Err(TargetError::Http { status: 404, .. }) => {}
+                Err(err) => return Err(err),
+            }
+            for id in of_user {
+                match index.get(&id) {
+                    Some(&i) if !groups[i].members.contains(&user) => {
+                        groups[i].members.push(user.clone());
+                    }
+                    Some(_) => {}
+                    None => log::warn!(
+                        "{}: group {id} answered for member {user} was not in the listing",
+                        self.base
+                    ),
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn fetch_group(&self, id: &str) -> Result<Option<TargetGroup>, TargetError> {
@@ -170,7 +284,7 @@ impl ScimService {
                 url,
             });
         }
-        if get_ci(&resource, "members").is_none() {
+        if get_ci(&resource, "members").is_none() || self.learned.members_omitted() {
             return Err(TargetError::Unsupported(format!(
                 "PUT {url}: the target takes no PATCH for groups and its group answers carry \
                  no members, so writing the group whole would drop them; change it by hand"
@@ -261,6 +375,12 @@ fn send_idempotent(
         }
         other => other,
     }
+}
+
+/// `filter=members eq "<id>"&`, the id a JSON string, URL-encoded.
+fn member_filter(id: &str) -> String {
+    let filter = format!("members eq {}", Value::String(id.to_string()));
+    format!("filter={}&", super::encode_component(&filter))
 }
 
 /// The provider does not take `members[value eq "…"]`: 400 `invalidPath` (or

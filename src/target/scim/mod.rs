@@ -48,7 +48,7 @@ mod lookup;
 mod provider;
 
 use lookup::{Attribute, Found, Lookup};
-use provider::{Learned, ProviderConfig};
+use provider::{Learned, ProviderConfig, Stated};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -146,7 +146,7 @@ impl ScimService {
             auth: Authorization::bearer(&token),
             fields,
             page_size: config.page_size.max(1),
-            learned: Learned::default(),
+            learned: Learned::new(Stated::new(config.provider, &config.compatibility)),
         })
     }
 
@@ -173,6 +173,7 @@ impl ScimService {
             }
             Err(err) => return Err(err),
         };
+        let capabilities = self.learned.stated.over(capabilities);
         log::debug!("{}: capabilities {capabilities:?}", self.base);
         if let Ok(mut slot) = self.learned.capabilities.lock() {
             *slot = Some(capabilities);
@@ -201,10 +202,11 @@ impl ScimService {
         // resources were deleted under the listing, which shifts the offsets and can skip one
         // that still exists, so the listing must still reach the largest (issue 11.5).
         let mut stated: u64 = 0;
+        let page_size = self.learned.page_size(self.page_size);
         loop {
             let call = Call::new(
                 Method::GET,
-                format!("{url}?{query}startIndex={start}&count={}", self.page_size),
+                format!("{url}?{query}startIndex={start}&count={page_size}"),
             );
             let body = call.json(&self.execute(&call)?)?;
             let mut page = ListPage::parse(&call, &body)?;
@@ -251,7 +253,7 @@ impl ScimService {
             // Advance by what came back, not by `count`: a server may return fewer than asked
             // without being at the end (RFC 7644 §3.4.2.4).
             start += page.len;
-            if start > page.total + u64::from(self.page_size) {
+            if start > page.total + u64::from(page_size) {
                 return Err(call.invalid(format!(
                     "startIndex {start} passed totalResults {} without reaching it; the server's paging is inconsistent",
                     page.total
