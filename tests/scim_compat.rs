@@ -555,3 +555,85 @@ fn compatibility_switches_act_from_the_first_request() {
         "no PATCH was tried"
     );
 }
+
+/// PATCH refused only for `displayName` / `externalId`: renames and adoptions go by PUT,
+/// member changes keep their PATCH; PATCH refused whole: members go by GET then PUT with
+/// If-Match, hand-added members kept.
+#[test]
+fn partial_or_no_patch_still_changes_names_and_members() {
+    let (double, scim, _dir) = start(Quirks {
+        patch_partial: true,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Sales", "members": [{"value": "hand"}]}),
+    );
+    scim.update_group(
+        &group,
+        Some("W/\"1\""),
+        &GroupUpdate {
+            external_id: Some("k-sales".into()),
+            name: Some("Sales EMEA".into()),
+        },
+    )
+    .expect("adopted by PUT");
+    scim.change_members(&group, &["u1".into()], &[])
+        .expect("members by PATCH");
+    let held = double.get("Groups", &group).expect("group");
+    assert_eq!(
+        (held["displayName"].as_str(), held["externalId"].as_str()),
+        (Some("Sales EMEA"), Some("k-sales"))
+    );
+    assert_eq!(held["members"], json!([{"value": "hand"}, {"value": "u1"}]));
+    let methods: Vec<String> = double.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(
+        methods.iter().filter(|m| *m == "PUT").count(),
+        1,
+        "{methods:?}"
+    );
+    assert_eq!(
+        methods.last().map(String::as_str),
+        Some("PATCH"),
+        "{methods:?}"
+    );
+
+    let (double, scim, _dir) = start(Quirks {
+        patch_not_implemented: true,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Ops", "externalId": "k-ops",
+               "members": [{"value": "hand"}, {"value": "u1"}]}),
+    );
+    scim.change_members(&group, &["u2".into()], &["u1".into()])
+        .expect("members by PUT");
+    let held = double.get("Groups", &group).expect("group");
+    assert_eq!(held["members"], json!([{"value": "hand"}, {"value": "u2"}]));
+    let put = double
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("a PUT");
+    assert_eq!(put.header("if-match"), Some("W/\"1\""));
+
+    // Without versions a member list is not written back whole.
+    let (double, scim, _dir) = start(Quirks {
+        patch_not_implemented: true,
+        versions: false,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Ops", "members": [{"value": "hand"}]}),
+    );
+    let err = scim
+        .change_members(&group, &["u2".into()], &[])
+        .expect_err("no safe PUT");
+    assert!(err.to_string().contains("keeps no versions"), "{err}");
+    assert_eq!(
+        double.get("Groups", &group).expect("group")["members"],
+        json!([{"value": "hand"}])
+    );
+}

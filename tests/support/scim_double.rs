@@ -12,6 +12,8 @@
 //! - `spc`: the `/ServiceProviderConfig` document, or `None` for a 404.
 //! - `value_paths_refused`: `members[value eq "…"]` → 400 `invalidPath`.
 //! - `patch_not_implemented`: PATCH → 501 with an empty body (PUT works).
+//! - `patch_partial`: PATCH of `displayName` or `externalId` → 501 with an empty body, other
+//!   operations (members, active) work.
 //! - `ignore_active`: `active` is accepted and dropped.
 //! - `fold_usernames`: userName is stored lowercased.
 //! - `versions`: `false` for a provider without versions (no meta.version, no ETag).
@@ -44,6 +46,7 @@ pub struct Quirks {
     pub spc: Option<Value>,
     pub value_paths_refused: bool,
     pub patch_not_implemented: bool,
+    pub patch_partial: bool,
     pub ignore_active: bool,
     pub fold_usernames: bool,
     pub versions: bool,
@@ -58,6 +61,7 @@ impl Default for Quirks {
             spc: Some(spc(true, true)),
             value_paths_refused: false,
             patch_not_implemented: false,
+            patch_partial: false,
             ignore_active: false,
             fold_usernames: false,
             versions: true,
@@ -247,7 +251,11 @@ fn handle(state: &mut State, quirks: &Quirks, request: &Request) -> Response {
         },
         ("POST", None) => create(state, quirks, endpoint, body),
         ("PATCH", Some(id)) => {
-            if quirks.patch_not_implemented {
+            let naming = body["Operations"].as_array().is_some_and(|ops| {
+                ops.iter()
+                    .any(|op| matches!(op["path"].as_str(), Some("displayName" | "externalId")))
+            });
+            if quirks.patch_not_implemented || (quirks.patch_partial && naming) {
                 return empty(501);
             }
             change(state, quirks, endpoint, &id, request, |resource| {

@@ -8,6 +8,13 @@
 //!   drop members added by hand, which roster must leave alone. Adds go in one `add`
 //!   operation with a list of values; each removal is its own `remove` with a value filter
 //!   (`members[value eq "ID"]`), the portable form (AWS, Entra, Okta, scim2-server).
+//!   The one exception is a provider that refuses PATCH for members (501/405, or stated by
+//!   `patch #false`): the group is read and its member list written back with PUT, only
+//!   when the answer carries members and a version (If-Match), so nothing added meanwhile
+//!   is lost. A PATCH refused for a rename only (some refuse `displayName`) does not stop
+//!   member PATCHes.
+//! - **Groups listed without members** (AWS): memberships are read per user with
+//!   `members eq "<id>"` once that filter is shown to answer nothing for an unknown id.
 //! - **At most `MAX_MEMBER_CHANGES` per request** (AWS's limit); the applier splits bigger
 //!   changes, so that each request's outcome can be journaled for the actions in it.
 //! - **Idempotent member changes.** Some servers refuse to remove a member that is not
@@ -333,12 +340,15 @@ impl ScimService {
                 .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
             self.execute(&call).map(|_| ())
         };
-        let value_paths = !self.learned.value_paths_refused();
-        let ops = member_operations(add, remove, value_paths);
-        if ops.is_empty() {
+        if add.is_empty() && remove.is_empty() {
             return Ok(());
         }
-        match send_idempotent(&send, &ops) {
+        if self.learned.stated.patch == Some(false) {
+            return self.put_members(group_id, add, remove, None);
+        }
+        let value_paths = !self.learned.value_paths_refused();
+        let ops = member_operations(add, remove, value_paths);
+        let result = match send_idempotent(&send, &ops) {
             Err(err) if value_paths && !remove.is_empty() && is_path_refused(&err) => {
                 // A PATCH is atomic: nothing of the refused request was applied. The same
                 // changes again, removals as `members` with a value list.
@@ -350,7 +360,72 @@ impl ScimService {
                 send_idempotent(&send, &member_operations(add, remove, false))
             }
             other => other,
+        };
+        match result {
+            // PATCH refused as a method (not only for some attributes: member PATCHes are
+            // tried whatever a rename learned): GET, then PUT the member list.
+            Err(err) if super::is_patch_refused(&err) => {
+                log::info!("{err}: the target refuses PATCH for members; they go by GET then PUT");
+                self.put_members(group_id, add, remove, Some(&err))
+            }
+            other => other,
         }
+    }
+
+    /// The fallback for providers without PATCH: reads the group and writes its member list
+    /// back with the changes, conditional on the version read. Only with a version: without
+    /// one, a member someone adds between the read and the write would be dropped, and
+    /// roster never removes a member it did not add. Never when answers carry no members.
+    fn put_members(
+        &self,
+        group_id: &str,
+        add: &[String],
+        remove: &[String],
+        refused: Option<&TargetError>,
+    ) -> Result<(), TargetError> {
+        let url = self.resource_url(Resource::Groups, group_id)?;
+        let why = refused.map_or_else(
+            || "the config says the target takes no PATCH".to_string(),
+            |err| format!("PATCH was refused ({err})"),
+        );
+        let read = Call::new(Method::GET, url.clone());
+        let reply = self.execute(&read)?;
+        let mut resource = read.json(&reply)?;
+        let version = meta_version(&resource).or(etag(&reply));
+        if get_ci(&resource, "members").is_none() || self.learned.members_omitted() {
+            return Err(TargetError::Unsupported(format!(
+                "{why}, and the target's group answers carry no members, so writing the \
+                 group whole would drop them; change the members of {url} by hand"
+            )));
+        }
+        let Some(version) = version else {
+            return Err(TargetError::Unsupported(format!(
+                "{why}, and the target keeps no versions, so a member list written back whole \
+                 could drop a member added meanwhile; change the members of {url} by hand"
+            )));
+        };
+        let Some(object) = resource.as_object_mut() else {
+            return Err(read.invalid("a group that is not a JSON object"));
+        };
+        object.remove("meta");
+        let mut members: Vec<Value> = object
+            .get("members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        members.retain(|m| !get_str(m, "value").is_some_and(|v| remove.iter().any(|r| r == v)));
+        for id in add {
+            if !members
+                .iter()
+                .any(|m| get_str(m, "value") == Some(id.as_str()))
+            {
+                members.push(json!({ "value": id }));
+            }
+        }
+        object.insert("members".into(), Value::Array(members));
+        let mut call = Call::new(Method::PUT, url).body(&resource);
+        call.if_match = Some(version);
+        self.execute(&call).map(|_| ())
     }
 }
 
