@@ -20,6 +20,10 @@ bea,Bea Smith,bea@example.com\n\
 cid,Cid Jones,cid@example.com\n";
 
 fn write_config(dir: &Path, url: &str, target_extra: &str) {
+    write_config_with(dir, url, target_extra, "");
+}
+
+fn write_config_with(dir: &Path, url: &str, target_extra: &str, policy_extra: &str) {
     let config = format!(
         r#"
 state "state.db"
@@ -41,6 +45,7 @@ user {{
 policy {{
     mode "remove"
     group-all "Everyone"
+{policy_extra}
 }}
 "#
     );
@@ -130,4 +135,62 @@ fn a_provider_with_quirks_and_no_preset_plans_nothing_the_second_time() {
         "",
     );
     sync_twice(Quirks::aws(), "");
+}
+
+/// A provider that ignores `active`: the remove fails saying so, the store records it, and
+/// the next plan does not plan the same remove again silently: it is skipped with why.
+#[test]
+fn a_remove_the_target_ignores_fails_once_then_is_skipped_with_the_reason() {
+    let double = ScimDouble::start(Quirks {
+        ignore_active: true,
+        ..Quirks::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_config_with(
+        dir.path(),
+        &double.url,
+        "",
+        "    max-removes 5\n    max-source-shrink-percent 50",
+    );
+    roster(dir.path(), &["apply", "--auto-approve"], 0);
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "uid,cn,mail\namy,Amy Pond,amy@example.com\nbea,Bea Smith,bea@example.com\n",
+    )
+    .expect("cid leaves the export");
+
+    let applied = roster_in(
+        dir.path(),
+        &["apply", "--auto-approve"],
+        &[(TOKEN_VAR, TOKEN)],
+    );
+    let out = text(&applied.stdout) + &text(&applied.stderr);
+    assert_eq!(applied.status.code(), Some(1), "{out}");
+    assert!(out.contains("ignored `active`"), "{out}");
+    let cid = double
+        .users()
+        .into_iter()
+        .find(|u| u["userName"] == "cid")
+        .expect("cid");
+    assert_eq!(
+        cid["active"], true,
+        "the provider kept the account in service"
+    );
+
+    let plan: Value = serde_json::from_str(&roster(dir.path(), &["plan", "--format", "json"], 0))
+        .expect("plan JSON");
+    let remove = plan["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["username"] == "cid")
+        .cloned()
+        .expect("cid's remove is shown");
+    assert_eq!(remove["status"], "skipped", "{remove}");
+    let reason = remove["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the target ignores `active`") && reason.contains("mode delete"),
+        "{reason}"
+    );
+    assert_eq!(plan["summary"]["remove"], 0, "{plan}");
 }

@@ -17,6 +17,7 @@
 //! Loads use one transaction and `prepare_cached`; the diff is a keyed join in SQL.
 
 mod groups;
+mod ignored;
 mod journal;
 mod lock;
 mod ownership;
@@ -63,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_logintc_ownership",
         include_str!("../../schema/0007_logintc_ownership.sql"),
+    ),
+    (
+        "0008_scim_ignored_fields",
+        include_str!("../../schema/0008_scim_ignored_fields.sql"),
     ),
 ];
 

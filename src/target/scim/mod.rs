@@ -39,6 +39,7 @@ use crate::http::{
     SetupError, quote_body,
 };
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser};
+use crate::plan::Field;
 
 use super::{GroupUpdate, StatusMeaning, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
@@ -423,34 +424,41 @@ impl ScimService {
         };
         let dropped = dropped_changes(update, &after);
         if !dropped.is_empty() {
-            return Err(TargetError::Unsupported(format!(
-                "{} {}: the target accepted the change but ignored {}{}",
-                call.method,
-                call.url,
-                dropped.join(", "),
-                if dropped.iter().any(|d| d.starts_with("`active`")) {
-                    ": this provider cannot deactivate accounts this way; use `mode delete`, \
+            let fields: Vec<Field> = dropped.iter().map(|(f, _)| f.clone()).collect();
+            let described: Vec<&str> = dropped.iter().map(|(_, d)| d.as_str()).collect();
+            return Err(TargetError::Ignored {
+                message: format!(
+                    "{} {}: the target accepted the change but ignored {}{}",
+                    call.method,
+                    call.url,
+                    described.join(", "),
+                    if fields.contains(&Field::Active) {
+                        ": this provider cannot deactivate accounts this way; use `mode delete`, \
                      or deprovision them in the provider"
-                } else {
-                    ": this provider does not keep what roster writes there; stop mapping it, \
+                    } else {
+                        ": this provider does not keep what roster writes there; stop mapping it, \
                      or fix it in the provider"
-                }
-            )));
+                    }
+                ),
+                fields,
+            });
         }
         Ok(after.version.or(call.version_after(answer).ok().flatten()))
     }
 }
 
-/// The changes of `update` that `after` does not show, each described for a message.
-fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
-    let mut dropped = Vec::new();
-    let mut check = |ok: bool, what: String| {
+/// The changes of `update` that `after` does not show: the plan's field, and the change
+/// described for a message.
+fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<(Field, String)> {
+    let mut dropped: Vec<(Field, String)> = Vec::new();
+    let mut check = |field: &Field, ok: bool, what: String| {
         if !ok {
-            dropped.push(what);
+            dropped.push((field.clone(), what));
         }
     };
     if let Some(key) = &update.external_id {
         check(
+            &Field::Key,
             after.external_id.as_deref() == Some(key),
             format!(
                 "`externalId` (sent {key:?}, it kept {:?})",
@@ -460,6 +468,7 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     }
     if let Some(username) = &update.username {
         check(
+            &Field::Username,
             after.username.to_lowercase() == username.to_lowercase(),
             format!(
                 "`userName` (sent {username:?}, it kept {:?})",
@@ -469,12 +478,14 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     }
     if let Some(name) = &update.name {
         check(
+            &Field::Name,
             after.name.as_deref() == Some(name),
             format!("`displayName` (sent {name:?}, it kept {:?})", after.name),
         );
     }
     if let Some(email) = &update.email {
         check(
+            &Field::Email,
             after
                 .email
                 .as_deref()
@@ -489,18 +500,22 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
         .collect();
     for phone in &update.add_phones {
         check(
+            &Field::Phone,
             phones.contains(&crate::model::phone_digits(phone)),
             format!("`phoneNumbers` (added {phone:?})"),
         );
     }
     for (path, value) in &update.fields {
         let now = after.fields.get(path);
+        let field = Field::Attribute(path.clone());
         match value {
             FieldValue::Set(v) => check(
+                &field,
                 now == Some(v),
                 format!("`{path}` (sent {v:?}, it kept {now:?})"),
             ),
             FieldValue::Clear => check(
+                &field,
                 now.is_none(),
                 format!("`{path}` (cleared, it kept {now:?})"),
             ),
@@ -508,6 +523,7 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     }
     if let Some(active) = update.active {
         check(
+            &Field::Active,
             after.active == active,
             format!("`active` (sent {active}, it kept {})", after.active),
         );
