@@ -637,3 +637,38 @@ fn partial_or_no_patch_still_changes_names_and_members() {
         json!([{"value": "hand"}])
     );
 }
+
+/// `value-paths #false`: removals go as `members` with a value list from the first request,
+/// with no refused request first.
+#[test]
+fn value_paths_switched_off_are_never_sent() {
+    let double = ScimDouble::start(Quirks {
+        value_paths_refused: true,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Sales", "externalId": "k", "members": [{"value": "u1"}, {"value": "u2"}]}),
+    );
+    let (scim, _dir) = service_for(
+        &double,
+        ScimProvider::Generic,
+        ScimCompatibility {
+            value_paths: Some(false),
+            ..ScimCompatibility::default()
+        },
+    );
+    scim.change_members(&group, &[], &["u1".into()])
+        .expect("member removal");
+    assert_eq!(
+        double.get("Groups", &group).expect("group")["members"],
+        json!([{"value": "u2"}])
+    );
+    let requests = double.requests();
+    assert_eq!(requests.len(), 1, "one request, no refusal first");
+    assert!(
+        !requests[0].body.contains("members[value"),
+        "{}",
+        requests[0].body
+    );
+}
