@@ -1355,3 +1355,52 @@ fn read_settings_parse_and_bad_ones_say_what_they_may_be() {
         assert!(rendered.contains(expected), "{expected:?} in {rendered}");
     }
 }
+
+#[test]
+fn a_scim_provider_preset_and_compatibility_switches_parse() {
+    use roster::config::{ScimCompatibility, ScimProvider};
+    let dir = PathBuf::from("/etc/roster");
+    let text = valid_with(
+        "    rate-limit 2.5\n",
+        "    rate-limit 2.5\n    provider \"aws\"\n    compatibility {\n        patch #false\n        members-in-listings #true\n        max-page-size 50\n    }\n",
+    );
+    let config = parse_ok(&dir.join("roster.kdl"), &text);
+    let TargetConfig::Scim(scim) = &config.target else {
+        panic!("a scim target")
+    };
+    assert_eq!(scim.provider, ScimProvider::Aws);
+    assert_eq!(
+        scim.compatibility,
+        ScimCompatibility {
+            patch: Some(false),
+            members_in_listings: Some(true),
+            max_page_size: Some(50),
+            ..ScimCompatibility::default()
+        }
+    );
+    let config = parse_ok(&dir.join("roster.kdl"), VALID);
+    let TargetConfig::Scim(scim) = &config.target else {
+        panic!("a scim target")
+    };
+    assert_eq!(scim.provider, ScimProvider::Generic, "the default");
+    assert_eq!(scim.compatibility, ScimCompatibility::default());
+
+    let error = parse_err(
+        &dir.join("roster.kdl"),
+        &valid_with(
+            "    rate-limit 2.5\n",
+            "    rate-limit 2.5\n    provider \"azure\"\n    compatibility {\n        members #false\n        max-page-size 0\n    }\n",
+        ),
+    );
+    let messages: Vec<&str> = error.problems().iter().map(|p| p.message()).collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(
+        messages[0].contains("unknown provider \"azure\""),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("unknown node `members` in `compatibility`"),
+        "{messages:?}"
+    );
+    assert!(messages[2].contains("max-page-size"), "{messages:?}");
+}

@@ -221,6 +221,8 @@ fn an_echoed_bearer_token_stays_out_of_the_error() {
         concurrency: 1,
         rate_limit: None,
         page_size: 10,
+        provider: Default::default(),
+        compatibility: Default::default(),
     };
     let scim = ScimService::new(&config, vec![]).expect("service");
     let err = scim.get_user("7").expect_err("refused");
@@ -361,6 +363,8 @@ fn the_target_goes_through_the_proxy_too() {
         concurrency: 1,
         rate_limit: None,
         page_size: 10,
+        provider: Default::default(),
+        compatibility: Default::default(),
     };
     let scim = ScimService::new(&config, vec![]).expect("service");
     let user = scim.get_user("7").expect("get").expect("found");

@@ -5,7 +5,7 @@
 
 mod support;
 
-use roster::config::{HttpOptions, ScimTarget, Spanned};
+use roster::config::{HttpOptions, ScimCompatibility, ScimProvider, ScimTarget, Spanned};
 use roster::model::DesiredUser;
 use roster::secret::SecretRef;
 use roster::target::scim::ScimService;
@@ -14,6 +14,14 @@ use serde_json::json;
 use support::scim_double::{Filters, Quirks, ScimDouble, TOKEN, spc};
 
 fn service(double: &ScimDouble) -> (ScimService, tempfile::TempDir) {
+    service_for(double, ScimProvider::Generic, ScimCompatibility::default())
+}
+
+fn service_for(
+    double: &ScimDouble,
+    provider: ScimProvider,
+    compatibility: ScimCompatibility,
+) -> (ScimService, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, TOKEN).expect("token file");
@@ -27,6 +35,8 @@ fn service(double: &ScimDouble) -> (ScimService, tempfile::TempDir) {
         concurrency: 1,
         rate_limit: None,
         page_size: 2,
+        provider,
+        compatibility,
     };
     (ScimService::new(&config, Vec::new()).expect("service"), dir)
 }
@@ -384,5 +394,281 @@ fn a_folded_username_is_not_a_dropped_change() {
     assert_eq!(
         double.get("Users", &id).expect("user")["userName"],
         "amy.pond"
+    );
+}
+
+/// Users and groups as AWS holds them: `amy` in Sales, `bea` in Sales and Ops, Legal empty.
+fn seed_memberships(double: &ScimDouble) -> (String, String) {
+    let amy = double.insert("Users", json!({"userName": "amy", "externalId": "k-amy"}));
+    let bea = double.insert("Users", json!({"userName": "bea", "externalId": "k-bea"}));
+    double.insert("Users", json!({"userName": "cid", "externalId": "k-cid"}));
+    double.insert(
+        "Groups",
+        json!({"displayName": "Sales", "externalId": "k-sales",
+               "members": [{"value": amy}, {"value": bea}]}),
+    );
+    double.insert(
+        "Groups",
+        json!({"displayName": "Ops", "members": [{"value": bea}]}),
+    );
+    double.insert("Groups", json!({"displayName": "Legal", "members": []}));
+    (amy, bea)
+}
+
+fn listed_members(scim: &ScimService) -> Vec<(String, Vec<String>)> {
+    let mut groups = Vec::new();
+    scim.list_groups(&mut |g| groups.push((g.name, g.members)))
+        .expect("listing");
+    for (_, members) in &mut groups {
+        members.sort();
+    }
+    groups.sort();
+    groups
+}
+
+/// AWS lists groups with no members: with the preset, and without it (seen: not one
+/// group with a member), memberships are read with `members eq` filters, pages stay
+/// within AWS's 100, and a PUT of a group is never sent (it would drop the members).
+#[test]
+fn groups_listed_without_members_are_read_with_member_filters() {
+    for provider in [ScimProvider::Aws, ScimProvider::Generic] {
+        let double = ScimDouble::start(Quirks::aws());
+        let (amy, bea) = seed_memberships(&double);
+        let (scim, _dir) = service_for(&double, provider, ScimCompatibility::default());
+        let mut expected = vec![
+            ("Legal".to_string(), Vec::new()),
+            ("Ops".to_string(), vec![bea.clone()]),
+            ("Sales".to_string(), vec![amy.clone(), bea.clone()]),
+        ];
+        expected.iter_mut().for_each(|(_, m)| m.sort());
+        assert_eq!(listed_members(&scim), expected, "{provider:?}");
+        let filters = filters_sent(&double);
+        assert!(
+            filters
+                .iter()
+                .any(|f| f == &format!("members eq \"{amy}\"")),
+            "{provider:?}: {filters:?}"
+        );
+        assert!(
+            double.requests().iter().all(|r| r
+                .param("count")
+                .is_none_or(|c| c.parse::<u32>().is_ok_and(|c| c <= 100))),
+            "pages within AWS's limit"
+        );
+    }
+}
+
+/// A provider honest about empty groups, whose `members eq` filter is ignored: the listing
+/// is taken as it is (no memberships invented); stated to omit members, it is an error.
+#[test]
+fn member_filters_that_answer_everything_are_not_believed() {
+    let double = ScimDouble::start(Quirks {
+        filters: Filters::Ignored,
+        ..Quirks::default()
+    });
+    double.insert("Users", json!({"userName": "amy", "externalId": "k-amy"}));
+    double.insert("Groups", json!({"displayName": "Sales", "members": []}));
+    double.insert("Groups", json!({"displayName": "Ops", "members": []}));
+    let (scim, _dir) = service(&double);
+    assert_eq!(
+        listed_members(&scim),
+        [
+            ("Ops".to_string(), Vec::new()),
+            ("Sales".to_string(), Vec::new())
+        ]
+    );
+    let (scim, _dir) = service_for(
+        &double,
+        ScimProvider::Generic,
+        ScimCompatibility {
+            members_in_listings: Some(false),
+            ..ScimCompatibility::default()
+        },
+    );
+    let mut sink = |_| {};
+    let err = scim
+        .list_groups(&mut sink)
+        .expect_err("cannot read memberships");
+    assert!(
+        err.to_string().contains("memberships cannot be read"),
+        "{err}"
+    );
+}
+
+/// `compatibility` switches act before any refusal: `patch #false` sends no PATCH at all,
+/// `value-paths #false` no value path, `max-page-size` caps `count`.
+#[test]
+fn compatibility_switches_act_from_the_first_request() {
+    let double = ScimDouble::start(Quirks {
+        patch_not_implemented: true,
+        value_paths_refused: true,
+        max_count: Some(1),
+        ..Quirks::default()
+    });
+    let id = double.insert("Users", json!({"userName": "amy", "externalId": "k"}));
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Sales", "externalId": "k-s", "members": [{"value": id}]}),
+    );
+    let (scim, _dir) = service_for(
+        &double,
+        ScimProvider::Generic,
+        ScimCompatibility {
+            patch: Some(false),
+            value_paths: Some(false),
+            max_page_size: Some(1),
+            ..ScimCompatibility::default()
+        },
+    );
+    scim.update_user(
+        &id,
+        None,
+        &UserUpdate {
+            name: Some("Amy".into()),
+            ..UserUpdate::default()
+        },
+    )
+    .expect("update by PUT");
+    assert_eq!(
+        double.get("Users", &id).expect("user")["displayName"],
+        "Amy"
+    );
+    let mut users = 0;
+    scim.list_users(&mut |_| users += 1)
+        .expect("listing by ones");
+    assert_eq!(users, 1);
+    scim.update_group(
+        &group,
+        None,
+        &GroupUpdate {
+            name: Some("Sales EMEA".into()),
+            ..GroupUpdate::default()
+        },
+    )
+    .expect("rename by PUT");
+    assert_eq!(
+        double.get("Groups", &group).expect("group")["displayName"],
+        "Sales EMEA"
+    );
+    assert!(
+        double.requests().iter().all(|r| r.method != "PATCH"),
+        "no PATCH was tried"
+    );
+}
+
+/// PATCH refused only for `displayName` / `externalId`: renames and adoptions go by PUT,
+/// member changes keep their PATCH; PATCH refused whole: members go by GET then PUT with
+/// If-Match, hand-added members kept.
+#[test]
+fn partial_or_no_patch_still_changes_names_and_members() {
+    let (double, scim, _dir) = start(Quirks {
+        patch_partial: true,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Sales", "members": [{"value": "hand"}]}),
+    );
+    scim.update_group(
+        &group,
+        Some("W/\"1\""),
+        &GroupUpdate {
+            external_id: Some("k-sales".into()),
+            name: Some("Sales EMEA".into()),
+        },
+    )
+    .expect("adopted by PUT");
+    scim.change_members(&group, &["u1".into()], &[])
+        .expect("members by PATCH");
+    let held = double.get("Groups", &group).expect("group");
+    assert_eq!(
+        (held["displayName"].as_str(), held["externalId"].as_str()),
+        (Some("Sales EMEA"), Some("k-sales"))
+    );
+    assert_eq!(held["members"], json!([{"value": "hand"}, {"value": "u1"}]));
+    let methods: Vec<String> = double.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(
+        methods.iter().filter(|m| *m == "PUT").count(),
+        1,
+        "{methods:?}"
+    );
+    assert_eq!(
+        methods.last().map(String::as_str),
+        Some("PATCH"),
+        "{methods:?}"
+    );
+
+    let (double, scim, _dir) = start(Quirks {
+        patch_not_implemented: true,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Ops", "externalId": "k-ops",
+               "members": [{"value": "hand"}, {"value": "u1"}]}),
+    );
+    scim.change_members(&group, &["u2".into()], &["u1".into()])
+        .expect("members by PUT");
+    let held = double.get("Groups", &group).expect("group");
+    assert_eq!(held["members"], json!([{"value": "hand"}, {"value": "u2"}]));
+    let put = double
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("a PUT");
+    assert_eq!(put.header("if-match"), Some("W/\"1\""));
+
+    // Without versions a member list is not written back whole.
+    let (double, scim, _dir) = start(Quirks {
+        patch_not_implemented: true,
+        versions: false,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Ops", "members": [{"value": "hand"}]}),
+    );
+    let err = scim
+        .change_members(&group, &["u2".into()], &[])
+        .expect_err("no safe PUT");
+    assert!(err.to_string().contains("keeps no versions"), "{err}");
+    assert_eq!(
+        double.get("Groups", &group).expect("group")["members"],
+        json!([{"value": "hand"}])
+    );
+}
+
+/// `value-paths #false`: removals go as `members` with a value list from the first request,
+/// with no refused request first.
+#[test]
+fn value_paths_switched_off_are_never_sent() {
+    let double = ScimDouble::start(Quirks {
+        value_paths_refused: true,
+        ..Quirks::default()
+    });
+    let group = double.insert(
+        "Groups",
+        json!({"displayName": "Sales", "externalId": "k", "members": [{"value": "u1"}, {"value": "u2"}]}),
+    );
+    let (scim, _dir) = service_for(
+        &double,
+        ScimProvider::Generic,
+        ScimCompatibility {
+            value_paths: Some(false),
+            ..ScimCompatibility::default()
+        },
+    );
+    scim.change_members(&group, &[], &["u1".into()])
+        .expect("member removal");
+    assert_eq!(
+        double.get("Groups", &group).expect("group")["members"],
+        json!([{"value": "u2"}])
+    );
+    let requests = double.requests();
+    assert_eq!(requests.len(), 1, "one request, no refusal first");
+    assert!(
+        !requests[0].body.contains("members[value"),
+        "{}",
+        requests[0].body
     );
 }

@@ -32,6 +32,8 @@ fn service_with(url: &str, token: &str, tweak: impl FnOnce(&mut ScimTarget)) -> 
         concurrency: 4,
         rate_limit: None,
         page_size: 100,
+        provider: Default::default(),
+        compatibility: Default::default(),
     };
     tweak(&mut config);
     ScimService::new(&config, FIELDS.iter().map(|f| f.to_string()).collect()).expect("service")
@@ -475,6 +477,8 @@ fn setup_problems_are_reported_before_any_request() {
         concurrency: 4,
         rate_limit: None,
         page_size: 100,
+        provider: Default::default(),
+        compatibility: Default::default(),
     };
     let err = ScimService::new(
         &config("https://example.com/scim/v2", Some(not_pem)),

@@ -7,6 +7,9 @@
 //!   that creates it journals the id (`result_id`); the membership takes it from the journal
 //!   (the add of the same key in the same plan). If that add failed or is still held, the
 //!   membership fails with a message that says so, and a later apply of the plan retries it.
+//!   The same holds for an existing group the plan adopts (an update that sets its key):
+//!   until the adoption is applied the group is not roster's, so its memberships fail with
+//!   it and nothing is sent for them.
 //! - **Batching.** Member changes go to the target in requests of at most
 //!   `Target::max_member_changes` (100 for SCIM), one group per request; each action is
 //!   journaled before and after the request that carries it, so a killed apply resumes
@@ -235,10 +238,14 @@ fn send(
     Ok(out)
 }
 
-/// The ids that the plan's user and group adds created, as the journal has them.
+/// The ids that the plan's user and group adds created, as the journal has them, and the
+/// adoptions of existing groups that did not go through.
 struct CreatedIds<'a> {
     users: HashMap<&'a str, String>,
     groups: HashMap<&'a str, String>,
+    /// Group key → the journal status of its adoption (an update that sets the key), for
+    /// adoptions not applied: until it is roster's, a group's members are not roster's to edit.
+    unadopted: HashMap<&'a str, ActionStatus>,
 }
 
 impl<'a> CreatedIds<'a> {
@@ -247,15 +254,24 @@ impl<'a> CreatedIds<'a> {
         store: &Store,
         plan_id: &str,
     ) -> Result<Self, ApplyError> {
-        let results: HashMap<u32, String> = store
-            .journal(plan_id)?
+        let journal = store.journal(plan_id)?;
+        let statuses: HashMap<u32, ActionStatus> =
+            journal.iter().map(|e| (e.seq, e.status)).collect();
+        let results: HashMap<u32, String> = journal
             .into_iter()
             .filter_map(|e| Some((e.seq, e.result_id?)))
             .collect();
         let mut created = CreatedIds {
             users: HashMap::new(),
             groups: HashMap::new(),
+            unadopted: HashMap::new(),
         };
+        for a in actions.iter().filter(|a| is_adoption(a)) {
+            let status = statuses.get(&a.seq).copied().unwrap_or(a.status);
+            if let (Subject::Group(group), false) = (&a.subject, status == ActionStatus::Applied) {
+                created.unadopted.insert(&group.key, status);
+            }
+        }
         for a in actions.iter().filter(|a| a.action == ActionKind::Add) {
             let Some(id) = results.get(&a.seq) else {
                 continue;
@@ -274,6 +290,18 @@ impl<'a> CreatedIds<'a> {
         let Subject::Membership { group, user } = &action.subject else {
             return Err(format!("{} is not a membership", action.name()));
         };
+        if let Some(status) = self.unadopted.get(group.key.as_str()) {
+            let what = match status {
+                ActionStatus::Failed => "failed",
+                ActionStatus::Held => "is held",
+                _ => "did not run",
+            };
+            return Err(format!(
+                "the group {} was not adopted (its adoption {what}): roster changes no members \
+                 of a group it does not manage",
+                group.name
+            ));
+        }
         let group_id = match &action.target_id {
             Some(id) => id.clone(),
             None => self
@@ -303,6 +331,15 @@ impl<'a> CreatedIds<'a> {
     }
 }
 
+/// A group update that makes an existing group roster's (sets its key).
+fn is_adoption(action: &Action) -> bool {
+    action.object() == ObjectKind::Group
+        && action.action == ActionKind::Update
+        && action
+            .change(&Field::Key)
+            .is_some_and(|c| c.after.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     //! The membership step against a scripted target and a real (temporary) store: ids come
@@ -325,6 +362,8 @@ mod tests {
     /// Creates users (all but `refuse`) and groups with predictable ids; records member calls.
     struct Scripted {
         refuse: &'static str,
+        /// A group name whose create is refused.
+        refuse_group: &'static str,
         calls: Mutex<Vec<MemberCall>>,
     }
 
@@ -376,6 +415,16 @@ mod tests {
             Ok(())
         }
         fn create_group(&self, key: &str, name: &str) -> Result<TargetGroup, TargetError> {
+            if name == self.refuse_group {
+                return Err(TargetError::Http {
+                    method: "POST".into(),
+                    url: "/Groups".into(),
+                    status: 400,
+                    code: Some("invalidValue".into()),
+                    detail: None,
+                    retry_after: None,
+                });
+            }
             Ok(TargetGroup {
                 id: format!("gid-{name}"),
                 external_id: Some(key.into()),
@@ -463,6 +512,7 @@ mod tests {
             .expect("save");
         let target = Scripted {
             refuse: "bob",
+            refuse_group: "",
             calls: Mutex::new(Vec::new()),
         };
 
@@ -514,6 +564,101 @@ mod tests {
                 .filter(|e| e.seq > 3)
                 .all(|e| matches!(e.status, Status::Applied | Status::Failed)),
             "every membership is journaled with its outcome"
+        );
+    }
+
+    /// Applies `actions` (numbered here) as one plan against `target`.
+    fn apply_all(actions: Vec<Action>, target: &Scripted) -> (Plan, crate::apply::ApplyReport) {
+        let mut actions = actions;
+        for (i, a) in actions.iter_mut().enumerate() {
+            a.seq = i as u32 + 1;
+        }
+        let mut plan = Plan {
+            format_version: FORMAT_VERSION,
+            plan_id: "dependent-plan".into(),
+            created_at: chrono::Utc::now(),
+            summary: Summary::default(),
+            actions,
+            mode: crate::config::Mode::AddOnly,
+            config_digest: String::new(),
+            desired_digest: String::new(),
+            forced: Vec::new(),
+            notes: Vec::new(),
+            remove_means: None,
+            delete_means: None,
+            target: "scripted".into(),
+            max_removes: None,
+            managed: None,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db")).expect("store");
+        store
+            .save_plan(&plan, None, &crate::plan::seal::seal(&plan, None).digest)
+            .expect("save");
+        let options = crate::apply::ApplyOptions {
+            concurrency: 2,
+            check_staleness: false,
+            owner: "test",
+        };
+        let report = crate::apply::apply(&mut plan, &store, target, options, &Progress::new(false))
+            .expect("apply");
+        (plan, report)
+    }
+
+    /// A group whose create or adoption failed is not roster's: the memberships that depend
+    /// on it fail with it, and nothing is sent for them.
+    #[test]
+    fn memberships_fail_with_their_groups_create_or_adoption() {
+        let mut broken = Action::add_group("k-Broken", "Broken", Reason::NotInTarget);
+        broken.changes.retain(|c| c.field == Field::GroupName);
+        // Adopting an existing group: the scripted target refuses every group update.
+        let adopt = Action::new(
+            ActionKind::Update,
+            crate::plan::Subject::group("k-Found", "Found"),
+            vec![Reason::AdoptedGroup],
+            vec![Change::new(Field::Key, None, Some("k-Found"))],
+        )
+        .on_target("gid-Found", None, None);
+        let actions = vec![
+            broken,
+            adopt,
+            join("Broken", "carol", None, Some("id-carol")),
+            join("Found", "carol", Some("gid-Found"), Some("id-carol")),
+            join("Managed", "carol", Some("gid-Managed"), Some("id-carol")),
+        ];
+        let target = Scripted {
+            refuse: "",
+            refuse_group: "Broken",
+            calls: Mutex::new(Vec::new()),
+        };
+        let (plan, report) = apply_all(actions, &target);
+        assert_eq!((report.applied, report.failed), (1, 4), "{report:?}");
+        let membership = |group: &str| {
+            plan.actions
+                .iter()
+                .find(|a| a.object() == ObjectKind::Membership && a.subject.keys().0 == group)
+                .map(|a| (a.status, a.reason()))
+                .expect("membership")
+        };
+        let (status, why) = membership("k-Broken");
+        assert_eq!(status, Status::Failed);
+        assert!(why.contains("the group Broken was not created"), "{why}");
+        let (status, why) = membership("k-Found");
+        assert_eq!(status, Status::Failed);
+        assert!(
+            why.contains("the group Found was not adopted (its adoption failed)"),
+            "{why}"
+        );
+        assert_eq!(membership("k-Managed").0, Status::Applied);
+        let calls = target.calls.into_inner().expect("calls");
+        assert_eq!(
+            calls,
+            [(
+                "gid-Managed".to_string(),
+                vec!["id-carol".to_string()],
+                Vec::new()
+            )],
+            "nothing sent for the memberships of groups roster does not hold"
         );
     }
 }

@@ -9,7 +9,7 @@ use super::{ActionError, ApplyError, Outcome, groups, now, users};
 use crate::plan::{Action, ActionStatus, ObjectKind};
 use crate::progress::Counter;
 use crate::store::Store;
-use crate::target::Target;
+use crate::target::{Target, TargetError};
 
 /// What every step of one apply works with (besides the store, whose connection each
 /// worker opens for itself).
@@ -82,6 +82,11 @@ pub(super) fn run_actions(
                     action.object().as_str(),
                     action.name()
                 );
+                if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
+                    // Later plans leave these changes out and say why (`planner::ignored`).
+                    let names: Vec<String> = fields.iter().map(ToString::to_string).collect();
+                    journal.record_ignored(&run.target.describe(), &names, &now())?;
+                }
                 (ActionStatus::Failed, Some(e.to_string()), None)
             }
         };

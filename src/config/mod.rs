@@ -287,6 +287,63 @@ pub struct ScimTarget {
     pub rate_limit: Option<f64>,
     /// Page size for listing users, default 500 (servers may cap it lower).
     pub page_size: u32,
+    /// `provider "aws"`: the documented limits of a known provider (default `generic`).
+    pub provider: ScimProvider,
+    /// `compatibility { ... }`: switches that override the preset and what the provider's
+    /// `/ServiceProviderConfig` says.
+    pub compatibility: ScimCompatibility,
+}
+
+/// A SCIM service provider whose documented limits roster knows (README, compatibility).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScimProvider {
+    /// Nothing assumed: `/ServiceProviderConfig` and what answers show decide.
+    #[default]
+    Generic,
+    /// AWS IAM Identity Center.
+    Aws,
+    /// Microsoft Entra ID's SCIM requirements.
+    Entra,
+    Okta,
+    Google,
+}
+
+impl ScimProvider {
+    pub const ALL: [(&'static str, ScimProvider); 5] = [
+        ("generic", ScimProvider::Generic),
+        ("aws", ScimProvider::Aws),
+        ("entra", ScimProvider::Entra),
+        ("okta", ScimProvider::Okta),
+        ("google", ScimProvider::Google),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimProvider::Generic => "generic",
+            ScimProvider::Aws => "aws",
+            ScimProvider::Entra => "entra",
+            ScimProvider::Okta => "okta",
+            ScimProvider::Google => "google",
+        }
+    }
+}
+
+/// The `compatibility` block of `target "scim"`: each switch, when given, overrides the
+/// provider preset and `/ServiceProviderConfig`. `None`: not said here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScimCompatibility {
+    /// `filter #false`: never send filters (lookups list the collection); `#true`: send
+    /// them even if `/ServiceProviderConfig` says no (answers are still checked).
+    pub filter: Option<bool>,
+    /// `patch #false`: changes go by GET then PUT from the start.
+    pub patch: Option<bool>,
+    /// `value-paths #false`: member removals as `members` with a value list.
+    pub value_paths: Option<bool>,
+    /// `members-in-listings #false`: group answers carry no members (AWS); memberships are
+    /// read with `members eq` filters instead.
+    pub members_in_listings: Option<bool>,
+    /// `max-page-size 100`: the largest `count` the provider accepts.
+    pub max_page_size: Option<u32>,
 }
 
 /// What every HTTP connector (the SCIM target, the REST sources, the next target) is set up

@@ -116,6 +116,9 @@ pub enum Refusal {
     NoGroups { managed: usize },
 }
 
+/// How long a field apply saw the target drop is left out of plans before it is tried again.
+const IGNORED_BELIEVED_DAYS: i64 = 7;
+
 /// Reads both sides of `config` into the store under `run_id` and plans. Refuses (nothing
 /// planned) when the read is incomplete or fails the checks, unless `options.force`, in
 /// which case the plan lists what was overridden.
@@ -192,7 +195,16 @@ pub fn plan(
     let mut users = planner::Planner::new(&config.policy);
     store.for_each_pair(run_id, |pair| users.push(pair))?;
     let planned = users.finish(counts.managed);
-    let planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
+    let mut planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
+    // Changes apply saw this target drop (within the last week) are left out, with why.
+    let since = (Utc::now() - chrono::Duration::days(IGNORED_BELIEVED_DAYS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ignored: Vec<crate::plan::Field> = store
+        .ignored_fields(&target.describe(), &since)?
+        .iter()
+        .filter_map(|name| crate::plan::contract::user_field(name))
+        .collect();
+    planner::ignored::leave_out_ignored(&mut planned.actions, &ignored);
     log::debug!("paired and planned in {:.2}s", elapsed(started));
 
     let mut notes = Vec::new();

@@ -56,6 +56,9 @@ pub enum Reason {
     AddOnlyKeepsMember(String),
     /// A membership of a user that the plan does not create.
     UserNotCreated,
+    /// Changes left out because the target was seen dropping these fields (apply read
+    /// them back and they had not stuck).
+    TargetIgnores(Vec<Field>),
 }
 
 const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
@@ -128,6 +131,22 @@ impl fmt::Display for Reason {
                 write!(f, "not removed from {group}: {ADD_ONLY_KEEPS}")
             }
             Reason::UserNotCreated => f.write_str("not added: the plan does not create the user"),
+            Reason::TargetIgnores(fields) => {
+                f.write_str("the target ignores ")?;
+                for (i, field) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "`{field}`")?;
+                }
+                f.write_str(": not sent, since apply saw it dropped (")?;
+                f.write_str(if fields.contains(&Field::Active) {
+                    "this provider cannot deactivate accounts this way: use mode delete, or \
+                     deprovision them in the provider)"
+                } else {
+                    "stop mapping it, or fix it in the provider; it is tried again after a week)"
+                })
+            }
         }
     }
 }
@@ -195,6 +214,15 @@ impl Reason {
             Reason::MemberOf(rest.strip_suffix(" in the source")?.to_string())
         } else if text == Reason::UserNotCreated.to_string() {
             Reason::UserNotCreated
+        } else if let Some(rest) = text.strip_prefix("the target ignores ") {
+            let (names, _) = rest.split_once(": not sent, since ")?;
+            let fields: Option<Vec<Field>> = names
+                .split(", ")
+                .map(|n| n.strip_prefix('`')?.strip_suffix('`'))
+                .map(|n| n.and_then(field))
+                .collect();
+            // The rest of the text is rebuilt from the fields; `parse_all` compares.
+            Reason::TargetIgnores(fields?)
         } else {
             return None;
         };
@@ -466,6 +494,8 @@ mod tests {
             },
             Reason::AddOnlyKeepsMember("Sales: EMEA".into()),
             Reason::UserNotCreated,
+            Reason::TargetIgnores(vec![Field::Active]),
+            Reason::TargetIgnores(vec![Field::Phone, Field::Attribute("title".into())]),
         ]);
         all
     }

@@ -434,6 +434,7 @@ pub fn check_source(read: SourceRead, policy: &Policy) -> Result<(), SourceRefus
 }
 
 pub mod groups;
+pub mod ignored;
 
 #[cfg(test)]
 mod tests;

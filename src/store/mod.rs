@@ -17,6 +17,7 @@
 //! Loads use one transaction and `prepare_cached`; the diff is a keyed join in SQL.
 
 mod groups;
+mod ignored;
 mod journal;
 mod lock;
 mod ownership;
@@ -69,6 +70,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_incremental_cookies",
         include_str!("../../schema/0008_incremental_cookies.sql"),
+    ),
+    (
+        "0009_scim_ignored_fields",
+        include_str!("../../schema/0009_scim_ignored_fields.sql"),
     ),
 ];
 

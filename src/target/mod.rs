@@ -231,6 +231,13 @@ pub enum TargetError {
     /// The config asks for something this kind of target cannot do.
     #[error("{0}")]
     Unsupported(String),
+    /// The target accepted a change and kept something else: `fields` are the plan's fields
+    /// it dropped (recorded by apply, so that later plans leave them out and say why).
+    #[error("{message}")]
+    Ignored {
+        fields: Vec<crate::plan::Field>,
+        message: String,
+    },
 }
 
 /// Which credential a target refused, so the message names it as its users know it.

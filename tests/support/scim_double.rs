@@ -12,10 +12,14 @@
 //! - `spc`: the `/ServiceProviderConfig` document, or `None` for a 404.
 //! - `value_paths_refused`: `members[value eq "…"]` → 400 `invalidPath`.
 //! - `patch_not_implemented`: PATCH → 501 with an empty body (PUT works).
+//! - `patch_partial`: PATCH of `displayName` or `externalId` → 501 with an empty body, other
+//!   operations (members, active) work.
 //! - `ignore_active`: `active` is accepted and dropped.
 //! - `fold_usernames`: userName is stored lowercased.
 //! - `versions`: `false` for a provider without versions (no meta.version, no ETag).
-//! - `no_members_in_answers`: Groups answers carry no `members` (AWS).
+//! - `no_members_in_answers`: Groups answers carry no `members` (AWS); `members eq "id"`
+//!   filters answer the groups of a member, and 404 for an id no user has (AWS).
+//! - `max_count`: a `count` above it is refused (400), as AWS refuses more than 100.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -42,10 +46,12 @@ pub struct Quirks {
     pub spc: Option<Value>,
     pub value_paths_refused: bool,
     pub patch_not_implemented: bool,
+    pub patch_partial: bool,
     pub ignore_active: bool,
     pub fold_usernames: bool,
     pub versions: bool,
     pub no_members_in_answers: bool,
+    pub max_count: Option<usize>,
 }
 
 impl Default for Quirks {
@@ -55,10 +61,25 @@ impl Default for Quirks {
             spc: Some(spc(true, true)),
             value_paths_refused: false,
             patch_not_implemented: false,
+            patch_partial: false,
             ignore_active: false,
             fold_usernames: false,
             versions: true,
             no_members_in_answers: false,
+            max_count: None,
+        }
+    }
+}
+
+impl Quirks {
+    /// AWS IAM Identity Center as documented: no `or`, groups listed without members, at
+    /// most 100 a page, no versions.
+    pub fn aws() -> Quirks {
+        Quirks {
+            no_members_in_answers: true,
+            max_count: Some(100),
+            versions: false,
+            ..Quirks::default()
         }
     }
 }
@@ -230,7 +251,11 @@ fn handle(state: &mut State, quirks: &Quirks, request: &Request) -> Response {
         },
         ("POST", None) => create(state, quirks, endpoint, body),
         ("PATCH", Some(id)) => {
-            if quirks.patch_not_implemented {
+            let naming = body["Operations"].as_array().is_some_and(|ops| {
+                ops.iter()
+                    .any(|op| matches!(op["path"].as_str(), Some("displayName" | "externalId")))
+            });
+            if quirks.patch_not_implemented || (quirks.patch_partial && naming) {
                 return empty(501);
             }
             change(state, quirks, endpoint, &id, request, |resource| {
@@ -282,6 +307,11 @@ fn parse_filter(filter: &str) -> Result<(String, String), Response> {
 }
 
 fn matches(resource: &Value, attr: &str, value: &str) -> bool {
+    if attr == "members" || attr == "members.value" {
+        return resource["members"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|m| m["value"].as_str() == Some(value)));
+    }
     let have = resource.get(attr).and_then(Value::as_str);
     match attr {
         "externalId" => have == Some(value),
@@ -290,6 +320,22 @@ fn matches(resource: &Value, attr: &str, value: &str) -> bool {
 }
 
 fn list(state: &mut State, quirks: &Quirks, endpoint: &str, request: &Request) -> Response {
+    let count = request
+        .param("count")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(100);
+    if quirks.max_count.is_some_and(|max| count > max) {
+        return error(400, Some("invalidValue"), "count is out of range");
+    }
+    let no_such_member = match request.param("filter").map(parse_filter) {
+        Some(Ok((attr, value))) if attr == "members" && quirks.no_members_in_answers => {
+            !state.users.contains_key(&value)
+        }
+        _ => false,
+    };
+    if no_such_member {
+        return error(404, None, "ResourceNotFoundException: no such member");
+    }
     let all: Vec<&Value> = collection(state, endpoint).values().collect();
     let selected: Vec<&Value> = match request.param("filter") {
         None => all,
@@ -316,10 +362,6 @@ fn list(state: &mut State, quirks: &Quirks, endpoint: &str, request: &Request) -
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let count = request
-        .param("count")
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(100);
     let page: Vec<Value> = selected
         .iter()
         .skip(start - 1)

@@ -246,10 +246,11 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 13] = [
+const BLOCKS: [&Block; 14] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
+    &target::COMPATIBILITY,
     &target::LOGINTC,
     &user::USER,
     &policy::POLICY,

@@ -8,7 +8,8 @@ use super::checker::{Block, Checker, Children, ProblemKind, optional};
 use super::http::with_http_nodes;
 use super::values::{Number, PAGE_SIZE, Whole};
 use crate::config::{
-    GroupMapping, LoginTcTarget, ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping,
+    GroupMapping, LoginTcTarget, ScimCompatibility, ScimProvider, ScimTarget, Spanned,
+    TargetConfig, TokenMode, UserMapping,
 };
 
 pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc"];
@@ -39,8 +40,35 @@ const LOGINTC_HOST: &str = "cloud.logintc.com";
 pub(super) const SCIM: Block = Block {
     place: "in `target \"scim\"`",
     name: "target \"scim\"",
-    nodes: with_http_nodes!["url", "token", "concurrency", "rate-limit", "page-size"],
+    nodes: with_http_nodes![
+        "url",
+        "token",
+        "concurrency",
+        "rate-limit",
+        "page-size",
+        "provider",
+        "compatibility"
+    ],
     repeatable: &[],
+};
+
+pub(super) const COMPATIBILITY: Block = Block {
+    place: "in `compatibility`",
+    name: "compatibility",
+    nodes: &[
+        "filter",
+        "patch",
+        "value-paths",
+        "members-in-listings",
+        "max-page-size",
+    ],
+    repeatable: &[],
+};
+
+const MAX_PAGE_SIZE: Whole = Whole {
+    min: 1,
+    max: 1000,
+    help: "`max-page-size` is a whole number from 1 to 1000",
 };
 
 pub(super) const CONCURRENCY: Whole = Whole {
@@ -293,6 +321,10 @@ impl Checker<'_> {
         let page_size = c
             .get("page-size")
             .map(|n| self.leaf_whole(n, &PAGE_SIZE, "page-size 500"));
+        let provider = c
+            .get("provider")
+            .map(|n| self.choice(n, &ScimProvider::ALL));
+        let compatibility = c.get("compatibility").map(|n| self.compatibility(n));
         let http = self.http_options(&c);
         Some(ScimTarget {
             url: url??,
@@ -301,6 +333,30 @@ impl Checker<'_> {
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
             page_size: page_size.unwrap_or(Some(500))? as u32,
+            provider: provider.unwrap_or(Some(ScimProvider::Generic))?,
+            compatibility: compatibility.unwrap_or(Some(ScimCompatibility::default()))?,
+        })
+    }
+
+    /// `compatibility { filter #false; patch #false; value-paths #false;
+    /// members-in-listings #false; max-page-size 100 }`
+    fn compatibility(&mut self, node: &KdlNode) -> Option<ScimCompatibility> {
+        let doc = self.block(node, "compatibility")?;
+        let c = self.children(Some(node), Some(doc), &COMPATIBILITY);
+        let flag = |checker: &mut Self, name: &str| c.get(name).map(|n| checker.leaf_bool(n));
+        let filter = flag(self, "filter");
+        let patch = flag(self, "patch");
+        let value_paths = flag(self, "value-paths");
+        let members_in_listings = flag(self, "members-in-listings");
+        let max_page_size = c
+            .get("max-page-size")
+            .map(|n| self.leaf_whole(n, &MAX_PAGE_SIZE, "max-page-size 100"));
+        Some(ScimCompatibility {
+            filter: optional(filter)?,
+            patch: optional(patch)?,
+            value_paths: optional(value_paths)?,
+            members_in_listings: optional(members_in_listings)?,
+            max_page_size: optional(max_page_size)?.map(|n| n as u32),
         })
     }
 }

@@ -8,6 +8,13 @@
 //!   drop members added by hand, which roster must leave alone. Adds go in one `add`
 //!   operation with a list of values; each removal is its own `remove` with a value filter
 //!   (`members[value eq "ID"]`), the portable form (AWS, Entra, Okta, scim2-server).
+//!   The one exception is a provider that refuses PATCH for members (501/405, or stated by
+//!   `patch #false`): the group is read and its member list written back with PUT, only
+//!   when the answer carries members and a version (If-Match), so nothing added meanwhile
+//!   is lost. A PATCH refused for a rename only (some refuse `displayName`) does not stop
+//!   member PATCHes.
+//! - **Groups listed without members** (AWS): memberships are read per user with
+//!   `members eq "<id>"` once that filter is shown to answer nothing for an unknown id.
 //! - **At most `MAX_MEMBER_CHANGES` per request** (AWS's limit); the applier splits bigger
 //!   changes, so that each request's outcome can be journaled for the actions in it.
 //! - **Idempotent member changes.** Some servers refuse to remove a member that is not
@@ -48,14 +55,128 @@ impl ScimService {
         )
     }
 
+    /// Every group with its members. Where group answers carry no members (stated by the
+    /// config, or seen: groups listed and not one with a member), the members are read per
+    /// user with `members eq "<user id>"` (AWS's documented way), once that filter is shown
+    /// to be honoured; a provider stated to omit members whose filter cannot be trusted is
+    /// an error, since planning on empty groups would add every membership every run.
     pub(super) fn list_all_groups(
         &self,
         sink: &mut dyn FnMut(TargetGroup),
     ) -> Result<u64, TargetError> {
+        if self.learned.stated.members_in_listings == Some(true) {
+            return self.page_groups("", &mut |group| {
+                sink(group);
+                true
+            });
+        }
+        let mut groups = Vec::new();
         self.page_groups("", &mut |group| {
-            sink(group);
+            groups.push(group);
             true
-        })
+        })?;
+        let stated = self.learned.members_omitted();
+        let seen = !groups.is_empty() && groups.iter().all(|g| g.members.is_empty());
+        if stated || seen {
+            match self.members_filter_honoured()? {
+                true => {
+                    if !stated {
+                        log::info!(
+                            "{}: no group was listed with a member; reading memberships with \
+                             `members eq` filters",
+                            self.base
+                        );
+                    }
+                    self.fill_members(&mut groups)?;
+                }
+                false if stated => {
+                    return Err(TargetError::Unsupported(format!(
+                        "{}: the target lists groups without their members, and its Groups \
+                         filter `members eq` does not answer as it should, so memberships \
+                         cannot be read; set `members-in-listings #true` in `compatibility` \
+                         if its listings do carry members",
+                        self.base
+                    )));
+                }
+                false => {}
+            }
+        }
+        let count = groups.len() as u64;
+        for group in groups {
+            sink(group);
+        }
+        Ok(count)
+    }
+
+    /// Whether `/Groups?filter=members eq "…"` is honoured: asked with an id no user has,
+    /// it must answer no group (an empty list, or AWS's 404 for an unknown member).
+    fn members_filter_honoured(&self) -> Result<bool, TargetError> {
+        if self.provider_config()?.filter == Some(false) {
+            return Ok(false);
+        }
+        let query = member_filter("roster-probe-no-such-member");
+        let mut any = false;
+        match self.page_groups(&query, &mut |_| {
+            any = true;
+            false
+        }) {
+            Ok(_) => Ok(!any),
+            Err(TargetError::Http { status: 404, .. }) => Ok(true),
+            Err(TargetError::Http {
+                status: 400 | 405 | 501,
+                ..
+            }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Fills each group's members: one `members eq` query per user of the target.
+    fn fill_members(&self, groups: &mut [TargetGroup]) -> Result<(), TargetError> {
+        self.learned.omit_members();
+        let mut users = Vec::new();
+        self.page(
+            Resource::Users,
+            "",
+            &|call, resource| {
+                get_str(resource, "id")
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| call.invalid("a user without an id"))
+            },
+            |id: &String| id.as_str(),
+            &mut |id| {
+                users.push(id);
+                true
+            },
+        )?;
+        let index: std::collections::HashMap<String, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.clone(), i))
+            .collect();
+        for user in users {
+            let mut of_user = Vec::new();
+            match self.page_groups(&member_filter(&user), &mut |group| {
+                of_user.push(group.id);
+                true
+            }) {
+                Ok(_) | Err(TargetError::Http { status: 404, .. }) => {}
+                Err(err) => return Err(err),
+            }
+            for id in of_user {
+                match index.get(&id) {
+                    Some(&i) if !groups[i].members.contains(&user) => {
+                        groups[i].members.push(user.clone());
+                    }
+                    Some(_) => {}
+                    None => log::warn!(
+                        "{}: group {id} answered for member {user} was not in the listing",
+                        self.base
+                    ),
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn fetch_group(&self, id: &str) -> Result<Option<TargetGroup>, TargetError> {
@@ -170,7 +291,7 @@ impl ScimService {
                 url,
             });
         }
-        if get_ci(&resource, "members").is_none() {
+        if get_ci(&resource, "members").is_none() || self.learned.members_omitted() {
             return Err(TargetError::Unsupported(format!(
                 "PUT {url}: the target takes no PATCH for groups and its group answers carry \
                  no members, so writing the group whole would drop them; change it by hand"
@@ -219,12 +340,15 @@ impl ScimService {
                 .body(&json!({ "schemas": [PATCH_SCHEMA], "Operations": ops }));
             self.execute(&call).map(|_| ())
         };
-        let value_paths = !self.learned.value_paths_refused();
-        let ops = member_operations(add, remove, value_paths);
-        if ops.is_empty() {
+        if add.is_empty() && remove.is_empty() {
             return Ok(());
         }
-        match send_idempotent(&send, &ops) {
+        if self.learned.stated.patch == Some(false) {
+            return self.put_members(group_id, add, remove, None);
+        }
+        let value_paths = !self.learned.value_paths_refused();
+        let ops = member_operations(add, remove, value_paths);
+        let result = match send_idempotent(&send, &ops) {
             Err(err) if value_paths && !remove.is_empty() && is_path_refused(&err) => {
                 // A PATCH is atomic: nothing of the refused request was applied. The same
                 // changes again, removals as `members` with a value list.
@@ -236,7 +360,72 @@ impl ScimService {
                 send_idempotent(&send, &member_operations(add, remove, false))
             }
             other => other,
+        };
+        match result {
+            // PATCH refused as a method (not only for some attributes: member PATCHes are
+            // tried whatever a rename learned): GET, then PUT the member list.
+            Err(err) if super::is_patch_refused(&err) => {
+                log::info!("{err}: the target refuses PATCH for members; they go by GET then PUT");
+                self.put_members(group_id, add, remove, Some(&err))
+            }
+            other => other,
         }
+    }
+
+    /// The fallback for providers without PATCH: reads the group and writes its member list
+    /// back with the changes, conditional on the version read. Only with a version: without
+    /// one, a member someone adds between the read and the write would be dropped, and
+    /// roster never removes a member it did not add. Never when answers carry no members.
+    fn put_members(
+        &self,
+        group_id: &str,
+        add: &[String],
+        remove: &[String],
+        refused: Option<&TargetError>,
+    ) -> Result<(), TargetError> {
+        let url = self.resource_url(Resource::Groups, group_id)?;
+        let why = refused.map_or_else(
+            || "the config says the target takes no PATCH".to_string(),
+            |err| format!("PATCH was refused ({err})"),
+        );
+        let read = Call::new(Method::GET, url.clone());
+        let reply = self.execute(&read)?;
+        let mut resource = read.json(&reply)?;
+        let version = meta_version(&resource).or(etag(&reply));
+        if get_ci(&resource, "members").is_none() || self.learned.members_omitted() {
+            return Err(TargetError::Unsupported(format!(
+                "{why}, and the target's group answers carry no members, so writing the \
+                 group whole would drop them; change the members of {url} by hand"
+            )));
+        }
+        let Some(version) = version else {
+            return Err(TargetError::Unsupported(format!(
+                "{why}, and the target keeps no versions, so a member list written back whole \
+                 could drop a member added meanwhile; change the members of {url} by hand"
+            )));
+        };
+        let Some(object) = resource.as_object_mut() else {
+            return Err(read.invalid("a group that is not a JSON object"));
+        };
+        object.remove("meta");
+        let mut members: Vec<Value> = object
+            .get("members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        members.retain(|m| !get_str(m, "value").is_some_and(|v| remove.iter().any(|r| r == v)));
+        for id in add {
+            if !members
+                .iter()
+                .any(|m| get_str(m, "value") == Some(id.as_str()))
+            {
+                members.push(json!({ "value": id }));
+            }
+        }
+        object.insert("members".into(), Value::Array(members));
+        let mut call = Call::new(Method::PUT, url).body(&resource);
+        call.if_match = Some(version);
+        self.execute(&call).map(|_| ())
     }
 }
 
@@ -261,6 +450,12 @@ fn send_idempotent(
         }
         other => other,
     }
+}
+
+/// `filter=members eq "<id>"&`, the id a JSON string, URL-encoded.
+fn member_filter(id: &str) -> String {
+    let filter = format!("members eq {}", Value::String(id.to_string()));
+    format!("filter={}&", super::encode_component(&filter))
 }
 
 /// The provider does not take `members[value eq "…"]`: 400 `invalidPath` (or

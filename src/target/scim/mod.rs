@@ -39,6 +39,7 @@ use crate::http::{
     SetupError, quote_body,
 };
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser};
+use crate::plan::Field;
 
 use super::{GroupUpdate, StatusMeaning, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
@@ -48,7 +49,7 @@ mod lookup;
 mod provider;
 
 use lookup::{Attribute, Found, Lookup};
-use provider::{Learned, ProviderConfig};
+use provider::{Learned, ProviderConfig, Stated};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -146,7 +147,7 @@ impl ScimService {
             auth: Authorization::bearer(&token),
             fields,
             page_size: config.page_size.max(1),
-            learned: Learned::default(),
+            learned: Learned::new(Stated::new(config.provider, &config.compatibility)),
         })
     }
 
@@ -173,6 +174,7 @@ impl ScimService {
             }
             Err(err) => return Err(err),
         };
+        let capabilities = self.learned.stated.over(capabilities);
         log::debug!("{}: capabilities {capabilities:?}", self.base);
         if let Ok(mut slot) = self.learned.capabilities.lock() {
             *slot = Some(capabilities);
@@ -201,10 +203,11 @@ impl ScimService {
         // resources were deleted under the listing, which shifts the offsets and can skip one
         // that still exists, so the listing must still reach the largest (issue 11.5).
         let mut stated: u64 = 0;
+        let page_size = self.learned.page_size(self.page_size);
         loop {
             let call = Call::new(
                 Method::GET,
-                format!("{url}?{query}startIndex={start}&count={}", self.page_size),
+                format!("{url}?{query}startIndex={start}&count={page_size}"),
             );
             let body = call.json(&self.execute(&call)?)?;
             let mut page = ListPage::parse(&call, &body)?;
@@ -251,7 +254,7 @@ impl ScimService {
             // Advance by what came back, not by `count`: a server may return fewer than asked
             // without being at the end (RFC 7644 §3.4.2.4).
             start += page.len;
-            if start > page.total + u64::from(self.page_size) {
+            if start > page.total + u64::from(page_size) {
                 return Err(call.invalid(format!(
                     "startIndex {start} passed totalResults {} without reaching it; the server's paging is inconsistent",
                     page.total
@@ -421,34 +424,41 @@ impl ScimService {
         };
         let dropped = dropped_changes(update, &after);
         if !dropped.is_empty() {
-            return Err(TargetError::Unsupported(format!(
-                "{} {}: the target accepted the change but ignored {}{}",
-                call.method,
-                call.url,
-                dropped.join(", "),
-                if dropped.iter().any(|d| d.starts_with("`active`")) {
-                    ": this provider cannot deactivate accounts this way; use `mode delete`, \
+            let fields: Vec<Field> = dropped.iter().map(|(f, _)| f.clone()).collect();
+            let described: Vec<&str> = dropped.iter().map(|(_, d)| d.as_str()).collect();
+            return Err(TargetError::Ignored {
+                message: format!(
+                    "{} {}: the target accepted the change but ignored {}{}",
+                    call.method,
+                    call.url,
+                    described.join(", "),
+                    if fields.contains(&Field::Active) {
+                        ": this provider cannot deactivate accounts this way; use `mode delete`, \
                      or deprovision them in the provider"
-                } else {
-                    ": this provider does not keep what roster writes there; stop mapping it, \
+                    } else {
+                        ": this provider does not keep what roster writes there; stop mapping it, \
                      or fix it in the provider"
-                }
-            )));
+                    }
+                ),
+                fields,
+            });
         }
         Ok(after.version.or(call.version_after(answer).ok().flatten()))
     }
 }
 
-/// The changes of `update` that `after` does not show, each described for a message.
-fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
-    let mut dropped = Vec::new();
-    let mut check = |ok: bool, what: String| {
+/// The changes of `update` that `after` does not show: the plan's field, and the change
+/// described for a message.
+fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<(Field, String)> {
+    let mut dropped: Vec<(Field, String)> = Vec::new();
+    let mut check = |field: &Field, ok: bool, what: String| {
         if !ok {
-            dropped.push(what);
+            dropped.push((field.clone(), what));
         }
     };
     if let Some(key) = &update.external_id {
         check(
+            &Field::Key,
             after.external_id.as_deref() == Some(key),
             format!(
                 "`externalId` (sent {key:?}, it kept {:?})",
@@ -458,6 +468,7 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     }
     if let Some(username) = &update.username {
         check(
+            &Field::Username,
             after.username.to_lowercase() == username.to_lowercase(),
             format!(
                 "`userName` (sent {username:?}, it kept {:?})",
@@ -467,12 +478,14 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     }
     if let Some(name) = &update.name {
         check(
+            &Field::Name,
             after.name.as_deref() == Some(name),
             format!("`displayName` (sent {name:?}, it kept {:?})", after.name),
         );
     }
     if let Some(email) = &update.email {
         check(
+            &Field::Email,
             after
                 .email
                 .as_deref()
@@ -487,18 +500,22 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
         .collect();
     for phone in &update.add_phones {
         check(
+            &Field::Phone,
             phones.contains(&crate::model::phone_digits(phone)),
             format!("`phoneNumbers` (added {phone:?})"),
         );
     }
     for (path, value) in &update.fields {
         let now = after.fields.get(path);
+        let field = Field::Attribute(path.clone());
         match value {
             FieldValue::Set(v) => check(
+                &field,
                 now == Some(v),
                 format!("`{path}` (sent {v:?}, it kept {now:?})"),
             ),
             FieldValue::Clear => check(
+                &field,
                 now.is_none(),
                 format!("`{path}` (cleared, it kept {now:?})"),
             ),
@@ -506,6 +523,7 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<String> {
     }
     if let Some(active) = update.active {
         check(
+            &Field::Active,
             after.active == active,
             format!("`active` (sent {active}, it kept {})", after.active),
         );

@@ -15,6 +15,11 @@
 //!
 //! Refusals learned at run time (value paths, PATCH) are remembered for the rest of the run
 //! so that each fallback costs one refused request, not one per action.
+//!
+//! A third source comes first: **what the config states** (`Stated`), the `provider` preset
+//! (the vendor's documented limits) overridden by the `compatibility` block's switches. A
+//! stated switch wins over `/ServiceProviderConfig`; it never turns off a check of what an
+//! answer contains (a filter stated honoured is still proved before an empty answer counts).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +28,69 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::Value;
 
 use super::{Resource, get_ci};
+use crate::config::{ScimCompatibility, ScimProvider};
+
+/// What the config says about the provider before any request: the preset's documented
+/// limits, each overridden by the `compatibility` switch of the same name. `None`: not said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Stated {
+    pub filter: Option<bool>,
+    pub patch: Option<bool>,
+    pub value_paths: Option<bool>,
+    pub members_in_listings: Option<bool>,
+    pub max_page_size: Option<u32>,
+}
+
+impl Stated {
+    pub fn new(provider: ScimProvider, switches: &ScimCompatibility) -> Stated {
+        let preset = Stated::preset(provider);
+        Stated {
+            filter: switches.filter.or(preset.filter),
+            patch: switches.patch.or(preset.patch),
+            value_paths: switches.value_paths.or(preset.value_paths),
+            members_in_listings: switches.members_in_listings.or(preset.members_in_listings),
+            max_page_size: switches.max_page_size.or(preset.max_page_size),
+        }
+    }
+
+    /// The documented limits of each provider (README, "SCIM provider compatibility").
+    fn preset(provider: ScimProvider) -> Stated {
+        match provider {
+            ScimProvider::Generic | ScimProvider::Google => Stated::default(),
+            // IAM Identity Center: `eq` filters (joined by `and` only), PATCH, ListGroups and
+            // GetGroup with an empty member list (members are queried with `members eq`),
+            // at most 100 results a page.
+            ScimProvider::Aws => Stated {
+                filter: Some(true),
+                patch: Some(true),
+                members_in_listings: Some(false),
+                max_page_size: Some(100),
+                ..Stated::default()
+            },
+            // Entra ID's SCIM API and the SCIM endpoints built to Entra's and Okta's guides:
+            // `eq` filters on userName / externalId / displayName, PATCH; Okta pages by 100.
+            ScimProvider::Entra => Stated {
+                filter: Some(true),
+                patch: Some(true),
+                ..Stated::default()
+            },
+            ScimProvider::Okta => Stated {
+                filter: Some(true),
+                max_page_size: Some(100),
+                ..Stated::default()
+            },
+        }
+    }
+
+    /// `/ServiceProviderConfig` with what the config states laid over it.
+    pub fn over(&self, read: ProviderConfig) -> ProviderConfig {
+        ProviderConfig {
+            filter: self.filter.or(read.filter),
+            patch: self.patch.or(read.patch),
+            ..read
+        }
+    }
+}
 
 /// The `/ServiceProviderConfig` answers roster acts on. `None`: the provider did not say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +146,8 @@ pub(super) enum FilterProof {
 /// What the service learned about the provider during this run.
 #[derive(Debug, Default)]
 pub(super) struct Learned {
+    /// What the config states (preset and switches).
+    pub stated: Stated,
     /// `None` until `/ServiceProviderConfig` was read.
     pub capabilities: Mutex<Option<ProviderConfig>>,
     /// Per (resource, attribute): proved once, kept for the run.
@@ -86,6 +156,9 @@ pub(super) struct Learned {
     pub value_paths_refused: AtomicBool,
     /// The provider answered PATCH with 501 or 405: changes go by GET then PUT.
     pub patch_refused: AtomicBool,
+    /// Group answers were found (or stated) to carry no members: a group must never be
+    /// written whole (PUT), and memberships are read with `members eq` filters.
+    pub members_omitted: AtomicBool,
 }
 
 impl Learned {
@@ -106,12 +179,43 @@ impl Learned {
         self.capabilities.lock().ok().and_then(|c| *c)
     }
 
+    pub fn new(stated: Stated) -> Learned {
+        Learned {
+            stated,
+            members_omitted: AtomicBool::new(stated.members_in_listings == Some(false)),
+            ..Learned::default()
+        }
+    }
+
+    pub fn omit_members(&self) {
+        self.members_omitted.store(true, Ordering::Relaxed);
+    }
+
+    pub fn members_omitted(&self) -> bool {
+        self.members_omitted.load(Ordering::Relaxed)
+    }
+
+    /// The `count` to ask for: the configured page size, capped by the largest page the
+    /// provider is stated to accept and by `filter.maxResults` once it is known.
+    pub fn page_size(&self, configured: u32) -> u32 {
+        let from_spc = self
+            .known_config()
+            .and_then(|c| c.filter_max_results)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        [Some(configured), self.stated.max_page_size, from_spc]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(configured)
+            .max(1)
+    }
+
     pub fn refuse_value_paths(&self) {
         self.value_paths_refused.store(true, Ordering::Relaxed);
     }
 
     pub fn value_paths_refused(&self) -> bool {
-        self.value_paths_refused.load(Ordering::Relaxed)
+        self.value_paths_refused.load(Ordering::Relaxed) || self.stated.value_paths == Some(false)
     }
 
     pub fn refuse_patch(&self) {
@@ -120,6 +224,7 @@ impl Learned {
 
     pub fn patch_refused(&self) -> bool {
         self.patch_refused.load(Ordering::Relaxed)
+            || self.stated.patch == Some(false)
             || self.known_config().and_then(|c| c.patch) == Some(false)
     }
 }
@@ -150,6 +255,47 @@ mod tests {
         assert_eq!(
             ProviderConfig::parse(&json!({"filter": 3})),
             ProviderConfig::default()
+        );
+    }
+
+    #[test]
+    fn switches_override_the_preset_and_the_preset_overrides_the_provider() {
+        let aws = Stated::new(ScimProvider::Aws, &ScimCompatibility::default());
+        assert_eq!(aws.members_in_listings, Some(false));
+        assert_eq!(aws.max_page_size, Some(100));
+        let switched = Stated::new(
+            ScimProvider::Aws,
+            &ScimCompatibility {
+                members_in_listings: Some(true),
+                patch: Some(false),
+                ..ScimCompatibility::default()
+            },
+        );
+        assert_eq!(switched.members_in_listings, Some(true));
+        assert_eq!(switched.patch, Some(false));
+        let read = ProviderConfig {
+            filter: Some(false),
+            patch: Some(true),
+            filter_max_results: Some(50),
+            ..ProviderConfig::default()
+        };
+        let over = switched.over(read);
+        assert_eq!((over.filter, over.patch), (Some(true), Some(false)));
+        let generic = Stated::new(ScimProvider::Generic, &ScimCompatibility::default());
+        assert_eq!(generic, Stated::default());
+        assert_eq!(generic.over(read), read);
+
+        let learned = Learned::new(aws);
+        assert!(learned.members_omitted());
+        assert_eq!(learned.page_size(500), 100);
+        assert_eq!(learned.page_size(20), 20);
+        if let Ok(mut slot) = learned.capabilities.lock() {
+            *slot = Some(read);
+        }
+        assert_eq!(
+            learned.page_size(500),
+            50,
+            "filter.maxResults caps the page"
         );
     }
 }
