@@ -127,7 +127,11 @@ impl Template {
         Template::build(text, translated, true)
     }
 
-    fn build(text: &str, translated: Translated, condition: bool) -> Result<Template, CompileError> {
+    fn build(
+        text: &str,
+        translated: Translated,
+        condition: bool,
+    ) -> Result<Template, CompileError> {
         let mut env = environment();
         env.add_template_owned(NAME, translated.source.clone())
             .map_err(|e| translated.error(text, &e))?;
@@ -245,7 +249,9 @@ impl Template {
                         | ErrorKind::UnknownTest
                         | ErrorKind::UnknownMethod
                         | ErrorKind::SyntaxError
-                ) || e.detail().is_some_and(|d| d.starts_with("invalid regular expression")) =>
+                ) || e
+                    .detail()
+                    .is_some_and(|d| d.starts_with("invalid regular expression")) =>
             {
                 Err(translated.error(&self.text, &e))
             }
@@ -336,7 +342,11 @@ fn environment() -> Environment<'static> {
     });
     env.add_filter("first", |v: Value| -> Result<Value, Error> {
         if let Some(s) = v.as_str() {
-            return Ok(s.chars().next().map(Value::from).unwrap_or_else(|| Value::from("")));
+            return Ok(s
+                .chars()
+                .next()
+                .map(Value::from)
+                .unwrap_or_else(|| Value::from("")));
         }
         if v.is_undefined() {
             return Err(undefined());
@@ -344,9 +354,12 @@ fn environment() -> Environment<'static> {
         let mut items = v.try_iter()?;
         Ok(items.next().unwrap_or_else(|| Value::from("")))
     });
-    env.add_filter("default", |v: Value, fallback: Value| {
-        if blank(&v) { fallback } else { v }
-    });
+    env.add_filter(
+        "default",
+        |v: Value, fallback: Value| {
+            if blank(&v) { fallback } else { v }
+        },
+    );
     env.add_filter("date", |v: Value, format: Option<&str>| {
         let s = text(&v)?;
         ad_date(&s, format.unwrap_or("%Y-%m-%d"))
@@ -380,7 +393,9 @@ fn text(v: &Value) -> Result<String, Error> {
         return Ok(s.to_string());
     }
     match v.kind() {
-        minijinja::value::ValueKind::Number | minijinja::value::ValueKind::Bool => Ok(v.to_string()),
+        minijinja::value::ValueKind::Number | minijinja::value::ValueKind::Bool => {
+            Ok(v.to_string())
+        }
         kind => Err(Error::new(
             ErrorKind::InvalidOperation,
             format!("expected text, got {kind}"),
@@ -421,19 +436,19 @@ pub fn ad_date(value: &str, format: &str) -> Result<String, Error> {
             format!("{value:?} is neither a FILETIME nor a generalized time"),
         )
     };
-    let when = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && value.len() != 14
-    {
-        let ticks: i64 = value.parse().map_err(|_| bad())?;
-        if ticks == 0 || ticks == i64::MAX {
-            return Ok(String::new());
-        }
-        // 1601-01-01 to 1970-01-01 is 11644473600 seconds.
-        let secs = ticks / 10_000_000 - 11_644_473_600;
-        let nanos = u32::try_from((ticks % 10_000_000) * 100).map_err(|_| bad())?;
-        chrono::DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?
-    } else {
-        generalized_time(value).ok_or_else(bad)?
-    };
+    let when =
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && value.len() != 14 {
+            let ticks: i64 = value.parse().map_err(|_| bad())?;
+            if ticks == 0 || ticks == i64::MAX {
+                return Ok(String::new());
+            }
+            // 1601-01-01 to 1970-01-01 is 11644473600 seconds.
+            let secs = ticks / 10_000_000 - 11_644_473_600;
+            let nanos = u32::try_from((ticks % 10_000_000) * 100).map_err(|_| bad())?;
+            chrono::DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?
+        } else {
+            generalized_time(value).ok_or_else(bad)?
+        };
     let mut out = String::new();
     use std::fmt::Write as _;
     write!(out, "{}", when.format(format)).map_err(|_| {
@@ -521,7 +536,7 @@ fn calls(expr: &str) -> Vec<(Call, &str, Range<usize>)> {
                 out.push((Call::Filter, name, start..i));
             } else if after_is && name != "not" {
                 out.push((Call::Test, name, start..i));
-            } else if called && !after_dot {
+            } else if called && !after_dot && !KEYWORDS.contains(&name) {
                 out.push((Call::Function, name, start..i));
             }
             after_is = name == "is" || (after_is && name == "not");
@@ -538,6 +553,11 @@ fn calls(expr: &str) -> Vec<(Call, &str, Range<usize>)> {
     }
     out
 }
+
+/// Words of the expression language that may stand before `(`.
+const KEYWORDS: &[&str] = &[
+    "and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None",
+];
 
 /// The index after the string literal that starts at `start`.
 fn skip_string(bytes: &[u8], start: usize) -> usize {
@@ -577,7 +597,9 @@ impl Translated {
         let at = e.range().and_then(|r| {
             self.parts
                 .iter()
-                .find(|(engine, _)| engine.start <= r.start && r.start < engine.end.max(engine.start + 1))
+                .find(|(engine, _)| {
+                    engine.start <= r.start && r.start < engine.end.max(engine.start + 1)
+                })
                 .map(|(_, original)| original.clone())
         });
         let (at, len) = match at {
@@ -733,27 +755,87 @@ mod tests {
     #[test]
     fn templates_render_and_name_what_is_missing() {
         let cases: &[(&str, &[(&str, &str)], &str)] = &[
-            ("{givenName} {sn}", &[("givenName", "Ada"), ("sn", "Lovelace")], "Ada Lovelace"),
+            (
+                "{givenName} {sn}",
+                &[("givenName", "Ada"), ("sn", "Lovelace")],
+                "Ada Lovelace",
+            ),
             ("{mail | lower | trim}", &[("mail", " A@X.COM ")], "a@x.com"),
-            ("{coalesce(mail, userPrincipalName)}", &[("userPrincipalName", "u@x")], "u@x"),
-            ("{coalesce(mail, userPrincipalName)}", &[("mail", "m@x"), ("userPrincipalName", "u@x")], "m@x"),
+            (
+                "{coalesce(mail, userPrincipalName)}",
+                &[("userPrincipalName", "u@x")],
+                "u@x",
+            ),
+            (
+                "{coalesce(mail, userPrincipalName)}",
+                &[("mail", "m@x"), ("userPrincipalName", "u@x")],
+                "m@x",
+            ),
             ("{sn | truncate(3)}", &[("sn", "Lovelace")], "Lov"),
             ("{sn | upper}", &[("sn", "Äb")], "ÄB"),
-            ("{mail | split('@') | first}", &[("mail", "ada@x.org")], "ada"),
-            ("{givenName | first}{sn}", &[("givenName", "Ada"), ("sn", "L")], "AL"),
-            ("{phone | replace('[^0-9+]', '')}", &[("phone", "+1 (555) 01-02")], "+15550102"),
+            (
+                "{mail | split('@') | first}",
+                &[("mail", "ada@x.org")],
+                "ada",
+            ),
+            (
+                "{givenName | first}{sn}",
+                &[("givenName", "Ada"), ("sn", "L")],
+                "AL",
+            ),
+            (
+                "{phone | replace('[^0-9+]', '')}",
+                &[("phone", "+1 (555) 01-02")],
+                "+15550102",
+            ),
             ("{title | default('Staff')}", &[], "Staff"),
             ("{title | default('Staff')}", &[("title", "Lead")], "Lead"),
-            ("{'Contractor' if employeeType == 'C' else 'Staff'}", &[("employeeType", "C")], "Contractor"),
-            ("{'Contractor' if employeeType == 'C' else 'Staff'}", &[("employeeType", "E")], "Staff"),
-            ("{accountExpires | date}", &[("accountExpires", "133485408000000000")], "2024-01-01"),
-            ("{accountExpires | date}", &[("accountExpires", "9223372036854775807")], ""),
-            ("{whenCreated | date('%d.%m.%Y %H:%M')}", &[("whenCreated", "20240101120000.0Z")], "01.01.2024 12:00"),
-            ("{whenCreated | date('%H:%M')}", &[("whenCreated", "20240101120000+0100")], "11:00"),
-            ("literal {{braces}} {sn}", &[("sn", "x")], "literal {braces} x"),
+            (
+                "{'Contractor' if employeeType == 'C' else 'Staff'}",
+                &[("employeeType", "C")],
+                "Contractor",
+            ),
+            (
+                "{'Contractor' if employeeType == 'C' else 'Staff'}",
+                &[("employeeType", "E")],
+                "Staff",
+            ),
+            (
+                "{accountExpires | date}",
+                &[("accountExpires", "133485408000000000")],
+                "2024-01-01",
+            ),
+            (
+                "{accountExpires | date}",
+                &[("accountExpires", "9223372036854775807")],
+                "",
+            ),
+            (
+                "{whenCreated | date('%d.%m.%Y %H:%M')}",
+                &[("whenCreated", "20240101120000.0Z")],
+                "01.01.2024 12:00",
+            ),
+            (
+                "{whenCreated | date('%H:%M')}",
+                &[("whenCreated", "20240101120000+0100")],
+                "11:00",
+            ),
+            (
+                "literal {{braces}} {sn}",
+                &[("sn", "x")],
+                "literal {braces} x",
+            ),
             ("it's {sn}\n", &[("sn", "x")], "it's x\n"),
-            ("100% {{# not a comment #}}", &[], "100% {# not a comment #}"),
-            ("{givenName ~ '.' ~ sn | lower}", &[("givenName", "Ada"), ("sn", "LOVE")], "Ada.love"),
+            (
+                "100% {{# not a comment #}}",
+                &[],
+                "100% {# not a comment #}",
+            ),
+            (
+                "{givenName ~ '.' ~ sn | lower}",
+                &[("givenName", "Ada"), ("sn", "LOVE")],
+                "Ada.love",
+            ),
         ];
         for (template, values, want) in cases {
             assert_eq!(render(template, values).as_deref(), Ok(*want), "{template}");
@@ -763,13 +845,21 @@ mod tests {
             ("{givenName} {sn}", &[], &["givenName"]),
             ("{title | default('x')} {sn}", &[], &["sn"]),
             ("{mail | lower}", &[], &["mail"]),
-            ("{coalesce(mail, userPrincipalName)}", &[], &["mail", "userPrincipalName"]),
+            (
+                "{coalesce(mail, userPrincipalName)}",
+                &[],
+                &["mail", "userPrincipalName"],
+            ),
             ("{sn | truncate(2)}", &[], &["sn"]),
             ("{'a' if x == 'y' else 'b'}", &[], &["x"]),
         ];
         for (template, values, want) in missing {
             let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-            assert_eq!(render(template, values), Err(RenderError::Missing(want)), "{template}");
+            assert_eq!(
+                render(template, values),
+                Err(RenderError::Missing(want)),
+                "{template}"
+            );
         }
         assert_eq!(
             RenderError::Missing(vec!["givenName".into()]).to_string(),
@@ -777,7 +867,9 @@ mod tests {
         );
         let failed = render("{accountExpires | date}", &[("accountExpires", "soon")]).unwrap_err();
         assert!(
-            failed.to_string().contains("\"soon\" is neither a FILETIME nor a generalized time"),
+            failed
+                .to_string()
+                .contains("\"soon\" is neither a FILETIME nor a generalized time"),
             "{failed}"
         );
     }
@@ -792,7 +884,8 @@ mod tests {
 
     #[test]
     fn conditions_are_true_or_false() {
-        let c = Template::compile_condition("{title == 'CEO' or dept in ['IT', 'Ops']}").expect("ok");
+        let c =
+            Template::compile_condition("{title == 'CEO' or dept in ['IT', 'Ops']}").expect("ok");
         let v = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
             pairs.iter().map(|(n, v)| (*n, v.to_string())).collect()
         };
@@ -820,7 +913,12 @@ mod tests {
             ("{sn} {sn | truncate}", 5, 15, "missing argument"),
             ("{sn | truncate(1, 2)}", 0, 21, "too many arguments"),
             ("{sn} {sn +}", 5, 6, "syntax error"),
-            ("{sn | replace('(', '')}", 0, 23, "invalid regular expression"),
+            (
+                "{sn | replace('(', '')}",
+                0,
+                23,
+                "invalid regular expression",
+            ),
         ];
         for (template, at, len, why) in cases {
             let err = Template::compile(template).expect_err(template);
@@ -829,6 +927,7 @@ mod tests {
         }
         // A filter name inside a string literal is text, not a call.
         assert!(Template::compile("{sn ~ '| shout'}").is_ok());
+        assert!(Template::compile("{'a' if not (sn == 'x') and (sn or cn) else 'b'}").is_ok());
         assert!(!is_template("cn") && is_template("{cn}"));
     }
 }

@@ -154,7 +154,7 @@ pub fn plan(
         counts.target,
         counts.managed
     );
-    check_invalid(store, run_id, config, &counts)?;
+    check_invalid(store, run_id, config, &counts, &mapper.outcomes())?;
     check_source(store, run_id, config, &counts, &mut forced)?;
     check_target(store, run_id, config, &counts, &mut forced)?;
     store.accept_source(run_id)?;
@@ -166,7 +166,8 @@ pub fn plan(
     let planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
     log::debug!("paired and planned in {:.2}s", elapsed(started));
 
-    let mut notes = Vec::new();
+    // Values a field's on-invalid="default" replaced.
+    let mut notes = mapper.notes();
     if by_records
         && counts.managed == 0
         && counts.target > 0
@@ -208,24 +209,40 @@ pub fn plan(
     Ok(plan)
 }
 
-/// `on-invalid "fail"`: one invalid record refuses the whole plan, listing every one.
+/// `on-invalid "fail"`: one invalid record refuses the whole plan, listing every one. A
+/// field's own `on-invalid=` decides for the records it rejects: `fail` refuses whatever
+/// the policy says, `skip` does not refuse under a policy `fail`.
 fn check_invalid(
     store: &Store,
     run_id: i64,
     config: &Config,
     counts: &SnapshotCounts,
+    outcomes: &crate::mapping::Outcomes,
 ) -> Result<(), PipelineError> {
-    if config.policy.on_invalid != OnInvalid::Fail || counts.rejected == 0 {
+    let policy_fails = config.policy.on_invalid == OnInvalid::Fail;
+    if counts.rejected == 0 || (!policy_fails && outcomes.fatal.is_empty()) {
         return Ok(());
     }
-    let rejects = store.rejects(run_id)?;
-    let list: Vec<String> = rejects
-        .iter()
-        .map(|r| format!("  {}: {}", r.origin, r.reason))
-        .collect();
+    let list: Vec<String> = if policy_fails {
+        store
+            .rejects(run_id)?
+            .iter()
+            .filter(|r| !outcomes.skipped.contains(&r.origin))
+            .map(|r| format!("  {}: {}", r.origin, r.reason))
+            .collect()
+    } else {
+        outcomes
+            .fatal
+            .iter()
+            .map(|line| format!("  {line}"))
+            .collect()
+    };
+    if list.is_empty() {
+        return Ok(());
+    }
     Err(PipelineError::Refused {
         refusal: Refusal::InvalidRecords {
-            count: rejects.len(),
+            count: list.len(),
             list: list.join("\n"),
         },
         set_here: Vec::new(),
