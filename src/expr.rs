@@ -746,6 +746,9 @@ fn translate(user: &str) -> Result<Translated, CompileError> {
 mod tests {
     use super::*;
 
+    /// Attribute values of a test case.
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
     fn render(template: &str, values: &[(&str, &str)]) -> Result<String, RenderError> {
         let t = Template::compile(template).unwrap_or_else(|e| panic!("{template}: {e:?}"));
         let values: Vec<(&str, String)> = values.iter().map(|(n, v)| (*n, v.to_string())).collect();
@@ -754,7 +757,7 @@ mod tests {
 
     #[test]
     fn templates_render_and_name_what_is_missing() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        let cases: &[(&str, Pairs, &str)] = &[
             (
                 "{givenName} {sn}",
                 &[("givenName", "Ada"), ("sn", "Lovelace")],
@@ -840,7 +843,7 @@ mod tests {
         for (template, values, want) in cases {
             assert_eq!(render(template, values).as_deref(), Ok(*want), "{template}");
         }
-        let missing: &[(&str, &[(&str, &str)], &[&str])] = &[
+        let missing: &[(&str, Pairs, &[&str])] = &[
             ("{givenName} {sn}", &[("sn", "Case")], &["givenName"]),
             ("{givenName} {sn}", &[], &["givenName"]),
             ("{title | default('x')} {sn}", &[], &["sn"]),
