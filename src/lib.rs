@@ -13,6 +13,7 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod expr;
 pub mod http;
 pub mod logging;
 pub mod mapping;

@@ -1404,3 +1404,121 @@ fn a_scim_provider_preset_and_compatibility_switches_parse() {
     );
     assert!(messages[2].contains("max-page-size"), "{messages:?}");
 }
+
+#[test]
+fn expressions_static_values_and_on_invalid_parse() {
+    let config = parse_ok(
+        Path::new("roster.kdl"),
+        &valid_with(
+            "    name \"cn\" normalize=\"trim\"\n",
+            "    name \"{givenName} {sn}\" normalize=\"collapse-spaces,title\"\n    \
+             attribute \"Acme Corp\" to=\"organization\" value=\"Acme Corp\"\n    \
+             role \"Chief\" when=\"{title is defined and title == 'CEO'}\"\n",
+        )
+        .replace(
+            "email \"mail\" normalize=\"trim,lowercase\"",
+            "email \"mail\" on-invalid=\"default\"",
+        ),
+    );
+    let user = &config.user;
+    let name = user.name.as_ref().expect("name");
+    assert!(
+        matches!(&name.source, roster::config::FieldSource::Template(t) if t.variables() == ["givenName", "sn"])
+    );
+    assert_eq!(
+        name.normalize,
+        [Normalize::CollapseSpaces, Normalize::Title]
+    );
+    let org = user
+        .attributes
+        .iter()
+        .find(|a| a.to.as_ref().is_some_and(|t| t.as_str() == "organization"))
+        .expect("org");
+    assert!(
+        matches!(&org.source, roster::config::FieldSource::Static(v) if v.as_str() == "Acme Corp")
+    );
+    assert_eq!(
+        user.email.as_ref().expect("email").on_invalid,
+        Some(roster::config::FieldOnInvalid::Default)
+    );
+    assert!(matches!(
+        user.roles[0].condition,
+        roster::config::RoleCondition::Expression(_)
+    ));
+}
+
+#[test]
+fn a_bad_expression_is_a_config_error_pointing_into_the_value() {
+    // Each case: what the name is, the part the span must cover, and the message's end.
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "{givenName} {sn | shout}",
+            "shout",
+            "unknown filter `shout` (the filters are lower, upper",
+        ),
+        ("{givenName} {nope(sn)}", "nope", "unknown function `nope`"),
+        (
+            "{givenName",
+            "{",
+            "`{` is not closed (write `{{` for a literal brace)",
+        ),
+        ("{sn | truncate}", "{sn | truncate}", "missing argument"),
+        (
+            "{sn | truncate(1, 2)}",
+            "{sn | truncate(1, 2)}",
+            "too many arguments",
+        ),
+        ("{givenName} {sn +}", "{sn +}", "syntax error"),
+    ];
+    for (expression, part, why) in cases {
+        let line = format!("    name \"{expression}\" normalize=\"trim\"\n");
+        let text = valid_with("    name \"cn\" normalize=\"trim\"\n", &line);
+        let error = parse_err(Path::new("roster.kdl"), &text);
+        assert_eq!(
+            codes(&error),
+            ["roster::config::invalid_value"],
+            "{expression}"
+        );
+        let problem = &error.problems()[0];
+        assert!(
+            problem
+                .message()
+                .starts_with("`name` is not a valid expression: ")
+                && problem.message().contains(why),
+            "{expression}: {}",
+            problem.message()
+        );
+        let at = text.find(&line).expect("line") + line.find(expression).expect("value");
+        let span = problem.span();
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            *part,
+            "{expression}"
+        );
+        assert!(span.offset() >= at, "{expression}");
+    }
+    // A bad role condition and a bad on-invalid, too.
+    let text = valid_with(
+        "    name \"cn\" normalize=\"trim\"\n",
+        "    name \"cn\"\n    role \"X\" when=\"{title is odd}\"\n    username2\n",
+    );
+    let text = text.replace("    username2\n", "");
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert!(
+        error.problems()[0].message().contains("unknown test `odd`"),
+        "{}",
+        error.problems()[0].message()
+    );
+    let text = valid_with(
+        "username \"uid\" normalize=\"lowercase\"",
+        "username \"uid\" on-invalid=\"default\"",
+    );
+    let error = parse_err(Path::new("roster.kdl"), &text);
+    assert!(
+        error.problems()[0]
+            .message()
+            .contains("unknown on-invalid \"default\" for `username`"),
+        "{}",
+        error.problems()[0].message()
+    );
+}

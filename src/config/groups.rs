@@ -65,6 +65,9 @@ pub enum RoleCondition {
         attr: Spanned<String>,
         test: AttributeTest,
     },
+    /// `when="{title == 'CEO'}"`: an expression, true or false for the user (a missing
+    /// attribute in it rejects the record; `title is defined and ...` tests for one).
+    Expression(crate::expr::Template),
     /// `in-group="NAME"`: the user is a member of the source group of that name (after
     /// nested groups are flattened, when `nested #true`).
     InGroup(Spanned<String>),

@@ -390,29 +390,124 @@ pub struct UserMapping {
     pub roles: Vec<RoleRule>,
 }
 
-/// One source attribute feeding one target field.
+/// One source attribute (or expression, or static value) feeding one target field.
 #[derive(Debug, Clone)]
 pub struct FieldMapping {
-    /// Source attribute name.
+    /// As written: a source attribute name, an expression (`"{givenName} {sn}"`), or, with
+    /// `value=`, the rule's label.
     pub attr: Spanned<String>,
+    /// Where the value comes from, decided from what was written.
+    pub source: FieldSource,
     /// Target field name (for aliases and attributes; the fixed fields know theirs).
     pub to: Option<Spanned<String>>,
     pub normalize: Vec<Normalize>,
+    /// `on-invalid=` of this field; without it the policy's `on-invalid` applies.
+    pub on_invalid: Option<FieldOnInvalid>,
 }
 
+impl FieldMapping {
+    /// A field read from the source attribute `attr` (no expression, no normaliser).
+    pub fn attribute(attr: Spanned<String>, to: Option<Spanned<String>>) -> FieldMapping {
+        FieldMapping {
+            attr,
+            source: FieldSource::Attribute,
+            to,
+            normalize: Vec::new(),
+            on_invalid: None,
+        }
+    }
+}
+
+/// Where a mapped field's value comes from.
+#[derive(Debug, Clone)]
+pub enum FieldSource {
+    /// The attribute named by `attr` (no brace in it).
+    Attribute,
+    /// `attr` is an expression (it has a brace), compiled once.
+    Template(crate::expr::Template),
+    /// `value="Acme Corp"`: the same for every user.
+    Static(Spanned<String>),
+}
+
+/// `on-invalid=` on one field: what an invalid value of it does (an invalid email, a
+/// control character, several different values, an expression that fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldOnInvalid {
+    /// The field's default takes its place: `default-email` / `default-name`; an alias or
+    /// attribute is left out (the target keeps its value). The plan notes each one.
+    Default,
+    /// The record is rejected and the run goes on, whatever the policy says.
+    Skip,
+    /// The record is rejected and the plan refused, whatever the policy says.
+    Fail,
+}
+
+/// A normaliser of `normalize="..."`, applied in the order listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Normalize {
     Lowercase,
+    Uppercase,
     Trim,
+    /// Each word's first letter upper case, the rest lower case.
+    Title,
+    /// Runs of whitespace become one space.
+    CollapseSpaces,
+    /// Transliterated to ASCII (`Zoë Łukasz` → `Zoe Lukasz`).
+    Ascii,
 }
 
 impl Normalize {
     pub fn apply(self, value: &str) -> String {
         match self {
             Normalize::Lowercase => value.to_lowercase(),
+            Normalize::Uppercase => value.to_uppercase(),
             Normalize::Trim => value.trim().to_string(),
+            Normalize::Title => title_case(value),
+            Normalize::CollapseSpaces => value.split_whitespace().collect::<Vec<_>>().join(" "),
+            Normalize::Ascii => deunicode::deunicode(value),
         }
     }
+
+    /// The word written in `normalize=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Normalize::Lowercase => "lowercase",
+            Normalize::Uppercase => "uppercase",
+            Normalize::Trim => "trim",
+            Normalize::Title => "title",
+            Normalize::CollapseSpaces => "collapse-spaces",
+            Normalize::Ascii => "ascii",
+        }
+    }
+
+    pub const ALL: [Normalize; 6] = [
+        Normalize::Lowercase,
+        Normalize::Uppercase,
+        Normalize::Trim,
+        Normalize::Title,
+        Normalize::CollapseSpaces,
+        Normalize::Ascii,
+    ];
+}
+
+/// `"mary-ann o'neil"` → `"Mary-Ann O'Neil"`: a letter after a non-letter starts a word.
+fn title_case(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut start = true;
+    for c in value.chars() {
+        if c.is_alphabetic() {
+            if start {
+                out.extend(c.to_uppercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+            start = false;
+        } else {
+            out.push(c);
+            start = !c.is_alphanumeric();
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -182,7 +182,7 @@ pub fn plan(
         counts.target,
         counts.managed
     );
-    check_invalid(store, run_id, config, &counts)?;
+    check_invalid(store, run_id, config, &counts, &mapper.outcomes())?;
     // An incremental read removes nothing by absence: the shrink it would measure is only
     // the explicit deletes, which the remove caps hold.
     if !incremental {
@@ -207,7 +207,8 @@ pub fn plan(
     planner::ignored::leave_out_ignored(&mut planned.actions, &ignored);
     log::debug!("paired and planned in {:.2}s", elapsed(started));
 
-    let mut notes = Vec::new();
+    // Values a field's on-invalid="default" replaced, then how the source was read.
+    let mut notes = mapper.notes();
     notes.extend(read_note(&choice, &tracked, incremental));
     if by_records
         && counts.managed == 0
@@ -356,24 +357,40 @@ fn read_note(choice: &ReadChoice, tracked: &TrackedRead, incremental: bool) -> O
     }
 }
 
-/// `on-invalid "fail"`: one invalid record refuses the whole plan, listing every one.
+/// `on-invalid "fail"`: one invalid record refuses the whole plan, listing every one. A
+/// field's own `on-invalid=` decides for the records it rejects: `fail` refuses whatever
+/// the policy says, `skip` does not refuse under a policy `fail`.
 fn check_invalid(
     store: &Store,
     run_id: i64,
     config: &Config,
     counts: &SnapshotCounts,
+    outcomes: &crate::mapping::Outcomes,
 ) -> Result<(), PipelineError> {
-    if config.policy.on_invalid != OnInvalid::Fail || counts.rejected == 0 {
+    let policy_fails = config.policy.on_invalid == OnInvalid::Fail;
+    if counts.rejected == 0 || (!policy_fails && outcomes.fatal.is_empty()) {
         return Ok(());
     }
-    let rejects = store.rejects(run_id)?;
-    let list: Vec<String> = rejects
-        .iter()
-        .map(|r| format!("  {}: {}", r.origin, r.reason))
-        .collect();
+    let list: Vec<String> = if policy_fails {
+        store
+            .rejects(run_id)?
+            .iter()
+            .filter(|r| !outcomes.skipped.contains(&r.origin))
+            .map(|r| format!("  {}: {}", r.origin, r.reason))
+            .collect()
+    } else {
+        outcomes
+            .fatal
+            .iter()
+            .map(|line| format!("  {line}"))
+            .collect()
+    };
+    if list.is_empty() {
+        return Ok(());
+    }
     Err(PipelineError::Refused {
         refusal: Refusal::InvalidRecords {
-            count: rejects.len(),
+            count: list.len(),
             list: list.join("\n"),
         },
         set_here: Vec::new(),

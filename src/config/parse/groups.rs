@@ -94,7 +94,7 @@ const ROLE_PROPS: &[&str] = &[
 ];
 const TESTS: &[&str] = &["equals", "contains", "matches"];
 const CONDITION_HELP: &str = "a role has one condition: when=\"ATTR\" with equals=, contains= or \
-     matches=; or in-group=\"GROUP\"; or default=#true";
+     matches=; or when=\"{EXPR}\" (an expression, true or false); or in-group=\"GROUP\"; or default=#true";
 
 impl Checker<'_> {
     /// `group { ... }`: `Some(None)` when the config has none, `None` when it is invalid.
@@ -321,6 +321,19 @@ impl Checker<'_> {
             }
             return None;
         };
+        // `when="{EXPR}"`: an expression that is true or false, with no test of its own.
+        if let KdlValue::String(text) = when.value()
+            && crate::expr::is_template(text)
+            && tests.is_empty()
+        {
+            return match crate::expr::Template::compile_condition(text) {
+                Ok(condition) => Some(RoleCondition::Expression(condition)),
+                Err(error) => {
+                    self.expression_error(node, when, text, error);
+                    None
+                }
+            };
+        }
         let attr = self.prop_name(node, when);
         let test = match tests {
             [] => {

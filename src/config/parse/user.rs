@@ -7,7 +7,7 @@ use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::checker::{Block, Checker, Children, ProblemKind, optional};
-use crate::config::{FieldMapping, Normalize, Spanned, UserMapping};
+use crate::config::{FieldMapping, FieldOnInvalid, FieldSource, Normalize, Spanned, UserMapping};
 
 pub(super) const USER: Block = Block {
     place: "in `user`",
@@ -25,8 +25,13 @@ pub(super) const USER: Block = Block {
     repeatable: &["alias", "attribute", "role"],
 };
 
-pub(super) const NORMALIZE_HELP: &str =
-    "normalize is \"lowercase\", \"trim\", or both separated by a comma: \"trim,lowercase\"";
+pub(super) const NORMALIZE_HELP: &str = "normalize is a list separated by commas of lowercase, \
+     uppercase, trim, title, collapse-spaces, ascii: \"trim,collapse-spaces,lowercase\"";
+
+pub(super) const EXPRESSION_HELP: &str = "an expression is written in braces: \"{givenName} {sn}\", \
+     \"{mail | lower}\", \"{coalesce(mail, userPrincipalName)}\"; filters: lower, upper, trim, \
+     truncate(N), replace(REGEX, WITH), split(SEP), first, default(VALUE), date(FORMAT); \
+     functions: coalesce; write {{ and }} for literal braces";
 
 impl Checker<'_> {
     /// `user { ... }`
@@ -85,7 +90,8 @@ impl Checker<'_> {
         })
     }
 
-    /// `username "uid" normalize="lowercase"`, `alias "mail" to="nickName"`.
+    /// `username "uid" normalize="lowercase"`, `alias "mail" to="nickName"`,
+    /// `name "{givenName} {sn}"`, `attribute "Org" to="organization" value="Acme Corp"`.
     pub(super) fn field(
         &mut self,
         node: &KdlNode,
@@ -93,15 +99,27 @@ impl Checker<'_> {
         example: &str,
     ) -> Option<FieldMapping> {
         self.no_children(node);
+        let name = node.name().value();
         let props: &[&str] = if with_to {
-            &["to", "normalize"]
+            &["to", "normalize", "on-invalid", "value"]
         } else {
-            &["normalize"]
+            &["normalize", "on-invalid"]
         };
         let entries = self.entries(node, props);
-        let attr = self
-            .one_arg(node, &entries.args, example)
-            .and_then(|e| self.name_string(node, e));
+        let value = entries
+            .props
+            .get("value")
+            .map(|entry| self.string(node, entry));
+        let attr = match (&value, entries.args.as_slice()) {
+            // `value=` needs no attribute: the argument, if any, is the rule's label.
+            (Some(_), []) => Some((Spanned::new(name.to_string(), node.name().span()), None)),
+            (Some(_), [label]) => self.string(node, label).map(|l| (l, None)),
+            _ => self.one_arg(node, &entries.args, example).and_then(|e| {
+                let written = self.name_string(node, e)?;
+                let source = self.expression(node, e)?;
+                Some((written, Some(source)))
+            }),
+        };
         let (to, to_ok) = match entries.props.get("to") {
             Some(entry) => {
                 let to = self.name_string(node, entry);
@@ -109,7 +127,6 @@ impl Checker<'_> {
                 (to, ok)
             }
             None if with_to => {
-                let name = node.name().value();
                 self.report(
                     ProblemKind::MissingValue,
                     node.name().span(),
@@ -125,14 +142,102 @@ impl Checker<'_> {
             Some(entry) => self.normalize(node, entry),
             None => Some(Vec::new()),
         };
+        let on_invalid = match entries.props.get("on-invalid") {
+            Some(entry) => self.field_on_invalid(node, entry).map(Some),
+            None => Some(None),
+        };
         if !to_ok {
             return None;
         }
+        let (attr, source) = attr?;
+        let source = match value {
+            Some(value) => FieldSource::Static(value?),
+            None => source?,
+        };
         Some(FieldMapping {
-            attr: attr?,
+            attr,
+            source,
             to,
             normalize: normalize?,
+            on_invalid: on_invalid?,
         })
+    }
+
+    /// What a field's argument is: an attribute name, or (with a brace) an expression,
+    /// compiled here so that its errors are config errors pointing into the value.
+    fn expression(&mut self, node: &KdlNode, entry: &KdlEntry) -> Option<FieldSource> {
+        let KdlValue::String(text) = entry.value() else {
+            return None;
+        };
+        if !crate::expr::is_template(text) {
+            return Some(FieldSource::Attribute);
+        }
+        match crate::expr::Template::compile(text) {
+            Ok(template) => Some(FieldSource::Template(template)),
+            Err(error) => {
+                self.expression_error(node, entry, text, error);
+                None
+            }
+        }
+    }
+
+    /// Reports an expression `validate` refuses, pointing at the part that is wrong.
+    pub(super) fn expression_error(
+        &mut self,
+        node: &KdlNode,
+        entry: &KdlEntry,
+        text: &str,
+        error: crate::expr::CompileError,
+    ) {
+        let span = self.span_in_string(entry, text, error.at, error.len);
+        self.report(
+            ProblemKind::InvalidValue,
+            span,
+            format!(
+                "`{}` is not a valid expression: {}",
+                node.name().value(),
+                error.why
+            ),
+        )
+        .label("here")
+        .help(EXPRESSION_HELP);
+    }
+
+    /// `on-invalid="default"|"skip"|"fail"` on a field.
+    fn field_on_invalid(&mut self, node: &KdlNode, entry: &KdlEntry) -> Option<FieldOnInvalid> {
+        let value = self.string(node, entry)?;
+        let name = node.name().value();
+        // The key and username have no default: a record without them is no user.
+        let options: &[(&str, FieldOnInvalid)] = if name == "username" {
+            &[
+                ("skip", FieldOnInvalid::Skip),
+                ("fail", FieldOnInvalid::Fail),
+            ]
+        } else {
+            &[
+                ("default", FieldOnInvalid::Default),
+                ("skip", FieldOnInvalid::Skip),
+                ("fail", FieldOnInvalid::Fail),
+            ]
+        };
+        if let Some((_, v)) = options.iter().find(|(n, _)| *n == value.as_str()) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let allowed = names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.unknown_value(
+            entry.span(),
+            &value,
+            &names,
+            format!("unknown on-invalid \"{}\" for `{name}`", value.as_str()),
+            "not a valid on-invalid".to_string(),
+            format!("`on-invalid` of `{name}` is one of {allowed}"),
+        );
+        None
     }
 
     pub(super) fn normalize(&mut self, node: &KdlNode, entry: &KdlEntry) -> Option<Vec<Normalize>> {
@@ -190,10 +295,12 @@ impl Checker<'_> {
 pub(super) fn parse_normalize(value: &str) -> Result<Vec<Normalize>, String> {
     value
         .split(',')
-        .map(|item| match item.trim() {
-            "lowercase" => Ok(Normalize::Lowercase),
-            "trim" => Ok(Normalize::Trim),
-            other => Err(other.to_string()),
+        .map(|item| {
+            let item = item.trim();
+            Normalize::ALL
+                .into_iter()
+                .find(|n| n.as_str() == item)
+                .ok_or_else(|| item.to_string())
         })
         .collect()
 }
@@ -213,6 +320,16 @@ mod tests {
             Ok(vec![Normalize::Lowercase])
         );
         assert_eq!(parse_normalize("trim,upper"), Err("upper".to_string()));
+        assert_eq!(
+            parse_normalize("trim,collapse-spaces,title,ascii,uppercase"),
+            Ok(vec![
+                Normalize::Trim,
+                Normalize::CollapseSpaces,
+                Normalize::Title,
+                Normalize::Ascii,
+                Normalize::Uppercase
+            ])
+        );
         assert_eq!(parse_normalize("trim,"), Err(String::new()));
     }
 }

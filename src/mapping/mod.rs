@@ -25,10 +25,13 @@
 //! ordinary field value by the time the user is stored and flows through the usual update
 //! path.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use crate::config::{FieldMapping, Normalize, Policy, RoleCondition, RoleRule, UserMapping};
+use crate::config::{
+    FieldMapping, FieldOnInvalid, FieldSource, Normalize, OnInvalid, Policy, RoleCondition,
+    RoleRule, UserMapping,
+};
 use crate::membership::GroupIndex;
 use crate::model::{Capabilities, DesiredUser, FieldValue, Reject, SourceRecord, phone_digits};
 
@@ -43,7 +46,27 @@ pub struct Mapper {
     /// What the target takes (lengths, a required email): a user it would refuse is a
     /// reject at plan time, not a failed apply.
     target: Option<Capabilities>,
+    /// The policy's `on-invalid`, which a field's own `on-invalid=` overrides.
+    on_invalid: OnInvalid,
+    /// What the fields' `on-invalid=` did, shared by the clones that map in parallel.
+    outcomes: Arc<Mutex<Outcomes>>,
 }
+
+/// What fields' `on-invalid=` settings did during a read (see `Mapper::outcomes`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Per field, how many invalid values were replaced by the default, and the first few
+    /// records with their reasons (in record order as read).
+    pub defaulted: BTreeMap<&'static str, (u64, Vec<String>)>,
+    /// Rejects of fields with `on-invalid="fail"`: `origin: reason`.
+    pub fatal: Vec<String>,
+    /// Origins rejected by a field with `on-invalid="skip"` while the policy says `fail`:
+    /// those do not refuse the plan.
+    pub skipped: HashSet<String>,
+}
+
+/// How many example records a defaulted-field note names.
+const EXAMPLES: usize = 3;
 
 impl Mapper {
     pub fn new(mapping: &UserMapping, policy: &Policy) -> Mapper {
@@ -53,7 +76,71 @@ impl Mapper {
             default_name: policy.default_name.clone(),
             groups: None,
             target: None,
+            on_invalid: policy.on_invalid,
+            outcomes: Arc::default(),
         }
+    }
+
+    /// What the fields' `on-invalid=` did in the records mapped so far.
+    pub fn outcomes(&self) -> Outcomes {
+        self.outcomes
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Plan notes for values replaced by a default (`on-invalid="default"`).
+    pub fn notes(&self) -> Vec<String> {
+        self.outcomes()
+            .defaulted
+            .iter()
+            .map(|(what, (count, examples))| {
+                let replacement = match *what {
+                    "email" => "default-email",
+                    "name" => "default-name",
+                    _ => "nothing (the target keeps its value)",
+                };
+                format!(
+                    "{what}: {} replaced by {replacement} (on-invalid=\"default\"): {}{}",
+                    crate::render::plural(*count, "invalid value was", "invalid values were"),
+                    examples.join("; "),
+                    if *count > examples.len() as u64 {
+                        "; ..."
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outcomes> {
+        self.outcomes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A field's invalid value replaced by its default: noted for the plan.
+    fn defaulted(&self, record: &SourceRecord, what: &'static str, reason: &str) {
+        let mut o = self.lock();
+        let entry = o.defaulted.entry(what).or_default();
+        entry.0 += 1;
+        if entry.1.len() < EXAMPLES {
+            entry.1.push(format!("{}: {reason}", record.origin));
+        }
+    }
+
+    /// The reject of a field with its own `on-invalid=`, remembered when it decides the run.
+    fn field_reject(&self, field: Option<FieldOnInvalid>, reject: Reject) -> Reject {
+        match field {
+            Some(FieldOnInvalid::Fail) => {
+                let line = format!("{}: {}", reject.origin, reject.reason);
+                self.lock().fatal.push(line);
+            }
+            Some(FieldOnInvalid::Skip) if self.on_invalid == OnInvalid::Fail => {
+                self.lock().skipped.insert(reject.origin.clone());
+            }
+            _ => {}
+        }
+        reject
     }
 
     /// The mapper that rejects users the target would refuse.
@@ -71,20 +158,27 @@ impl Mapper {
     /// The source attributes the mapping reads (lowercase, each once), to request them.
     pub fn attributes(&self) -> Vec<String> {
         let m = &self.mapping;
-        let mut names: Vec<String> = vec![m.key.value.clone(), m.username.attr.value.clone()];
-        names.extend(
-            m.name
-                .iter()
-                .chain(&m.email)
-                .chain(&m.aliases)
-                .chain(&m.attributes)
-                .map(|f| f.attr.value.clone()),
-        );
+        let mut names: Vec<String> = vec![m.key.value.clone()];
+        for f in std::iter::once(&m.username)
+            .chain(&m.name)
+            .chain(&m.email)
+            .chain(&m.aliases)
+            .chain(&m.attributes)
+        {
+            match &f.source {
+                FieldSource::Attribute => names.push(f.attr.value.clone()),
+                FieldSource::Template(t) => names.extend(t.variables().iter().cloned()),
+                FieldSource::Static(_) => {}
+            }
+        }
         names.extend(m.phones.iter().map(|p| p.value.clone()));
-        names.extend(m.roles.iter().filter_map(|r| match &r.condition {
-            RoleCondition::Attribute { attr, .. } => Some(attr.value.clone()),
-            _ => None,
-        }));
+        for r in &m.roles {
+            match &r.condition {
+                RoleCondition::Attribute { attr, .. } => names.push(attr.value.clone()),
+                RoleCondition::Expression(t) => names.extend(t.variables().iter().cloned()),
+                _ => {}
+            }
+        }
         for template in self.default_email.iter().chain(&self.default_name) {
             names.extend(
                 placeholders(template)
@@ -146,16 +240,23 @@ impl Mapper {
         let username = match value(record, &m.username, &USERNAME) {
             Ok(Some(username)) => username,
             Ok(None) => {
-                return Err(reject(
-                    Some(key),
-                    None,
-                    format!(
-                        "no username: attribute {} is missing or empty",
-                        m.username.attr.value
+                return Err(self.field_reject(
+                    m.username.on_invalid,
+                    reject(
+                        Some(key),
+                        None,
+                        format!(
+                            "no username: attribute {} is missing or empty",
+                            m.username.attr.value
+                        ),
                     ),
                 ));
             }
-            Err(reason) => return Err(reject(Some(key), None, reason)),
+            Err(reason) => {
+                return Err(
+                    self.field_reject(m.username.on_invalid, reject(Some(key), None, reason))
+                );
+            }
         };
         let mut user = DesiredUser {
             key: key.to_string(),
@@ -166,9 +267,24 @@ impl Mapper {
         };
 
         if let Some(field) = &m.name {
-            user.name = match value(record, field, &NAME) {
-                Ok(Some(name)) => Some(name),
-                Ok(None) => match &self.default_name {
+            let use_default =
+                field.on_invalid == Some(FieldOnInvalid::Default) && self.default_name.is_some();
+            let name = match value(record, field, &NAME) {
+                Ok(name) => name,
+                Err(reason) if use_default => {
+                    self.defaulted(record, "name", &reason);
+                    None
+                }
+                Err(reason) => {
+                    return Err(self.field_reject(
+                        field.on_invalid,
+                        reject(Some(key), Some(&user.username), reason),
+                    ));
+                }
+            };
+            user.name = match name {
+                Some(name) => Some(name),
+                None => match &self.default_name {
                     Some(template) => {
                         let name = render(template, record, &user).trim().to_string();
                         if let Some(odd) = odd_character(&name, Lines::Single) {
@@ -182,23 +298,48 @@ impl Mapper {
                     }
                     None => None,
                 },
-                Err(reason) => return Err(reject(Some(key), Some(&user.username), reason)),
             };
             if user.name.is_none() {
-                return Err(reject(
-                    Some(key),
-                    Some(&user.username),
-                    format!(
-                        "no name: attribute {} is missing or empty and there is no default-name",
-                        field.attr.value
+                return Err(self.field_reject(
+                    field.on_invalid,
+                    reject(
+                        Some(key),
+                        Some(&user.username),
+                        format!(
+                            "no name: attribute {} is missing or empty and there is no default-name",
+                            field.attr.value
+                        ),
                     ),
                 ));
             }
         }
         if let Some(field) = &m.email {
+            let use_default =
+                field.on_invalid == Some(FieldOnInvalid::Default) && self.default_email.is_some();
             let email = match value(record, field, &EMAIL) {
-                Ok(Some(email)) => Some(email),
-                Ok(None) => match &self.default_email {
+                Ok(Some(email)) if use_default && !is_email(&email) => {
+                    self.defaulted(
+                        record,
+                        "email",
+                        &format!("invalid email {email:?} (from {})", field.attr.value),
+                    );
+                    None
+                }
+                Ok(email) => email,
+                Err(reason) if use_default => {
+                    self.defaulted(record, "email", &reason);
+                    None
+                }
+                Err(reason) => {
+                    return Err(self.field_reject(
+                        field.on_invalid,
+                        reject(Some(key), Some(&user.username), reason),
+                    ));
+                }
+            };
+            let email = match email {
+                Some(email) => Some(email),
+                None => match &self.default_email {
                     Some(template) => {
                         let email = render(template, record, &user).trim().to_string();
                         if let Some(odd) = odd_character(&email, Lines::Single) {
@@ -212,24 +353,29 @@ impl Mapper {
                     }
                     None => None,
                 },
-                Err(reason) => return Err(reject(Some(key), Some(&user.username), reason)),
             };
             match email {
                 None => {
-                    return Err(reject(
-                        Some(key),
-                        Some(&user.username),
-                        format!(
-                            "no email: attribute {} is missing or empty and there is no default-email",
-                            field.attr.value
+                    return Err(self.field_reject(
+                        field.on_invalid,
+                        reject(
+                            Some(key),
+                            Some(&user.username),
+                            format!(
+                                "no email: attribute {} is missing or empty and there is no default-email",
+                                field.attr.value
+                            ),
                         ),
                     ));
                 }
                 Some(email) if !is_email(&email) => {
-                    return Err(reject(
-                        Some(key),
-                        Some(&user.username),
-                        format!("invalid email {email:?} (from {})", field.attr.value),
+                    return Err(self.field_reject(
+                        field.on_invalid,
+                        reject(
+                            Some(key),
+                            Some(&user.username),
+                            format!("invalid email {email:?} (from {})", field.attr.value),
+                        ),
                     ));
                 }
                 Some(email) => user.email = Some(email),
@@ -251,10 +397,11 @@ impl Mapper {
                 }
             }
         }
-        user.fields = self
-            .fields(record)
+        user.fields = self.fields(record).map_err(|(reason, on_invalid)| {
+            self.field_reject(on_invalid, reject(Some(key), Some(&user.username), reason))
+        })?;
+        self.apply_roles(record, &mut user)
             .map_err(|reason| reject(Some(key), Some(&user.username), reason))?;
-        self.apply_roles(record, &mut user);
         if let Some(why) = self.target.and_then(|caps| target_refuses(&caps, &user)) {
             return Err(reject(Some(key), Some(&user.username), why));
         }
@@ -264,35 +411,54 @@ impl Mapper {
     /// For each target field the roles write, the value of the first rule that matches.
     /// A field no rule matches is left out (the target keeps its value), like a missing
     /// attribute.
-    fn apply_roles(&self, record: &SourceRecord, user: &mut DesiredUser) {
+    fn apply_roles(&self, record: &SourceRecord, user: &mut DesiredUser) -> Result<(), String> {
         let mut decided: Vec<&str> = Vec::new();
         for rule in &self.mapping.roles {
             let to = rule.to.value.as_str();
-            if decided.contains(&to) || !self.role_matches(rule, record, user) {
+            if decided.contains(&to) || !self.role_matches(rule, record, user)? {
                 continue;
             }
             decided.push(to);
             user.fields
                 .insert(to.to_string(), FieldValue::Set(rule.value.value.clone()));
         }
+        Ok(())
     }
 
-    fn role_matches(&self, rule: &RoleRule, record: &SourceRecord, user: &DesiredUser) -> bool {
-        match &rule.condition {
+    fn role_matches(
+        &self,
+        rule: &RoleRule,
+        record: &SourceRecord,
+        user: &DesiredUser,
+    ) -> Result<bool, String> {
+        Ok(match &rule.condition {
             RoleCondition::Default => true,
             RoleCondition::Attribute { attr, test } => {
                 record.values(&attr.value).iter().any(|v| test.test(v))
+            }
+            RoleCondition::Expression(condition) => {
+                let what = format!("role {:?}", rule.value.value);
+                let values = inputs(record, condition, &what)?;
+                condition
+                    .test(&values)
+                    .map_err(|e| format!("{what} (when={:?}): {e}", condition.text()))?
             }
             RoleCondition::InGroup(group) => self
                 .groups
                 .as_ref()
                 .is_some_and(|g| g.contains(&group.value, &record.origin, &user.username)),
-        }
+        })
     }
 
     /// Aliases: missing → unchanged, blank → clear. Attributes: missing or blank → unchanged.
     /// An odd value (see the module doc) is the reason the record is rejected.
-    fn fields(&self, record: &SourceRecord) -> Result<BTreeMap<String, FieldValue>, String> {
+    /// With `on-invalid="default"` an invalid value is left out (and noted); otherwise the
+    /// error carries the field's `on-invalid=`.
+    #[allow(clippy::type_complexity)]
+    fn fields(
+        &self,
+        record: &SourceRecord,
+    ) -> Result<BTreeMap<String, FieldValue>, (String, Option<FieldOnInvalid>)> {
         let mut fields = BTreeMap::new();
         for (alias, mapping) in self
             .mapping
@@ -302,11 +468,21 @@ impl Mapper {
             .chain(self.mapping.attributes.iter().map(|m| (false, m)))
         {
             let Some(to) = &mapping.to else { continue };
-            if record.values(&mapping.attr.value).is_empty() {
+            if matches!(mapping.source, FieldSource::Attribute)
+                && record.values(&mapping.attr.value).is_empty()
+            {
                 continue;
             }
             let rule = if alias { &ALIAS } else { &ATTRIBUTE };
-            match value(record, mapping, rule)? {
+            let v = match value(record, mapping, rule) {
+                Ok(v) => v,
+                Err(reason) if mapping.on_invalid == Some(FieldOnInvalid::Default) => {
+                    self.defaulted(record, rule.what, &reason);
+                    continue;
+                }
+                Err(reason) => return Err((reason, mapping.on_invalid)),
+            };
+            match v {
                 Some(v) => fields.insert(to.value.clone(), FieldValue::Set(v)),
                 None if alias => fields.insert(to.value.clone(), FieldValue::Clear),
                 None => continue,
@@ -423,13 +599,63 @@ fn single(
     Ok(distinct.pop())
 }
 
-/// The mapped attribute's one value, normalised; `None` when missing or blank.
+/// The mapped field's one value, normalised; `None` when missing or blank. An attribute is
+/// settled by `single`; an expression gets the one value of each attribute it reads (a
+/// missing attribute it needs is an error naming it, never an empty string); a static
+/// value is the same for everyone. All three then pass the same checks.
 fn value(
     record: &SourceRecord,
     field: &FieldMapping,
     rule: &FieldRule,
 ) -> Result<Option<String>, String> {
-    single(record, &field.attr.value, &field.normalize, rule)
+    let (raw, written) = match &field.source {
+        FieldSource::Attribute => {
+            return single(record, &field.attr.value, &field.normalize, rule);
+        }
+        FieldSource::Static(value) => (value.value.clone(), &field.attr.value),
+        FieldSource::Template(template) => {
+            let values = inputs(record, template, rule.what)?;
+            let raw = template
+                .render(&values)
+                .map_err(|e| format!("{}: {e} (in {:?})", rule.what, template.text()))?;
+            (raw, &field.attr.value)
+        }
+    };
+    let mut v = field.normalize.iter().fold(raw, |v, n| n.apply(&v));
+    if rule.trim {
+        v = v.trim().to_string();
+    }
+    if v.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Some(odd) = odd_character(&v, rule.lines) {
+        return Err(format!("{written} ({}) {odd}", rule.what));
+    }
+    Ok(Some(v))
+}
+
+/// The attributes an expression reads, each with its one value (missing or blank ones
+/// left out, for the expression to default or to fail on).
+fn inputs<'t>(
+    record: &SourceRecord,
+    template: &'t crate::expr::Template,
+    what: &str,
+) -> Result<Vec<(&'t str, String)>, String> {
+    let rule = FieldRule {
+        what: "expression",
+        trim: false,
+        lines: Lines::Multi,
+        fold_case: false,
+    };
+    let mut values = Vec::with_capacity(template.variables().len());
+    for name in template.variables() {
+        match single(record, name, &[], &rule) {
+            Ok(Some(v)) => values.push((name.as_str(), v)),
+            Ok(None) => {}
+            Err(reason) => return Err(format!("{what}: {reason}")),
+        }
+    }
+    Ok(values)
 }
 
 /// A deliberately small check: one `@`, something on both sides, a dot in the domain,
@@ -520,10 +746,14 @@ mod tests {
     }
 
     fn field(attr: &str, to: Option<&str>) -> FieldMapping {
+        FieldMapping::attribute(spanned(attr), to.map(spanned))
+    }
+
+    /// A field of an expression, as the config compiles it.
+    fn expression(text: &str, to: Option<&str>) -> FieldMapping {
         FieldMapping {
-            attr: spanned(attr),
-            to: to.map(spanned),
-            normalize: Vec::new(),
+            source: FieldSource::Template(crate::expr::Template::compile(text).expect("compiles")),
+            ..field(text, to)
         }
     }
 
@@ -1071,6 +1301,248 @@ mod tests {
         assert_eq!(
             (err.key.as_deref(), err.username.as_deref()),
             (Some("k1"), Some("alice"))
+        );
+    }
+
+    #[test]
+    fn an_expression_computes_a_field_and_a_missing_attribute_rejects_naming_both() {
+        let mut m = mapper(Policy::default());
+        m.mapping.name = Some(expression("{givenName} {sn}", None));
+        m.mapping.attributes.push(expression(
+            "{coalesce(department, ou) | upper | truncate(5)}",
+            Some("department"),
+        ));
+        let attrs = m.attributes();
+        for read in ["givenname", "sn", "department", "ou"] {
+            assert!(attrs.contains(&read.to_string()), "{read} in {attrs:?}");
+        }
+        assert!(!attrs.contains(&"{givenname} {sn}".to_string()));
+        let u = m
+            .map(&odd(&[
+                ("givenName", "Ada"),
+                ("sn", "Lovelace"),
+                ("ou", "research"),
+            ]))
+            .expect("maps");
+        assert_eq!(u.name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(
+            u.fields.get("department"),
+            Some(&FieldValue::Set("RESEA".into()))
+        );
+        // Today's bug: " Case" for a record without givenName. Now a reject saying why.
+        let err = m
+            .map(&odd(&[("sn", "Case")]))
+            .expect_err("givenName missing");
+        assert!(
+            err.reason
+                .starts_with("name: attribute `givenName` is missing"),
+            "{}",
+            err.reason
+        );
+        // Several different values of an attribute an expression reads: a reject, as for a
+        // single-valued field.
+        let err = m
+            .map(&odd(&[
+                ("givenName", "Ada"),
+                ("givenName", "Augusta"),
+                ("sn", "L"),
+            ]))
+            .expect_err("two given names");
+        assert!(
+            err.reason
+                .starts_with("name: several values: givenName (expression) has 2"),
+            "{}",
+            err.reason
+        );
+        // What an expression makes passes the same checks as an attribute's value.
+        let err = m
+            .map(&odd(&[("givenName", "Ada\u{1b}[2J"), ("sn", "L")]))
+            .expect_err("escape through a template");
+        assert!(
+            err.reason
+                .starts_with("name: givenName (expression) holds a control character"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn a_static_value_is_the_same_for_everyone_and_checked_like_any() {
+        let mut m = mapper(Policy::default());
+        m.mapping.attributes.push(FieldMapping {
+            source: FieldSource::Static(spanned("Acme Corp")),
+            ..field("Org", Some("organization"))
+        });
+        assert!(!m.attributes().contains(&"org".to_string()));
+        let u = m.map(&odd(&[])).expect("maps");
+        assert_eq!(
+            u.fields.get("organization"),
+            Some(&FieldValue::Set("Acme Corp".into()))
+        );
+        m.mapping.attributes.last_mut().expect("pushed").source =
+            FieldSource::Static(spanned("Acme\u{0}"));
+        let err = m.map(&odd(&[])).expect_err("NUL in a static value");
+        assert!(
+            err.reason
+                .starts_with("Org (attribute) holds a control character"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn on_invalid_default_replaces_an_invalid_email_and_says_so() {
+        let policy = Policy {
+            default_email: Some("{username}@example.com".into()),
+            ..Policy::default()
+        };
+        let mut m = mapper(policy.clone());
+        m.mapping.email.as_mut().expect("email").on_invalid = Some(FieldOnInvalid::Default);
+        let u = m
+            .map(&odd(&[("mail", "not-an-address")]))
+            .expect("defaulted");
+        assert_eq!(u.email.as_deref(), Some("alice@example.com"));
+        let u = m
+            .map(&odd(&[
+                ("mail", "a@example.com"),
+                ("mail", "b@example.com"),
+            ]))
+            .expect("several values are invalid too");
+        assert_eq!(u.email.as_deref(), Some("alice@example.com"));
+        let u = m.map(&odd(&[])).expect("a valid one is kept");
+        assert_eq!(u.email.as_deref(), Some("alice@example.com"));
+        let notes = m.notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "email: 2 invalid values were replaced by default-email (on-invalid=\"default\"): \
+                 uid=x,ou=People,dc=example,dc=com: invalid email \"not-an-address\" (from mail); "
+            ),
+            "{}",
+            notes[0]
+        );
+        // Without on-invalid=default the same record is a reject, and nothing is noted.
+        let plain = mapper(policy);
+        let err = plain
+            .map(&odd(&[("mail", "not-an-address")]))
+            .expect_err("invalid");
+        assert!(err.reason.starts_with("invalid email"), "{}", err.reason);
+        assert!(plain.notes().is_empty());
+    }
+
+    #[test]
+    fn on_invalid_fail_and_skip_on_a_field_override_the_policy() {
+        let mut m = mapper(Policy::default());
+        m.mapping.email.as_mut().expect("email").on_invalid = Some(FieldOnInvalid::Fail);
+        m.map(&odd(&[("mail", "bad")])).expect_err("invalid");
+        m.map(&odd(&[("cn", "A"), ("cn", "B")]))
+            .expect_err("a name reject: not fatal");
+        let outcomes = m.outcomes();
+        assert_eq!(outcomes.fatal.len(), 1, "{outcomes:?}");
+        assert!(outcomes.fatal[0].contains("invalid email \"bad\""));
+
+        let policy = Policy {
+            on_invalid: OnInvalid::Fail,
+            ..Policy::default()
+        };
+        let mut m = mapper(policy);
+        m.mapping.name.as_mut().expect("name").on_invalid = Some(FieldOnInvalid::Skip);
+        m.map(&odd(&[("cn", "A"), ("cn", "B")]))
+            .expect_err("two names");
+        let outcomes = m.outcomes();
+        assert!(outcomes.fatal.is_empty());
+        assert!(
+            outcomes
+                .skipped
+                .contains("uid=x,ou=People,dc=example,dc=com")
+        );
+    }
+
+    #[test]
+    fn on_invalid_default_leaves_an_attribute_out() {
+        let mut m = mapper(Policy::default());
+        m.mapping.attributes[0].on_invalid = Some(FieldOnInvalid::Default);
+        let u = m
+            .map(&odd(&[("title", "Lead"), ("title", "Staff")]))
+            .expect("left out");
+        assert_eq!(u.fields.get("title"), None);
+        assert!(m.notes()[0].starts_with("attribute: 1 invalid value was replaced by nothing"));
+    }
+
+    #[test]
+    fn normalisers_apply_in_order() {
+        let cases: &[(&[Normalize], &str, &str)] = &[
+            (&[Normalize::Uppercase], "ab", "AB"),
+            (&[Normalize::Title], "mary-ann o'NEIL", "Mary-Ann O'Neil"),
+            (&[Normalize::CollapseSpaces], " a \t b  c ", "a b c"),
+            (
+                &[Normalize::Ascii, Normalize::Lowercase],
+                "Zoë Łukasz-Ørsted",
+                "zoe lukasz-orsted",
+            ),
+            (
+                &[
+                    Normalize::Trim,
+                    Normalize::CollapseSpaces,
+                    Normalize::Lowercase,
+                ],
+                "  Jean  Luc ",
+                "jean luc",
+            ),
+        ];
+        for (list, input, want) in cases {
+            let got = list.iter().fold(input.to_string(), |v, n| n.apply(&v));
+            assert_eq!(got, *want, "{list:?}");
+        }
+        let mut m = mapper(Policy::default());
+        m.mapping.username.normalize = vec![Normalize::Ascii, Normalize::Lowercase];
+        let u = m.map(&odd(&[("uid", "Jürgen")])).expect("maps");
+        assert_eq!(u.username, "jurgen");
+    }
+
+    #[test]
+    fn a_role_condition_may_be_an_expression() {
+        let mut m = mapper(Policy::default());
+        let condition = crate::expr::Template::compile_condition(
+            "{title is defined and ('Engineer' in title or employeeType == 'C')}",
+        )
+        .expect("compiles");
+        m.mapping.roles = vec![
+            role("Tech", "userType", RoleCondition::Expression(condition)),
+            role("Member", "userType", RoleCondition::Default),
+        ];
+        assert!(m.attributes().contains(&"employeetype".to_string()));
+        let role_of = |attrs: Attrs| {
+            m.map(&odd(attrs))
+                .expect("maps")
+                .fields
+                .get("userType")
+                .cloned()
+        };
+        let set = |v: &str| Some(FieldValue::Set(v.into()));
+        assert_eq!(role_of(&[("title", "Senior Engineer")]), set("Tech"));
+        assert_eq!(
+            role_of(&[("title", "Clerk"), ("employeeType", "C")]),
+            set("Tech")
+        );
+        assert_eq!(
+            role_of(&[("title", "Clerk"), ("employeeType", "E")]),
+            set("Member")
+        );
+        assert_eq!(
+            role_of(&[("cn", "No Title")]),
+            set("Member"),
+            "`is defined` guards"
+        );
+        // An attribute the expression needs and the record lacks rejects it, naming both.
+        let err = m
+            .map(&odd(&[("title", "Clerk")]))
+            .expect_err("employeeType missing");
+        assert!(
+            err.reason.starts_with("role \"Tech\" (when=")
+                && err.reason.contains("attribute `employeeType` is missing"),
+            "{}",
+            err.reason
         );
     }
 
