@@ -141,6 +141,10 @@ pub struct PolicyOverrides {
     /// Remove cap for this run.
     #[arg(long, value_name = "N")]
     pub max_removes: Option<u64>,
+    /// A first load into a target that holds no account of this config's owner: no cap
+    /// counts the adds, and no shrink check applies. Refused when the target has any.
+    #[arg(long)]
+    pub initial: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,9 +199,19 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Release held removes and deletes; N must be at least the number held.
+    /// Release held removes and deactivations (and deletes, when no max-deletes caps them
+    /// apart); N must be at least the number held.
     #[arg(long, value_name = "N")]
     pub allow_removes: Option<u64>,
+    /// Release held adds; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_adds: Option<u64>,
+    /// Release held updates; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_updates: Option<u64>,
+    /// Release held deletes; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u64>,
     /// Release everything held (and, when planning, plan on an incomplete-looking source).
     #[arg(long)]
     pub force: bool,

@@ -203,7 +203,7 @@ fn full_config_parses_into_typed_values() {
 
     let policy = &config.policy;
     assert_eq!(policy.mode, Mode::Remove);
-    assert_eq!(policy.max_removes, 10);
+    assert_eq!(policy.max_removes, Cap::Count(10));
     assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(5.0));
     assert_eq!(policy.max_adds.map(|v| v.value), Some(Cap::Count(100)));
     assert_eq!(
@@ -296,7 +296,7 @@ fn policy_file_is_read_relative_to_the_config() {
         config.policy.max_updates.map(|v| v.value),
         Some(Cap::Count(7))
     );
-    assert_eq!(config.policy.max_removes, 0, "default");
+    assert_eq!(config.policy.max_removes, Cap::Count(0), "default");
     let origin = config.policy.origin.expect("a policy file has an origin");
     assert_eq!(origin.offset(), text.find("policy \"").unwrap());
     assert_eq!(origin.len(), "policy \"policies/nightly.kdl\"".len());
@@ -333,11 +333,11 @@ fn policy_presets_parse() {
             "{preset}"
         );
         if preset == "scheduled" {
-            assert_eq!(policy.max_removes, 10);
+            assert_eq!(policy.max_removes, Cap::Count(10));
             assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(2.0));
             assert_eq!(policy.max_source_shrink_percent, 5.0);
         } else {
-            assert_eq!(policy.max_removes, 0, "{preset}");
+            assert_eq!(policy.max_removes, Cap::Count(0), "{preset}");
             assert_eq!(policy.max_source_shrink_percent, 20.0, "{preset}");
         }
     }

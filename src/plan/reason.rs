@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use crate::config::Cap;
+use chrono::{NaiveDateTime, Timelike};
+
+use crate::config::{Cap, Grace};
 use crate::plan::Field;
 
 /// One reason for an action. An action has one or more, shown joined with "; ".
@@ -56,6 +58,65 @@ pub enum Reason {
     AddOnlyKeepsMember(String),
     /// A membership of a user that the plan does not create.
     UserNotCreated,
+    /// A removal waiting out `remove-after`: how long the account has been missing.
+    Missing(Missing),
+}
+
+/// How long a managed account has been missing from the source, against `remove-after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// Missing since `since` (UTC, to the minute), removed once `after` has passed.
+    Since { since: NaiveDateTime, after: Grace },
+    /// Missing in `runs` runs in a row, removed at `after` runs.
+    Runs { runs: u64, after: u64 },
+}
+
+impl Missing {
+    /// Missing since `since`, shown (and kept) to the minute.
+    pub fn since(since: chrono::DateTime<chrono::Utc>, after: Grace) -> Missing {
+        let since = since.naive_utc();
+        let since = since
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(since);
+        Missing::Since { since, after }
+    }
+}
+
+const SINCE_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Since { since, after } => write!(
+                f,
+                "missing since {}, removed after {after}",
+                since.format(SINCE_FORMAT)
+            ),
+            Missing::Runs { runs, after } => {
+                write!(f, "missing {runs} of {}", Grace::Runs(*after))
+            }
+        }
+    }
+}
+
+impl Missing {
+    fn parse(text: &str) -> Option<Missing> {
+        if let Some(rest) = text.strip_prefix("missing since ") {
+            let (since, after) = rest.split_once(", removed after ")?;
+            let since = NaiveDateTime::parse_from_str(since, SINCE_FORMAT).ok()?;
+            let after = Grace::parse(after).filter(|g| !matches!(g, Grace::Runs(_)))?;
+            return Some(Missing::Since { since, after });
+        }
+        let (runs, after) = text.strip_prefix("missing ")?.split_once(" of ")?;
+        match Grace::parse(after)? {
+            Grace::Runs(after) => Some(Missing::Runs {
+                runs: runs.parse().ok()?,
+                after,
+            }),
+            Grace::Hours(_) | Grace::Days(_) => None,
+        }
+    }
 }
 
 const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
@@ -128,6 +189,7 @@ impl fmt::Display for Reason {
                 write!(f, "not removed from {group}: {ADD_ONLY_KEEPS}")
             }
             Reason::UserNotCreated => f.write_str("not added: the plan does not create the user"),
+            Reason::Missing(missing) => write!(f, "{missing}"),
         }
     }
 }
@@ -195,6 +257,8 @@ impl Reason {
             Reason::MemberOf(rest.strip_suffix(" in the source")?.to_string())
         } else if text == Reason::UserNotCreated.to_string() {
             Reason::UserNotCreated
+        } else if let Some(missing) = Missing::parse(text) {
+            Reason::Missing(missing)
         } else {
             return None;
         };
@@ -209,14 +273,18 @@ pub enum CapName {
     MaxRemovePercent,
     MaxAdds,
     MaxUpdates,
+    MaxDeletes,
+    MaxChanges,
 }
 
 impl CapName {
-    const ALL: [CapName; 4] = [
+    const ALL: [CapName; 6] = [
         CapName::MaxRemoves,
         CapName::MaxRemovePercent,
         CapName::MaxAdds,
         CapName::MaxUpdates,
+        CapName::MaxDeletes,
+        CapName::MaxChanges,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -225,6 +293,8 @@ impl CapName {
             CapName::MaxRemovePercent => "max-remove-percent",
             CapName::MaxAdds => "max-adds",
             CapName::MaxUpdates => "max-updates",
+            CapName::MaxDeletes => "max-deletes",
+            CapName::MaxChanges => "max-changes",
         }
     }
 }
@@ -239,6 +309,10 @@ pub enum Counted {
     },
     Adds(u64),
     Updates(u64),
+    /// Deletes on their own (`max-deletes`).
+    Deletes(u64),
+    /// Every user action (`max-changes`).
+    Changes(u64),
 }
 
 impl fmt::Display for Counted {
@@ -265,6 +339,8 @@ impl fmt::Display for Counted {
             ),
             Counted::Adds(count) => write!(f, "{} planned", plural_noun(count, "add")),
             Counted::Updates(count) => write!(f, "{} planned", plural_noun(count, "update")),
+            Counted::Deletes(count) => write!(f, "{} planned", plural_noun(count, "delete")),
+            Counted::Changes(count) => write!(f, "{} planned", plural_noun(count, "change")),
         }
     }
 }
@@ -273,9 +349,11 @@ impl Counted {
     /// How many actions the cap counted.
     pub fn count(self) -> u64 {
         match self {
-            Counted::Removals { count, .. } | Counted::Adds(count) | Counted::Updates(count) => {
-                count
-            }
+            Counted::Removals { count, .. }
+            | Counted::Adds(count)
+            | Counted::Updates(count)
+            | Counted::Deletes(count)
+            | Counted::Changes(count) => count,
         }
     }
 
@@ -300,6 +378,8 @@ impl Counted {
             },
             "add" => Counted::Adds(count),
             "update" => Counted::Updates(count),
+            "delete" => Counted::Deletes(count),
+            "change" => Counted::Changes(count),
             _ => return None,
         };
         Some(counted)
@@ -311,7 +391,15 @@ impl Counted {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Limit {
     Count(u64),
-    Percent { percent: f64, of: u64 },
+    Percent {
+        percent: f64,
+        of: u64,
+    },
+    /// A percent of every account in the target (`max-adds`: managed or not).
+    PercentOfTarget {
+        percent: f64,
+        of: u64,
+    },
 }
 
 impl Limit {
@@ -320,6 +408,25 @@ impl Limit {
         match cap {
             Cap::Count(n) => Limit::Count(n),
             Cap::Percent(percent) => Limit::Percent { percent, of: base },
+        }
+    }
+
+    /// `cap` measured against the `size` of the whole target.
+    pub fn of_target(cap: Cap, size: u64) -> Limit {
+        match cap {
+            Cap::Count(n) => Limit::Count(n),
+            Cap::Percent(percent) => Limit::PercentOfTarget { percent, of: size },
+        }
+    }
+
+    /// How many actions the limit lets through.
+    pub fn allows(self) -> u64 {
+        let share = |percent: f64, of: u64| (percent * of as f64 / 100.0).floor() as u64;
+        match self {
+            Limit::Count(n) => n,
+            Limit::Percent { percent, of } | Limit::PercentOfTarget { percent, of } => {
+                share(percent, of)
+            }
         }
     }
 }
@@ -345,7 +452,13 @@ pub enum Hold {
     WithUserRemoval { username: String, by: Box<Hold> },
     /// A membership that waits for its user's add, which is held.
     WaitsForUserAdd { username: String, by: Box<Hold> },
+    /// Over a remove or delete cap under `over-cap "drip"`: the `going` accounts missing
+    /// longest go in this run, and this one waits.
+    Dripped { by: Box<Hold>, going: u64 },
 }
+
+const DRIP_INFIX: &str = "; over-cap drip: the ";
+const DRIP_SUFFIX: &str = " missing longest go first, the rest wait";
 
 impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -361,6 +474,11 @@ impl fmt::Display for Hold {
                     "{counted}, {} is {percent}% of {of} managed accounts",
                     name.as_str()
                 ),
+                Limit::PercentOfTarget { percent, of } => write!(
+                    f,
+                    "{counted}, {} is {percent}% of {of} accounts in the target",
+                    name.as_str()
+                ),
             },
             Hold::MemberRemoves {
                 count,
@@ -370,7 +488,7 @@ impl fmt::Display for Hold {
                 write!(f, "{count} member removes planned in {group}, ")?;
                 match limit {
                     Limit::Count(n) => write!(f, "max-member-removes is {n}"),
-                    Limit::Percent { percent, of } => {
+                    Limit::Percent { percent, of } | Limit::PercentOfTarget { percent, of } => {
                         write!(f, "max-member-removes is {percent}% of its {of} members")
                     }
                 }
@@ -382,6 +500,7 @@ impl fmt::Display for Hold {
                 f,
                 "waits for the add of user {username}, which is held ({by})"
             ),
+            Hold::Dripped { by, going } => write!(f, "{by}{DRIP_INFIX}{going}{DRIP_SUFFIX}"),
         }
     }
 }
@@ -406,6 +525,15 @@ impl Hold {
             let (username, by) = nested(rest, ", which is held (")?;
             return Some(Hold::WaitsForUserAdd { username, by });
         }
+        if let Some((by, going)) = text
+            .strip_suffix(DRIP_SUFFIX)
+            .and_then(|t| t.rsplit_once(DRIP_INFIX))
+        {
+            return Some(Hold::Dripped {
+                by: Box::new(Hold::parse(by)?),
+                going: going.parse().ok()?,
+            });
+        }
         if let Some((count, rest)) = text.split_once(" member removes planned in ") {
             let (group, cap) = rest.rsplit_once(", max-member-removes is ")?;
             return Some(Hold::MemberRemoves {
@@ -417,10 +545,17 @@ impl Hold {
         let (counted, rest) = text.split_once(", ")?;
         let (name, cap) = rest.split_once(" is ")?;
         let name = CapName::ALL.into_iter().find(|n| n.as_str() == name)?;
+        let limit = match cap.strip_suffix(" accounts in the target") {
+            Some(cap) => match parse_limit(cap, "% of ", "")? {
+                Limit::Percent { percent, of } => Limit::PercentOfTarget { percent, of },
+                Limit::Count(_) | Limit::PercentOfTarget { .. } => return None,
+            },
+            None => parse_limit(cap, "% of ", " managed accounts")?,
+        };
         Some(Hold::Cap {
             counted: Counted::parse(counted)?,
             name,
-            limit: parse_limit(cap, "% of ", " managed accounts")?,
+            limit,
         })
     }
 }

@@ -58,7 +58,7 @@ fn gone(t: TargetUser) -> Pair {
 fn policy(mode: Mode, max_removes: u64) -> Policy {
     Policy {
         mode: mode.into(),
-        max_removes: max_removes.into(),
+        max_removes: Cap::Count(max_removes).into(),
         ..Policy::default()
     }
 }
@@ -378,7 +378,7 @@ fn remove_caps() {
             .collect();
         let pol = Policy {
             mode: Mode::Remove.into(),
-            max_removes: max.into(),
+            max_removes: Cap::Count(max).into(),
             max_remove_percent: percent.map(Into::into),
             ..Policy::default()
         };
@@ -672,7 +672,7 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
         both(inactive("k2", "bob"), target("t2", Some("k2"), "bob")),
     ];
     let pol = Policy {
-        max_removes: 100.into(),
+        max_removes: Cap::Count(100).into(),
         max_remove_percent: Some(10.0.into()),
         ..Policy::default()
     };
@@ -689,7 +689,7 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
         target("t1", Some("k1"), "alice"),
     )];
     let pol = Policy {
-        max_removes: 1.into(),
+        max_removes: Cap::Count(1).into(),
         max_updates: Some(Cap::Count(0).into()),
         ..Policy::default()
     };

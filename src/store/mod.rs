@@ -19,6 +19,7 @@
 mod groups;
 mod journal;
 mod lock;
+mod missing;
 mod ownership;
 mod runs;
 mod snapshot;
@@ -63,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_logintc_ownership",
         include_str!("../../schema/0007_logintc_ownership.sql"),
+    ),
+    (
+        "0008_policy_missing_marks",
+        include_str!("../../schema/0008_policy_missing_marks.sql"),
     ),
 ];
 
