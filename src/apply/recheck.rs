@@ -471,4 +471,138 @@ mod tests {
         );
         assert!(text.contains("nothing was applied"), "{text}");
     }
+
+    fn allow(kind: crate::plan::Allowance, n: u64) -> Release {
+        use crate::plan::Allowance::*;
+        let mut r = Release::default();
+        match kind {
+            Adds => r.allow_adds = Some(n),
+            Updates => r.allow_updates = Some(n),
+            Removes => r.allow_removes = Some(n),
+            Deletes => r.allow_deletes = Some(n),
+        }
+        r
+    }
+
+    #[test]
+    fn each_kind_over_its_cap_is_refused_unless_its_own_flag_covers_it() {
+        use crate::plan::Allowance;
+        let cap = |n| Some(Cap::Count(n).into());
+        let cases: [(ActionKind, Policy, Allowance); 4] = [
+            (
+                Add,
+                Policy {
+                    max_adds: cap(1),
+                    ..policy(Mode::AddOnly, 0)
+                },
+                Allowance::Adds,
+            ),
+            (
+                Update,
+                Policy {
+                    max_updates: cap(1),
+                    ..policy(Mode::AddOnly, 0)
+                },
+                Allowance::Updates,
+            ),
+            (Remove, policy(Mode::Remove, 1), Allowance::Removes),
+            (
+                Delete,
+                Policy {
+                    max_deletes: cap(1),
+                    ..policy(Mode::Delete, 100)
+                },
+                Allowance::Deletes,
+            ),
+        ];
+        for (kind, p, flag) in cases {
+            let two = || vec![user(1, kind, Planned, "k1"), user(2, kind, Planned, "k2")];
+            assert_eq!(refused(two(), &p, Release::default()), [1, 2], "{kind:?}");
+            assert_eq!(
+                refused(two(), &p, allow(flag, 2)),
+                Vec::<u32>::new(),
+                "{kind:?}"
+            );
+            assert_eq!(
+                refused(two(), &p, allow(flag, 1)),
+                [1, 2],
+                "{kind:?}: too few"
+            );
+            for other in Allowance::ALL.into_iter().filter(|&k| k != flag) {
+                if (flag, other) == (Allowance::Removes, Allowance::Deletes) {
+                    continue;
+                }
+                assert_eq!(
+                    refused(two(), &p, allow(other, 2)),
+                    [1, 2],
+                    "{kind:?} released by {other:?}"
+                );
+            }
+        }
+        // Without max-deletes, deletes are capped (and released) with the removes.
+        let shared = policy(Mode::Delete, 1);
+        let deletes = || {
+            vec![
+                user(1, Delete, Planned, "k1"),
+                user(2, Delete, Planned, "k2"),
+            ]
+        };
+        assert_eq!(refused(deletes(), &shared, Release::default()), [1, 2]);
+        assert!(refused(deletes(), &shared, allow(Allowance::Removes, 2)).is_empty());
+    }
+
+    #[test]
+    fn max_changes_counts_what_the_releases_leave() {
+        use crate::plan::Allowance;
+        let p = Policy {
+            max_changes: Some(Cap::Count(2).into()),
+            ..policy(Mode::Remove, 10)
+        };
+        let three = || {
+            vec![
+                user(1, Add, Planned, "k1"),
+                user(2, Add, Planned, "k2"),
+                user(3, Remove, Planned, "k3"),
+            ]
+        };
+        assert_eq!(refused(three(), &p, Release::default()), [1, 2, 3]);
+        assert_eq!(
+            refused(three(), &p, allow(Allowance::Adds, 2)),
+            Vec::<u32>::new()
+        );
+        assert_eq!(refused(three(), &p, allow(Allowance::Adds, 1)), [1, 2, 3]);
+        // An initial plan's adds are counted by no cap.
+        let mut initial = plan(three());
+        initial.initial = true;
+        assert!(recheck(&initial, &p, Release::default()).is_empty());
+    }
+
+    #[test]
+    fn a_drip_plan_lets_the_cap_s_worth_through_and_no_more() {
+        use crate::config::OverCap;
+        use crate::plan::Allowance;
+        let p = Policy {
+            over_cap: OverCap::Drip.into(),
+            ..policy(Mode::Remove, 2)
+        };
+        let removes = |n: u32| {
+            (1..=n)
+                .map(|seq| user(seq, Remove, Planned, &format!("k{seq}")))
+                .collect::<Vec<_>>()
+        };
+        assert!(refused(removes(2), &p, Release::default()).is_empty());
+        assert_eq!(refused(removes(3), &p, Release::default()), [1, 2, 3]);
+        // The 3 held ones released at apply: 2 through the drip and 3 released.
+        assert!(refused(removes(5), &p, allow(Allowance::Removes, 3)).is_empty());
+        assert_eq!(
+            refused(removes(5), &p, allow(Allowance::Removes, 2)),
+            [1, 2, 3, 4, 5]
+        );
+        // Without drip the same release does not cover a plan of 5.
+        let hold = policy(Mode::Remove, 2);
+        assert_eq!(
+            refused(removes(5), &hold, allow(Allowance::Removes, 3)),
+            [1, 2, 3, 4, 5]
+        );
+    }
 }

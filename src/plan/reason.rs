@@ -601,8 +601,39 @@ mod tests {
             },
             Reason::AddOnlyKeepsMember("Sales: EMEA".into()),
             Reason::UserNotCreated,
+            Reason::Missing(Missing::since(
+                chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:59Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+                Grace::Hours(72),
+            )),
+            Reason::Missing(Missing::since(chrono::Utc::now(), Grace::Days(3))),
+            Reason::Missing(Missing::Runs { runs: 1, after: 3 }),
         ]);
         all
+    }
+
+    #[test]
+    fn missing_accounts_read_as_people_expect() {
+        let since = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:59Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            Missing::since(since, Grace::Hours(72)).to_string(),
+            "missing since 2026-12-01 10:00 UTC, removed after 72h"
+        );
+        assert_eq!(
+            Missing::Runs { runs: 1, after: 3 }.to_string(),
+            "missing 1 of 3 runs"
+        );
+        for text in [
+            "missing since 2026-12-01, removed after 72h",
+            "missing since 2026-12-01 10:00 UTC, removed after 3 runs",
+            "missing 1 of 72h",
+            "missing one of 3 runs",
+        ] {
+            assert_eq!(Reason::parse_all(text, &user_field), None, "{text}");
+        }
     }
 
     #[test]
@@ -700,7 +731,39 @@ mod tests {
             },
             Hold::WaitsForUserAdd {
                 username: "alice".into(),
-                by: Box::new(cap),
+                by: Box::new(cap.clone()),
+            },
+            Hold::Cap {
+                counted: Counted::Deletes(4),
+                name: CapName::MaxDeletes,
+                limit: Limit::Count(0),
+            },
+            Hold::Cap {
+                counted: Counted::Changes(120),
+                name: CapName::MaxChanges,
+                limit: Limit::Percent {
+                    percent: 10.0,
+                    of: 1000,
+                },
+            },
+            Hold::Cap {
+                counted: Counted::Adds(40),
+                name: CapName::MaxAdds,
+                limit: Limit::PercentOfTarget {
+                    percent: 2.5,
+                    of: 0,
+                },
+            },
+            Hold::Dripped {
+                by: Box::new(cap.clone()),
+                going: 10,
+            },
+            Hold::WithUserRemoval {
+                username: "dave".into(),
+                by: Box::new(Hold::Dripped {
+                    by: Box::new(cap),
+                    going: 10,
+                }),
             },
         ];
         for hold in holds {
