@@ -153,10 +153,10 @@ impl<'p> Planner<'p> {
     /// Orders the actions, applies the caps and numbers them.
     pub fn finish(mut self) -> Planned {
         order(&mut self.actions);
-        let since: HashMap<&str, DateTime<Utc>> = self
+        let since: HashMap<&str, MissingMark> = self
             .missing
             .iter()
-            .map(|(key, mark)| (key.as_str(), mark.since))
+            .map(|(key, mark)| (key.as_str(), *mark))
             .collect();
         let caps = Caps {
             policy: self.policy,
@@ -452,8 +452,9 @@ impl Family {
 struct Caps<'a> {
     policy: &'a Policy,
     context: &'a Context,
-    /// Since when each missing account has been missing, for the drip order.
-    since: &'a HashMap<&'a str, DateTime<Utc>>,
+    /// Since when (and for how many runs) each missing account has been missing, for the
+    /// drip order.
+    since: &'a HashMap<&'a str, MissingMark>,
 }
 
 impl Caps<'_> {
@@ -524,12 +525,14 @@ impl Caps<'_> {
             .filter(|&i| in_family(&actions[i]))
             .collect();
         let going = if drip {
-            // Missing longest first; an account without a mark (a deactivation) is new.
+            // Missing longest first (the earliest mark, then the most runs: two runs may fall
+            // in the same instant); an account without a mark (a deactivation) is new.
             let since = |a: &Action| {
-                self.since
-                    .get(a.subject.keys().0)
-                    .copied()
-                    .unwrap_or(self.context.now)
+                let mark = self.since.get(a.subject.keys().0);
+                (
+                    mark.map_or(self.context.now, |m| m.since),
+                    std::cmp::Reverse(mark.map_or(0, |m| m.runs)),
+                )
             };
             indices.sort_by_key(|&i| (since(&actions[i]), actions[i].name().to_string()));
             limit.allows()

@@ -59,7 +59,7 @@ impl Store {
                 )
                 .map_err(|e| self.err(e))?;
             for (key, mark) in marks {
-                let since = mark.since.to_rfc3339_opts(SecondsFormat::Secs, true);
+                let since = mark.since.to_rfc3339_opts(SecondsFormat::Millis, true);
                 let runs = i64::try_from(mark.runs).unwrap_or(i64::MAX);
                 insert
                     .execute(params![owner, key, since, runs])
