@@ -145,6 +145,10 @@ pub struct PolicyOverrides {
     /// falls back to a complete read, and says why, when that is not safe.
     #[arg(long)]
     pub incremental: bool,
+    /// A first load into a target that holds no account of this config's owner: no cap
+    /// counts the adds, and no shrink check applies. Refused when the target has any.
+    #[arg(long)]
+    pub initial: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -199,9 +203,19 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Release held removes and deletes; N must be at least the number held.
+    /// Release held removes and deactivations (and deletes, when no max-deletes caps them
+    /// apart); N must be at least the number held.
     #[arg(long, value_name = "N")]
     pub allow_removes: Option<u64>,
+    /// Release held adds; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_adds: Option<u64>,
+    /// Release held updates; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_updates: Option<u64>,
+    /// Release held deletes; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u64>,
     /// Release everything held (and, when planning, plan on an incomplete-looking source).
     #[arg(long)]
     pub force: bool,

@@ -203,7 +203,7 @@ fn full_config_parses_into_typed_values() {
 
     let policy = &config.policy;
     assert_eq!(policy.mode, Mode::Remove);
-    assert_eq!(policy.max_removes, 10);
+    assert_eq!(policy.max_removes, Cap::Count(10));
     assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(5.0));
     assert_eq!(policy.max_adds.map(|v| v.value), Some(Cap::Count(100)));
     assert_eq!(
@@ -278,6 +278,52 @@ fn defaults_fill_a_minimal_config() {
 }
 
 #[test]
+fn thresholds_per_kind_grace_periods_and_drip_parse_with_their_spans() {
+    let text = valid_with("max-adds 100", "max-adds \"2%\"")
+    .replacen(
+        "max-updates \"10%\"",
+        "max-updates \"10%\"\n    max-deletes 0\n    max-changes \"10%\"\n    remove-after \"3 runs\"\n    over-cap \"drip\"",
+        1,
+    )
+    .replacen("max-removes 10", "max-removes \"1.5%\"", 1);
+    let config = parse_ok(Path::new("roster.kdl"), &text);
+    let policy = &config.policy;
+    assert_eq!(policy.max_removes, Cap::Percent(1.5));
+    assert_eq!(policy.max_adds.map(|v| v.value), Some(Cap::Percent(2.0)));
+    assert_eq!(policy.max_deletes.map(|v| v.value), Some(Cap::Count(0)));
+    assert_eq!(
+        policy.max_changes.map(|v| v.value),
+        Some(Cap::Percent(10.0))
+    );
+    assert_eq!(
+        policy.remove_after.map(|v| v.value),
+        Some(roster::config::Grace::Runs(3))
+    );
+    assert_eq!(policy.over_cap, roster::config::OverCap::Drip);
+    let at = config
+        .policy_value_at(
+            policy.max_deletes.as_ref().unwrap(),
+            "set here",
+            "max-deletes",
+        )
+        .expect("a file has it");
+    let rendered = format!("{:?}", miette::Report::new(at));
+    assert!(rendered.contains("max-deletes 0"), "{rendered}");
+    for (text, grace) in [
+        ("72h", roster::config::Grace::Hours(72)),
+        ("3d", roster::config::Grace::Days(3)),
+        ("1 run", roster::config::Grace::Runs(1)),
+    ] {
+        assert_eq!(roster::config::Grace::parse(text), Some(grace));
+        assert_eq!(grace.to_string(), text);
+    }
+    // Absent: deletes count with the removes, nothing waits, over the cap everything holds.
+    let defaults = roster::config::Policy::default();
+    assert!(defaults.max_deletes.is_none() && defaults.remove_after.is_none());
+    assert_eq!(defaults.over_cap, roster::config::OverCap::Hold);
+}
+
+#[test]
 fn policy_file_is_read_relative_to_the_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
@@ -296,7 +342,7 @@ fn policy_file_is_read_relative_to_the_config() {
         config.policy.max_updates.map(|v| v.value),
         Some(Cap::Count(7))
     );
-    assert_eq!(config.policy.max_removes, 0, "default");
+    assert_eq!(config.policy.max_removes, Cap::Count(0), "default");
     let origin = config.policy.origin.expect("a policy file has an origin");
     assert_eq!(origin.offset(), text.find("policy \"").unwrap());
     assert_eq!(origin.len(), "policy \"policies/nightly.kdl\"".len());
@@ -333,11 +379,11 @@ fn policy_presets_parse() {
             "{preset}"
         );
         if preset == "scheduled" {
-            assert_eq!(policy.max_removes, 10);
+            assert_eq!(policy.max_removes, Cap::Count(10));
             assert_eq!(policy.max_remove_percent.map(|v| v.value), Some(2.0));
             assert_eq!(policy.max_source_shrink_percent, 5.0);
         } else {
-            assert_eq!(policy.max_removes, 0, "{preset}");
+            assert_eq!(policy.max_removes, Cap::Count(0), "{preset}");
             assert_eq!(policy.max_source_shrink_percent, 20.0, "{preset}");
         }
     }
@@ -972,6 +1018,16 @@ fn each_mistake_is_reported_with_its_code() {
         ),
         ("max-adds 100", "max-adds -1", &[InvalidValue]),
         ("max-adds 100", "max-adds 2.5", &[WrongType]),
+        ("max-adds 100", "max-adds \"ten\"", &[InvalidValue]),
+        ("max-removes 10", "max-removes -1", &[InvalidValue]),
+        ("max-removes 10", "max-removes \"150%\"", &[InvalidValue]),
+        ("max-removes 10", "max-removes \"ten\"", &[InvalidValue]),
+        ("max-adds 100", "max-deletes \"5 %%\"", &[InvalidValue]),
+        ("max-adds 100", "max-changes #true", &[WrongType]),
+        ("max-adds 100", "remove-after \"3 weeks\"", &[InvalidValue]),
+        ("max-adds 100", "remove-after \"0h\"", &[InvalidValue]),
+        ("max-adds 100", "remove-after 72", &[WrongType]),
+        ("max-adds 100", "over-cap \"trickle\"", &[InvalidValue]),
         (
             "on-invalid \"fail\"",
             "on-invalid \"abort\"",

@@ -118,6 +118,8 @@ fn sample() -> Plan {
         target: "https://example.com/scim/v2".into(),
         max_removes: None,
         managed: None,
+        target_accounts: None,
+        initial: false,
     };
     plan.actions[3].reasons = vec![Reason::GoneRemove];
     plan.actions[2].reasons = vec![Reason::InactiveInTarget];

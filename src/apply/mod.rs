@@ -15,7 +15,7 @@
 use chrono::{SecondsFormat, Utc};
 
 use crate::config::Policy;
-use crate::plan::{ActionStatus, Plan, PlanStatus};
+use crate::plan::{ActionStatus, Allowance, Plan, PlanStatus};
 use crate::progress::Progress;
 use crate::stale;
 use crate::store::{Store, StoreError};
@@ -31,10 +31,33 @@ mod workers;
 /// How a human released held actions for this apply.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Release {
-    /// `--allow-removes N`: releases held removes and deletes if N covers all of them.
+    /// `--allow-adds N`: releases the held adds if N covers all of them.
+    pub allow_adds: Option<u64>,
+    /// `--allow-updates N`: the same for updates.
+    pub allow_updates: Option<u64>,
+    /// `--allow-removes N`: the same for removes and deactivations (and deletes where no
+    /// `max-deletes` caps them apart).
     pub allow_removes: Option<u64>,
+    /// `--allow-deletes N`: the same for deletes.
+    pub allow_deletes: Option<u64>,
     /// `--force`: releases everything held.
     pub force: bool,
+}
+
+impl Release {
+    /// What `--allow-<kind>` was given for `kind` (0 when not given).
+    pub fn allowed(&self, kind: Allowance) -> u64 {
+        self.given(kind).unwrap_or(0)
+    }
+
+    fn given(&self, kind: Allowance) -> Option<u64> {
+        match kind {
+            Allowance::Adds => self.allow_adds,
+            Allowance::Updates => self.allow_updates,
+            Allowance::Removes => self.allow_removes,
+            Allowance::Deletes => self.allow_deletes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,10 +75,15 @@ pub enum ApplyError {
     #[error("plan {0} was already applied; make a new plan with `roster plan`")]
     AlreadyApplied(String),
     #[error(
-        "--allow-removes {allowed} does not cover the {held} held removes and deletes; \
-         pass --allow-removes {held} (or more) to release them"
+        "{flag} {allowed} does not cover the {held} held {noun}; \
+         pass {flag} {held} (or more) to release them"
     )]
-    NotEnoughAllowed { allowed: u64, held: u64 },
+    NotEnoughAllowed {
+        flag: &'static str,
+        noun: &'static str,
+        allowed: u64,
+        held: u64,
+    },
     #[error("{0}")]
     Stale(String),
     /// Actions the policy in force does not allow (`recheck.rs`): nothing was applied.
@@ -82,37 +110,40 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Releases held actions as the human asked; errors if `--allow-removes` is too small.
+/// Releases held actions as the human asked: each `--allow-<kind> N` releases the held
+/// actions of its kind when N covers all of them, and errors when it does not (a cap is a
+/// tripwire: a human who looked releases what they saw, not the first N).
 pub fn release(plan: &mut Plan, release: Release) -> Result<(), ApplyError> {
-    let held_removals = plan
-        .actions
-        .iter()
-        .filter(|a| a.status == ActionStatus::Held && a.counts_as_removal())
-        .count() as u64;
-    if let Some(allowed) = release.allow_removes
-        && !release.force
-        && held_removals > 0
-    {
-        if allowed < held_removals {
-            return Err(ApplyError::NotEnoughAllowed {
-                allowed,
-                held: held_removals,
-            });
-        }
-        for a in plan
-            .actions
-            .iter_mut()
-            .filter(|a| a.status == ActionStatus::Held && a.counts_as_removal())
-        {
-            a.release();
-        }
-    }
     if release.force {
         for a in plan
             .actions
             .iter_mut()
             .filter(|a| a.status == ActionStatus::Held)
         {
+            a.release();
+        }
+        return Ok(());
+    }
+    for kind in Allowance::ALL {
+        let Some(allowed) = release.given(kind) else {
+            continue;
+        };
+        let releases = |a: &crate::plan::Action| {
+            a.status == ActionStatus::Held && a.released_by() == Some(kind)
+        };
+        let held = plan.actions.iter().filter(|a| releases(a)).count() as u64;
+        if held == 0 {
+            continue;
+        }
+        if allowed < held {
+            return Err(ApplyError::NotEnoughAllowed {
+                flag: kind.flag(),
+                noun: kind.noun(),
+                allowed,
+                held,
+            });
+        }
+        for a in plan.actions.iter_mut().filter(|a| releases(a)) {
             a.release();
         }
     }

@@ -11,9 +11,9 @@
 //! each account is checked against the target by the staleness check (`stale.rs`).
 
 use super::Release;
-use crate::config::{Cap, Mode, Policy};
+use crate::config::{Cap, Mode, OverCap, Policy};
 use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind, Plan, Subject};
-use crate::planner::exceeds;
+use crate::planner::{Family, exceeds};
 
 /// One action the policy in force does not allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,9 +108,12 @@ fn ownership_rule(action: &Action) -> Option<String> {
     }
 }
 
-/// The caps, as the planner applies them to users: over a cap, every action it counts
-/// must be held, unless the human released them now (`--allow-removes N` for removals,
-/// `--force` for all).
+/// The caps, as the planner applies them to users: over a cap, every action of the family
+/// it counts must be held, unless the human released them now (`--allow-<kind> N` releases
+/// up to N of that kind beyond the cap, `--force` everything). Under `over-cap "drip"` the
+/// planner lets the cap's worth through, which this allows too. `max-changes` counts what is
+/// left of every family once the releases are taken off. A plan made with `--initial` has
+/// adds no cap counts.
 fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
     if release.force {
         return Vec::new();
@@ -119,72 +122,100 @@ fn cap_rules(plan: &Plan, policy: &Policy, release: Release) -> Vec<Violation> {
         .actions
         .iter()
         .filter(|a| a.object() == ObjectKind::User && a.status == ActionStatus::Planned)
+        .filter(|a| !(plan.initial && a.action == ActionKind::Add))
         .collect();
-    let is_update = |a: &&Action| a.action == ActionKind::Update && !a.deactivates();
-    let removals: Vec<&Action> = users
-        .iter()
-        .copied()
-        .filter(|a| a.counts_as_removal())
-        .collect();
-    let adds: Vec<&Action> = users
-        .iter()
-        .copied()
-        .filter(|a| a.action == ActionKind::Add)
-        .collect();
-    let updates: Vec<&Action> = users.iter().copied().filter(is_update).collect();
-    // `--allow-removes N` releases up to N removals, whichever cap held them.
-    let allowed = release.allow_removes.unwrap_or(0);
-    let removal_caps: Vec<(Cap, &str)> = std::iter::once((
-        Cap::Count((*policy.max_removes).max(allowed)),
-        "max-removes",
-    ))
-    .chain(
-        policy
-            .max_remove_percent
-            .filter(|_| allowed < removals.len() as u64)
-            .map(|p| (Cap::Percent(p.value), "max-remove-percent")),
-    )
-    .collect();
-    let one = |cap: Option<Cap>, name| cap.map(|c| (c, name)).into_iter().collect::<Vec<_>>();
-    let families = [
-        (removals, removal_caps),
-        (adds, one(policy.max_adds.map(|c| c.value), "max-adds")),
-        (
-            updates,
-            one(policy.max_updates.map(|c| c.value), "max-updates"),
-        ),
-    ];
     let mut violations = Vec::new();
-    for (actions, caps) in families {
+    // What max-changes counts: of each family, what the planner let through its own caps
+    // and the human did not release whole.
+    let mut left = Vec::new();
+    let mut left_count = 0;
+    let drip = *policy.over_cap == OverCap::Drip;
+    for family in Family::ALL {
+        let actions: Vec<&Action> = users
+            .iter()
+            .copied()
+            .filter(|a| Family::of(a, policy) == family)
+            .collect();
         let n = actions.len() as u64;
-        for (cap, name) in caps {
-            // A percent cap needs the managed accounts it was measured against; a plan made
-            // without a percent cap does not record them, and has none to check.
-            let over = match (cap, plan.managed) {
-                (Cap::Percent(_), None) => false,
-                (cap, managed) => exceeds(n, cap, managed.unwrap_or(0)),
-            };
-            if !over {
+        let allowed: u64 = family
+            .allowances()
+            .iter()
+            .map(|&k| release.allowed(k))
+            .sum();
+        let base = match family {
+            // Plans from before target_accounts was recorded measured adds on the managed.
+            Family::Adds => plan.target_accounts.or(plan.managed),
+            _ => plan.managed,
+        };
+        let mut through = n;
+        let mut broken = None;
+        for (cap, name) in family.caps(policy) {
+            let Some(limit) = over_cap(through, cap, base, family) else {
                 continue;
-            }
-            let limit = match cap {
-                Cap::Count(max) => max.to_string(),
-                Cap::Percent(p) => {
-                    format!("{p}% of {} managed accounts", plan.managed.unwrap_or(0))
-                }
             };
+            // Over the cap, the planner let nothing through (or, dripping, the cap's worth):
+            // the rest must have been held, and released now.
+            let lets = match (drip && family.drips(), cap, base) {
+                (true, Cap::Count(max), _) => max,
+                (true, Cap::Percent(p), Some(base)) => (p * base as f64 / 100.0).floor() as u64,
+                _ => 0,
+            };
+            through = through.min(lets);
+            if allowed < n - through {
+                broken = Some(format!("{} is {limit}", name.as_str()));
+                break;
+            }
+        }
+        if let Some(over) = broken {
+            let flag = family.allowances()[0].flag();
             violations.extend(actions.iter().map(|a| Violation {
                 seq: a.seq,
                 action: describe(a),
                 rule: format!(
-                    "{n} planned where {name} is {limit}: over a cap they are held until \
-                     released at apply (--allow-removes N or --force)"
+                    "{n} planned where {over}: over a cap they are held until released at \
+                     apply ({flag} N or --force)"
                 ),
             }));
-            break;
+            continue;
+        }
+        if allowed < n && through > 0 {
+            left_count += through;
+            left.extend(actions);
+        }
+    }
+    if let Some(cap) = policy.max_changes.map(|c| c.value) {
+        let n = left_count;
+        if let Some(limit) = over_cap(n, cap, plan.managed, Family::Updates) {
+            violations.extend(left.iter().map(|a| Violation {
+                seq: a.seq,
+                action: describe(a),
+                rule: format!(
+                    "{n} changes planned where max-changes is {limit}: over a cap they are \
+                     held until released at apply (--allow-<kind> N for each kind, or --force)"
+                ),
+            }));
         }
     }
     violations
+}
+
+/// The limit in words when `n` actions exceed `cap`; a percent cap needs the base it was
+/// measured against, and a plan that recorded none had no percent cap to check.
+fn over_cap(n: u64, cap: Cap, base: Option<u64>, family: Family) -> Option<String> {
+    let over = match (cap, base) {
+        (Cap::Percent(_), None) => false,
+        (cap, base) => exceeds(n, cap, base.unwrap_or(0)),
+    };
+    if !over {
+        return None;
+    }
+    Some(match cap {
+        Cap::Count(max) => max.to_string(),
+        Cap::Percent(p) if family == Family::Adds => {
+            format!("{p}% of {} accounts in the target", base.unwrap_or(0))
+        }
+        Cap::Percent(p) => format!("{p}% of {} managed accounts", base.unwrap_or(0)),
+    })
 }
 
 /// The refusal message: what was refused and why, for the first few actions.
@@ -242,6 +273,8 @@ mod tests {
             target: String::new(),
             max_removes: None,
             managed: None,
+            target_accounts: None,
+            initial: false,
             notes: Vec::new(),
             remove_means: None,
             delete_means: None,
@@ -251,7 +284,7 @@ mod tests {
     fn policy(mode: Mode, max_removes: u64) -> Policy {
         Policy {
             mode: mode.into(),
-            max_removes: max_removes.into(),
+            max_removes: Cap::Count(max_removes).into(),
             ..Policy::default()
         }
     }
@@ -304,12 +337,18 @@ mod tests {
         let p = policy(Mode::Remove, 2);
         assert_eq!(refused(three(), &p, Release::default()), [1, 2, 3]);
         let allow = |n| Release {
+            allow_adds: None,
+            allow_updates: None,
+            allow_deletes: None,
             allow_removes: Some(n),
             force: false,
         };
         assert_eq!(refused(three(), &p, allow(3)), Vec::<u32>::new());
         assert_eq!(refused(three(), &p, allow(1)), [1, 2, 3]);
         let force = Release {
+            allow_adds: None,
+            allow_updates: None,
+            allow_deletes: None,
             allow_removes: None,
             force: true,
         };
@@ -334,6 +373,9 @@ mod tests {
         let adds = || vec![user(1, Add, Planned, "k1"), user(2, Add, Planned, "k2")];
         assert_eq!(refused(adds(), &p, Release::default()), [1, 2]);
         let force = Release {
+            allow_adds: None,
+            allow_updates: None,
+            allow_deletes: None,
             allow_removes: None,
             force: true,
         };
@@ -380,6 +422,9 @@ mod tests {
         let mut released = plan(three());
         released.managed = Some(40);
         let allow = Release {
+            allow_adds: None,
+            allow_updates: None,
+            allow_deletes: None,
             allow_removes: Some(3),
             force: false,
         };
@@ -425,5 +470,139 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("nothing was applied"), "{text}");
+    }
+
+    fn allow(kind: crate::plan::Allowance, n: u64) -> Release {
+        use crate::plan::Allowance::*;
+        let mut r = Release::default();
+        match kind {
+            Adds => r.allow_adds = Some(n),
+            Updates => r.allow_updates = Some(n),
+            Removes => r.allow_removes = Some(n),
+            Deletes => r.allow_deletes = Some(n),
+        }
+        r
+    }
+
+    #[test]
+    fn each_kind_over_its_cap_is_refused_unless_its_own_flag_covers_it() {
+        use crate::plan::Allowance;
+        let cap = |n| Some(Cap::Count(n).into());
+        let cases: [(ActionKind, Policy, Allowance); 4] = [
+            (
+                Add,
+                Policy {
+                    max_adds: cap(1),
+                    ..policy(Mode::AddOnly, 0)
+                },
+                Allowance::Adds,
+            ),
+            (
+                Update,
+                Policy {
+                    max_updates: cap(1),
+                    ..policy(Mode::AddOnly, 0)
+                },
+                Allowance::Updates,
+            ),
+            (Remove, policy(Mode::Remove, 1), Allowance::Removes),
+            (
+                Delete,
+                Policy {
+                    max_deletes: cap(1),
+                    ..policy(Mode::Delete, 100)
+                },
+                Allowance::Deletes,
+            ),
+        ];
+        for (kind, p, flag) in cases {
+            let two = || vec![user(1, kind, Planned, "k1"), user(2, kind, Planned, "k2")];
+            assert_eq!(refused(two(), &p, Release::default()), [1, 2], "{kind:?}");
+            assert_eq!(
+                refused(two(), &p, allow(flag, 2)),
+                Vec::<u32>::new(),
+                "{kind:?}"
+            );
+            assert_eq!(
+                refused(two(), &p, allow(flag, 1)),
+                [1, 2],
+                "{kind:?}: too few"
+            );
+            for other in Allowance::ALL.into_iter().filter(|&k| k != flag) {
+                if (flag, other) == (Allowance::Removes, Allowance::Deletes) {
+                    continue;
+                }
+                assert_eq!(
+                    refused(two(), &p, allow(other, 2)),
+                    [1, 2],
+                    "{kind:?} released by {other:?}"
+                );
+            }
+        }
+        // Without max-deletes, deletes are capped (and released) with the removes.
+        let shared = policy(Mode::Delete, 1);
+        let deletes = || {
+            vec![
+                user(1, Delete, Planned, "k1"),
+                user(2, Delete, Planned, "k2"),
+            ]
+        };
+        assert_eq!(refused(deletes(), &shared, Release::default()), [1, 2]);
+        assert!(refused(deletes(), &shared, allow(Allowance::Removes, 2)).is_empty());
+    }
+
+    #[test]
+    fn max_changes_counts_what_the_releases_leave() {
+        use crate::plan::Allowance;
+        let p = Policy {
+            max_changes: Some(Cap::Count(2).into()),
+            ..policy(Mode::Remove, 10)
+        };
+        let three = || {
+            vec![
+                user(1, Add, Planned, "k1"),
+                user(2, Add, Planned, "k2"),
+                user(3, Remove, Planned, "k3"),
+            ]
+        };
+        assert_eq!(refused(three(), &p, Release::default()), [1, 2, 3]);
+        assert_eq!(
+            refused(three(), &p, allow(Allowance::Adds, 2)),
+            Vec::<u32>::new()
+        );
+        assert_eq!(refused(three(), &p, allow(Allowance::Adds, 1)), [1, 2, 3]);
+        // An initial plan's adds are counted by no cap.
+        let mut initial = plan(three());
+        initial.initial = true;
+        assert!(recheck(&initial, &p, Release::default()).is_empty());
+    }
+
+    #[test]
+    fn a_drip_plan_lets_the_cap_s_worth_through_and_no_more() {
+        use crate::config::OverCap;
+        use crate::plan::Allowance;
+        let p = Policy {
+            over_cap: OverCap::Drip.into(),
+            ..policy(Mode::Remove, 2)
+        };
+        let removes = |n: u32| {
+            (1..=n)
+                .map(|seq| user(seq, Remove, Planned, &format!("k{seq}")))
+                .collect::<Vec<_>>()
+        };
+        assert!(refused(removes(2), &p, Release::default()).is_empty());
+        assert_eq!(refused(removes(3), &p, Release::default()), [1, 2, 3]);
+        // The 3 held ones released at apply: 2 through the drip and 3 released.
+        assert!(refused(removes(5), &p, allow(Allowance::Removes, 3)).is_empty());
+        assert_eq!(
+            refused(removes(5), &p, allow(Allowance::Removes, 2)),
+            [1, 2, 3, 4, 5]
+        );
+        // Without drip the same release does not cover a plan of 5.
+        let hold = policy(Mode::Remove, 2);
+        assert_eq!(
+            refused(removes(5), &hold, allow(Allowance::Removes, 3)),
+            [1, 2, 3, 4, 5]
+        );
     }
 }

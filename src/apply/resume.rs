@@ -108,6 +108,8 @@ mod tests {
             target: String::new(),
             max_removes: None,
             managed: None,
+            target_accounts: None,
+            initial: false,
         };
         let journal = HashMap::from([(1, ActionStatus::Applied), (2, ActionStatus::Applying)]);
         let mut report = ApplyReport::default();

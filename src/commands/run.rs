@@ -41,7 +41,13 @@ fn plan_run(
         Ok(key) => key,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    let plan = match make_plan(session, run_id, args.force, global.progress) {
+    let plan = match make_plan(
+        session,
+        run_id,
+        args.force,
+        &args.overrides,
+        global.progress,
+    ) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
@@ -102,7 +108,10 @@ fn apply_run(
     args: ApplyArgs,
 ) -> Result<u8, Error> {
     let release = Release {
+        allow_adds: args.allow_adds,
+        allow_updates: args.allow_updates,
         allow_removes: args.allow_removes,
+        allow_deletes: args.allow_deletes,
         force: args.force,
     };
     let result = match &args.plan_file {
@@ -114,7 +123,14 @@ fn apply_run(
                 session.store.save_plan(&plan, None, &digest)?;
                 Ok(plan)
             }),
-        None => make_plan(session, run_id, args.force, global.progress).and_then(|plan| {
+        None => make_plan(
+            session,
+            run_id,
+            args.force,
+            &args.overrides,
+            global.progress,
+        )
+        .and_then(|plan| {
             save(&session.store, &plan, run_id)?;
             print_plan(&plan, Shown::human(global), None, None);
             Ok(plan)
@@ -156,7 +172,7 @@ fn sync_run(
     global: &Global,
     args: SyncArgs,
 ) -> Result<u8, Error> {
-    let plan = match make_plan(session, run_id, false, global.progress) {
+    let plan = match make_plan(session, run_id, false, &args.overrides, global.progress) {
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
@@ -218,6 +234,9 @@ fn refuse_overrides(overrides: &PolicyOverrides) -> Result<(), Error> {
     if overrides.incremental {
         given.push("--incremental");
     }
+    if overrides.initial {
+        given.push("--initial");
+    }
     if given.is_empty() {
         return Ok(());
     }
@@ -246,9 +265,14 @@ fn make_plan(
     session: &mut Session,
     run_id: i64,
     force: bool,
+    overrides: &PolicyOverrides,
     progress: bool,
 ) -> Result<Plan, Error> {
-    let options = PlanOptions { force, progress };
+    let options = PlanOptions {
+        force,
+        progress,
+        initial: overrides.initial,
+    };
     Ok(pipeline::plan(
         &mut session.store,
         run_id,
@@ -426,6 +450,14 @@ fn explain_holds(config: &Config, plan: &Plan) {
                 .max_updates
                 .as_ref()
                 .and_then(|v| config.policy_value_at(v, message, name)),
+            HoldingCap::User(CapName::MaxDeletes) => policy
+                .max_deletes
+                .as_ref()
+                .and_then(|v| config.policy_value_at(v, message, name)),
+            HoldingCap::User(CapName::MaxChanges) => policy
+                .max_changes
+                .as_ref()
+                .and_then(|v| config.policy_value_at(v, message, name)),
             HoldingCap::MemberRemoves => policy
                 .max_member_removes
                 .as_ref()
@@ -457,7 +489,9 @@ fn holding_cap(hold: &Hold) -> HoldingCap {
     match hold {
         Hold::Cap { name, .. } => HoldingCap::User(*name),
         Hold::MemberRemoves { .. } => HoldingCap::MemberRemoves,
-        Hold::WithUserRemoval { by, .. } | Hold::WaitsForUserAdd { by, .. } => holding_cap(by),
+        Hold::WithUserRemoval { by, .. }
+        | Hold::WaitsForUserAdd { by, .. }
+        | Hold::Dripped { by, .. } => holding_cap(by),
     }
 }
 
@@ -529,12 +563,12 @@ fn apply_plan(
             return Err(e.into());
         }
     };
-    let held_removals = plan
+    let held: Vec<&crate::plan::Action> = plan
         .actions
         .iter()
-        .filter(|a| a.status == crate::plan::ActionStatus::Held && a.counts_as_removal())
-        .count() as u64;
-    super::emit(&format!("{}\n", report_line(&report, held_removals)));
+        .filter(|a| a.status == crate::plan::ActionStatus::Held)
+        .collect();
+    super::emit(&format!("{}\n", report_line(&report, &held)));
     let outcome = RunOutcome {
         outcome: if report.failed > 0 {
             Outcome::Failed
@@ -596,13 +630,12 @@ fn save(store: &Store, plan: &Plan, run_id: i64) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Apply complete: ...`; held actions come with what releases them: `--allow-removes N`
-/// only releases removals (`held_removals` of the held), `--force` everything.
-fn report_line(r: &ApplyReport, held_removals: u64) -> String {
+/// `Apply complete: ...`; held actions come with what releases them: each
+/// `--allow-<kind> N` its kind, `--force` everything.
+fn report_line(r: &ApplyReport, held: &[&crate::plan::Action]) -> String {
     let mut line = format!("Apply complete: {} applied, {} failed", r.applied, r.failed);
     if r.held > 0 {
-        let others = r.held.saturating_sub(held_removals);
-        let hint = render::release_hint(held_removals, others).replacen("Release", "release", 1);
+        let hint = render::release_hint(held).replacen("Release", "release", 1);
         line.push_str(&format!(", {} held ({hint})", r.held));
     }
     if r.skipped > 0 {
@@ -618,28 +651,61 @@ fn report_line(r: &ApplyReport, held_removals: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Action, ActionKind, Counted, Limit, UserRef};
+
+    fn held(kind: ActionKind, name: CapName) -> Action {
+        let mut a = Action::change_user(kind, UserRef::default(), Vec::new(), Vec::new());
+        a.hold(Hold::Cap {
+            counted: Counted::Adds(1),
+            name,
+            limit: Limit::Count(0),
+        });
+        a
+    }
 
     #[test]
-    fn held_adds_and_updates_are_pointed_at_force_not_at_allow_removes() {
+    fn held_actions_are_pointed_at_the_flag_of_their_kind() {
         let report = |held| ApplyReport {
             applied: 2,
             held,
             ..ApplyReport::default()
         };
+        let remove = held(ActionKind::Remove, CapName::MaxRemoves);
         assert_eq!(
-            report_line(&report(3), 3),
+            report_line(&report(3), &[&remove, &remove, &remove]),
             "Apply complete: 2 applied, 0 failed, 3 held (release the held removes with \
              `roster apply PLAN --allow-removes 3`)."
         );
+        let add = held(ActionKind::Add, CapName::MaxAdds);
+        let update = held(ActionKind::Update, CapName::MaxChanges);
+        let delete = held(ActionKind::Delete, CapName::MaxDeletes);
+        let all = report_line(&report(5), &[&delete, &add, &remove, &add, &update]);
+        assert!(
+            all.contains(
+                "release the held adds and updates and removes and deletes with `roster apply \
+                 PLAN --allow-adds 2 --allow-updates 1 --allow-removes 1 --allow-deletes 1`"
+            ),
+            "{all}"
+        );
+        // A delete the remove caps hold is released with the removes.
+        let shared = held(ActionKind::Delete, CapName::MaxRemoves);
+        assert!(report_line(&report(1), &[&shared]).contains("--allow-removes 1"));
+        // Only --force releases what no flag of a kind does.
+        let mut group = Action::add_group("g", "Sales", crate::plan::Reason::NotInTarget);
+        group.hold(Hold::MemberRemoves {
+            count: 2,
+            group: "Sales".into(),
+            limit: Limit::Count(1),
+        });
         assert_eq!(
-            report_line(&report(2), 0),
-            "Apply complete: 2 applied, 0 failed, 2 held (release them with \
+            report_line(&report(1), &[&group]),
+            "Apply complete: 2 applied, 0 failed, 1 held (release them with \
              `roster apply PLAN --force`)."
         );
-        let both = report_line(&report(3), 2);
+        let mixed = report_line(&report(2), &[&add, &group]);
         assert!(
-            both.contains("--allow-removes 2`; the 1 held add or update only with `--force`"),
-            "{both}"
+            mixed.contains("--allow-adds 1`; the 1 other held action only with `--force`"),
+            "{mixed}"
         );
     }
 }

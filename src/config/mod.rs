@@ -554,6 +554,72 @@ pub enum Cap {
     Percent(f64),
 }
 
+/// `remove-after`: how long a managed account must be missing from the source before it is
+/// removed or deleted (a grace period, so that a source that blinks costs nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    /// `"72h"`: missing for this many hours (measured from the first run that missed it).
+    Hours(u64),
+    /// `"3d"`: missing for this many days.
+    Days(u64),
+    /// `"3 runs"`: missing in this many runs in a row (the first one included).
+    Runs(u64),
+}
+
+impl Grace {
+    /// The grace period as a length of time, when it is one.
+    pub fn duration(self) -> Option<chrono::TimeDelta> {
+        match self {
+            Grace::Hours(h) => chrono::TimeDelta::try_hours(i64::try_from(h).ok()?),
+            Grace::Days(d) => chrono::TimeDelta::try_days(i64::try_from(d).ok()?),
+            Grace::Runs(_) => None,
+        }
+    }
+
+    /// `"72h"`, `"3d"`, `"3 runs"` → the grace period; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Grace> {
+        let text = text.trim();
+        let whole = |digits: &str| -> Option<u64> {
+            let digits = digits.trim();
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
+        };
+        if let Some(h) = text.strip_suffix('h') {
+            return whole(h).map(Grace::Hours);
+        }
+        if let Some(d) = text.strip_suffix('d') {
+            return whole(d).map(Grace::Days);
+        }
+        let runs = text
+            .strip_suffix(" runs")
+            .or_else(|| text.strip_suffix(" run"))?;
+        whole(runs).map(Grace::Runs)
+    }
+}
+
+/// How the grace period is written: `72h`, `3d`, `3 runs` (as `parse` reads it).
+impl std::fmt::Display for Grace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Grace::Hours(h) => write!(f, "{h}h"),
+            Grace::Days(d) => write!(f, "{d}d"),
+            Grace::Runs(1) => f.write_str("1 run"),
+            Grace::Runs(n) => write!(f, "{n} runs"),
+        }
+    }
+}
+
+/// `over-cap`: what happens to the removes (or deletes) over their cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OverCap {
+    /// Every one of them is held for a human (the tripwire; the default).
+    #[default]
+    Hold,
+    /// The cap's worth of them, those missing longest, go; the rest are held.
+    Drip,
+}
+
 /// The safety rules of a sync. Defaults are the safe ones: add-only, no removes.
 ///
 /// The values a refusal or a held action may be explained by are `PolicyValue`s, which
@@ -561,10 +627,21 @@ pub enum Cap {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub mode: PolicyValue<Mode>,
-    pub max_removes: PolicyValue<u64>,
+    /// Removes and deactivations, and deletes too unless `max_deletes` is set (what
+    /// `max-removes` has always meant; a config that sets only it is not loosened).
+    pub max_removes: PolicyValue<Cap>,
     pub max_remove_percent: Option<PolicyValue<f64>>,
+    /// Deletes, on their own; when absent they count with the removes.
+    pub max_deletes: Option<PolicyValue<Cap>>,
+    /// A percent is of the accounts in the target (all of them, managed or not).
     pub max_adds: Option<PolicyValue<Cap>>,
     pub max_updates: Option<PolicyValue<Cap>>,
+    /// Every user action of the plan together.
+    pub max_changes: Option<PolicyValue<Cap>>,
+    /// `remove-after`: the grace period before a missing account is removed.
+    pub remove_after: Option<PolicyValue<Grace>>,
+    /// `over-cap`: hold every remove over the cap, or drip the oldest-missing through.
+    pub over_cap: PolicyValue<OverCap>,
     pub max_source_shrink_percent: PolicyValue<f64>,
     /// The target-side guard: a target listing with this many percent fewer managed
     /// accounts than the store expects is refused (default 20).
@@ -588,10 +665,14 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             mode: Mode::AddOnly.into(),
-            max_removes: 0.into(),
+            max_removes: Cap::Count(0).into(),
             max_remove_percent: None,
+            max_deletes: None,
             max_adds: None,
             max_updates: None,
+            max_changes: None,
+            remove_after: None,
+            over_cap: OverCap::Hold.into(),
             max_source_shrink_percent: 20.0.into(),
             max_target_shrink_percent: 20.0.into(),
             on_invalid: OnInvalid::Skip,
@@ -682,7 +763,7 @@ impl Policy {
     /// `--max-removes` for this run.
     pub fn override_max_removes(&mut self, max_removes: u64) {
         self.max_removes = Spanned::new(
-            max_removes,
+            Cap::Count(max_removes),
             At::CommandLine {
                 flag: "--max-removes",
             },

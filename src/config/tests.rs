@@ -116,7 +116,7 @@ fn command_line_values_say_so_and_point_nowhere() {
     let mut config = parse_ok(Path::new("roster.kdl"), CONFIG);
     config.policy.override_max_removes(3);
     config.policy.override_mode(Mode::Delete);
-    assert_eq!(config.policy.max_removes, 3);
+    assert_eq!(config.policy.max_removes, Cap::Count(3));
     assert_eq!(
         config.policy.max_removes.span,
         At::CommandLine {

@@ -170,3 +170,14 @@ pub use groups::{
 pub use pairs::{
     DesiredGroup, GroupPair, MatchedBy, MemberChange, MemberPair, Pair, TargetGroupState,
 };
+
+/// A managed account missing from the source, as the store keeps it between runs: since
+/// when, and in how many runs in a row. The grace period (`remove-after`) and the drip order
+/// (`over-cap "drip"`: missing longest first) are measured on it. Keyed by the account's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingMark {
+    /// The first run that missed it.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// Runs in a row that missed it, this one included once the planner has counted it.
+    pub runs: u64,
+}

@@ -22,7 +22,7 @@ mod read;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{At, Cap, Config, Mode, OnInvalid, PolicyValueAt, ReadMode};
+use crate::config::{At, Cap, Config, Mode, OnInvalid, PolicyValueAt, ReadMode, Spanned};
 use crate::mapping::Mapper;
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead, SourceRefusal};
@@ -42,6 +42,8 @@ pub use read::ReadError;
 pub struct PlanOptions {
     pub force: bool,
     pub progress: bool,
+    /// `--initial`: a first load, allowed only into a target with no account of this owner.
+    pub initial: bool,
 }
 
 /// Why no plan was made.
@@ -114,6 +116,17 @@ pub enum Refusal {
          refusing to plan (check which groups the group block selects, or use --force)"
     )]
     NoGroups { managed: usize },
+    /// `--initial` on a target that already has accounts roster manages.
+    #[error(
+        "--initial is for a first load into a target with no account of owner \"{owner}\", \
+         but {target} has {managed} accounts roster manages; refusing to plan (a second \
+         initial load would load everything again: run `roster plan` without --initial)"
+    )]
+    NotInitial {
+        owner: String,
+        target: String,
+        managed: u64,
+    },
 }
 
 /// How long a field apply saw the target drop is left out of plans before it is tried again.
@@ -183,18 +196,41 @@ pub fn plan(
         counts.managed
     );
     check_invalid(store, run_id, config, &counts, &mapper.outcomes())?;
-    // An incremental read removes nothing by absence: the shrink it would measure is only
-    // the explicit deletes, which the remove caps hold.
-    if !incremental {
-        check_source(store, run_id, config, &counts, &mut forced)?;
+    // Values a field's on-invalid="default" replaced, then how the source was read.
+    let mut notes = mapper.notes();
+    notes.extend(read_note(&choice, &tracked, incremental));
+    if options.initial {
+        check_initial(config, &counts, target.describe())?;
+        notes.push(format!(
+            "initial load: the target holds no account of owner \"{}\"; no cap counts the adds \
+             and the shrink checks do not apply",
+            config.owner
+        ));
+    } else {
+        // An incremental read removes nothing by absence: the shrink it would measure is only
+        // the explicit deletes, which the remove caps hold.
+        if !incremental {
+            check_source(store, run_id, config, &counts, &mut forced)?;
+        }
+        check_target(store, run_id, config, &counts, &mut forced)?;
     }
-    check_target(store, run_id, config, &counts, &mut forced)?;
     store.accept_source(run_id)?;
     log::debug!("read and loaded both sides in {:.2}s", elapsed(started));
 
-    let mut users = planner::Planner::new(&config.policy);
+    // The plan's time is also the time marks of newly missing accounts start from.
+    let created_at = Utc::now();
+    let context = planner::Context {
+        managed: counts.managed,
+        target_accounts: counts.target,
+        now: created_at,
+        marks: store.missing_marks(&config.owner)?,
+        initial: options.initial,
+    };
+    let mut users = planner::Planner::new(&config.policy, context);
     store.for_each_pair(run_id, |pair| users.push(pair))?;
-    let planned = users.finish(counts.managed);
+    let planned = users.finish();
+    // Only a read that passed the checks gets here: marks advance on good reads alone.
+    store.keep_missing_marks(&config.owner, &planned.missing)?;
     let mut planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
     // Changes apply saw this target drop (within the last week) are left out, with why.
     let since = (Utc::now() - chrono::Duration::days(IGNORED_BELIEVED_DAYS))
@@ -206,10 +242,8 @@ pub fn plan(
         .collect();
     planner::ignored::leave_out_ignored(&mut planned.actions, &ignored);
     log::debug!("paired and planned in {:.2}s", elapsed(started));
+    notes.extend(empty_base_note(&planned.actions, counts.target));
 
-    // Values a field's on-invalid="default" replaced, then how the source was read.
-    let mut notes = mapper.notes();
-    notes.extend(read_note(&choice, &tracked, incremental));
     if by_records
         && counts.managed == 0
         && counts.target > 0
@@ -224,7 +258,6 @@ pub fn plan(
         ));
     }
     let words = target.removal_words();
-    let created_at = Utc::now();
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         plan_id: plan_id(created_at),
@@ -239,9 +272,16 @@ pub fn plan(
         remove_means: words.remove,
         delete_means: words.delete,
         target: target.describe(),
-        max_removes: matches!(config.policy.max_removes.span, At::CommandLine { .. })
-            .then_some(config.policy.max_removes.value),
+        max_removes: match config.policy.max_removes {
+            Spanned {
+                value: Cap::Count(n),
+                span: At::CommandLine { .. },
+            } => Some(n),
+            _ => None,
+        },
         managed: has_percent_cap(&config.policy).then_some(counts.managed),
+        target_accounts: has_percent_cap(&config.policy).then_some(counts.target),
+        initial: options.initial,
     };
     // Users and groups: every record the plan leaves out is counted.
     plan.summary.rejected = store.reject_count(run_id)?;
@@ -466,14 +506,72 @@ fn check_target(
     }
 }
 
-/// Whether a cap of the policy is a percent of the managed accounts (whose number the plan
-/// then records, for the re-check at apply).
+/// Whether a cap of the policy is a percent (of the managed accounts, or of the target for
+/// adds), whose base the plan then records, for the re-check at apply.
 fn has_percent_cap(policy: &crate::config::Policy) -> bool {
     let percent = |cap: &Option<crate::config::PolicyValue<Cap>>| {
         cap.as_ref()
             .is_some_and(|c| matches!(c.value, Cap::Percent(_)))
     };
-    policy.max_remove_percent.is_some() || percent(&policy.max_adds) || percent(&policy.max_updates)
+    policy.max_remove_percent.is_some()
+        || matches!(policy.max_removes.value, Cap::Percent(_))
+        || percent(&policy.max_adds)
+        || percent(&policy.max_updates)
+        || percent(&policy.max_deletes)
+        || percent(&policy.max_changes)
+}
+
+/// `--initial`: refused when the target has any account roster manages for this owner (an
+/// externalId, or on a target without them an ownership record), so that running it twice
+/// cannot load twice.
+fn check_initial(
+    config: &Config,
+    counts: &SnapshotCounts,
+    target: String,
+) -> Result<(), PipelineError> {
+    if counts.managed == 0 {
+        return Ok(());
+    }
+    Err(PipelineError::Refused {
+        refusal: Refusal::NotInitial {
+            owner: config.owner.clone(),
+            target,
+            managed: counts.managed,
+        },
+        set_here: Vec::new(),
+    })
+}
+
+/// A percent cap measured against an empty base (a first load into an empty target) holds
+/// everything it counts: said in a note, with the way out, rather than left to puzzle over.
+fn empty_base_note(actions: &[crate::plan::Action], target_accounts: u64) -> Option<String> {
+    use crate::plan::{Hold, Limit};
+    let on_empty = |hold: &Hold| {
+        matches!(
+            hold,
+            Hold::Cap {
+                limit: Limit::Percent { of: 0, .. } | Limit::PercentOfTarget { of: 0, .. },
+                ..
+            }
+        )
+    };
+    let held = actions
+        .iter()
+        .filter(|a| a.hold.as_ref().is_some_and(on_empty))
+        .count() as u64;
+    (held > 0).then(|| {
+        format!(
+            "{} held by a percent cap measured against {}: a percent of nothing allows \
+             nothing; for a first load use `roster plan --initial`, or release them with \
+             `roster apply PLAN --allow-adds N`",
+            render::plural(held, "action is", "actions are"),
+            if target_accounts == 0 {
+                "an empty target"
+            } else {
+                "no managed accounts"
+            }
+        )
+    })
 }
 
 /// By how many percent `now` is below `before`, if it is.

@@ -48,6 +48,12 @@ pub struct PlanJson<A = Vec<ActionJson>> {
     pub max_removes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<u64>,
+    /// Every account in the target, the base of a percent `max-adds` (with `managed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_accounts: Option<u64>,
+    /// `--initial`: a first load, whose adds no cap counts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub initial: bool,
     /// `hmac-sha256:<hex>` over the plan without this field (`plan::seal`), when the plan
     /// was made with a `plan-signing-key`. Last, so that it reads as a seal on the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +80,10 @@ pub struct SummaryJson {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +170,8 @@ fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
         target: plan.target.clone(),
         max_removes: plan.max_removes,
         managed: plan.managed,
+        target_accounts: plan.target_accounts,
+        initial: plan.initial,
         signature: None,
     }
 }
@@ -199,6 +211,8 @@ impl PlanJson {
             target: self.target,
             max_removes: self.max_removes,
             managed: self.managed,
+            target_accounts: self.target_accounts,
+            initial: self.initial,
         })
     }
 }

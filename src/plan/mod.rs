@@ -14,7 +14,7 @@ pub mod contract;
 mod reason;
 pub mod seal;
 
-pub use reason::{CapName, Counted, Hold, Limit, Reason};
+pub use reason::{CapName, Counted, Hold, Limit, Missing, Reason};
 
 /// Version of the plan file format. Apply refuses files of another version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -48,6 +48,12 @@ pub struct Plan {
     /// The managed accounts the percent caps were measured against, recorded when the
     /// policy has a percent cap, so that apply can check those caps again from the plan alone.
     pub managed: Option<u64>,
+    /// Every account in the target (managed or not), the base of a percent `max-adds`;
+    /// recorded with `managed`.
+    pub target_accounts: Option<u64>,
+    /// Made with `--initial`: a first load into a target with no account of this owner, so
+    /// no cap counts its adds (apply re-checks it the same way).
+    pub initial: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -378,6 +384,34 @@ impl Action {
         self.action.is_removal() || self.deactivates()
     }
 
+    /// The flag that releases this action when it is held: `--allow-removes` for what the
+    /// remove caps hold, `--allow-deletes` for `max-deletes`, and so on; an action held by
+    /// `max-changes` by the flag of its own kind. `None`: only `--force` releases it.
+    pub fn released_by(&self) -> Option<Allowance> {
+        let hold = self.hold.as_ref()?;
+        if self.object() != ObjectKind::User {
+            // A membership removal held with its user, or by max-member-removes: as before,
+            // with the removes.
+            return self.counts_as_removal().then_some(Allowance::Removes);
+        }
+        fn by_cap(action: &Action, hold: &Hold) -> Option<Allowance> {
+            match hold {
+                Hold::Cap { name, .. } => Some(match name {
+                    CapName::MaxRemoves | CapName::MaxRemovePercent => Allowance::Removes,
+                    CapName::MaxDeletes => Allowance::Deletes,
+                    CapName::MaxAdds => Allowance::Adds,
+                    CapName::MaxUpdates => Allowance::Updates,
+                    CapName::MaxChanges => Allowance::of_kind(action),
+                }),
+                Hold::Dripped { by, .. } => by_cap(action, by),
+                Hold::MemberRemoves { .. }
+                | Hold::WithUserRemoval { .. }
+                | Hold::WaitsForUserAdd { .. } => None,
+            }
+        }
+        by_cap(self, hold)
+    }
+
     /// Kept back by `hold` until a human releases it.
     pub fn hold(&mut self, hold: Hold) {
         self.status = ActionStatus::Held;
@@ -388,6 +422,55 @@ impl Action {
     pub fn release(&mut self) {
         self.status = ActionStatus::Planned;
         self.hold = None;
+    }
+}
+
+/// The `--allow-<kind> N` flags: which kind of held user action each releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Allowance {
+    Adds,
+    Updates,
+    /// Removes and deactivations (and deletes, where no `max-deletes` caps them apart).
+    Removes,
+    Deletes,
+}
+
+impl Allowance {
+    pub const ALL: [Allowance; 4] = [
+        Allowance::Adds,
+        Allowance::Updates,
+        Allowance::Removes,
+        Allowance::Deletes,
+    ];
+
+    /// The kind a user action is of, for the flags.
+    pub fn of_kind(action: &Action) -> Allowance {
+        match action.action {
+            ActionKind::Add => Allowance::Adds,
+            ActionKind::Update if action.deactivates() => Allowance::Removes,
+            ActionKind::Update => Allowance::Updates,
+            ActionKind::Remove => Allowance::Removes,
+            ActionKind::Delete => Allowance::Deletes,
+        }
+    }
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            Allowance::Adds => "--allow-adds",
+            Allowance::Updates => "--allow-updates",
+            Allowance::Removes => "--allow-removes",
+            Allowance::Deletes => "--allow-deletes",
+        }
+    }
+
+    /// The plural the messages use: "adds", "removes", ...
+    pub fn noun(self) -> &'static str {
+        match self {
+            Allowance::Adds => "adds",
+            Allowance::Updates => "updates",
+            Allowance::Removes => "removes",
+            Allowance::Deletes => "deletes",
+        }
     }
 }
 
@@ -442,6 +525,8 @@ impl Plan {
             target: self.target.clone(),
             max_removes: self.max_removes,
             managed: self.managed,
+            target_accounts: self.target_accounts,
+            initial: self.initial,
         }
     }
 

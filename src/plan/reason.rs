@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use crate::config::Cap;
+use chrono::{NaiveDateTime, Timelike};
+
+use crate::config::{Cap, Grace};
 use crate::plan::Field;
 
 /// One reason for an action. An action has one or more, shown joined with "; ".
@@ -59,6 +61,65 @@ pub enum Reason {
     /// Changes left out because the target was seen dropping these fields (apply read
     /// them back and they had not stuck).
     TargetIgnores(Vec<Field>),
+    /// A removal waiting out `remove-after`: how long the account has been missing.
+    Missing(Missing),
+}
+
+/// How long a managed account has been missing from the source, against `remove-after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// Missing since `since` (UTC, to the minute), removed once `after` has passed.
+    Since { since: NaiveDateTime, after: Grace },
+    /// Missing in `runs` runs in a row, removed at `after` runs.
+    Runs { runs: u64, after: u64 },
+}
+
+impl Missing {
+    /// Missing since `since`, shown (and kept) to the minute.
+    pub fn since(since: chrono::DateTime<chrono::Utc>, after: Grace) -> Missing {
+        let since = since.naive_utc();
+        let since = since
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(since);
+        Missing::Since { since, after }
+    }
+}
+
+const SINCE_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Since { since, after } => write!(
+                f,
+                "missing since {}, removed after {after}",
+                since.format(SINCE_FORMAT)
+            ),
+            Missing::Runs { runs, after } => {
+                write!(f, "missing {runs} of {}", Grace::Runs(*after))
+            }
+        }
+    }
+}
+
+impl Missing {
+    fn parse(text: &str) -> Option<Missing> {
+        if let Some(rest) = text.strip_prefix("missing since ") {
+            let (since, after) = rest.split_once(", removed after ")?;
+            let since = NaiveDateTime::parse_from_str(since, SINCE_FORMAT).ok()?;
+            let after = Grace::parse(after).filter(|g| !matches!(g, Grace::Runs(_)))?;
+            return Some(Missing::Since { since, after });
+        }
+        let (runs, after) = text.strip_prefix("missing ")?.split_once(" of ")?;
+        match Grace::parse(after)? {
+            Grace::Runs(after) => Some(Missing::Runs {
+                runs: runs.parse().ok()?,
+                after,
+            }),
+            Grace::Hours(_) | Grace::Days(_) => None,
+        }
+    }
 }
 
 const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
@@ -147,6 +208,7 @@ impl fmt::Display for Reason {
                     "stop mapping it, or fix it in the provider; it is tried again after a week)"
                 })
             }
+            Reason::Missing(missing) => write!(f, "{missing}"),
         }
     }
 }
@@ -223,6 +285,8 @@ impl Reason {
                 .collect();
             // The rest of the text is rebuilt from the fields; `parse_all` compares.
             Reason::TargetIgnores(fields?)
+        } else if let Some(missing) = Missing::parse(text) {
+            Reason::Missing(missing)
         } else {
             return None;
         };
@@ -237,14 +301,18 @@ pub enum CapName {
     MaxRemovePercent,
     MaxAdds,
     MaxUpdates,
+    MaxDeletes,
+    MaxChanges,
 }
 
 impl CapName {
-    const ALL: [CapName; 4] = [
+    const ALL: [CapName; 6] = [
         CapName::MaxRemoves,
         CapName::MaxRemovePercent,
         CapName::MaxAdds,
         CapName::MaxUpdates,
+        CapName::MaxDeletes,
+        CapName::MaxChanges,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -253,6 +321,8 @@ impl CapName {
             CapName::MaxRemovePercent => "max-remove-percent",
             CapName::MaxAdds => "max-adds",
             CapName::MaxUpdates => "max-updates",
+            CapName::MaxDeletes => "max-deletes",
+            CapName::MaxChanges => "max-changes",
         }
     }
 }
@@ -267,6 +337,10 @@ pub enum Counted {
     },
     Adds(u64),
     Updates(u64),
+    /// Deletes on their own (`max-deletes`).
+    Deletes(u64),
+    /// Every user action (`max-changes`).
+    Changes(u64),
 }
 
 impl fmt::Display for Counted {
@@ -293,6 +367,8 @@ impl fmt::Display for Counted {
             ),
             Counted::Adds(count) => write!(f, "{} planned", plural_noun(count, "add")),
             Counted::Updates(count) => write!(f, "{} planned", plural_noun(count, "update")),
+            Counted::Deletes(count) => write!(f, "{} planned", plural_noun(count, "delete")),
+            Counted::Changes(count) => write!(f, "{} planned", plural_noun(count, "change")),
         }
     }
 }
@@ -301,9 +377,11 @@ impl Counted {
     /// How many actions the cap counted.
     pub fn count(self) -> u64 {
         match self {
-            Counted::Removals { count, .. } | Counted::Adds(count) | Counted::Updates(count) => {
-                count
-            }
+            Counted::Removals { count, .. }
+            | Counted::Adds(count)
+            | Counted::Updates(count)
+            | Counted::Deletes(count)
+            | Counted::Changes(count) => count,
         }
     }
 
@@ -328,6 +406,8 @@ impl Counted {
             },
             "add" => Counted::Adds(count),
             "update" => Counted::Updates(count),
+            "delete" => Counted::Deletes(count),
+            "change" => Counted::Changes(count),
             _ => return None,
         };
         Some(counted)
@@ -339,7 +419,15 @@ impl Counted {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Limit {
     Count(u64),
-    Percent { percent: f64, of: u64 },
+    Percent {
+        percent: f64,
+        of: u64,
+    },
+    /// A percent of every account in the target (`max-adds`: managed or not).
+    PercentOfTarget {
+        percent: f64,
+        of: u64,
+    },
 }
 
 impl Limit {
@@ -348,6 +436,25 @@ impl Limit {
         match cap {
             Cap::Count(n) => Limit::Count(n),
             Cap::Percent(percent) => Limit::Percent { percent, of: base },
+        }
+    }
+
+    /// `cap` measured against the `size` of the whole target.
+    pub fn of_target(cap: Cap, size: u64) -> Limit {
+        match cap {
+            Cap::Count(n) => Limit::Count(n),
+            Cap::Percent(percent) => Limit::PercentOfTarget { percent, of: size },
+        }
+    }
+
+    /// How many actions the limit lets through.
+    pub fn allows(self) -> u64 {
+        let share = |percent: f64, of: u64| (percent * of as f64 / 100.0).floor() as u64;
+        match self {
+            Limit::Count(n) => n,
+            Limit::Percent { percent, of } | Limit::PercentOfTarget { percent, of } => {
+                share(percent, of)
+            }
         }
     }
 }
@@ -373,7 +480,13 @@ pub enum Hold {
     WithUserRemoval { username: String, by: Box<Hold> },
     /// A membership that waits for its user's add, which is held.
     WaitsForUserAdd { username: String, by: Box<Hold> },
+    /// Over a remove or delete cap under `over-cap "drip"`: the `going` accounts missing
+    /// longest go in this run, and this one waits.
+    Dripped { by: Box<Hold>, going: u64 },
 }
+
+const DRIP_INFIX: &str = "; over-cap drip: the ";
+const DRIP_SUFFIX: &str = " missing longest go first, the rest wait";
 
 impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -389,6 +502,11 @@ impl fmt::Display for Hold {
                     "{counted}, {} is {percent}% of {of} managed accounts",
                     name.as_str()
                 ),
+                Limit::PercentOfTarget { percent, of } => write!(
+                    f,
+                    "{counted}, {} is {percent}% of {of} accounts in the target",
+                    name.as_str()
+                ),
             },
             Hold::MemberRemoves {
                 count,
@@ -398,7 +516,7 @@ impl fmt::Display for Hold {
                 write!(f, "{count} member removes planned in {group}, ")?;
                 match limit {
                     Limit::Count(n) => write!(f, "max-member-removes is {n}"),
-                    Limit::Percent { percent, of } => {
+                    Limit::Percent { percent, of } | Limit::PercentOfTarget { percent, of } => {
                         write!(f, "max-member-removes is {percent}% of its {of} members")
                     }
                 }
@@ -410,6 +528,7 @@ impl fmt::Display for Hold {
                 f,
                 "waits for the add of user {username}, which is held ({by})"
             ),
+            Hold::Dripped { by, going } => write!(f, "{by}{DRIP_INFIX}{going}{DRIP_SUFFIX}"),
         }
     }
 }
@@ -434,6 +553,15 @@ impl Hold {
             let (username, by) = nested(rest, ", which is held (")?;
             return Some(Hold::WaitsForUserAdd { username, by });
         }
+        if let Some((by, going)) = text
+            .strip_suffix(DRIP_SUFFIX)
+            .and_then(|t| t.rsplit_once(DRIP_INFIX))
+        {
+            return Some(Hold::Dripped {
+                by: Box::new(Hold::parse(by)?),
+                going: going.parse().ok()?,
+            });
+        }
         if let Some((count, rest)) = text.split_once(" member removes planned in ") {
             let (group, cap) = rest.rsplit_once(", max-member-removes is ")?;
             return Some(Hold::MemberRemoves {
@@ -445,10 +573,17 @@ impl Hold {
         let (counted, rest) = text.split_once(", ")?;
         let (name, cap) = rest.split_once(" is ")?;
         let name = CapName::ALL.into_iter().find(|n| n.as_str() == name)?;
+        let limit = match cap.strip_suffix(" accounts in the target") {
+            Some(cap) => match parse_limit(cap, "% of ", "")? {
+                Limit::Percent { percent, of } => Limit::PercentOfTarget { percent, of },
+                Limit::Count(_) | Limit::PercentOfTarget { .. } => return None,
+            },
+            None => parse_limit(cap, "% of ", " managed accounts")?,
+        };
         Some(Hold::Cap {
             counted: Counted::parse(counted)?,
             name,
-            limit: parse_limit(cap, "% of ", " managed accounts")?,
+            limit,
         })
     }
 }
@@ -496,8 +631,39 @@ mod tests {
             Reason::UserNotCreated,
             Reason::TargetIgnores(vec![Field::Active]),
             Reason::TargetIgnores(vec![Field::Phone, Field::Attribute("title".into())]),
+            Reason::Missing(Missing::since(
+                chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:59Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+                Grace::Hours(72),
+            )),
+            Reason::Missing(Missing::since(chrono::Utc::now(), Grace::Days(3))),
+            Reason::Missing(Missing::Runs { runs: 1, after: 3 }),
         ]);
         all
+    }
+
+    #[test]
+    fn missing_accounts_read_as_people_expect() {
+        let since = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:59Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            Missing::since(since, Grace::Hours(72)).to_string(),
+            "missing since 2026-12-01 10:00 UTC, removed after 72h"
+        );
+        assert_eq!(
+            Missing::Runs { runs: 1, after: 3 }.to_string(),
+            "missing 1 of 3 runs"
+        );
+        for text in [
+            "missing since 2026-12-01, removed after 72h",
+            "missing since 2026-12-01 10:00 UTC, removed after 3 runs",
+            "missing 1 of 72h",
+            "missing one of 3 runs",
+        ] {
+            assert_eq!(Reason::parse_all(text, &user_field), None, "{text}");
+        }
     }
 
     #[test]
@@ -595,7 +761,39 @@ mod tests {
             },
             Hold::WaitsForUserAdd {
                 username: "alice".into(),
-                by: Box::new(cap),
+                by: Box::new(cap.clone()),
+            },
+            Hold::Cap {
+                counted: Counted::Deletes(4),
+                name: CapName::MaxDeletes,
+                limit: Limit::Count(0),
+            },
+            Hold::Cap {
+                counted: Counted::Changes(120),
+                name: CapName::MaxChanges,
+                limit: Limit::Percent {
+                    percent: 10.0,
+                    of: 1000,
+                },
+            },
+            Hold::Cap {
+                counted: Counted::Adds(40),
+                name: CapName::MaxAdds,
+                limit: Limit::PercentOfTarget {
+                    percent: 2.5,
+                    of: 0,
+                },
+            },
+            Hold::Dripped {
+                by: Box::new(cap.clone()),
+                going: 10,
+            },
+            Hold::WithUserRemoval {
+                username: "dave".into(),
+                by: Box::new(Hold::Dripped {
+                    by: Box::new(cap),
+                    going: 10,
+                }),
             },
         ];
         for hold in holds {

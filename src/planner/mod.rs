@@ -5,14 +5,16 @@
 //! pair by pair, what to do and why, and then applies the caps to the whole list. Everything
 //! here can be tested with plain values, and is (see the tests at the bottom).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::config::{Cap, Mode, Policy};
+use chrono::{DateTime, Utc};
+
+use crate::config::{Cap, Grace, Mode, OverCap, Policy};
 use crate::model::{DesiredUser, FieldValue, TargetUser, phone_digits};
-pub use crate::model::{MatchedBy, Pair};
+pub use crate::model::{MatchedBy, MissingMark, Pair};
 use crate::plan::{
-    Action, ActionKind, ActionStatus, CapName, Change, Counted, Field, Hold, Limit, ObjectKind,
-    Reason, Summary, UserRef,
+    Action, ActionKind, ActionStatus, Allowance, CapName, Change, Counted, Field, Hold, Limit,
+    Missing, ObjectKind, Reason, Summary, UserRef,
 };
 
 /// The planner's result before the plan gets its id and digests.
@@ -20,30 +22,66 @@ use crate::plan::{
 pub struct Planned {
     pub actions: Vec<Action>,
     pub summary: Summary,
+    /// The managed accounts missing from the source that roster would take away, with their
+    /// marks as this run leaves them (for the store to keep: every other mark is cleared).
+    pub missing: Vec<(String, MissingMark)>,
+}
+
+/// What the planner is told besides the pairs and the policy: the bases of the percent
+/// caps, the time and the marks of accounts already missing (the planner reads no clock and
+/// no store), and whether this is an initial load.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Managed accounts in the target (the base of the percent caps but `max-adds`).
+    pub managed: u64,
+    /// Every account in the target (the base of a percent `max-adds`).
+    pub target_accounts: u64,
+    /// This run's time, for the marks of accounts missing from now on.
+    pub now: DateTime<Utc>,
+    /// The marks the store keeps, by account key.
+    pub marks: HashMap<String, MissingMark>,
+    /// `--initial`: no cap counts the adds.
+    pub initial: bool,
+}
+
+impl Context {
+    /// The percent bases only (both the managed accounts), at no particular time, with no
+    /// marks: what plans without grace periods need.
+    pub fn managed(managed: u64) -> Context {
+        Context {
+            managed,
+            target_accounts: managed,
+            ..Context::default()
+        }
+    }
 }
 
 /// Plans the user actions for `pairs` under `policy`. `managed` is the number of managed
 /// accounts in the target (the base of the percent caps).
 pub fn plan_users(pairs: impl IntoIterator<Item = Pair>, policy: &Policy, managed: u64) -> Planned {
-    let mut planner = Planner::new(policy);
+    let mut planner = Planner::new(policy, Context::managed(managed));
     pairs.into_iter().for_each(|pair| planner.push(pair));
-    planner.finish(managed)
+    planner.finish()
 }
 
 /// The planner as a fold, for pairs that arrive one at a time (from the store's join):
 /// only the actions are kept, never the snapshots.
 pub struct Planner<'p> {
     policy: &'p Policy,
+    context: Context,
     actions: Vec<Action>,
     summary: Summary,
+    missing: Vec<(String, MissingMark)>,
 }
 
 impl<'p> Planner<'p> {
-    pub fn new(policy: &'p Policy) -> Self {
+    pub fn new(policy: &'p Policy, context: Context) -> Self {
         Planner {
             policy,
+            context,
             actions: Vec::new(),
             summary: Summary::default(),
+            missing: Vec::new(),
         }
     }
 
@@ -68,22 +106,71 @@ impl<'p> Planner<'p> {
                         self.actions.push(action.skipped(Reason::NotRemoved(why)));
                     }
                 } else if let Some(action) = removal(&target, *self.policy.mode) {
+                    let action = self.after_grace(action);
                     self.actions.push(action);
                 }
             }
         }
     }
 
+    /// Marks the account of a removal missing (from now, or one run more), and under
+    /// `remove-after` leaves the removal out until the grace period has passed.
+    fn after_grace(&mut self, mut action: Action) -> Action {
+        let key = action.subject.keys().0.to_string();
+        let mark = match self.context.marks.get(&key) {
+            Some(mark) => MissingMark {
+                since: mark.since,
+                runs: mark.runs.saturating_add(1),
+            },
+            None => MissingMark {
+                since: self.context.now,
+                runs: 1,
+            },
+        };
+        self.missing.push((key, mark));
+        let Some(grace) = self.policy.remove_after.map(|g| g.value) else {
+            return action;
+        };
+        let waiting = match grace {
+            Grace::Runs(after) => (mark.runs < after).then_some(Missing::Runs {
+                runs: mark.runs,
+                after,
+            }),
+            Grace::Hours(_) | Grace::Days(_) => {
+                let passed = grace
+                    .duration()
+                    .is_some_and(|d| self.context.now - mark.since >= d);
+                (!passed).then(|| Missing::since(mark.since, grace))
+            }
+        };
+        if let Some(missing) = waiting {
+            action.status = ActionStatus::Skipped;
+            action.reasons.push(Reason::Missing(missing));
+        }
+        action
+    }
+
     /// Orders the actions, applies the caps and numbers them.
-    pub fn finish(mut self, managed: u64) -> Planned {
+    pub fn finish(mut self) -> Planned {
         order(&mut self.actions);
-        apply_caps(&mut self.actions, self.policy, managed);
+        let since: HashMap<&str, MissingMark> = self
+            .missing
+            .iter()
+            .map(|(key, mark)| (key.as_str(), *mark))
+            .collect();
+        let caps = Caps {
+            policy: self.policy,
+            context: &self.context,
+            since: &since,
+        };
+        caps.apply(&mut self.actions);
         for (i, action) in self.actions.iter_mut().enumerate() {
             action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
         }
         Planned {
             actions: self.actions,
             summary: self.summary,
+            missing: self.missing,
         }
     }
 }
@@ -285,94 +372,193 @@ pub fn exceeds(count: u64, cap: Cap, base: u64) -> bool {
     }
 }
 
-/// Holds every action of a capped kind when their number exceeds a cap: a cap is a
-/// tripwire, so none of them goes through, not the first N.
-///
-/// The remove caps count removes, deletes and deactivations (updates that take an account
-/// out of service because the source has it out of service) together: a directory where
-/// half the accounts suddenly look disabled is the same disaster as one where they vanish.
-/// Each action belongs to one cap family only, so a held deactivation is released with the
-/// removes (`--allow-removes`).
-fn apply_caps(actions: &mut [Action], policy: &Policy, managed: u64) {
-    fn is_removal(a: &Action) -> bool {
-        a.counts_as_removal()
-    }
-    fn is_add(a: &Action) -> bool {
-        a.action == ActionKind::Add
-    }
-    fn is_update(a: &Action) -> bool {
-        a.action == ActionKind::Update && !a.deactivates()
-    }
-    let planned = |matches: fn(&Action) -> bool| {
-        actions
-            .iter()
-            .filter(|a| a.object() == ObjectKind::User)
-            .filter(|a| a.status == ActionStatus::Planned && matches(a))
-            .count() as u64
-    };
-    let removals = Counted::Removals {
-        count: planned(is_removal),
-        deactivations: planned(Action::deactivates),
-    };
+/// The kinds of user action the caps count, each with its own caps. The remove family
+/// counts removes and deactivations (updates that take an account out of service because
+/// the source has it out of service), and deletes too unless `max-deletes` caps them on
+/// their own: what `max-removes` has always covered, so a config that sets only it is not
+/// loosened. A directory where half the accounts suddenly look disabled is the same
+/// disaster as one where they vanish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Adds,
+    Updates,
+    Removals,
+    Deletes,
+}
 
-    let remove_caps = std::iter::once((Cap::Count(*policy.max_removes), CapName::MaxRemoves))
-        .chain(
-            policy
-                .max_remove_percent
-                .map(|p| (Cap::Percent(p.value), CapName::MaxRemovePercent)),
-        );
-    let mut checks: Vec<CapCheck> = remove_caps
-        .map(|(cap, name)| CapCheck {
-            matches: is_removal,
-            counted: removals,
-            cap: Some(cap),
-            name,
-        })
-        .collect();
-    checks.push(CapCheck {
-        matches: is_add,
-        counted: Counted::Adds(planned(is_add)),
-        cap: policy.max_adds.map(|c| c.value),
-        name: CapName::MaxAdds,
-    });
-    checks.push(CapCheck {
-        matches: is_update,
-        counted: Counted::Updates(planned(is_update)),
-        cap: policy.max_updates.map(|c| c.value),
-        name: CapName::MaxUpdates,
-    });
+impl Family {
+    pub const ALL: [Family; 4] = [
+        Family::Adds,
+        Family::Updates,
+        Family::Removals,
+        Family::Deletes,
+    ];
 
-    for CapCheck {
-        matches,
-        counted,
-        cap,
-        name,
-    } in checks
-    {
-        let Some(cap) = cap.filter(|cap| exceeds(counted.count(), *cap, managed)) else {
-            continue;
-        };
-        let hold = Hold::Cap {
-            counted,
-            name,
-            limit: Limit::new(cap, managed),
-        };
-        for action in actions
-            .iter_mut()
-            .filter(|a| a.object() == ObjectKind::User)
-            .filter(|a| a.status == ActionStatus::Planned && matches(a))
-        {
-            action.hold(hold.clone());
+    /// The family a user action is counted in under `policy`.
+    pub fn of(action: &Action, policy: &Policy) -> Family {
+        match action.action {
+            ActionKind::Add => Family::Adds,
+            ActionKind::Delete if policy.max_deletes.is_some() => Family::Deletes,
+            _ if action.counts_as_removal() => Family::Removals,
+            _ => Family::Updates,
+        }
+    }
+
+    /// The caps of this family, in the order they are checked, with the base each percent
+    /// is measured against (`managed` accounts, or every account in the target for adds).
+    pub fn caps(self, policy: &Policy) -> Vec<(Cap, CapName)> {
+        let value = |cap: &Option<crate::config::PolicyValue<Cap>>| cap.as_ref().map(|c| c.value);
+        match self {
+            Family::Adds => value(&policy.max_adds)
+                .map(|c| (c, CapName::MaxAdds))
+                .into_iter()
+                .collect(),
+            Family::Updates => value(&policy.max_updates)
+                .map(|c| (c, CapName::MaxUpdates))
+                .into_iter()
+                .collect(),
+            Family::Removals => std::iter::once((policy.max_removes.value, CapName::MaxRemoves))
+                .chain(
+                    policy
+                        .max_remove_percent
+                        .map(|p| (Cap::Percent(p.value), CapName::MaxRemovePercent)),
+                )
+                .collect(),
+            Family::Deletes => value(&policy.max_deletes)
+                .map(|c| (c, CapName::MaxDeletes))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Whether `over-cap "drip"` applies: to the removes and the deletes only.
+    pub fn drips(self) -> bool {
+        matches!(self, Family::Removals | Family::Deletes)
+    }
+
+    /// The `--allow-<kind>` flags that release this family at apply.
+    pub fn allowances(self) -> &'static [Allowance] {
+        match self {
+            Family::Adds => &[Allowance::Adds],
+            Family::Updates => &[Allowance::Updates],
+            // Deletes counted with the removes are released with them, or by their own flag.
+            Family::Removals => &[Allowance::Removes, Allowance::Deletes],
+            Family::Deletes => &[Allowance::Deletes],
         }
     }
 }
 
-/// One cap and the actions it counts.
-struct CapCheck {
-    matches: fn(&Action) -> bool,
-    counted: Counted,
-    cap: Option<Cap>,
-    name: CapName,
+/// The caps, applied to a whole list of planned actions.
+struct Caps<'a> {
+    policy: &'a Policy,
+    context: &'a Context,
+    /// Since when (and for how many runs) each missing account has been missing, for the
+    /// drip order.
+    since: &'a HashMap<&'a str, MissingMark>,
+}
+
+impl Caps<'_> {
+    /// Over a cap, every action of its family is held: a cap is a tripwire, so none of them
+    /// goes through, not the first N. Under `over-cap "drip"` the removes and deletes over
+    /// their cap are the exception: the cap's worth of them, missing longest first, go. Then
+    /// `max-changes` counts what is still planned, of every family together.
+    fn apply(&self, actions: &mut [Action]) {
+        for family in Family::ALL {
+            if family == Family::Adds && self.context.initial {
+                continue;
+            }
+            for (cap, name) in family.caps(self.policy) {
+                self.check(actions, family, cap, name);
+            }
+        }
+        if let Some(cap) = self.policy.max_changes.map(|c| c.value) {
+            let counted = |a: &Action| !(self.context.initial && a.action == ActionKind::Add);
+            let count = planned_users(actions).filter(|a| counted(a)).count() as u64;
+            if exceeds(count, cap, self.context.managed) {
+                let hold = Hold::Cap {
+                    counted: Counted::Changes(count),
+                    name: CapName::MaxChanges,
+                    limit: Limit::new(cap, self.context.managed),
+                };
+                for action in actions
+                    .iter_mut()
+                    .filter(|a| is_planned_user(a) && counted(a))
+                {
+                    action.hold(hold.clone());
+                }
+            }
+        }
+    }
+
+    fn check(&self, actions: &mut [Action], family: Family, cap: Cap, name: CapName) {
+        let in_family = |a: &Action| is_planned_user(a) && Family::of(a, self.policy) == family;
+        let count = actions.iter().filter(|a| in_family(a)).count() as u64;
+        let (base, limit) = match family {
+            Family::Adds => (
+                self.context.target_accounts,
+                Limit::of_target(cap, self.context.target_accounts),
+            ),
+            _ => (self.context.managed, Limit::new(cap, self.context.managed)),
+        };
+        if !exceeds(count, cap, base) {
+            return;
+        }
+        let counted = match family {
+            Family::Adds => Counted::Adds(count),
+            Family::Updates => Counted::Updates(count),
+            Family::Deletes => Counted::Deletes(count),
+            Family::Removals => Counted::Removals {
+                count,
+                deactivations: actions
+                    .iter()
+                    .filter(|a| in_family(a) && a.deactivates())
+                    .count() as u64,
+            },
+        };
+        let hold = Hold::Cap {
+            counted,
+            name,
+            limit,
+        };
+        let drip = family.drips() && *self.policy.over_cap == OverCap::Drip;
+        let mut indices: Vec<usize> = (0..actions.len())
+            .filter(|&i| in_family(&actions[i]))
+            .collect();
+        let going = if drip {
+            // Missing longest first (the earliest mark, then the most runs: two runs may fall
+            // in the same instant); an account without a mark (a deactivation) is new.
+            let since = |a: &Action| {
+                let mark = self.since.get(a.subject.keys().0);
+                (
+                    mark.map_or(self.context.now, |m| m.since),
+                    std::cmp::Reverse(mark.map_or(0, |m| m.runs)),
+                )
+            };
+            indices.sort_by_key(|&i| (since(&actions[i]), actions[i].name().to_string()));
+            limit.allows()
+        } else {
+            0
+        };
+        let held = match drip {
+            true => Hold::Dripped {
+                by: Box::new(hold),
+                going,
+            },
+            false => hold,
+        };
+        let skip = usize::try_from(going).unwrap_or(usize::MAX);
+        for &i in indices.iter().skip(skip) {
+            actions[i].hold(held.clone());
+        }
+    }
+}
+
+fn is_planned_user(a: &Action) -> bool {
+    a.object() == ObjectKind::User && a.status == ActionStatus::Planned
+}
+
+fn planned_users(actions: &[Action]) -> impl Iterator<Item = &Action> {
+    actions.iter().filter(|a| is_planned_user(a))
 }
 
 /// What the store knows about this run's source read, for the completeness checks.

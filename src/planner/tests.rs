@@ -58,7 +58,7 @@ fn gone(t: TargetUser) -> Pair {
 fn policy(mode: Mode, max_removes: u64) -> Policy {
     Policy {
         mode: mode.into(),
-        max_removes: max_removes.into(),
+        max_removes: Cap::Count(max_removes).into(),
         ..Policy::default()
     }
 }
@@ -378,7 +378,7 @@ fn remove_caps() {
             .collect();
         let pol = Policy {
             mode: Mode::Remove.into(),
-            max_removes: max.into(),
+            max_removes: Cap::Count(max).into(),
             max_remove_percent: percent.map(Into::into),
             ..Policy::default()
         };
@@ -672,7 +672,7 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
         both(inactive("k2", "bob"), target("t2", Some("k2"), "bob")),
     ];
     let pol = Policy {
-        max_removes: 100.into(),
+        max_removes: Cap::Count(100).into(),
         max_remove_percent: Some(10.0.into()),
         ..Policy::default()
     };
@@ -689,7 +689,7 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
         target("t1", Some("k1"), "alice"),
     )];
     let pol = Policy {
-        max_removes: 1.into(),
+        max_removes: Cap::Count(1).into(),
         max_updates: Some(Cap::Count(0).into()),
         ..Policy::default()
     };
@@ -700,4 +700,391 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
 /// The text of what holds an action, as the plan shows it.
 fn held_by(a: &Action) -> Option<String> {
     a.hold.as_ref().map(ToString::to_string)
+}
+
+mod thresholds_per_kind {
+    use super::*;
+    use crate::config::{Grace, OverCap};
+
+    fn adds(n: usize) -> Vec<Pair> {
+        (0..n)
+            .map(|i| Pair::SourceOnly(desired(&format!("a{i}"), &format!("add{i:02}"))))
+            .collect()
+    }
+
+    fn gones(n: usize) -> Vec<Pair> {
+        (0..n)
+            .map(|i| {
+                gone(target(
+                    &format!("t{i}"),
+                    Some(&format!("g{i}")),
+                    &format!("gone{i:02}"),
+                ))
+            })
+            .collect()
+    }
+
+    fn updates(n: usize) -> Vec<Pair> {
+        (0..n)
+            .map(|i| {
+                let mut t = target(
+                    &format!("u{i}"),
+                    Some(&format!("u{i}")),
+                    &format!("upd{i:02}"),
+                );
+                t.name = Some("old".into());
+                both(desired(&format!("u{i}"), &format!("upd{i:02}")), t)
+            })
+            .collect()
+    }
+
+    fn statuses(p: &Planned, kind: ActionKind) -> Vec<Status> {
+        let mut s: Vec<Status> = p
+            .actions
+            .iter()
+            .filter(|a| a.action == kind)
+            .map(|a| a.status)
+            .collect();
+        s.dedup();
+        s
+    }
+
+    fn context(managed: u64, target_accounts: u64) -> Context {
+        Context {
+            managed,
+            target_accounts,
+            ..Context::default()
+        }
+    }
+
+    fn run(pairs: Vec<Pair>, policy: &Policy, context: Context) -> Planned {
+        let mut planner = Planner::new(policy, context);
+        pairs.into_iter().for_each(|p| planner.push(p));
+        planner.finish()
+    }
+
+    #[test]
+    fn each_kind_is_held_over_its_own_cap_and_says_which_and_how_many() {
+        let cap = |n| Some(Cap::Count(n).into());
+        // (policy, pairs, kind held, held_by of the first held action)
+        let cases: Vec<(Policy, Vec<Pair>, ActionKind, &str)> = vec![
+            (
+                Policy {
+                    max_adds: cap(2),
+                    ..policy(Mode::AddOnly, 0)
+                },
+                adds(3),
+                ActionKind::Add,
+                // The add of another kind's case is one more add.
+                "4 adds planned, max-adds is 2",
+            ),
+            (
+                Policy {
+                    max_updates: cap(1),
+                    ..policy(Mode::AddOnly, 0)
+                },
+                updates(2),
+                ActionKind::Update,
+                "2 updates planned, max-updates is 1",
+            ),
+            (
+                Policy {
+                    max_deletes: cap(1),
+                    ..policy(Mode::Delete, 100)
+                },
+                gones(2),
+                ActionKind::Delete,
+                "2 deletes planned, max-deletes is 1",
+            ),
+            (
+                policy(Mode::Remove, 1),
+                gones(2),
+                ActionKind::Remove,
+                "2 removes planned, max-removes is 1",
+            ),
+        ];
+        for (policy, pairs, kind, why) in cases {
+            let mut pairs = pairs;
+            // Some of every other kind, within their caps, to show they are not held.
+            pairs.extend(adds(1).into_iter().map(|p| match p {
+                Pair::SourceOnly(mut d) => {
+                    d.key = "other".into();
+                    d.username = "zz-other".into();
+                    Pair::SourceOnly(d)
+                }
+                p => p,
+            }));
+            let p = run(pairs, &policy, context(100, 100));
+            assert_eq!(statuses(&p, kind), [Status::Held], "{why}");
+            let held = p
+                .actions
+                .iter()
+                .find(|a| a.action == kind)
+                .and_then(held_by);
+            assert_eq!(held.as_deref(), Some(why));
+            if kind != ActionKind::Add {
+                assert_eq!(statuses(&p, ActionKind::Add), [Status::Planned], "{why}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_max_deletes_max_removes_caps_deletes_as_it_always_has() {
+        let p = run(gones(3), &policy(Mode::Delete, 2), context(100, 100));
+        assert_eq!(statuses(&p, ActionKind::Delete), [Status::Held]);
+        assert_eq!(
+            held_by(&p.actions[0]).as_deref(),
+            Some("3 removes planned, max-removes is 2")
+        );
+        // With max-deletes, deletes are counted on their own.
+        let own = Policy {
+            max_deletes: Some(Cap::Count(3).into()),
+            ..policy(Mode::Delete, 2)
+        };
+        let p = run(gones(3), &own, context(100, 100));
+        assert_eq!(statuses(&p, ActionKind::Delete), [Status::Planned]);
+    }
+
+    #[test]
+    fn percents_are_of_the_managed_accounts_and_adds_of_the_target() {
+        // 10 % of 20 accounts in the target allows 2 adds, whatever the managed count.
+        let pol = Policy {
+            max_adds: Some(Cap::Percent(10.0).into()),
+            ..policy(Mode::AddOnly, 0)
+        };
+        let p = run(adds(2), &pol, context(0, 20));
+        assert_eq!(statuses(&p, ActionKind::Add), [Status::Planned]);
+        let p = run(adds(3), &pol, context(100, 20));
+        assert_eq!(
+            held_by(&p.actions[0]).as_deref(),
+            Some("3 adds planned, max-adds is 10% of 20 accounts in the target")
+        );
+        // An empty target: a percent of nothing holds every add (the pipeline notes it).
+        let p = run(adds(1), &pol, context(0, 0));
+        assert_eq!(statuses(&p, ActionKind::Add), [Status::Held]);
+        // --initial: no cap counts the adds, not even max-changes.
+        let initial = Context {
+            initial: true,
+            ..context(0, 0)
+        };
+        let pol = Policy {
+            max_changes: Some(Cap::Count(0).into()),
+            ..pol
+        };
+        let p = run(adds(3), &pol, initial);
+        assert_eq!(statuses(&p, ActionKind::Add), [Status::Planned]);
+        // max-removes as a percent: 5 % of 40 managed accounts allows 2.
+        let pct = Policy {
+            max_removes: Cap::Percent(5.0).into(),
+            ..policy(Mode::Remove, 0)
+        };
+        assert_eq!(
+            statuses(&run(gones(2), &pct, context(40, 40)), ActionKind::Remove),
+            [Status::Planned]
+        );
+        assert_eq!(
+            statuses(&run(gones(3), &pct, context(40, 40)), ActionKind::Remove),
+            [Status::Held]
+        );
+    }
+
+    #[test]
+    fn max_changes_holds_everything_still_planned_when_all_kinds_together_exceed_it() {
+        let pol = Policy {
+            max_changes: Some(Cap::Count(3).into()),
+            ..policy(Mode::Remove, 10)
+        };
+        let mut pairs = adds(2);
+        pairs.extend(updates(1));
+        pairs.extend(gones(1));
+        let p = run(pairs.clone(), &pol, context(10, 10));
+        assert!(p.actions.iter().all(|a| a.status == Status::Held));
+        assert_eq!(
+            held_by(&p.actions[0]).as_deref(),
+            Some("4 changes planned, max-changes is 3")
+        );
+        assert_eq!(p.actions[3].released_by(), Some(Allowance::Removes));
+        assert_eq!(p.actions[0].released_by(), Some(Allowance::Adds));
+        // What a kind's own cap holds is not counted again.
+        let pol = Policy {
+            max_adds: Some(Cap::Count(1).into()),
+            ..pol
+        };
+        let p = run(pairs, &pol, context(10, 10));
+        assert_eq!(statuses(&p, ActionKind::Add), [Status::Held]);
+        assert_eq!(statuses(&p, ActionKind::Update), [Status::Planned]);
+        assert_eq!(statuses(&p, ActionKind::Remove), [Status::Planned]);
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn marked(since: &str, runs: u64) -> MissingMark {
+        MissingMark {
+            since: at(since),
+            runs,
+        }
+    }
+
+    #[test]
+    fn remove_after_hours_waits_from_the_first_run_that_missed_the_account() {
+        let pol = Policy {
+            remove_after: Some(Grace::Hours(72).into()),
+            ..policy(Mode::Remove, 10)
+        };
+        let now = at("2026-12-04T09:59:00Z");
+        let marks = HashMap::from([
+            ("g0".to_string(), marked("2026-12-01T10:00:00Z", 3)),
+            ("g1".to_string(), marked("2026-12-01T09:59:00Z", 3)),
+        ]);
+        let p = run(
+            gones(3),
+            &pol,
+            Context {
+                now,
+                marks,
+                ..context(10, 10)
+            },
+        );
+        assert_eq!(
+            outline(&p),
+            [
+                "remove:gone00:skipped",
+                "remove:gone01:planned",
+                "remove:gone02:skipped"
+            ]
+        );
+        assert_eq!(
+            p.actions[0].reason(),
+            "managed account no longer in the source (mode remove); \
+             missing since 2026-12-01 10:00 UTC, removed after 72h"
+        );
+        assert_eq!(
+            p.actions[2].reason(),
+            "managed account no longer in the source (mode remove); \
+             missing since 2026-12-04 09:59 UTC, removed after 72h",
+            "a new mark starts now"
+        );
+        // Every missing account's mark is handed back, one run more; gone02's is new.
+        let mut missing = p.missing.clone();
+        missing.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            missing,
+            [
+                ("g0".into(), marked("2026-12-01T10:00:00Z", 4)),
+                ("g1".into(), marked("2026-12-01T09:59:00Z", 4)),
+                (
+                    "g2".into(),
+                    MissingMark {
+                        since: now,
+                        runs: 1
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn remove_after_runs_counts_this_run_and_an_account_back_is_no_longer_marked() {
+        let pol = Policy {
+            remove_after: Some(Grace::Runs(3).into()),
+            ..policy(Mode::Delete, 10)
+        };
+        let marks = HashMap::from([
+            ("g0".to_string(), marked("2026-12-01T10:00:00Z", 2)),
+            ("g1".to_string(), marked("2026-12-01T10:00:00Z", 1)),
+            // Back in the source: it pairs, and gets no mark.
+            ("u0".to_string(), marked("2026-12-01T10:00:00Z", 2)),
+        ]);
+        let mut pairs = gones(2);
+        pairs.extend(updates(1));
+        let p = run(
+            pairs,
+            &pol,
+            Context {
+                marks,
+                ..context(10, 10)
+            },
+        );
+        assert_eq!(
+            outline(&p),
+            [
+                "update:upd00:planned",
+                "delete:gone00:planned",
+                "delete:gone01:skipped"
+            ]
+        );
+        assert!(p.actions[2].reason().ends_with("; missing 2 of 3 runs"));
+        assert!(p.missing.iter().all(|(key, _)| key != "u0"));
+        assert_eq!(p.summary.skipped, 0, "the summary is recounted by the plan");
+    }
+
+    #[test]
+    fn drip_lets_the_cap_s_worth_go_missing_longest_first_and_holds_the_rest() {
+        let pol = Policy {
+            over_cap: OverCap::Drip.into(),
+            ..policy(Mode::Remove, 2)
+        };
+        let marks = HashMap::from([
+            ("g3".to_string(), marked("2026-11-01T10:00:00Z", 9)),
+            ("g1".to_string(), marked("2026-11-15T10:00:00Z", 5)),
+            ("g0".to_string(), marked("2026-11-20T10:00:00Z", 2)),
+        ]);
+        let p = run(
+            gones(5),
+            &pol,
+            Context {
+                now: at("2026-12-01T10:00:00Z"),
+                marks,
+                ..context(100, 100)
+            },
+        );
+        let going: Vec<&str> = p
+            .actions
+            .iter()
+            .filter(|a| a.status == Status::Planned)
+            .map(|a| a.name())
+            .collect();
+        assert_eq!(going, ["gone01", "gone03"]);
+        let held: Vec<&Action> = p
+            .actions
+            .iter()
+            .filter(|a| a.status == Status::Held)
+            .collect();
+        assert_eq!(held.len(), 3);
+        assert_eq!(
+            held_by(held[0]).as_deref(),
+            Some(
+                "5 removes planned, max-removes is 2; over-cap drip: the 2 missing longest go \
+                 first, the rest wait"
+            )
+        );
+        assert_eq!(held[0].released_by(), Some(Allowance::Removes));
+        // A percent cap drips its share: 2 % of 100 is 2.
+        let pct = Policy {
+            max_remove_percent: Some(2.0.into()),
+            ..Policy {
+                over_cap: OverCap::Drip.into(),
+                ..policy(Mode::Remove, 100)
+            }
+        };
+        let p = run(gones(5), &pct, context(100, 100));
+        assert_eq!(
+            p.actions
+                .iter()
+                .filter(|a| a.status == Status::Planned)
+                .count(),
+            2
+        );
+        // Adds and updates over their caps are held whole, drip or not.
+        let adds_capped = Policy {
+            max_adds: Some(Cap::Count(1).into()),
+            ..pol
+        };
+        let p = run(adds(3), &adds_capped, context(100, 100));
+        assert_eq!(statuses(&p, ActionKind::Add), [Status::Held]);
+    }
 }

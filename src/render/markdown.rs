@@ -67,12 +67,11 @@ fn render(plan: &Plan, shortened: Option<Shortened<'_>>) -> String {
             .iter()
             .filter(|a| a.status == Status::Held)
             .collect();
-        let removals = held.iter().filter(|a| a.counts_as_removal()).count() as u64;
         let _ = writeln!(
             out,
             "> [!CAUTION]\n> **{} held by a cap** and not applied. {} after review.\n",
             plural(plan.summary.held, "action is", "actions are"),
-            super::release_hint(removals, held.len() as u64 - removals),
+            super::release_hint(&held),
         );
     }
     if plan.summary.rejected > 0 {

@@ -12,7 +12,7 @@ pub use csv::{csv, errors_csv, records_csv};
 pub use human::{Colour, human, human_in, summary_line};
 pub use markdown::{COMMENT_LIMIT, markdown, markdown_within};
 
-use crate::plan::Plan;
+use crate::plan::{Action, Allowance, Plan};
 
 /// The plan file and `--format json`: the contract's JSON, pretty-printed.
 pub fn json(plan: &Plan) -> String {
@@ -52,19 +52,42 @@ pub(crate) fn shown(value: &str) -> std::borrow::Cow<'_, str> {
     crate::text::escape_controls(value)
 }
 
-/// What releases the held actions of a plan (`removals` held removes, deletes and
-/// deactivations, `others` held adds and updates), as `apply::release` does it:
-/// `--allow-removes N` releases only removals, `--force` everything held.
-pub fn release_hint(removals: u64, others: u64) -> String {
-    match (removals, others) {
-        (0, _) => "Release them with `roster apply PLAN --force`".to_string(),
-        (n, 0) => format!("Release the held removes with `roster apply PLAN --allow-removes {n}`"),
-        (n, others) => format!(
-            "Release the held removes with `roster apply PLAN --allow-removes {n}`; \
-             the {} only with `--force`, which releases everything held",
-            plural(others, "held add or update", "held adds and updates")
-        ),
+/// What releases the `held` actions of a plan, as `apply::release` does it: each
+/// `--allow-<kind> N` the held actions of its kind (`Action::released_by`), `--force`
+/// everything held.
+pub fn release_hint(held: &[&Action]) -> String {
+    let mut flags: Vec<(Allowance, u64)> = Vec::new();
+    let mut others = 0;
+    for action in held {
+        match action.released_by() {
+            Some(kind) => match flags.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => flags.push((kind, 1)),
+            },
+            None => others += 1,
+        }
     }
+    flags.sort_by_key(|(kind, _)| Allowance::ALL.iter().position(|k| k == kind));
+    if flags.is_empty() {
+        return "Release them with `roster apply PLAN --force`".to_string();
+    }
+    let nouns: Vec<&str> = flags.iter().map(|(k, _)| k.noun()).collect();
+    let args: Vec<String> = flags
+        .iter()
+        .map(|(k, n)| format!("{} {n}", k.flag()))
+        .collect();
+    let mut hint = format!(
+        "Release the held {} with `roster apply PLAN {}`",
+        nouns.join(" and "),
+        args.join(" ")
+    );
+    if others > 0 {
+        hint.push_str(&format!(
+            "; the {} only with `--force`, which releases everything held",
+            plural(others, "other held action", "other held actions")
+        ));
+    }
+    hint
 }
 
 pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {

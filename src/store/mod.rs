@@ -20,6 +20,7 @@ mod groups;
 mod ignored;
 mod journal;
 mod lock;
+mod missing;
 mod ownership;
 mod reads;
 mod runs;
@@ -74,6 +75,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_scim_ignored_fields",
         include_str!("../../schema/0009_scim_ignored_fields.sql"),
+    ),
+    (
+        "0010_policy_missing_marks",
+        include_str!("../../schema/0010_policy_missing_marks.sql"),
     ),
 ];
 

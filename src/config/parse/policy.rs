@@ -11,7 +11,9 @@ use miette::SourceSpan;
 
 use super::checker::{Block, Checker, Children, ProblemKind, optional, trimmed};
 use super::values::{Number, Whole};
-use crate::config::{Cap, ConfigFile, Mode, OnInvalid, Policy, PolicyValue, Spanned};
+use crate::config::{
+    Cap, ConfigFile, Grace, Mode, OnInvalid, OverCap, Policy, PolicyValue, Spanned,
+};
 
 pub(super) const POLICY: Block = Block {
     place: "in `policy`",
@@ -22,6 +24,10 @@ pub(super) const POLICY: Block = Block {
         "max-remove-percent",
         "max-adds",
         "max-updates",
+        "max-deletes",
+        "max-changes",
+        "remove-after",
+        "over-cap",
         "max-source-shrink-percent",
         "max-target-shrink-percent",
         "on-invalid",
@@ -142,16 +148,14 @@ impl<'t> Checker<'t> {
             );
             self.set_at(n, mode)
         });
-        let max_removes = c.get("max-removes").map(|n| {
-            let count = self.leaf_whole(n, &COUNT, "max-removes 10");
-            self.set_at(n, count.map(|c| c as u64))
-        });
+        let max_removes = c.get("max-removes").map(|n| self.max_removes(n));
         let max_remove_percent = c.get("max-remove-percent").map(|n| {
             let percent = self.leaf_number(n, &PERCENT, "max-remove-percent 5");
             self.set_at(n, percent)
         });
         let max_adds = c.get("max-adds").map(|n| self.cap(n));
         let max_updates = c.get("max-updates").map(|n| self.cap(n));
+        let thresholds = self.thresholds(c);
         let shrink = c.get("max-source-shrink-percent").map(|n| {
             let percent = self.leaf_number(n, &PERCENT, "max-source-shrink-percent 20");
             self.set_at(n, percent)
@@ -182,6 +186,10 @@ impl<'t> Checker<'t> {
             max_remove_percent: optional(max_remove_percent)?,
             max_adds: optional(max_adds)?,
             max_updates: optional(max_updates)?,
+            max_deletes: thresholds.max_deletes?,
+            max_changes: thresholds.max_changes?,
+            remove_after: thresholds.remove_after?,
+            over_cap: thresholds.over_cap?,
             max_source_shrink_percent: shrink
                 .unwrap_or(Some(defaults.max_source_shrink_percent))?,
             max_target_shrink_percent: target_shrink
@@ -193,6 +201,88 @@ impl<'t> Checker<'t> {
             group_all: optional(group_all)?,
             origin: None,
         })
+    }
+
+    /// `max-removes 10` (the count it has always been) or `max-removes "2%"` (a percent of
+    /// the managed accounts).
+    fn max_removes(&mut self, node: &KdlNode) -> Option<PolicyValue<Cap>> {
+        let is_percent = node
+            .entries()
+            .first()
+            .is_some_and(|e| matches!(e.value(), KdlValue::String(_)));
+        if is_percent {
+            return self.cap(node);
+        }
+        let count = self.leaf_whole(node, &COUNT, "max-removes 10");
+        self.set_at(node, count.map(|c| Cap::Count(c as u64)))
+    }
+
+    /// The thresholds per kind and how removals are paced: `max-deletes`, `max-changes`,
+    /// `remove-after`, `over-cap`. Each is `Some(None)` when absent, `None` when invalid.
+    fn thresholds(&mut self, c: &Children) -> Thresholds {
+        let max_deletes = c.get("max-deletes").map(|n| self.cap(n));
+        let max_changes = c.get("max-changes").map(|n| self.cap(n));
+        let remove_after = c.get("remove-after").map(|n| {
+            let grace = self.grace(n);
+            self.set_at(n, grace)
+        });
+        let over_cap = c.get("over-cap").map(|n| {
+            let over = self.choice(n, &[("hold", OverCap::Hold), ("drip", OverCap::Drip)]);
+            self.set_at(n, over)
+        });
+        Thresholds {
+            max_deletes: optional(max_deletes),
+            max_changes: optional(max_changes),
+            remove_after: optional(remove_after),
+            over_cap: over_cap.unwrap_or(Some(OverCap::Hold.into())),
+        }
+    }
+
+    /// `remove-after "72h"`, `"3d"` or `"3 runs"`.
+    fn grace(&mut self, node: &KdlNode) -> Option<Grace> {
+        let help =
+            "`remove-after` is hours like \"72h\", days like \"3d\", or runs like \"3 runs\"";
+        let entry = self.leaf(node, "remove-after \"72h\"")?;
+        let text = match entry.value() {
+            KdlValue::String(s) => s.clone(),
+            other => {
+                self.wrong_type(node, entry, other, "a string").help(help);
+                return None;
+            }
+        };
+        match Grace::parse(&text) {
+            Some(Grace::Hours(0) | Grace::Days(0) | Grace::Runs(0)) => {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    entry.span(),
+                    format!("`remove-after` \"{text}\" is no grace period"),
+                )
+                .label("zero")
+                .help("leave `remove-after` out to remove as soon as an account is missing");
+                None
+            }
+            Some(grace) if grace.duration().is_none() && !matches!(grace, Grace::Runs(_)) => {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    entry.span(),
+                    format!("`remove-after` \"{text}\" is too long"),
+                )
+                .label("too long")
+                .help(help);
+                None
+            }
+            Some(grace) => Some(grace),
+            None => {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    entry.span(),
+                    format!("`remove-after` \"{text}\" is not a grace period roster reads"),
+                )
+                .label("not hours, days or runs")
+                .help(help);
+                None
+            }
+        }
     }
 
     /// A checked value of `node`, with where it was set.
@@ -282,6 +372,14 @@ impl<'t> Checker<'t> {
             span
         }
     }
+}
+
+/// The policy nodes `thresholds` reads, each `None` when its value is invalid.
+struct Thresholds {
+    max_deletes: Option<Option<PolicyValue<Cap>>>,
+    max_changes: Option<Option<PolicyValue<Cap>>>,
+    remove_after: Option<Option<PolicyValue<Grace>>>,
+    over_cap: Option<PolicyValue<OverCap>>,
 }
 
 /// `"10%"` → 10.0; `None` unless it is a number from 0 to 100 followed by `%`.

@@ -263,6 +263,17 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
     };
     let adds = held_users(&[ActionKind::Add]);
     let removals = held_users(&[ActionKind::Remove, ActionKind::Delete]);
+    // Users whose removal waits out `remove-after`: their memberships wait with them.
+    let waiting: HashMap<String, Reason> = actions
+        .iter()
+        .filter(|a| a.status == ActionStatus::Skipped)
+        .filter_map(|a| match (&a.subject, a.reasons.last()) {
+            (Subject::User(user), Some(why @ Reason::Missing(_))) => {
+                Some((user.key.clone(), why.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     let mut group_actions = groups.actions;
     for a in &mut group_actions {
         if a.status != ActionStatus::Planned {
@@ -276,7 +287,10 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
                 .and_then(|(username, by)| Some((username.clone(), Box::new(by.clone()?))))
         };
         if a.action == ActionKind::Remove {
-            if let Some((username, by)) = user_held(&removals) {
+            if let Some(why) = waiting.get(&user.key) {
+                a.status = ActionStatus::Skipped;
+                a.reasons.push(why.clone());
+            } else if let Some((username, by)) = user_held(&removals) {
                 a.hold(Hold::WithUserRemoval { username, by });
             }
             continue;
@@ -311,6 +325,7 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
     Planned {
         actions,
         summary: users.summary,
+        missing: users.missing,
     }
 }
 

@@ -387,6 +387,7 @@ fn merge_orders_groups_after_users_and_follows_the_user_adds() {
             user_add("k-late", "late", Status::Held),
         ],
         summary: Default::default(),
+        missing: Vec::new(),
     };
     let pending = |user: &str| MemberPair {
         user_id: None,
@@ -448,6 +449,7 @@ fn a_held_user_removal_holds_the_user_s_membership_removals() {
             user_action(ActionKind::Delete, "k-gone", "gone", Status::Planned),
         ],
         summary: Default::default(),
+        missing: Vec::new(),
     };
     let groups = plan(
         vec![],
