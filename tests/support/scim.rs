@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// How long a freshly started server may take to answer.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const LOG_FILE: &str = "scim2-server.log";
 
 /// A running scim2-server on a loopback port, stopped when dropped.
