@@ -28,7 +28,7 @@ use crate::planner::{self, SourceRead, SourceRefusal};
 use crate::progress::Progress;
 use crate::render;
 use crate::source;
-use crate::store::{SnapshotCounts, Store, StoreError};
+use crate::store::{Claim, SnapshotCounts, Store, StoreError};
 use crate::target::{self, TargetError};
 
 pub use read::ReadError;
@@ -124,7 +124,7 @@ pub fn plan(
 ) -> Result<Plan, PipelineError> {
     let mapper = Mapper::new(&config.user, &config.policy).for_target(config.target.capabilities());
     let source = source::open(&config.source);
-    let target = target::open(&config.target, mapper.target_fields())?;
+    let target = target::open(&config.target, &config.owner, mapper.target_fields())?;
     let progress = Progress::new(options.progress);
     let started = std::time::Instant::now();
     let mut forced = Forced::new(options.force);
@@ -134,10 +134,17 @@ pub fn plan(
         Some(groups) => mapper.with_groups(groups.index()),
         None => mapper,
     };
-    // A target that keeps no key of roster's: the store's ownership records say which of
-    // its accounts are roster's.
-    let by_records = !target.capabilities().external_ids;
-    let claim_for = by_records.then_some(config.owner.as_str());
+    // Only this config's owner's accounts are managed: a target that keeps no key of
+    // roster's by the store's ownership records, one that keeps owners by what it says.
+    let caps = target.capabilities();
+    let by_records = !caps.external_ids;
+    let claim_for = if by_records {
+        Some((config.owner.as_str(), Claim::ByRecords))
+    } else if caps.owner_on_target {
+        Some((config.owner.as_str(), Claim::OnTarget))
+    } else {
+        None
+    };
     let counts = read::read_both(
         store,
         run_id,
@@ -161,6 +168,9 @@ pub fn plan(
     log::debug!("read and loaded both sides in {:.2}s", elapsed(started));
 
     let mut users = planner::Planner::new(&config.policy);
+    if caps.owner_on_target {
+        users = users.recording_owner(&config.owner);
+    }
     store.for_each_pair(run_id, |pair| users.push(pair))?;
     let planned = users.finish(counts.managed);
     let planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
@@ -178,6 +188,17 @@ pub fn plan(
             counts.target,
             target.describe(),
             config.owner
+        ));
+    }
+    for (other, count) in store.foreign_owners(run_id)? {
+        notes.push(format!(
+            "{count} account{} in {} belong{} to owner \"{other}\" (the target says so): \
+             this config (owner \"{}\") never updates, removes or deletes {}",
+            if count == 1 { "" } else { "s" },
+            target.describe(),
+            if count == 1 { "s" } else { "" },
+            config.owner,
+            if count == 1 { "it" } else { "them" },
         ));
     }
     let words = target.removal_words();

@@ -14,7 +14,7 @@ use crate::mapping::Mapper;
 use crate::model::{DesiredUser, Reject, TargetUser};
 use crate::progress::Progress;
 use crate::source::{Source, SourceError};
-use crate::store::{SnapshotCounts, Store, StoreError};
+use crate::store::{Claim, SnapshotCounts, Store, StoreError};
 use crate::target::{Target, TargetError};
 
 /// Records per message between a reader thread and the writer.
@@ -47,7 +47,7 @@ pub(super) fn read_both(
     mut source: Box<dyn Source>,
     mapper: &Mapper,
     target: &dyn Target,
-    claim_for: Option<&str>,
+    claim_for: Option<(&str, Claim)>,
     progress: &Progress,
 ) -> Result<SnapshotCounts, ReadError> {
     let source_where = source.describe();
@@ -83,8 +83,8 @@ pub(super) fn read_both(
         // The writer: runs on this thread and owns the connection. On any error it returns,
         // dropping `rx`, and the readers' sends fail, so they stop early.
         let mut loader = store.loader(run_id)?;
-        if let Some(owner) = claim_for {
-            loader.claim_for(owner);
+        if let Some((owner, claim)) = claim_for {
+            loader.claim_for(owner, claim);
         }
         let (mut source_done, mut target_done) = (None, None);
         while source_done.is_none() || target_done.is_none() {

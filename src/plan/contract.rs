@@ -393,6 +393,7 @@ impl fmt::Display for Field {
             Field::Email => "email",
             Field::Phone => "phone",
             Field::Active => "active",
+            Field::Owner => "owner",
             Field::GroupName => "displayName",
             Field::Group => "group",
             Field::Member => "member",
@@ -411,6 +412,7 @@ pub fn user_field(name: &str) -> Option<Field> {
         "email" => Field::Email,
         "phone" => Field::Phone,
         "active" => Field::Active,
+        "owner" => Field::Owner,
         other => Field::Attribute(other.to_string()),
     })
 }
@@ -598,6 +600,7 @@ mod tests {
             "email",
             "phone",
             "active",
+            "owner",
             "title",
         ] {
             assert_eq!(

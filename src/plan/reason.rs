@@ -28,6 +28,8 @@ pub enum Reason {
     Reactivated,
     /// Someone else deactivated the account: roster leaves it alone.
     InactiveInTarget,
+    /// The account, written by an earlier roster without an owner, gets this config's.
+    OwnerRecorded,
     /// Fields the source changed, in the order of the changes.
     Changed(Vec<Field>),
     /// A managed account gone from the source, taken out of service (mode remove).
@@ -61,8 +63,9 @@ pub enum Reason {
 const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
 
 /// The reasons whose text has no payload, for parsing.
-const FIXED: [Reason; 13] = [
+const FIXED: [Reason; 14] = [
     Reason::NotInTarget,
+    Reason::OwnerRecorded,
     Reason::CreatedInactive,
     Reason::AdoptedAccount,
     Reason::Rekeyed,
@@ -97,6 +100,9 @@ impl fmt::Display for Reason {
             Reason::InactiveInTarget => {
                 f.write_str("inactive in the target and not deactivated by roster: left as it is")
             }
+            Reason::OwnerRecorded => f.write_str(
+                "owner recorded on the target (the account was written by an earlier roster without one)",
+            ),
             Reason::Changed(fields) => {
                 f.write_str("changed in the source: ")?;
                 for (i, field) in fields.iter().enumerate() {

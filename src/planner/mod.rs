@@ -36,6 +36,8 @@ pub struct Planner<'p> {
     policy: &'p Policy,
     actions: Vec<Action>,
     summary: Summary,
+    /// The owner a target that keeps owners should record with this config's accounts.
+    owner: Option<&'p str>,
 }
 
 impl<'p> Planner<'p> {
@@ -44,7 +46,15 @@ impl<'p> Planner<'p> {
             policy,
             actions: Vec::new(),
             summary: Summary::default(),
+            owner: None,
         }
+    }
+
+    /// The target keeps an owner with each account: an account paired by key that records
+    /// none (written by an earlier roster) gets `owner`, with an update the plan shows.
+    pub fn recording_owner(mut self, owner: &'p str) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     pub fn push(&mut self, pair: Pair) {
@@ -55,7 +65,13 @@ impl<'p> Planner<'p> {
                 target,
                 matched_by,
                 deactivated_by_roster,
-            } => match update(&desired, &target, matched_by, deactivated_by_roster) {
+            } => match update(
+                &desired,
+                &target,
+                matched_by,
+                deactivated_by_roster,
+                self.owner,
+            ) {
                 Some(action) => self.actions.push(action),
                 None => self.summary.unchanged += 1,
             },
@@ -173,6 +189,7 @@ fn update(
     target: &TargetUser,
     matched_by: MatchedBy,
     deactivated_by_roster: bool,
+    owner: Option<&str>,
 ) -> Option<Action> {
     let mut changes = Vec::new();
     let mut reasons = Vec::new();
@@ -210,6 +227,22 @@ fn update(
                 reasons.push(Reason::InactiveInTarget);
             }
         }
+    }
+    // The owner, where the target keeps one and the account records none: only on an
+    // account roster keeps in line (not one someone else deactivated). A key change writes
+    // the owner with the key already.
+    if let Some(owner) = owner
+        && status == ActionStatus::Planned
+        && (target.active || deactivated_by_roster)
+        && target.owner.as_deref() != Some(owner)
+        && target.external_id.as_deref() == Some(desired.key.as_str())
+    {
+        changes.push(Change::new(
+            Field::Owner,
+            target.owner.as_deref(),
+            Some(owner),
+        ));
+        reasons.push(Reason::OwnerRecorded);
     }
     if !fields.is_empty() && status == ActionStatus::Planned {
         let names: Vec<&Field> = fields.iter().map(|c| &c.field).collect();

@@ -36,6 +36,7 @@ fn target(id: &str, key: Option<&str>, username: &str) -> TargetUser {
         fields: BTreeMap::new(),
         active: true,
         version: Some("W/\"1\"".into()),
+        owner: None,
     }
 }
 
@@ -700,4 +701,46 @@ fn deactivations_count_toward_the_remove_caps_and_are_held_with_the_removes() {
 /// The text of what holds an action, as the plan shows it.
 fn held_by(a: &Action) -> Option<String> {
     a.hold.as_ref().map(ToString::to_string)
+}
+
+#[test]
+fn an_account_without_an_owner_gets_this_configs_and_one_with_it_is_left_alone() {
+    let policy = Policy::default();
+    let plan = |t: TargetUser| {
+        let mut planner = Planner::new(&policy).recording_owner("employees");
+        planner.push(both(desired("k1", "alice"), t));
+        planner.finish(1)
+    };
+    // Written by an earlier roster: a bare key, no owner.
+    let planned = plan(target("t1", Some("k1"), "alice"));
+    assert_eq!(planned.actions.len(), 1);
+    let action = &planned.actions[0];
+    assert_eq!(action.action, ActionKind::Update);
+    assert_eq!(
+        action.changes,
+        [Change::new(Field::Owner, None, Some("employees"))]
+    );
+    assert_eq!(action.reasons, [Reason::OwnerRecorded]);
+
+    // Already the config's: nothing to do.
+    let owned = TargetUser {
+        owner: Some("employees".into()),
+        ..target("t1", Some("k1"), "alice")
+    };
+    assert!(plan(owned).actions.is_empty());
+
+    // Someone else deactivated it: not roster's to touch, not even to stamp.
+    let inactive = TargetUser {
+        active: false,
+        ..target("t1", Some("k1"), "alice")
+    };
+    assert!(plan(inactive).actions.is_empty());
+
+    // A target that keeps no owners (no recording_owner): no stamp.
+    let mut planner = Planner::new(&policy);
+    planner.push(both(
+        desired("k1", "alice"),
+        target("t1", Some("k1"), "alice"),
+    ));
+    assert!(planner.finish(1).actions.is_empty());
 }

@@ -35,7 +35,7 @@ pub use lock::{LockGuard, LockHolder};
 pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
-pub use snapshot::{Loader, SnapshotCounts};
+pub use snapshot::{Claim, Loader, SnapshotCounts};
 
 /// The schema, in order. Append only.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -63,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_logintc_ownership",
         include_str!("../../schema/0007_logintc_ownership.sql"),
+    ),
+    (
+        "0008_owner_target_owner",
+        include_str!("../../schema/0008_owner_target_owner.sql"),
     ),
 ];
 
