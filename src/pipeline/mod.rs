@@ -308,11 +308,13 @@ fn check_target(
         return Ok(());
     };
     let limit = &config.policy.max_target_shrink_percent;
-    match shrink_percent(before, counts.managed) {
+    // Every account roster wrote counts, whoever owns it (as the store records the read).
+    let now = counts.managed + counts.foreign;
+    match shrink_percent(before, now) {
         Some(shrink) if shrink > **limit => forced.or_refuse(
             Refusal::TargetShrank {
                 before,
-                now: counts.managed,
+                now,
                 shrink,
                 limit: **limit,
             },
