@@ -171,6 +171,9 @@ pub fn plan(
     if caps.owner_on_target {
         users = users.recording_owner(&config.owner);
     }
+    if !caps.renames {
+        users = users.without_renames();
+    }
     store.for_each_pair(run_id, |pair| users.push(pair))?;
     let planned = users.finish(counts.managed);
     let planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;

@@ -30,6 +30,8 @@ pub enum Reason {
     InactiveInTarget,
     /// The account, written by an earlier roster without an owner, gets this config's.
     OwnerRecorded,
+    /// The source renamed the user, and the target cannot change a username.
+    CannotRename,
     /// Fields the source changed, in the order of the changes.
     Changed(Vec<Field>),
     /// A managed account gone from the source, taken out of service (mode remove).
@@ -63,9 +65,10 @@ pub enum Reason {
 const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
 
 /// The reasons whose text has no payload, for parsing.
-const FIXED: [Reason; 14] = [
+const FIXED: [Reason; 15] = [
     Reason::NotInTarget,
     Reason::OwnerRecorded,
+    Reason::CannotRename,
     Reason::CreatedInactive,
     Reason::AdoptedAccount,
     Reason::Rekeyed,
@@ -102,6 +105,11 @@ impl fmt::Display for Reason {
             }
             Reason::OwnerRecorded => f.write_str(
                 "owner recorded on the target (the account was written by an earlier roster without one)",
+            ),
+            Reason::CannotRename => f.write_str(
+                "renamed in the source, and the target cannot change a username: not applied \
+                 (delete the account in the target and the next sync adds it under the new username, \
+                 or give the source user its old username back)",
             ),
             Reason::Changed(fields) => {
                 f.write_str("changed in the source: ")?;

@@ -38,6 +38,8 @@ pub struct Planner<'p> {
     summary: Summary,
     /// The owner a target that keeps owners should record with this config's accounts.
     owner: Option<&'p str>,
+    /// The target can change a username (LoginTC cannot).
+    renames: bool,
 }
 
 impl<'p> Planner<'p> {
@@ -47,7 +49,15 @@ impl<'p> Planner<'p> {
             actions: Vec::new(),
             summary: Summary::default(),
             owner: None,
+            renames: true,
         }
+    }
+
+    /// The target cannot change a username: an update that would is skipped, with why and
+    /// what to do, instead of failing at apply.
+    pub fn without_renames(mut self) -> Self {
+        self.renames = false;
+        self
     }
 
     /// The target keeps an owner with each account: an account paired by key that records
@@ -70,7 +80,10 @@ impl<'p> Planner<'p> {
                 &target,
                 matched_by,
                 deactivated_by_roster,
-                self.owner,
+                TargetCan {
+                    owner: self.owner,
+                    renames: self.renames,
+                },
             ) {
                 Some(action) => self.actions.push(action),
                 None => self.summary.unchanged += 1,
@@ -189,8 +202,9 @@ fn update(
     target: &TargetUser,
     matched_by: MatchedBy,
     deactivated_by_roster: bool,
-    owner: Option<&str>,
+    can: TargetCan<'_>,
 ) -> Option<Action> {
+    let owner = can.owner;
     let mut changes = Vec::new();
     let mut reasons = Vec::new();
     if target.external_id.as_deref() != Some(desired.key.as_str()) {
@@ -228,6 +242,15 @@ fn update(
             }
         }
     }
+    // A username the target cannot change: the whole update waits, visibly, for a human
+    // (other changes would leave the account half in line under a name the source dropped).
+    if !can.renames
+        && status == ActionStatus::Planned
+        && fields.iter().any(|c| c.field == Field::Username)
+    {
+        status = ActionStatus::Skipped;
+        reasons.push(Reason::CannotRename);
+    }
     // The owner, where the target keeps one and the account records none: only on an
     // account roster keeps in line (not one someone else deactivated). A key change writes
     // the owner with the key already.
@@ -263,6 +286,13 @@ fn update(
     );
     action.status = status;
     Some(action)
+}
+
+/// What the target can do, as the update of one account needs to know.
+#[derive(Debug, Clone, Copy)]
+struct TargetCan<'a> {
+    owner: Option<&'a str>,
+    renames: bool,
 }
 
 fn dedup(fields: &[&Field]) -> Vec<Field> {

@@ -744,3 +744,37 @@ fn an_account_without_an_owner_gets_this_configs_and_one_with_it_is_left_alone()
     ));
     assert!(planner.finish(1).actions.is_empty());
 }
+
+#[test]
+fn a_rename_the_target_cannot_make_is_skipped_with_what_to_do() {
+    let policy = Policy::default();
+    let renamed = DesiredUser {
+        email: Some("robert@example.com".into()),
+        ..desired("k1", "robert")
+    };
+    let mut planner = Planner::new(&policy).without_renames();
+    planner.push(both(renamed.clone(), target("t1", Some("k1"), "bob")));
+    // A plain email change on a target without renames is planned as usual.
+    planner.push(both(
+        DesiredUser {
+            email: Some("new@example.com".into()),
+            ..desired("k2", "carol")
+        },
+        target("t2", Some("k2"), "carol"),
+    ));
+    let planned = planner.finish(2);
+    let rename = &planned.actions[0];
+    assert_eq!(rename.status, Status::Skipped);
+    assert_eq!(rename.reasons, [Reason::CannotRename]);
+    assert!(
+        Reason::CannotRename
+            .to_string()
+            .contains("delete the account in the target")
+    );
+    assert_eq!(planned.actions[1].status, Status::Planned);
+
+    // Where the target renames, the same pair is a planned update.
+    let mut planner = Planner::new(&policy);
+    planner.push(both(renamed, target("t1", Some("k1"), "bob")));
+    assert_eq!(planner.finish(1).actions[0].status, Status::Planned);
+}
