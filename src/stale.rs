@@ -26,11 +26,13 @@ pub struct Drift {
 /// Membership actions are not checked: adding a member twice or removing one already gone
 /// changes nothing, and their groups and users are checked through their own actions.
 /// `owned` (target id → key) is laid over the accounts read, for a target that keeps no key
-/// of roster's (they were planned with it).
+/// of roster's (they were planned with it). `owner` is the config's: an account the target
+/// now says another owner's is never changed.
 pub fn check(
     actions: &[&Action],
     target: &dyn Target,
     owned: Option<&HashMap<String, String>>,
+    owner: &str,
 ) -> Result<Vec<Drift>, TargetError> {
     let users: Vec<&Action> = actions
         .iter()
@@ -44,9 +46,9 @@ pub fn check(
         user
     };
     let mut drift = if users.len() > LIST_ABOVE {
-        check_by_listing(&users, target, &claim)?
+        check_by_listing(&users, target, &claim, owner)?
     } else {
-        check_one_by_one(&users, target, &claim)?
+        check_one_by_one(&users, target, &claim, owner)?
     };
     for action in actions {
         if let Subject::Group(group) = &action.subject {
@@ -104,6 +106,7 @@ fn check_one_by_one(
     actions: &[&Action],
     target: &dyn Target,
     claim: &Claim<'_>,
+    owner: &str,
 ) -> Result<Vec<Drift>, TargetError> {
     let mut drift = Vec::new();
     for action in actions {
@@ -112,7 +115,7 @@ fn check_one_by_one(
             (_, Some(id)) => target.get_user(id)?.map(claim),
             (_, None) => None,
         };
-        drift.extend(compare(action, now.as_ref()));
+        drift.extend(compare(action, now.as_ref(), owner));
     }
     Ok(drift)
 }
@@ -121,6 +124,7 @@ fn check_by_listing(
     actions: &[&Action],
     target: &dyn Target,
     claim: &Claim<'_>,
+    owner: &str,
 ) -> Result<Vec<Drift>, TargetError> {
     let ids: HashSet<&str> = actions
         .iter()
@@ -150,13 +154,13 @@ fn check_by_listing(
                 (_, Some(id)) => by_id.get(id),
                 (_, None) => None,
             };
-            compare(action, now)
+            compare(action, now, owner)
         })
         .collect())
 }
 
 /// How `now` differs from what `action` was planned against, if it does.
-fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
+fn compare(action: &Action, now: Option<&TargetUser>, owner: &str) -> Option<Drift> {
     let drift = |what: String| {
         Some(Drift {
             seq: action.seq,
@@ -171,6 +175,14 @@ fn compare(action: &Action, now: Option<&TargetUser>) -> Option<Drift> {
             user.username, user.id
         )),
         (_, None) => drift("the account no longer exists".to_string()),
+        (
+            _,
+            Some(TargetUser {
+                owner: Some(other), ..
+            }),
+        ) if other != owner => drift(format!(
+            "it now belongs to owner {other:?} (its externalId says so): roster changes only its own owner's accounts"
+        )),
         (_, Some(user)) if takes_away(action) && !owned(action, user) => {
             drift(match &user.external_id {
                 None => {
@@ -296,9 +308,30 @@ mod tests {
                 }),
                 true,
             ),
+            // The target now says the account is another owner's: never changed.
+            (
+                action(ActionKind::Update, Some("W/\"1\""), None),
+                Some(TargetUser {
+                    owner: Some("contractors".into()),
+                    ..same.clone()
+                }),
+                true,
+            ),
+            (
+                action(ActionKind::Update, Some("W/\"1\""), None),
+                Some(TargetUser {
+                    owner: Some("employees".into()),
+                    ..same.clone()
+                }),
+                false,
+            ),
         ];
         for (i, (a, now, stale)) in cases.into_iter().enumerate() {
-            assert_eq!(compare(&a, now.as_ref()).is_some(), stale, "case {i}");
+            assert_eq!(
+                compare(&a, now.as_ref(), "employees").is_some(),
+                stale,
+                "case {i}"
+            );
         }
     }
 
@@ -379,12 +412,15 @@ mod tests {
             members: Vec::new(),
             ..planned.clone()
         });
-        assert_eq!(check(&[&action], &unchanged, None).expect("check"), []);
+        assert_eq!(
+            check(&[&action], &unchanged, None, "roster").expect("check"),
+            []
+        );
         let renamed = OneGroup(crate::model::TargetGroup {
             name: "Sales (by hand)".into(),
             ..planned
         });
-        let drift = check(&[&action], &renamed, None).expect("check");
+        let drift = check(&[&action], &renamed, None, "roster").expect("check");
         assert_eq!(drift.len(), 1);
         assert!(drift[0].what.contains("content changed"), "{drift:?}");
     }

@@ -45,7 +45,7 @@ fn first_plan_adds_everyone_apply_creates_them_and_a_second_plan_has_no_changes(
     let users = w.scim.users();
     assert_eq!(users.len(), 3);
     let alice = w.user("alice");
-    assert_eq!(alice["externalId"], w.entry_uuid("alice"));
+    assert_eq!(alice["externalId"], owned(&w.entry_uuid("alice")));
     assert_eq!(alice["displayName"], "Alice Liddell");
     assert_eq!(
         emails(&alice),
@@ -180,7 +180,7 @@ fn a_user_deleted_from_the_directory_is_left_alone_in_add_only_and_deactivated_i
     let back = w.user("carol");
     assert!(active(&back));
     assert_eq!(back["id"], carol["id"]);
-    assert_eq!(back["externalId"], w.entry_uuid("carol"));
+    assert_eq!(back["externalId"], owned(&w.entry_uuid("carol")));
 }
 
 #[test]
@@ -260,7 +260,7 @@ fn accounts_made_by_hand_are_never_removed_and_same_username_is_adopted() {
     );
 
     w.ok(&["apply", "--auto-approve"], 0);
-    assert_eq!(w.user("alice")["externalId"], w.entry_uuid("alice"));
+    assert_eq!(w.user("alice")["externalId"], owned(&w.entry_uuid("alice")));
     assert_eq!(
         emails(&w.user("alice")).len(),
         2,
@@ -403,4 +403,9 @@ fn validate_reports_config_problems_with_their_place() {
         stderr.contains("warning: token: environment variable") && stderr.contains("is empty"),
         "{stderr}"
     );
+}
+
+/// The externalId roster writes for `key` under the default owner (the config's file stem).
+fn owned(key: &str) -> String {
+    format!("roster:roster:{key}")
 }

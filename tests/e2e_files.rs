@@ -153,7 +153,7 @@ fn csv_export_is_planned_with_its_rejects_and_applied() {
     assert!(applied.contains("2 applied, 0 failed"), "{applied}");
     assert_eq!(w.usernames(), ["alice", "bob"]);
     let alice = w.user("alice");
-    assert_eq!(alice["externalId"], "e-1");
+    assert_eq!(alice["externalId"], "roster:roster:e-1");
     assert_eq!(alice["displayName"], "Liddell, Alice");
     assert_eq!(emails(&alice), ["alice@example.com"]);
     assert_eq!(phones(&alice), ["+1 555 0100", "+1 555 0101"]);
@@ -255,12 +255,18 @@ cn: No Mail
     assert_eq!(w.usernames(), ["alice", "zoe"]);
     let zoe = w.user("zoe");
     assert_eq!(zoe["displayName"], "Zoë Durand");
-    assert_eq!(zoe["externalId"], "2d8b0ce6-aa32-4f31-a6e8-0a1b2c3d4e5f");
+    assert_eq!(
+        zoe["externalId"],
+        "roster:roster:2d8b0ce6-aa32-4f31-a6e8-0a1b2c3d4e5f"
+    );
     assert_eq!(emails(&zoe), ["zoe@example.com"]);
     assert_eq!(phones(&zoe), ["+33 1 23 45 67 89", "+33 6 12 34 56 78"]);
     let alice = w.user("alice");
     assert_eq!(alice["displayName"], "Alice Liddell");
-    assert_eq!(alice["externalId"], "03020100-0504-0706-0809-0a0b0c0d0e0f");
+    assert_eq!(
+        alice["externalId"],
+        "roster:roster:03020100-0504-0706-0809-0a0b0c0d0e0f"
+    );
 
     let again = w.ok(&["plan", "--detailed-exitcode"], 0);
     assert!(again.contains("No changes."), "{again}");

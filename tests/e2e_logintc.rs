@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::logintc::{DOMAIN, LoginTcDouble};
 use support::slapd::{Slapd, person};
 use support::text;
@@ -201,6 +201,42 @@ fn name_and_email_changes_are_updates_and_a_hand_edit_makes_a_saved_plan_stale()
 }
 
 #[test]
+fn a_rename_in_the_directory_is_skipped_at_plan_time_since_logintc_cannot_rename() {
+    let w = World::new();
+    w.sync();
+    let bob_id = w.ltc.user("bob").expect("bob").id.clone();
+    w.slapd.modify(&format!(
+        "dn: {}\nchangetype: modrdn\nnewrdn: uid=robert\ndeleteoldrdn: 1\n",
+        w.dn("bob")
+    ));
+    let plan = w.plan_json(&[]);
+    assert_eq!(actions(&plan), ["update robert skipped"]);
+    let reason = plan["actions"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the target cannot change a username")
+            && reason.contains("delete the account in the target"),
+        "{reason}"
+    );
+    assert_eq!(
+        plan["actions"][0]["changes"][0],
+        json!({"field": "username", "before": "bob", "after": "robert"})
+    );
+    let human = w.ok(&["plan"], 0);
+    assert!(
+        human.contains("user robert  (skipped: renamed in the source"),
+        "{human}"
+    );
+
+    // Applying sends nothing that LoginTC would refuse: bob stays as he is.
+    let out = w.roster(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bob = w.ltc.user("bob").expect("bob is kept");
+    assert_eq!(bob.id, bob_id);
+    assert!(w.ltc.user("robert").is_none(), "no second user");
+    assert_eq!(w.ltc.members(), ["alice", "bob", "carol"]);
+}
+
+#[test]
 fn remove_mode_takes_users_out_of_the_domain_revoking_the_token_and_keeps_them() {
     let w = World::new();
     w.config("roster.kdl", r#"token-mode "without-email""#, "");
@@ -208,7 +244,10 @@ fn remove_mode_takes_users_out_of_the_domain_revoking_the_token_and_keeps_them()
     let token = w.ltc.token("bob").expect("bob has a token");
     assert_eq!(token.state, "pending");
     assert_eq!(token.code.len(), 10);
-    assert!(!token.email_sent, "without-email");
+    assert!(
+        !token.body_sent,
+        "the documented token call has no body: nothing invented is sent"
+    );
 
     w.slapd.delete(&w.dn("bob"));
     w.config(
@@ -237,16 +276,16 @@ fn remove_mode_takes_users_out_of_the_domain_revoking_the_token_and_keeps_them()
 }
 
 #[test]
-fn delete_mode_also_deletes_the_user_and_with_email_mails_the_code() {
+fn delete_mode_also_deletes_the_user() {
     let w = World::new();
-    w.config("roster.kdl", r#"token-mode "with-email""#, "");
+    w.config("roster.kdl", r#"token-mode "without-email""#, "");
     w.sync();
-    assert!(w.ltc.token("carol").expect("token").email_sent);
+    assert!(w.ltc.token("carol").is_some());
 
     w.slapd.delete(&w.dn("carol"));
     w.config(
         "roster.kdl",
-        r#"token-mode "with-email""#,
+        r#"token-mode "without-email""#,
         r#"mode "delete"
     max-removes 5
     max-source-shrink-percent 50"#,
@@ -510,4 +549,31 @@ fn validate_refuses_fields_logintc_cannot_hold() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("requires an email"), "{stderr}");
     assert!(stderr.contains("no active flag"), "{stderr}");
+
+    // No documented way to email the activation code.
+    w.config("roster.kdl", r#"token-mode "with-email""#, "");
+    let out = w.roster(&["validate"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("documents no way to email a token's activation code"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("use token-mode \"without-email\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("token-mode \"with-email\""), "{stderr}");
+
+    // No groups to sync.
+    w.config("roster.kdl", "", r#"group-all "Everyone""#);
+    let out = w.roster(&["validate"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has no groups roster can sync, so `group-all` cannot be kept")
+            && stderr.contains("group-all on a target without groups"),
+        "{stderr}"
+    );
+    assert!(w.ltc.members().is_empty(), "nothing was sent");
 }

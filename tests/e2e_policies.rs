@@ -102,7 +102,7 @@ fn records_sharing_a_key_are_all_rejected_and_their_account_is_not_removed() {
         ..Cfg::default()
     });
     w.ok(&["apply", "--auto-approve"], 0);
-    assert_eq!(w.user("bob")["externalId"], "2");
+    assert_eq!(w.user("bob")["externalId"], "roster:roster:2");
 
     // carol's record now claims bob's key: both are ambiguous, both rejected.
     ldif_modify(&w, "carol", "replace: employeeNumber\nemployeeNumber: 2");

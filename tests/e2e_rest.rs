@@ -136,7 +136,10 @@ fn servicenow_users_are_created_in_the_scim_target() {
     );
 
     let alice = w.scim.user_by_username("alice").expect("alice");
-    assert_eq!(alice["externalId"], "a1", "the sys_id is the key");
+    assert_eq!(
+        alice["externalId"], "roster:roster:a1",
+        "the sys_id is the key, with the owner"
+    );
     assert_eq!(alice["displayName"], "Alice Liddell");
     assert_eq!(alice["emails"][0]["value"], "Alice@example.com");
     assert_eq!(alice["phoneNumbers"][0]["value"], "+1 555 0100");

@@ -591,6 +591,8 @@ mod tests {
             target: "scripted".into(),
             max_removes: None,
             managed: None,
+            target_accounts: None,
+            initial: false,
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("state.db")).expect("store");

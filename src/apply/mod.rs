@@ -195,7 +195,8 @@ pub fn apply(
         } else {
             Some(store.owned(options.owner)?)
         };
-        let drift = stale::check(&pending, target, owned.as_ref()).map_err(ApplyError::Target)?;
+        let drift = stale::check(&pending, target, owned.as_ref(), options.owner)
+            .map_err(ApplyError::Target)?;
         if !drift.is_empty() {
             return Err(ApplyError::Stale(stale::message(&drift)));
         }

@@ -35,6 +35,7 @@ pub(super) fn execute(
                 store,
                 owner,
                 by_records: !target.capabilities().external_ids,
+                owner_on_target: target.capabilities().owner_on_target,
             };
             let created = create_or_adopt(&creation, target, interrupted)?;
             if let Some(id) = &created {
@@ -99,6 +100,9 @@ struct NewUser<'a> {
     owner: &'a str,
     /// The target keeps no key of roster's: ownership is in the store's records.
     by_records: bool,
+    /// The target keeps the owner with each account (SCIM): another owner's is never taken,
+    /// and one adopted without an owner gets this one.
+    owner_on_target: bool,
 }
 
 impl Creation for NewUser<'_> {
@@ -124,6 +128,13 @@ impl Creation for NewUser<'_> {
             }
             existing.external_id = self.store.owned(self.owner)?.remove(&existing.id);
         }
+        let needs_owner = self.owner_on_target && existing.owner.as_deref() != Some(self.owner);
+        if let Some(other) = existing.owner.as_deref().filter(|_| needs_owner) {
+            return Err(ActionError::Taken {
+                username: self.user.username.clone(),
+                key: format!("owner \"{other}\""),
+            });
+        }
         match existing.external_id.as_deref() {
             Some(key) if key != self.user.key => {
                 return Err(ActionError::Taken {
@@ -136,7 +147,7 @@ impl Creation for NewUser<'_> {
         }
         let mut update = update_of(self.action);
         update.username = None;
-        if existing.external_id.is_some() {
+        if existing.external_id.is_some() && !needs_owner {
             update.external_id = None;
         }
         if !update.is_empty() {
@@ -164,6 +175,8 @@ fn desired_of(action: &Action) -> DesiredUser {
             Field::Email => user.email = Some(after),
             Field::Phone => user.phones.push(after),
             Field::Active => user.active = after != "false",
+            // The connector writes the owner with every key it creates.
+            Field::Owner => {}
             Field::Attribute(name) => {
                 user.fields.insert(name.clone(), FieldValue::Set(after));
             }
@@ -186,6 +199,12 @@ fn update_of(action: &Action) -> UserUpdate {
             Field::Email => update.email = after,
             Field::Phone => update.add_phones.extend(after),
             Field::Active => update.active = after.map(|a| a == "true"),
+            // The owner travels with the key: the connector writes it with the externalId.
+            Field::Owner => {
+                update
+                    .external_id
+                    .get_or_insert_with(|| key(action).to_string());
+            }
             Field::Attribute(name) => {
                 let value = after.map_or(FieldValue::Clear, FieldValue::Set);
                 update.fields.insert(name.clone(), value);

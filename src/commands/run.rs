@@ -522,7 +522,7 @@ fn apply_plan(
 ) -> Result<ApplyReport, Error> {
     let config = &session.config;
     let mapper = Mapper::new(&config.user, &config.policy);
-    let target = target::open(&config.target, mapper.target_fields())?;
+    let target = target::open(&config.target, &config.owner, mapper.target_fields())?;
     if target.describe() != plan.target {
         return Err(Error::Usage(format!(
             "the plan is for the target {}, but the config names {}",

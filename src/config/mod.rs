@@ -256,11 +256,12 @@ pub struct LoginTcTarget {
 }
 
 /// `token-mode`: whether an add issues the user a LoginTC token (the User Sync Tool's
-/// `do_not_issue_token` / `issue_token_with_email` / `issue_token_without_email`).
+/// `do_not_issue_token` / `issue_token_without_email`). The tool's `issue_token_with_email`
+/// (`"with-email"`) is refused by `validate`: the public Admin API documents no way to have
+/// the activation code emailed, and roster does not send invented fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenMode {
     None,
-    WithEmail,
     WithoutEmail,
 }
 
@@ -268,7 +269,6 @@ impl TokenMode {
     pub fn as_str(self) -> &'static str {
         match self {
             TokenMode::None => "none",
-            TokenMode::WithEmail => "with-email",
             TokenMode::WithoutEmail => "without-email",
         }
     }

@@ -10,6 +10,12 @@ pub struct Capabilities {
     /// The target stores roster's key with each account (SCIM `externalId`). Without it,
     /// roster's ownership records in the state store say which accounts are its own.
     pub external_ids: bool,
+    /// The target keeps, with each account, the owner that wrote it (SCIM: in the
+    /// externalId), so ownership survives a lost state store.
+    pub owner_on_target: bool,
+    /// An account's username can be changed. Without it (LoginTC), a rename in the source
+    /// cannot be applied and is rejected at plan time.
+    pub renames: bool,
     /// Objects carry versions (ETags); without them staleness compares content digests.
     pub versions: bool,
     /// Accounts have an active flag that can be turned off (SCIM `active`).
@@ -34,6 +40,8 @@ impl Capabilities {
     /// A SCIM 2.0 service, as RFC 7643/7644 define it.
     pub const SCIM: Capabilities = Capabilities {
         external_ids: true,
+        owner_on_target: true,
+        renames: true,
         versions: true,
         active_flag: true,
         phones: true,
@@ -50,6 +58,9 @@ impl Capabilities {
     /// public API.
     pub const LOGINTC: Capabilities = Capabilities {
         external_ids: false,
+        owner_on_target: false,
+        // "Updating the username is not permitted" (the official clients).
+        renames: false,
         versions: false,
         active_flag: false,
         phones: false,

@@ -115,6 +115,13 @@ pub struct TargetUser {
     pub active: bool,
     /// The target's version of the object (SCIM `meta.version`, an ETag), when it has one.
     pub version: Option<String>,
+    /// The owner (a config's `owner` name) the target itself records with the account, on
+    /// a target that keeps one (SCIM: in the externalId, `roster:OWNER:KEY`). `None`: the
+    /// target records none (an account written before owners were, or a target without
+    /// externalIds, whose owners are in the state store). Left out of the JSON when `None`,
+    /// so content digests of such accounts are what they were before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl TargetUser {

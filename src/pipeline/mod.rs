@@ -29,7 +29,7 @@ use crate::planner::{self, SourceRead, SourceRefusal};
 use crate::progress::Progress;
 use crate::render;
 use crate::source::{self, Source, TrackedRead};
-use crate::store::{ReadKind, SnapshotCounts, SourceReadRecord, Store, StoreError};
+use crate::store::{Claim, ReadKind, SnapshotCounts, SourceReadRecord, Store, StoreError};
 use crate::target::{self, TargetError};
 use incremental::Decision;
 use read::SourceReading;
@@ -143,7 +143,7 @@ pub fn plan(
 ) -> Result<Plan, PipelineError> {
     let mapper = Mapper::new(&config.user, &config.policy).for_target(config.target.capabilities());
     let mut source = source::open(&config.source);
-    let target = target::open(&config.target, mapper.target_fields())?;
+    let target = target::open(&config.target, &config.owner, mapper.target_fields())?;
     let progress = Progress::new(options.progress);
     let started = std::time::Instant::now();
     let mut forced = Forced::new(options.force);
@@ -153,10 +153,17 @@ pub fn plan(
         Some(groups) => mapper.with_groups(groups.index()),
         None => mapper,
     };
-    // A target that keeps no key of roster's: the store's ownership records say which of
-    // its accounts are roster's.
-    let by_records = !target.capabilities().external_ids;
-    let claim_for = by_records.then_some(config.owner.as_str());
+    // Only this config's owner's accounts are managed: a target that keeps no key of
+    // roster's by the store's ownership records, one that keeps owners by what it says.
+    let caps = target.capabilities();
+    let by_records = !caps.external_ids;
+    let claim_for = if by_records {
+        Some((config.owner.as_str(), Claim::ByRecords))
+    } else if caps.owner_on_target {
+        Some((config.owner.as_str(), Claim::OnTarget))
+    } else {
+        None
+    };
     let read_at = Utc::now();
     let choice = choose_reading(store, run_id, config, source.as_mut(), read_at)?;
     let reading = match (&choice.decision, &choice.identity) {
@@ -227,6 +234,12 @@ pub fn plan(
         initial: options.initial,
     };
     let mut users = planner::Planner::new(&config.policy, context);
+    if caps.owner_on_target {
+        users = users.recording_owner(&config.owner);
+    }
+    if !caps.renames {
+        users = users.without_renames();
+    }
     store.for_each_pair(run_id, |pair| users.push(pair))?;
     let planned = users.finish();
     // Only a read that passed the checks gets here: marks advance on good reads alone.
@@ -255,6 +268,17 @@ pub fn plan(
             counts.target,
             target.describe(),
             config.owner
+        ));
+    }
+    for (other, count) in store.foreign_owners(run_id)? {
+        notes.push(format!(
+            "{count} account{} in {} belong{} to owner \"{other}\" (the target says so): \
+             this config (owner \"{}\") never updates, removes or deletes {}",
+            if count == 1 { "" } else { "s" },
+            target.describe(),
+            if count == 1 { "s" } else { "" },
+            config.owner,
+            if count == 1 { "it" } else { "them" },
         ));
     }
     let words = target.removal_words();
@@ -492,11 +516,13 @@ fn check_target(
         return Ok(());
     };
     let limit = &config.policy.max_target_shrink_percent;
-    match shrink_percent(before, counts.managed) {
+    // Every account roster wrote counts, whoever owns it (as the store records the read).
+    let now = counts.managed + counts.foreign;
+    match shrink_percent(before, now) {
         Some(shrink) if shrink > **limit => forced.or_refuse(
             Refusal::TargetShrank {
                 before,
-                now: counts.managed,
+                now,
                 shrink,
                 limit: **limit,
             },

@@ -14,7 +14,7 @@ use crate::mapping::Mapper;
 use crate::model::{DesiredUser, Reject, TargetUser};
 use crate::progress::Progress;
 use crate::source::{Source, SourceChange, SourceError, TrackedRead};
-use crate::store::{SnapshotCounts, Store, StoreError};
+use crate::store::{Claim, SnapshotCounts, Store, StoreError};
 use crate::target::{Target, TargetError};
 
 /// Records per message between a reader thread and the writer.
@@ -67,7 +67,7 @@ pub(super) fn read_both(
     reading: SourceReading<'_>,
     mapper: &Mapper,
     target: &dyn Target,
-    claim_for: Option<&str>,
+    claim_for: Option<(&str, Claim)>,
     progress: &Progress,
 ) -> Result<(SnapshotCounts, TrackedRead), ReadError> {
     let source_where = source.describe();
@@ -126,8 +126,8 @@ pub(super) fn read_both(
                 "incremental read: starting from the {copied} desired users of run {base_run}"
             );
         }
-        if let Some(owner) = claim_for {
-            loader.claim_for(owner);
+        if let Some((owner, claim)) = claim_for {
+            loader.claim_for(owner, claim);
         }
         let (mut source_done, mut target_done) = (None, None);
         while source_done.is_none() || target_done.is_none() {

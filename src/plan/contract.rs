@@ -407,6 +407,7 @@ impl fmt::Display for Field {
             Field::Email => "email",
             Field::Phone => "phone",
             Field::Active => "active",
+            Field::Owner => "owner",
             Field::GroupName => "displayName",
             Field::Group => "group",
             Field::Member => "member",
@@ -425,6 +426,7 @@ pub fn user_field(name: &str) -> Option<Field> {
         "email" => Field::Email,
         "phone" => Field::Phone,
         "active" => Field::Active,
+        "owner" => Field::Owner,
         other => Field::Attribute(other.to_string()),
     })
 }
@@ -612,6 +614,7 @@ mod tests {
             "email",
             "phone",
             "active",
+            "owner",
             "title",
         ] {
             assert_eq!(

@@ -167,6 +167,9 @@ pub enum Field {
     Phone,
     /// Whether the account is in service.
     Active,
+    /// The owner the target records with the account (set on an account written before
+    /// owners were recorded, by the config that proves it made it).
+    Owner,
     /// A group's name.
     GroupName,
     /// A membership's group, by name (after: joins, before: leaves).

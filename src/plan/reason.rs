@@ -30,6 +30,10 @@ pub enum Reason {
     Reactivated,
     /// Someone else deactivated the account: roster leaves it alone.
     InactiveInTarget,
+    /// The account, written by an earlier roster without an owner, gets this config's.
+    OwnerRecorded,
+    /// The source renamed the user, and the target cannot change a username.
+    CannotRename,
     /// Fields the source changed, in the order of the changes.
     Changed(Vec<Field>),
     /// A managed account gone from the source, taken out of service (mode remove).
@@ -125,8 +129,10 @@ impl Missing {
 const ADD_ONLY_KEEPS: &str = "mode add-only only adds memberships (use mode remove)";
 
 /// The reasons whose text has no payload, for parsing.
-const FIXED: [Reason; 13] = [
+const FIXED: [Reason; 15] = [
     Reason::NotInTarget,
+    Reason::OwnerRecorded,
+    Reason::CannotRename,
     Reason::CreatedInactive,
     Reason::AdoptedAccount,
     Reason::Rekeyed,
@@ -161,6 +167,14 @@ impl fmt::Display for Reason {
             Reason::InactiveInTarget => {
                 f.write_str("inactive in the target and not deactivated by roster: left as it is")
             }
+            Reason::OwnerRecorded => f.write_str(
+                "owner recorded on the target (the account was written by an earlier roster without one)",
+            ),
+            Reason::CannotRename => f.write_str(
+                "renamed in the source, and the target cannot change a username: not applied \
+                 (delete the account in the target and the next sync adds it under the new username, \
+                 or give the source user its old username back)",
+            ),
             Reason::Changed(fields) => {
                 f.write_str("changed in the source: ")?;
                 for (i, field) in fields.iter().enumerate() {

@@ -72,6 +72,10 @@ pub struct Planner<'p> {
     actions: Vec<Action>,
     summary: Summary,
     missing: Vec<(String, MissingMark)>,
+    /// The owner a target that keeps owners should record with this config's accounts.
+    owner: Option<&'p str>,
+    /// The target can change a username (LoginTC cannot).
+    renames: bool,
 }
 
 impl<'p> Planner<'p> {
@@ -82,7 +86,23 @@ impl<'p> Planner<'p> {
             actions: Vec::new(),
             summary: Summary::default(),
             missing: Vec::new(),
+            owner: None,
+            renames: true,
         }
+    }
+
+    /// The target cannot change a username: an update that would is skipped, with why and
+    /// what to do, instead of failing at apply.
+    pub fn without_renames(mut self) -> Self {
+        self.renames = false;
+        self
+    }
+
+    /// The target keeps an owner with each account: an account paired by key that records
+    /// none (written by an earlier roster) gets `owner`, with an update the plan shows.
+    pub fn recording_owner(mut self, owner: &'p str) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     pub fn push(&mut self, pair: Pair) {
@@ -93,7 +113,16 @@ impl<'p> Planner<'p> {
                 target,
                 matched_by,
                 deactivated_by_roster,
-            } => match update(&desired, &target, matched_by, deactivated_by_roster) {
+            } => match update(
+                &desired,
+                &target,
+                matched_by,
+                deactivated_by_roster,
+                TargetCan {
+                    owner: self.owner,
+                    renames: self.renames,
+                },
+            ) {
                 Some(action) => self.actions.push(action),
                 None => self.summary.unchanged += 1,
             },
@@ -260,7 +289,9 @@ fn update(
     target: &TargetUser,
     matched_by: MatchedBy,
     deactivated_by_roster: bool,
+    can: TargetCan<'_>,
 ) -> Option<Action> {
+    let owner = can.owner;
     let mut changes = Vec::new();
     let mut reasons = Vec::new();
     if target.external_id.as_deref() != Some(desired.key.as_str()) {
@@ -298,6 +329,31 @@ fn update(
             }
         }
     }
+    // A username the target cannot change: the whole update waits, visibly, for a human
+    // (other changes would leave the account half in line under a name the source dropped).
+    if !can.renames
+        && status == ActionStatus::Planned
+        && fields.iter().any(|c| c.field == Field::Username)
+    {
+        status = ActionStatus::Skipped;
+        reasons.push(Reason::CannotRename);
+    }
+    // The owner, where the target keeps one and the account records none: only on an
+    // account roster keeps in line (not one someone else deactivated). A key change writes
+    // the owner with the key already.
+    if let Some(owner) = owner
+        && status == ActionStatus::Planned
+        && (target.active || deactivated_by_roster)
+        && target.owner.as_deref() != Some(owner)
+        && target.external_id.as_deref() == Some(desired.key.as_str())
+    {
+        changes.push(Change::new(
+            Field::Owner,
+            target.owner.as_deref(),
+            Some(owner),
+        ));
+        reasons.push(Reason::OwnerRecorded);
+    }
     if !fields.is_empty() && status == ActionStatus::Planned {
         let names: Vec<&Field> = fields.iter().map(|c| &c.field).collect();
         reasons.push(Reason::Changed(dedup(&names)));
@@ -317,6 +373,13 @@ fn update(
     );
     action.status = status;
     Some(action)
+}
+
+/// What the target can do, as the update of one account needs to know.
+#[derive(Debug, Clone, Copy)]
+struct TargetCan<'a> {
+    owner: Option<&'a str>,
+    renames: bool,
 }
 
 fn dedup(fields: &[&Field]) -> Vec<Field> {

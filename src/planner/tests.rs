@@ -36,6 +36,7 @@ fn target(id: &str, key: Option<&str>, username: &str) -> TargetUser {
         fields: BTreeMap::new(),
         active: true,
         version: Some("W/\"1\"".into()),
+        owner: None,
     }
 }
 
@@ -1087,4 +1088,87 @@ mod thresholds_per_kind {
         let p = run(adds(3), &adds_capped, context(100, 100));
         assert_eq!(statuses(&p, ActionKind::Add), [Status::Held]);
     }
+}
+
+#[test]
+fn an_account_without_an_owner_gets_this_configs_and_one_with_it_is_left_alone() {
+    let policy = Policy::default();
+    let plan = |t: TargetUser| {
+        let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() }).recording_owner("employees");
+        planner.push(both(desired("k1", "alice"), t));
+        planner.finish()
+    };
+    // Written by an earlier roster: a bare key, no owner.
+    let planned = plan(target("t1", Some("k1"), "alice"));
+    assert_eq!(planned.actions.len(), 1);
+    let action = &planned.actions[0];
+    assert_eq!(action.action, ActionKind::Update);
+    assert_eq!(
+        action.changes,
+        [Change::new(Field::Owner, None, Some("employees"))]
+    );
+    assert_eq!(action.reasons, [Reason::OwnerRecorded]);
+
+    // Already the config's: nothing to do.
+    let owned = TargetUser {
+        owner: Some("employees".into()),
+        ..target("t1", Some("k1"), "alice")
+    };
+    assert!(plan(owned).actions.is_empty());
+
+    // Someone else deactivated it: not roster's to touch, not even to stamp.
+    let inactive = TargetUser {
+        active: false,
+        ..target("t1", Some("k1"), "alice")
+    };
+    assert!(plan(inactive).actions.is_empty());
+
+    // A target that keeps no owners (no recording_owner): no stamp.
+    let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() });
+    planner.push(both(
+        desired("k1", "alice"),
+        target("t1", Some("k1"), "alice"),
+    ));
+    assert!(planner.finish().actions.is_empty());
+}
+
+#[test]
+fn a_rename_the_target_cannot_make_is_skipped_with_what_to_do() {
+    let policy = Policy::default();
+    let renamed = DesiredUser {
+        email: Some("robert@example.com".into()),
+        ..desired("k1", "robert")
+    };
+    let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() }).without_renames();
+    planner.push(both(renamed.clone(), target("t1", Some("k1"), "bob")));
+    // A plain email change on a target without renames is planned as usual.
+    planner.push(both(
+        DesiredUser {
+            email: Some("new@example.com".into()),
+            ..desired("k2", "carol")
+        },
+        target("t2", Some("k2"), "carol"),
+    ));
+    let planned = planner.finish();
+    let by_name = |name: &str| {
+        planned
+            .actions
+            .iter()
+            .find(|a| a.name() == name)
+            .expect("an action")
+    };
+    let rename = by_name("robert");
+    assert_eq!(rename.status, Status::Skipped);
+    assert_eq!(rename.reasons, [Reason::CannotRename]);
+    assert!(
+        Reason::CannotRename
+            .to_string()
+            .contains("delete the account in the target")
+    );
+    assert_eq!(by_name("carol").status, Status::Planned);
+
+    // Where the target renames, the same pair is a planned update.
+    let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() });
+    planner.push(both(renamed, target("t1", Some("k1"), "bob")));
+    assert_eq!(planner.finish().actions[0].status, Status::Planned);
 }

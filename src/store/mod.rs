@@ -39,7 +39,7 @@ pub use reads::{LastGoodRead, ReadKind, SourceReadRecord};
 pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
-pub use snapshot::{Loader, SnapshotCounts};
+pub use snapshot::{Claim, Loader, SnapshotCounts};
 
 /// The schema, in order. Append only.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -79,6 +79,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0010_policy_missing_marks",
         include_str!("../../schema/0010_policy_missing_marks.sql"),
+    ),
+    (
+        "0011_owner_target_owner",
+        include_str!("../../schema/0011_owner_target_owner.sql"),
     ),
 ];
 

@@ -260,6 +260,8 @@ mod tests {
             target: "t".into(),
             max_removes: None,
             managed: None,
+            target_accounts: None,
+            initial: false,
         }
     }
 

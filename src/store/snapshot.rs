@@ -18,13 +18,22 @@ pub struct Loader<'s> {
     pub(super) counts: SnapshotCounts,
     /// Keys seen more than once.
     duplicate_keys: HashSet<String>,
-    /// For a target without externalIds: whose ownership records say which accounts are
-    /// roster's (`ownership.rs`).
-    claim_for: Option<String>,
+    /// Whose accounts this config manages, and how the target says so (`ownership.rs`).
+    claim_for: Option<(String, Claim)>,
     /// An incremental load: the desired state was copied from an earlier run and is patched
     /// (see `patch_from`); the keys loaded by this read, to tell a duplicate in it from a
     /// record it replaces.
     patching: Option<HashSet<String>>,
+}
+
+/// How a target tells which accounts are an owner's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The target keeps no key of roster's (LoginTC): the owner's records in the store say.
+    ByRecords,
+    /// The target keeps the owner with each account (SCIM, in the externalId); an account
+    /// written before owners were is the owner's when the store's records prove it.
+    OnTarget,
 }
 
 /// What a load stored.
@@ -36,6 +45,8 @@ pub struct SnapshotCounts {
     pub rejected: u64,
     pub target: u64,
     pub managed: u64,
+    /// Accounts the target says another owner manages (left alone, never counted managed).
+    pub foreign: u64,
 }
 
 fn hex(digest: impl AsRef<[u8]>) -> String {
@@ -69,10 +80,10 @@ impl Store {
 }
 
 impl Loader<'_> {
-    /// The target keeps no key of roster's: `owner`'s ownership records say which of its
-    /// accounts are roster's (laid over the snapshot when the load finishes).
-    pub fn claim_for(&mut self, owner: &str) {
-        self.claim_for = Some(owner.to_string());
+    /// Only `owner`'s accounts are managed, as `claim` says how to tell them (laid over the
+    /// snapshot when the load finishes).
+    pub fn claim_for(&mut self, owner: &str, claim: Claim) {
+        self.claim_for = Some((owner.to_string(), claim));
     }
 
     /// An incremental load: starts from `base_run`'s desired users and rejects, which the
@@ -205,8 +216,8 @@ impl Loader<'_> {
         self.counts.managed += u64::from(user.is_managed());
         self.tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO target_users (run_id, id, external_id, username, username_folded, name, email, phones, fields, active, version, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR REPLACE INTO target_users (run_id, id, external_id, username, username_folded, name, email, phones, fields, active, version, digest, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -222,6 +233,7 @@ impl Loader<'_> {
                     user.active,
                     user.version,
                     user.digest(),
+                    user.owner,
                 ])
             })
             .map_err(|e| self.store.err(e))?;
@@ -257,13 +269,17 @@ impl Loader<'_> {
         if let Some(loaded) = self.patching.take() {
             self.finish_patch(loaded)?;
         }
-        if let Some(owner) = self.claim_for.take() {
-            self.apply_ownership(&owner)?;
+        match self.claim_for.take() {
+            Some((owner, Claim::ByRecords)) => self.apply_ownership(&owner)?,
+            Some((owner, Claim::OnTarget)) => self.apply_target_owners(&owner)?,
+            None => {}
         }
+        // The target guard compares listings: every account roster wrote counts, whoever
+        // owns it, so that another config taking its accounts over is not a shrink.
         self.tx
             .execute(
                 "UPDATE runs SET source_count = ?2, source_complete = 1, target_count = ?3, rejected = ?4, target_managed = ?5 WHERE id = ?1",
-                params![run_id, self.counts.source, self.counts.target, self.counts.rejected, self.counts.managed],
+                params![run_id, self.counts.source, self.counts.target, self.counts.rejected, self.counts.managed + self.counts.foreign],
             )
             .map_err(|e| self.store.err(e))?;
         self.tx.commit().map_err(|e| self.store.err(e))?;
@@ -345,8 +361,7 @@ fn desired_from(row: &Row<'_>, at: usize) -> rusqlite::Result<DesiredUser> {
 }
 
 const DESIRED_COLUMNS: &str = "d.key, d.username, d.name, d.email, d.phones, d.fields, d.active";
-const TARGET_COLUMNS: &str =
-    "t.id, t.external_id, t.username, t.name, t.email, t.phones, t.fields, t.active, t.version";
+const TARGET_COLUMNS: &str = "t.id, t.external_id, t.username, t.name, t.email, t.phones, t.fields, t.active, t.version, t.owner";
 
 fn target_from(row: &Row<'_>, at: usize) -> rusqlite::Result<TargetUser> {
     Ok(TargetUser {
@@ -359,6 +374,7 @@ fn target_from(row: &Row<'_>, at: usize) -> rusqlite::Result<TargetUser> {
         fields: from_json(row, at + 6)?,
         active: row.get(at + 7)?,
         version: row.get(at + 8)?,
+        owner: row.get(at + 9)?,
     })
 }
 
@@ -469,6 +485,8 @@ impl Store {
                        THEN 'a rejected source record has its username (see `roster show`)'
                      WHEN t.external_id IN (SELECT key FROM desired_users WHERE run_id = ?1)
                        THEN 'another target account has the same externalId'
+                     WHEN t.owner_unknown = 1
+                       THEN 'owner unknown: its externalId names no owner (written by an earlier roster) and this config''s state store has no record of making it'
                    END
                  FROM target_users t
                  WHERE t.run_id = ?1 AND t.id NOT IN (SELECT target_id FROM temp.pairs)"
@@ -477,7 +495,7 @@ impl Store {
         let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let target = target_from(row, 0).map_err(|e| self.err(e))?;
-            let protected: Option<String> = row.get(9).map_err(|e| self.err(e))?;
+            let protected: Option<String> = row.get(10).map_err(|e| self.err(e))?;
             each(Pair::TargetOnly { target, protected });
         }
         Ok(())

@@ -212,18 +212,12 @@ impl LoginTc {
         let member = self.member_path(id)?;
         // Adding a member twice changes nothing: safe to resend.
         self.send(Method::PUT, &member, None, Resend::Safe)?;
-        let send_email = match self.token_mode {
-            TokenMode::None => return Ok(()),
-            TokenMode::WithEmail => true,
-            TokenMode::WithoutEmail => false,
-        };
-        // "Does nothing if the token is already active or not yet loaded": safe to resend.
-        self.send(
-            Method::PUT,
-            &format!("{member}/token"),
-            Some(&json!({ "sendEmail": send_email })),
-            Resend::Safe,
-        )?;
+        if self.token_mode == TokenMode::None {
+            return Ok(());
+        }
+        // As documented: no body ("Content-Length: 0"). "Does nothing if the token is
+        // already active or not yet loaded": safe to resend.
+        self.send(Method::PUT, &format!("{member}/token"), None, Resend::Safe)?;
         Ok(())
     }
 

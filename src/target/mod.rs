@@ -170,10 +170,17 @@ impl UserUpdate {
 }
 
 /// Builds the target connector a config names. Does not connect yet.
+/// `owner` is the config's owner, which a target that keeps owners writes with each account;
 /// `fields` are the target field names the mapping writes (aliases and attributes).
-pub fn open(config: &TargetConfig, fields: Vec<String>) -> Result<Box<dyn Target>, TargetError> {
+pub fn open(
+    config: &TargetConfig,
+    owner: &str,
+    fields: Vec<String>,
+) -> Result<Box<dyn Target>, TargetError> {
     match config {
-        TargetConfig::Scim(scim) => Ok(Box::new(scim::ScimService::new(scim, fields)?)),
+        TargetConfig::Scim(scim) => Ok(Box::new(
+            scim::ScimService::new(scim, fields)?.with_owner(owner),
+        )),
         TargetConfig::LoginTc(logintc) => Ok(Box::new(logintc::LoginTc::new(logintc)?)),
     }
 }

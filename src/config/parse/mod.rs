@@ -76,6 +76,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(node) => file.policy_node(node),
         None => (Some(Policy::default()), None),
     };
+    if let (Some(target), Some(policy)) = (&target, &policy)
+        && policy.group_all.is_some()
+    {
+        // Inline, the `group-all` line; from a policy file, the line that names the file.
+        let policy_node = top.get("policy");
+        let span = policy_node
+            .and_then(|n| n.children())
+            .and_then(|d| d.get("group-all"))
+            .map(|n| n.span())
+            .or(policy_node.map(|n| n.span()));
+        if let Some(span) = span {
+            file.target_has_groups(target, span, "group-all");
+        }
+    }
     if let (Some(target), Some(user), Some(group)) = (&target, &user, &group) {
         let group_span = top.get("group").map(|n| n.name().span());
         file.target_can_hold(target, user, group.as_ref(), group_span);

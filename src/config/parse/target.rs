@@ -28,10 +28,12 @@ pub(super) const LOGINTC: Block = Block {
     repeatable: &[],
 };
 
-const TOKEN_MODES: &[(&str, TokenMode)] = &[
-    ("none", TokenMode::None),
-    ("with-email", TokenMode::WithEmail),
-    ("without-email", TokenMode::WithoutEmail),
+/// The User Sync Tool's three modes; `with-email` (`None` here) is known but refused: the
+/// LoginTC Admin API documents no way to have a token's activation code emailed.
+const TOKEN_MODES: &[(&str, Option<TokenMode>)] = &[
+    ("none", Some(TokenMode::None)),
+    ("with-email", None),
+    ("without-email", Some(TokenMode::WithoutEmail)),
 ];
 
 /// LoginTC's cloud, the User Sync Tool's default host.
@@ -122,7 +124,7 @@ impl Checker<'_> {
                 "domain \"9120580e94f134cb7c9f27cd1e43dbc82980e152\"",
             )
             .map(|n| self.domain_id(n));
-        let token_mode = c.get("token-mode").map(|n| self.choice(n, TOKEN_MODES));
+        let token_mode = c.get("token-mode").map(|n| self.token_mode(n));
         let concurrency = c
             .get("concurrency")
             .map(|n| self.leaf_whole(n, &CONCURRENCY, "concurrency 4"));
@@ -139,6 +141,32 @@ impl Checker<'_> {
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
         })
+    }
+
+    /// `token-mode "none" | "without-email"`; `"with-email"` is refused, with why.
+    fn token_mode(&mut self, node: &KdlNode) -> Option<TokenMode> {
+        match self.choice(node, TOKEN_MODES)? {
+            Some(mode) => Some(mode),
+            None => {
+                let span = node
+                    .entries()
+                    .first()
+                    .map_or(node.name().span(), |e| e.span());
+                self.report(
+                    ProblemKind::Unsupported,
+                    span,
+                    "the LoginTC Admin API documents no way to email a token's activation code \
+                     (PUT /domains/{domain}/users/{user}/token takes no body)",
+                )
+                .label("token-mode \"with-email\"")
+                .help(
+                    "use token-mode \"without-email\" (the token is issued, pending, and the user \
+                     enrolls with its activation code, e.g. from the enrollment email LoginTC Admin \
+                     sends), or \"none\"",
+                );
+                None
+            }
+        }
     }
 
     /// `url "cloud.logintc.com"` or `url "https://host[:port][/api]"`: the API root,
@@ -236,6 +264,27 @@ impl Checker<'_> {
         .help("use disabled \"skip\" (the default): disabled accounts leave the source, and mode \"remove\" takes them out");
     }
 
+    /// Group sync (`group-all`, here) on a target without groups: refused at `span`, rather
+    /// than a plan that stops at the first group call.
+    pub(super) fn target_has_groups(
+        &mut self,
+        target: &TargetConfig,
+        span: SourceSpan,
+        what: &str,
+    ) {
+        if target.capabilities().groups {
+            return;
+        }
+        let kind = target_kind(target);
+        self.report(
+            ProblemKind::Unsupported,
+            span,
+            format!("target \"{kind}\" has no groups roster can sync, so `{what}` cannot be kept"),
+        )
+        .label(format!("{what} on a target without groups"))
+        .help(format!("remove `{what}` from the policy"));
+    }
+
     /// A mapping field the target cannot hold is a config error, here, rather than an
     /// apply that fails account after account.
     pub(super) fn target_can_hold(
@@ -246,10 +295,7 @@ impl Checker<'_> {
         group_span: Option<SourceSpan>,
     ) {
         let caps = target.capabilities();
-        let kind = match target {
-            TargetConfig::Scim(_) => "scim",
-            TargetConfig::LoginTc(_) => "logintc",
-        };
+        let kind = target_kind(target);
         let no_api = match target {
             TargetConfig::LoginTc(_) => " (the public LoginTC Admin API documents no such field)",
             TargetConfig::Scim(_) => "",
@@ -358,5 +404,13 @@ impl Checker<'_> {
             members_in_listings: optional(members_in_listings)?,
             max_page_size: optional(max_page_size)?.map(|n| n as u32),
         })
+    }
+}
+
+/// The target's type as a config names it (`target "logintc"`).
+fn target_kind(target: &TargetConfig) -> &'static str {
+    match target {
+        TargetConfig::Scim(_) => "scim",
+        TargetConfig::LoginTc(_) => "logintc",
     }
 }

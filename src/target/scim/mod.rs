@@ -46,6 +46,7 @@ use crate::model::TargetGroup;
 
 mod groups;
 mod lookup;
+mod owner;
 mod provider;
 
 use lookup::{Attribute, Found, Lookup};
@@ -76,6 +77,8 @@ pub struct ScimService {
     page_size: u32,
     /// What the provider can do: `/ServiceProviderConfig` and what answers showed.
     learned: Learned,
+    /// The config's owner, written with every key (`owner.rs`); `None` writes bare keys.
+    owner: Option<String>,
 }
 
 /// The two kinds of resource roster reads and writes, each under its own endpoint.
@@ -148,7 +151,22 @@ impl ScimService {
             fields,
             page_size: config.page_size.max(1),
             learned: Learned::new(Stated::new(config.provider, &config.compatibility)),
+            owner: None,
         })
+    }
+
+    /// Writes `owner` with every key from now on (`roster:OWNER:KEY`, see `owner.rs`).
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        self.owner = Some(owner.to_string());
+        self
+    }
+
+    /// A key as this service writes it into an externalId.
+    fn external_id(&self, key: &str) -> String {
+        match &self.owner {
+            Some(owner) => owner::external_id(owner, key),
+            None => key.to_string(),
+        }
     }
 
     /// `/ServiceProviderConfig`, read on first use and kept for the run. A provider that has
@@ -302,6 +320,10 @@ impl ScimService {
         etag: Option<String>,
     ) -> Result<TargetUser, TargetError> {
         let mut user = user_from_resource(resource, &self.fields).map_err(|m| call.invalid(m))?;
+        if let Some(external_id) = user.external_id.take() {
+            let (owner, key) = owner::read(&external_id);
+            (user.owner, user.external_id) = (owner, Some(key));
+        }
         // meta.version and ETag are the same value by RFC 7644 §3.14; the body's is preferred
         // because listings only have that one, and versions are compared as strings.
         user.version = user.version.or(etag);
@@ -457,13 +479,11 @@ fn dropped_changes(update: &UserUpdate, after: &TargetUser) -> Vec<(Field, Strin
         }
     };
     if let Some(key) = &update.external_id {
+        let kept = owner::written(after);
         check(
             &Field::Key,
-            after.external_id.as_deref() == Some(key),
-            format!(
-                "`externalId` (sent {key:?}, it kept {:?})",
-                after.external_id
-            ),
+            kept.as_deref() == Some(key),
+            format!("`externalId` (sent {key:?}, it kept {kept:?})"),
         );
     }
     if let Some(username) = &update.username {
@@ -651,7 +671,11 @@ impl Target for ScimService {
     }
 
     fn create_user(&self, user: &DesiredUser) -> Result<TargetUser, TargetError> {
-        let body = create_body(user, &self.fields);
+        let keyed = DesiredUser {
+            key: self.external_id(&user.key),
+            ..user.clone()
+        };
+        let body = create_body(&keyed, &self.fields);
         let call = Call::new(Method::POST, self.collection_url(Resource::Users)).body(&body);
         let answer = self.execute(&call)?;
         let resource = call.json(&answer)?;
@@ -664,6 +688,17 @@ impl Target for ScimService {
         version: Option<&str>,
         update: &UserUpdate,
     ) -> Result<Option<String>, TargetError> {
+        let keyed;
+        let update = match &update.external_id {
+            Some(key) => {
+                keyed = UserUpdate {
+                    external_id: Some(self.external_id(key)),
+                    ..update.clone()
+                };
+                &keyed
+            }
+            None => update,
+        };
         let url = self.resource_url(Resource::Users, id)?;
         let mut if_match = version.map(str::to_string);
         let mut emails = None;
@@ -1031,6 +1066,7 @@ fn user_from_resource(resource: &Value, fields: &[FieldPath]) -> Result<TargetUs
         fields,
         active,
         version: meta_version(resource),
+        owner: None,
     })
 }
 
