@@ -165,6 +165,7 @@ pub(super) fn apply_memberships(
                 outcomes.push(Outcome {
                     index,
                     error: Some(why),
+                    staged: None,
                 });
             }
         }
@@ -230,6 +231,7 @@ fn send(
         out.push(Outcome {
             index: c.index,
             error: error.clone(),
+            staged: None,
         });
     }
     Ok(out)
@@ -470,6 +472,7 @@ mod tests {
             concurrency: 3,
             check_staleness: false,
             owner: "test",
+            kept_key: None,
         };
         let report =
             crate::apply::apply(&mut plan, &store, &target, options, &Progress::new(false))

@@ -60,4 +60,20 @@ impl Capabilities {
         max_text_chars: Some(128),
         needs_email: true,
     };
+
+    /// A file roster writes for another system to import (`target "file"`): every column
+    /// a mapping names, an `active` column, no groups, no versions (staleness compares the
+    /// rows). The key is a column of its own, so every row is roster's.
+    pub const FILE: Capabilities = Capabilities {
+        external_ids: true,
+        versions: false,
+        active_flag: true,
+        phones: true,
+        extra_fields: true,
+        groups: false,
+        token_issue: false,
+        bulk: true,
+        max_text_chars: None,
+        needs_email: false,
+    };
 }

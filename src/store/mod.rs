@@ -18,6 +18,7 @@
 
 mod groups;
 mod journal;
+mod kept;
 mod lock;
 mod ownership;
 mod runs;
@@ -63,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_logintc_ownership",
         include_str!("../../schema/0007_logintc_ownership.sql"),
+    ),
+    (
+        "0008_targets_kept_state",
+        include_str!("../../schema/0008_targets_kept_state.sql"),
     ),
 ];
 

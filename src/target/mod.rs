@@ -10,6 +10,7 @@
 //! what it can hold (`Capabilities`), and `roster validate` refuses a mapping that asks for
 //! more.
 
+pub mod file;
 pub mod logintc;
 pub mod scim;
 
@@ -127,6 +128,22 @@ pub trait Target: Send + Sync {
         Err(self.no_groups())
     }
 
+    // Batch targets (a file): the calls above stage the changes, `finish_apply` makes them.
+
+    /// The calls stage their changes, and `finish_apply` makes them all at once (a file
+    /// target writes its file once per apply). The applier then journals the staged actions
+    /// as applied only after `finish_apply` succeeded, and as failed when it failed.
+    fn writes_at_finish(&self) -> bool {
+        false
+    }
+
+    /// Ends an apply: a batch target makes what was staged. Returns the state for the store
+    /// to keep (`TargetConfig::kept_state_key`), for a target that cannot be listed, when it
+    /// changed.
+    fn finish_apply(&self) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+
     /// The refusal of the group methods' defaults.
     fn no_groups(&self) -> TargetError {
         TargetError::Unsupported(format!(
@@ -170,11 +187,18 @@ impl UserUpdate {
 }
 
 /// Builds the target connector a config names. Does not connect yet.
-/// `fields` are the target field names the mapping writes (aliases and attributes).
-pub fn open(config: &TargetConfig, fields: Vec<String>) -> Result<Box<dyn Target>, TargetError> {
+/// `fields` are the target field names the mapping writes (aliases and attributes); `kept`
+/// is what the state store kept for a target that cannot be listed
+/// (`TargetConfig::kept_state_key`).
+pub fn open(
+    config: &TargetConfig,
+    fields: Vec<String>,
+    kept: Option<&str>,
+) -> Result<Box<dyn Target>, TargetError> {
     match config {
         TargetConfig::Scim(scim) => Ok(Box::new(scim::ScimService::new(scim, fields)?)),
         TargetConfig::LoginTc(logintc) => Ok(Box::new(logintc::LoginTc::new(logintc)?)),
+        TargetConfig::File(file) => Ok(Box::new(file::File::new(file, fields, kept)?)),
     }
 }
 
@@ -224,6 +248,9 @@ pub enum TargetError {
         url: String,
         message: String,
     },
+    /// A file target's file could not be written (or its directory is missing).
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
     #[error("target token: {0}")]
     Secret(SecretError),
     #[error("target setup: {0}")]

@@ -245,11 +245,12 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 13] = [
+const BLOCKS: [&Block; 14] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
     &target::LOGINTC,
+    &target::FILE,
     &user::USER,
     &policy::POLICY,
     &source::CSV,

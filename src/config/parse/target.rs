@@ -1,6 +1,8 @@
 //! The `target` block: which kind of target, and the settings of the SCIM and LoginTC
 //! targets; and the check that the user mapping asks for nothing the target cannot hold.
 
+use std::path::PathBuf;
+
 use kdl::{KdlDocument, KdlNode};
 use miette::SourceSpan;
 
@@ -8,10 +10,27 @@ use super::checker::{Block, Checker, Children, ProblemKind, optional};
 use super::http::with_http_nodes;
 use super::values::{Number, PAGE_SIZE, Whole};
 use crate::config::{
-    GroupMapping, LoginTcTarget, ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping,
+    FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, ScimTarget, Spanned,
+    TargetConfig, TokenMode, UserMapping,
 };
 
-pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc"];
+pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc", "file"];
+
+pub(super) const FILE: Block = Block {
+    place: "in `target \"file\"`",
+    name: "target \"file\"",
+    nodes: &["path", "format", "content", "base-dn"],
+    repeatable: &[],
+};
+
+const FILE_FORMATS: &[(&str, FileFormat)] = &[
+    ("csv", FileFormat::Csv),
+    ("xlsx", FileFormat::Xlsx),
+    ("ldif", FileFormat::Ldif),
+];
+
+const FILE_CONTENTS: &[(&str, FileContent)] =
+    &[("all", FileContent::All), ("changes", FileContent::Changes)];
 
 pub(super) const LOGINTC: Block = Block {
     place: "in `target \"logintc\"`",
@@ -69,6 +88,7 @@ impl Checker<'_> {
         let children = self.block(node, &format!("target \"{kind}\""))?;
         match kind.as_str() {
             "logintc" => self.logintc(node, children).map(TargetConfig::LoginTc),
+            "file" => self.file_target(node, children).map(TargetConfig::File),
             _ => self.scim(node, children).map(TargetConfig::Scim),
         }
     }
@@ -111,6 +131,83 @@ impl Checker<'_> {
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
         })
+    }
+
+    /// `target "file" { path "export/people.csv"; format "csv"; content "all" }`
+    fn file_target(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<FileTarget> {
+        const PATH: &str = "path \"export/people.csv\"";
+        let c = self.children(Some(node), Some(doc), &FILE);
+        let path_node = self.require(&c, Some(node), "path", PATH);
+        let path = path_node.and_then(|n| self.leaf_path(n, PATH));
+        let format = match c.get("format") {
+            Some(n) => self.choice(n, FILE_FORMATS),
+            None => match (&path, path_node) {
+                (Some(path), Some(n)) => self.format_of(path, n),
+                _ => None,
+            },
+        };
+        let content = c.get("content").map(|n| self.choice(n, FILE_CONTENTS));
+        let base_dn = c
+            .get("base-dn")
+            .and_then(|n| self.leaf_string(n, "base-dn \"ou=People,dc=example,dc=com\""));
+        let format = format?;
+        match (&base_dn, format) {
+            (None, FileFormat::Ldif) => {
+                self.report(
+                    ProblemKind::MissingNode,
+                    node.name().span(),
+                    "an LDIF file target needs `base-dn`: each entry is written as uid=USERNAME,BASE-DN",
+                )
+                .label("no `base-dn` here")
+                .help("add base-dn \"ou=People,dc=example,dc=com\" to target \"file\"");
+                return None;
+            }
+            (Some(dn), FileFormat::Csv | FileFormat::Xlsx) => {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    dn.span,
+                    format!(
+                        "`base-dn` applies only to LDIF files; this file is {}",
+                        format.as_str()
+                    ),
+                )
+                .label("not used")
+                .help("remove `base-dn`, or write format \"ldif\"");
+                return None;
+            }
+            _ => {}
+        }
+        Some(FileTarget {
+            path: path?,
+            format,
+            content: content.unwrap_or(Some(FileContent::All))?,
+            base_dn,
+        })
+    }
+
+    /// The format a file target's path names by its extension, when `format` is not given.
+    fn format_of(&mut self, path: &Spanned<PathBuf>, node: &KdlNode) -> Option<FileFormat> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let found = ext
+            .as_deref()
+            .and_then(|e| FILE_FORMATS.iter().find(|(n, _)| *n == e));
+        if let Some((_, format)) = found {
+            return Some(*format);
+        }
+        self.report(
+            ProblemKind::MissingNode,
+            path.span,
+            "the file's extension names no format roster writes (.csv, .xlsx, .ldif)",
+        )
+        .label("no known extension")
+        .help(format!(
+            "add format \"csv\", \"xlsx\" or \"ldif\" beside `{}`",
+            node.name().value()
+        ));
+        None
     }
 
     /// `url "cloud.logintc.com"` or `url "https://host[:port][/api]"`: the API root,
@@ -221,11 +318,15 @@ impl Checker<'_> {
         let kind = match target {
             TargetConfig::Scim(_) => "scim",
             TargetConfig::LoginTc(_) => "logintc",
+            TargetConfig::File(_) => "file",
         };
         let no_api = match target {
             TargetConfig::LoginTc(_) => " (the public LoginTC Admin API documents no such field)",
-            TargetConfig::Scim(_) => "",
+            TargetConfig::Scim(_) | TargetConfig::File(_) => "",
         };
+        if let TargetConfig::File(file) = target {
+            self.file_columns(file, user);
+        }
         if !caps.phones {
             for phone in &user.phones {
                 self.report(
@@ -272,6 +373,48 @@ impl Checker<'_> {
             )
             .label("group sync")
             .help("remove the `group` block");
+        }
+    }
+
+    /// The columns of a file target: every field the mapping writes is one, so two fields
+    /// of one name, a name of a fixed column, or (in LDIF) a name that is no attribute
+    /// description would make a file the importing system misreads.
+    fn file_columns(&mut self, file: &FileTarget, user: &UserMapping) {
+        let mut seen: Vec<String> = crate::target::file::FIXED_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let mappings = user.aliases.iter().chain(user.attributes.iter());
+        for to in mappings.filter_map(|m| m.to.as_ref()) {
+            let lower = to.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    to.span,
+                    format!("the file would have two columns named `{}`", to.as_str()),
+                )
+                .label("column named twice")
+                .help(format!(
+                    "give each field a name of its own; {} are roster's own columns",
+                    crate::target::file::FIXED_COLUMNS.join(", ")
+                ));
+                continue;
+            }
+            if file.format == FileFormat::Ldif && !crate::target::file::is_ldif_attribute(to) {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    to.span,
+                    format!(
+                        "`{}` is not an LDAP attribute name, so it cannot be an LDIF attribute",
+                        to.as_str()
+                    ),
+                )
+                .label("not an attribute name")
+                .help(
+                    "an attribute name starts with a letter and has only letters, digits and `-`",
+                );
+            }
+            seen.push(lower);
         }
     }
 
