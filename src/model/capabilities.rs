@@ -72,7 +72,7 @@ impl Capabilities {
         extra_fields: true,
         groups: false,
         token_issue: false,
-        bulk: true,
+        bulk: false,
         max_text_chars: None,
         needs_email: false,
     };

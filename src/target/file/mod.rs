@@ -320,7 +320,7 @@ impl Target for File {
         self.check_directory()?;
         let rows: Vec<TargetUser> = self.state().rows.values().cloned().collect();
         let count = rows.len() as u64;
-        rows.into_iter().for_each(|r| sink(r));
+        rows.into_iter().for_each(sink);
         Ok(count)
     }
 
