@@ -211,6 +211,7 @@ pub enum TargetConfig {
     Scim(ScimTarget),
     LoginTc(LoginTcTarget),
     File(FileTarget),
+    XMatters(XMattersTarget),
 }
 
 impl TargetConfig {
@@ -219,6 +220,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Scim(scim) => Some(&scim.http),
             TargetConfig::LoginTc(logintc) => Some(&logintc.http),
+            TargetConfig::XMatters(xm) => Some(&xm.http),
             TargetConfig::File(_) => None,
         }
     }
@@ -229,7 +231,7 @@ impl TargetConfig {
     pub fn kept_state_key(&self) -> Option<String> {
         match self {
             TargetConfig::File(file) => Some(format!("file:{}", file.path.display())),
-            TargetConfig::Scim(_) | TargetConfig::LoginTc(_) => None,
+            TargetConfig::Scim(_) | TargetConfig::LoginTc(_) | TargetConfig::XMatters(_) => None,
         }
     }
 
@@ -240,6 +242,7 @@ impl TargetConfig {
             TargetConfig::Scim(_) => Capabilities::SCIM,
             TargetConfig::LoginTc(_) => Capabilities::LOGINTC,
             TargetConfig::File(_) => Capabilities::FILE,
+            TargetConfig::XMatters(_) => Capabilities::XMATTERS,
         }
     }
 
@@ -248,10 +251,30 @@ impl TargetConfig {
         match self {
             TargetConfig::Scim(scim) => scim.concurrency,
             TargetConfig::LoginTc(logintc) => logintc.concurrency,
+            TargetConfig::XMatters(xm) => xm.concurrency,
             // The rows are staged in memory and written once: threads would only queue.
             TargetConfig::File(_) => 1,
         }
     }
+}
+
+/// `target "xmatters"`: the people of an xMatters instance, through its REST API (v1).
+#[derive(Debug, Clone)]
+pub struct XMattersTarget {
+    /// The API root, `https://HOST/api/xm/1` (from a host name or a URL; https by default).
+    pub url: Spanned<String>,
+    /// The REST user's login (basic auth, or the OAuth password grant's username).
+    pub username: Spanned<String>,
+    pub password: Spanned<SecretRef>,
+    /// `client-id`: OAuth (password grant, then refresh) instead of basic auth.
+    pub client_id: Option<Spanned<String>>,
+    pub http: HttpOptions,
+    /// Parallel apply calls, default 4.
+    pub concurrency: u32,
+    /// Requests per second, never exceeded; unlimited when absent.
+    pub rate_limit: Option<f64>,
+    /// People per page when listing, default 100 (xMatters takes at most 1000).
+    pub page_size: u32,
 }
 
 /// `target "file"`: the desired state (or the changes of each apply) written to a file for
@@ -576,6 +599,7 @@ impl Config {
         match &self.target {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
             TargetConfig::LoginTc(logintc) => secrets.push(("api-key", &logintc.api_key.value)),
+            TargetConfig::XMatters(xm) => secrets.push(("password", &xm.password.value)),
             TargetConfig::File(_) => {}
         }
         secrets.extend(

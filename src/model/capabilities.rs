@@ -76,4 +76,20 @@ impl Capabilities {
         max_text_chars: None,
         needs_email: false,
     };
+
+    /// xMatters people (REST API v1): `externalKey` holds roster's key, `status` is the
+    /// active flag, email and phones are devices (phones additive), and the person fields
+    /// a mapping may name are the ones `XMATTERS_FIELDS` lists. No versions, no groups here.
+    pub const XMATTERS: Capabilities = Capabilities {
+        external_ids: true,
+        versions: false,
+        active_flag: true,
+        phones: true,
+        extra_fields: true,
+        groups: false,
+        token_issue: false,
+        bulk: false,
+        max_text_chars: None,
+        needs_email: false,
+    };
 }

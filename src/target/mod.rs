@@ -13,6 +13,7 @@
 pub mod file;
 pub mod logintc;
 pub mod scim;
+pub mod xmatters;
 
 use std::collections::BTreeMap;
 
@@ -199,6 +200,7 @@ pub fn open(
         TargetConfig::Scim(scim) => Ok(Box::new(scim::ScimService::new(scim, fields)?)),
         TargetConfig::LoginTc(logintc) => Ok(Box::new(logintc::LoginTc::new(logintc)?)),
         TargetConfig::File(file) => Ok(Box::new(file::File::new(file, fields, kept)?)),
+        TargetConfig::XMatters(xm) => Ok(Box::new(xmatters::XMatters::new(xm, fields)?)),
     }
 }
 
@@ -267,6 +269,8 @@ pub enum Credential {
     Token,
     /// The LoginTC organization API key.
     LoginTcKey,
+    /// The xMatters REST user's username and password (and `client-id` with OAuth).
+    XMatters,
 }
 
 /// What a status means beyond "an HTTP error", as a connector reads its target's answers.
@@ -342,6 +346,9 @@ impl Credential {
         match self {
             Credential::Token => "the target refused the credentials",
             Credential::LoginTcKey => "the LoginTC API refused the key",
+            Credential::XMatters => {
+                "xMatters refused the credentials (check username and password, and client-id with OAuth)"
+            }
         }
     }
 }

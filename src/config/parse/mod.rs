@@ -245,12 +245,13 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 14] = [
+const BLOCKS: [&Block; 15] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
     &target::LOGINTC,
     &target::FILE,
+    &target::XMATTERS,
     &user::USER,
     &policy::POLICY,
     &source::CSV,

@@ -11,10 +11,33 @@ use super::http::with_http_nodes;
 use super::values::{Number, PAGE_SIZE, Whole};
 use crate::config::{
     FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, ScimTarget, Spanned,
-    TargetConfig, TokenMode, UserMapping,
+    TargetConfig, TokenMode, UserMapping, XMattersTarget,
+};
+use crate::target::xmatters::{LICENSE_TYPES, XMATTERS_FIELDS};
+
+pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc", "file", "xmatters"];
+
+pub(super) const XMATTERS: Block = Block {
+    place: "in `target \"xmatters\"`",
+    name: "target \"xmatters\"",
+    nodes: with_http_nodes![
+        "url",
+        "username",
+        "password",
+        "client-id",
+        "concurrency",
+        "rate-limit",
+        "page-size"
+    ],
+    repeatable: &[],
 };
 
-pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc", "file"];
+/// xMatters pages people at most 1000 at a time.
+const XMATTERS_PAGE_SIZE: Whole = Whole {
+    min: 1,
+    max: 1000,
+    help: "`page-size` is a whole number from 1 to 1000 (xMatters' largest `limit`)",
+};
 
 pub(super) const FILE: Block = Block {
     place: "in `target \"file\"`",
@@ -89,6 +112,7 @@ impl Checker<'_> {
         match kind.as_str() {
             "logintc" => self.logintc(node, children).map(TargetConfig::LoginTc),
             "file" => self.file_target(node, children).map(TargetConfig::File),
+            "xmatters" => self.xmatters(node, children).map(TargetConfig::XMatters),
             _ => self.scim(node, children).map(TargetConfig::Scim),
         }
     }
@@ -131,6 +155,152 @@ impl Checker<'_> {
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
         })
+    }
+
+    /// `target "xmatters" { url ...; username ...; password env=...; client-id ... }`
+    fn xmatters(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<XMattersTarget> {
+        const URL: &str = "url \"https://acme.xmatters.com\"";
+        let c = self.children(Some(node), Some(doc), &XMATTERS);
+        let url = self
+            .require(&c, Some(node), "url", URL)
+            .map(|n| self.api_root(n, URL, "/api/xm/1", "the API is always under /api/xm/1/"));
+        let username = self
+            .require(&c, Some(node), "username", "username \"roster.sync\"")
+            .map(|n| self.leaf_string(n, "username \"roster.sync\""));
+        let password = self
+            .require(&c, Some(node), "password", "password env=\"XM_PASSWORD\"")
+            .map(|n| self.secret(n));
+        let client_id = c
+            .get("client-id")
+            .map(|n| self.leaf_string(n, "client-id \"...\""));
+        let concurrency = c
+            .get("concurrency")
+            .map(|n| self.leaf_whole(n, &CONCURRENCY, "concurrency 4"));
+        let rate_limit = c
+            .get("rate-limit")
+            .map(|n| self.leaf_number(n, &RATE_LIMIT, "rate-limit 10"));
+        let page_size = c
+            .get("page-size")
+            .map(|n| self.leaf_whole(n, &XMATTERS_PAGE_SIZE, "page-size 100"));
+        let http = self.http_options(&c);
+        Some(XMattersTarget {
+            url: url??,
+            username: username??,
+            password: password??,
+            client_id: optional(client_id)?,
+            http: http?,
+            concurrency: concurrency.unwrap_or(Some(4))? as u32,
+            rate_limit: optional(rate_limit)?,
+            page_size: page_size.unwrap_or(Some(100))? as u32,
+        })
+    }
+
+    /// A host name or an http(s) URL whose path is empty or `root`: the API root,
+    /// `https://HOST{root}` (https unless another scheme is given).
+    fn api_root(
+        &mut self,
+        node: &KdlNode,
+        example: &str,
+        root: &str,
+        where_: &str,
+    ) -> Option<Spanned<String>> {
+        let value = self.leaf_string(node, example)?;
+        let text = value.trim();
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("https://{text}")
+        };
+        let lower = with_scheme.to_ascii_lowercase();
+        let Some(rest) = ["https://", "http://"]
+            .iter()
+            .find_map(|s| lower.strip_prefix(s))
+        else {
+            self.report(
+                ProblemKind::InvalidValue,
+                value.span,
+                "`url` must be a host name or start with https:// or http://",
+            )
+            .label("unsupported scheme")
+            .help(format!("write it like this: {example}"));
+            return None;
+        };
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (host, path) = rest.split_at(host_end);
+        if host.is_empty() || host.contains('@') || host.chars().any(char::is_whitespace) {
+            self.report(
+                ProblemKind::InvalidValue,
+                value.span,
+                "`url` has no valid host name",
+            )
+            .label("no host")
+            .help(format!(
+                "write it like this: {example} (credentials never go in the URL)"
+            ));
+            return None;
+        }
+        let path = path.trim_end_matches('/');
+        if !path.is_empty() && path != root {
+            self.report(
+                ProblemKind::InvalidValue,
+                value.span,
+                format!("`url` has a path other than {root}"),
+            )
+            .label("unexpected path")
+            .help(format!("give the host ({where_}): {example}"));
+            return None;
+        }
+        let scheme_len = with_scheme.len() - rest.len();
+        let api = format!(
+            "{}{}{root}",
+            &with_scheme[..scheme_len],
+            &with_scheme[scheme_len..scheme_len + host.len()]
+        );
+        Some(Spanned::new(api, value.span))
+    }
+
+    /// The person fields an xMatters mapping may write, and the licence types a role or a
+    /// constant may set: a name xMatters does not have is refused here, not by the server
+    /// account after account.
+    fn xmatters_fields(&mut self, user: &UserMapping) {
+        let mappings = user.aliases.iter().chain(user.attributes.iter());
+        let named = mappings
+            .filter_map(|m| m.to.as_ref())
+            .chain(user.roles.iter().map(|r| &r.to));
+        for to in named {
+            if XMATTERS_FIELDS.contains(&to.as_str()) {
+                continue;
+            }
+            let guess = XMATTERS_FIELDS
+                .iter()
+                .find(|f| f.eq_ignore_ascii_case(to))
+                .map(|f| format!("did you mean `{f}`? "))
+                .unwrap_or_default();
+            self.report(
+                ProblemKind::Unsupported,
+                to.span,
+                format!("xMatters people have no field `{}` roster can set", to.as_str()),
+            )
+            .label("not an xMatters person field")
+            .help(format!("{guess}the fields are {}", XMATTERS_FIELDS.join(", ")));
+        }
+        for role in user.roles.iter().filter(|r| r.to.as_str() == "licenseType") {
+            if LICENSE_TYPES.contains(&role.value.as_str()) {
+                continue;
+            }
+            let guess = match role.value.to_ascii_lowercase().replace(['_', ' '], "").as_str() {
+                "fulluser" => "write FULL_USER; ",
+                "stakeholderuser" | "stakeholder" => "write STAKEHOLDER_USER; ",
+                _ => "",
+            };
+            self.report(
+                ProblemKind::InvalidValue,
+                role.value.span,
+                format!("xMatters has no licence type \"{}\"", role.value.as_str()),
+            )
+            .label("not a licence type")
+            .help(format!("{guess}the licence types are {}", LICENSE_TYPES.join(", ")));
+        }
     }
 
     /// `target "file" { path "export/people.csv"; format "csv"; content "all" }`
@@ -319,13 +489,17 @@ impl Checker<'_> {
             TargetConfig::Scim(_) => "scim",
             TargetConfig::LoginTc(_) => "logintc",
             TargetConfig::File(_) => "file",
+            TargetConfig::XMatters(_) => "xmatters",
         };
         let no_api = match target {
             TargetConfig::LoginTc(_) => " (the public LoginTC Admin API documents no such field)",
-            TargetConfig::Scim(_) | TargetConfig::File(_) => "",
+            TargetConfig::Scim(_) | TargetConfig::File(_) | TargetConfig::XMatters(_) => "",
         };
         if let TargetConfig::File(file) = target {
             self.file_columns(file, user);
+        }
+        if let TargetConfig::XMatters(_) = target {
+            self.xmatters_fields(user);
         }
         if !caps.phones {
             for phone in &user.phones {
@@ -415,6 +589,34 @@ impl Checker<'_> {
                 );
             }
             seen.push(lower);
+        }
+        // Role rules write their field too; several rules naming one field are one column.
+        let mut roles_seen: Vec<String> = Vec::new();
+        for role in &user.roles {
+            let lower = role.to.to_ascii_lowercase();
+            if roles_seen.contains(&lower) {
+                continue;
+            }
+            roles_seen.push(lower.clone());
+            if crate::target::file::FIXED_COLUMNS.contains(&lower.as_str()) {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    role.to.span,
+                    format!("`{}` is one of roster's own columns", role.to.as_str()),
+                )
+                .label("column named twice")
+                .help("give the role's field a name of its own");
+            } else if file.format == FileFormat::Ldif
+                && !crate::target::file::is_ldif_attribute(&role.to)
+            {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    role.to.span,
+                    format!("`{}` is not an LDAP attribute name, so it cannot be an LDIF attribute", role.to.as_str()),
+                )
+                .label("not an attribute name")
+                .help("an attribute name starts with a letter and has only letters, digits and `-`");
+            }
         }
     }
 
