@@ -373,7 +373,12 @@ impl XMatters {
     }
 
     /// Adds a phone device for each of `phones` the person does not have (by digits).
-    fn add_phones(&self, id: &str, devices: &[Device], phones: &[String]) -> Result<(), TargetError> {
+    fn add_phones(
+        &self,
+        id: &str,
+        devices: &[Device],
+        phones: &[String],
+    ) -> Result<(), TargetError> {
         let mut taken: Vec<String> = devices.iter().map(|d| d.name.clone()).collect();
         let mut have: Vec<String> = devices
             .iter()
@@ -384,7 +389,10 @@ impl XMatters {
             if have.contains(&digits) {
                 continue;
             }
-            let Some(name) = PHONE_DEVICES.iter().find(|n| !taken.iter().any(|t| t == *n)) else {
+            let Some(name) = PHONE_DEVICES
+                .iter()
+                .find(|n| !taken.iter().any(|t| t == *n))
+            else {
                 return Err(TargetError::Unsupported(format!(
                     "the person {id} has a device of every phone device name roster uses ({}): \
                      phone {phone} is not added",
@@ -397,7 +405,12 @@ impl XMatters {
                 "name": name,
                 "phoneNumber": e164(phone),
             });
-            self.send(Method::POST, "/devices", Some(&body), Resend::OnlyUnprocessed)?;
+            self.send(
+                Method::POST,
+                "/devices",
+                Some(&body),
+                Resend::OnlyUnprocessed,
+            )?;
             taken.push((*name).to_string());
             have.push(digits);
         }
@@ -651,7 +664,8 @@ impl Person {
                 .filter(|s| !s.is_empty())
         };
         let id = text("id").ok_or("a person without an id")?;
-        let target_name = text("targetName").ok_or_else(|| format!("person {id} has no targetName"))?;
+        let target_name =
+            text("targetName").ok_or_else(|| format!("person {id} has no targetName"))?;
         let mut values = std::collections::BTreeMap::new();
         for field in ["licenseType", "language", "timezone", "webLogin"] {
             if let Some(v) = text(field) {
@@ -660,7 +674,10 @@ impl Person {
         }
         let site = value.get("site").and_then(|s| match s {
             Value::String(name) => Some(name.clone()),
-            other => other.get("name").and_then(Value::as_str).map(str::to_string),
+            other => other
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         });
         if let Some(site) = site {
             values.insert("site".into(), site);
@@ -683,7 +700,9 @@ impl Person {
             .collect();
         let embedded = value.get("devices");
         let devices: Vec<Device> = names(embedded).iter().filter_map(Device::parse).collect();
-        let devices_total = embedded.and_then(|d| d.get("total")).and_then(Value::as_u64);
+        let devices_total = embedded
+            .and_then(|d| d.get("total"))
+            .and_then(Value::as_u64);
         Ok(Person {
             id,
             target_name,
@@ -720,7 +739,11 @@ impl Person {
             username: self.target_name.clone(),
             name,
             email: email_device(&self.devices).and_then(|d| d.email.clone()),
-            phones: self.devices.iter().filter_map(|d| d.phone.clone()).collect(),
+            phones: self
+                .devices
+                .iter()
+                .filter_map(|d| d.phone.clone())
+                .collect(),
             fields: fields
                 .iter()
                 .filter_map(|f| values.get(f).map(|v| (f.clone(), v.clone())))

@@ -279,16 +279,27 @@ impl Checker<'_> {
             self.report(
                 ProblemKind::Unsupported,
                 to.span,
-                format!("xMatters people have no field `{}` roster can set", to.as_str()),
+                format!(
+                    "xMatters people have no field `{}` roster can set",
+                    to.as_str()
+                ),
             )
             .label("not an xMatters person field")
-            .help(format!("{guess}the fields are {}", XMATTERS_FIELDS.join(", ")));
+            .help(format!(
+                "{guess}the fields are {}",
+                XMATTERS_FIELDS.join(", ")
+            ));
         }
         for role in user.roles.iter().filter(|r| r.to.as_str() == "licenseType") {
             if LICENSE_TYPES.contains(&role.value.as_str()) {
                 continue;
             }
-            let guess = match role.value.to_ascii_lowercase().replace(['_', ' '], "").as_str() {
+            let guess = match role
+                .value
+                .to_ascii_lowercase()
+                .replace(['_', ' '], "")
+                .as_str()
+            {
                 "fulluser" => "write FULL_USER; ",
                 "stakeholderuser" | "stakeholder" => "write STAKEHOLDER_USER; ",
                 _ => "",
@@ -299,7 +310,10 @@ impl Checker<'_> {
                 format!("xMatters has no licence type \"{}\"", role.value.as_str()),
             )
             .label("not a licence type")
-            .help(format!("{guess}the licence types are {}", LICENSE_TYPES.join(", ")));
+            .help(format!(
+                "{guess}the licence types are {}",
+                LICENSE_TYPES.join(", ")
+            ));
         }
     }
 
@@ -612,10 +626,15 @@ impl Checker<'_> {
                 self.report(
                     ProblemKind::InvalidValue,
                     role.to.span,
-                    format!("`{}` is not an LDAP attribute name, so it cannot be an LDIF attribute", role.to.as_str()),
+                    format!(
+                        "`{}` is not an LDAP attribute name, so it cannot be an LDIF attribute",
+                        role.to.as_str()
+                    ),
                 )
                 .label("not an attribute name")
-                .help("an attribute name starts with a letter and has only letters, digits and `-`");
+                .help(
+                    "an attribute name starts with a letter and has only letters, digits and `-`",
+                );
             }
         }
     }
