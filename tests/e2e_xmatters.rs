@@ -276,7 +276,8 @@ fn a_licence_type_xmatters_rejects_fails_that_person_with_its_message() {
         .replace(
             r#"attribute "employeeType" to="licenseType""#,
             r#"role "Full User" to="licenseType" default=#true
-    attribute "title" to="jobTitle""#,
+    attribute "title" to="jobTitle"
+    attribute "givenName" to="firstName""#,
         );
     std::fs::write(dir.path().join("roster.kdl"), text_config).expect("write");
     let out = roster_in(dir.path(), &["validate"], &[]);

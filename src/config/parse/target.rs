@@ -290,6 +290,30 @@ impl Checker<'_> {
                 XMATTERS_FIELDS.join(", ")
             ));
         }
+        if let Some(name) = &user.name {
+            let split = user
+                .aliases
+                .iter()
+                .chain(user.attributes.iter())
+                .filter_map(|m| m.to.as_ref())
+                .chain(user.roles.iter().map(|r| &r.to))
+                .find(|to| matches!(to.as_str(), "firstName" | "lastName"));
+            if let Some(to) = split {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    to.span,
+                    format!(
+                        "`name` and `{}` both set an xMatters name: roster splits `name` into firstName and lastName",
+                        to.as_str()
+                    ),
+                )
+                .label("set twice")
+                .help(format!(
+                    "map either `name` (`name \"{}\"`) or firstName and lastName",
+                    name.attr.as_str()
+                ));
+            }
+        }
         for role in user.roles.iter().filter(|r| r.to.as_str() == "licenseType") {
             if LICENSE_TYPES.contains(&role.value.as_str()) {
                 continue;
