@@ -168,6 +168,7 @@ pub(super) fn apply_memberships(
                 outcomes.push(Outcome {
                     index,
                     error: Some(why),
+                    staged: None,
                 });
             }
         }
@@ -233,6 +234,7 @@ fn send(
         out.push(Outcome {
             index: c.index,
             error: error.clone(),
+            staged: None,
         });
     }
     Ok(out)
@@ -522,6 +524,7 @@ mod tests {
             concurrency: 3,
             check_staleness: false,
             owner: "test",
+            kept_key: None,
         };
         let report =
             crate::apply::apply(&mut plan, &store, &target, options, &Progress::new(false))
@@ -603,6 +606,7 @@ mod tests {
             concurrency: 2,
             check_staleness: false,
             owner: "test",
+            kept_key: None,
         };
         let report = crate::apply::apply(&mut plan, &store, target, options, &Progress::new(false))
             .expect("apply");

@@ -104,6 +104,9 @@ pub struct ApplyOptions<'a> {
     pub check_staleness: bool,
     /// The config's owner: accounts it creates or adopts are recorded as its own.
     pub owner: &'a str,
+    /// Where the store keeps the state of a target that cannot be listed
+    /// (`TargetConfig::kept_state_key`).
+    pub kept_key: Option<&'a str>,
 }
 
 fn now() -> String {
@@ -213,10 +216,12 @@ pub fn apply(
         plan_id: &plan.plan_id,
         concurrency: options.concurrency,
         owner: options.owner,
+        kept_key: options.kept_key,
         bar: &bar,
     };
     let mut outcomes = workers::run_actions(&run, store, &todo, &resumed.interrupted)?;
     outcomes.extend(groups::apply_memberships(&run, store, &memberships)?);
+    finish_batch(&run, store, &mut outcomes)?;
     bar.finish();
 
     record_outcomes(plan, outcomes, &mut report);
@@ -235,6 +240,56 @@ pub fn apply(
 pub(super) struct Outcome {
     index: usize,
     error: Option<String>,
+    /// Staged on a batch target, not journaled yet (`finish_batch` decides).
+    staged: Option<Staged>,
+}
+
+/// An action a batch target staged: journaled when the target makes its changes.
+pub(super) struct Staged {
+    seq: u32,
+    result_id: Option<String>,
+}
+
+/// Lets a batch target make what its actions staged (a file target writes its file), then
+/// journals those actions: applied when it succeeded, every one failed with its error when
+/// it did not, since none of them reached the target. The state it reports is kept in the
+/// store only after it was made.
+fn finish_batch(
+    run: &workers::Run<'_>,
+    store: &Store,
+    outcomes: &mut [Outcome],
+) -> Result<(), ApplyError> {
+    if !run.target.writes_at_finish() {
+        return Ok(());
+    }
+    let finished = run.target.finish_apply();
+    if let (Ok(Some(state)), Some(key)) = (&finished, run.kept_key) {
+        store.keep_state(key, state, run.plan_id, &now())?;
+    }
+    let error = finished.err().map(|e| {
+        log::error!("{}: {e}", run.target.describe());
+        e.to_string()
+    });
+    for outcome in outcomes.iter_mut() {
+        let Some(staged) = outcome.staged.take() else {
+            continue;
+        };
+        let status = match error {
+            None => ActionStatus::Applied,
+            Some(_) => ActionStatus::Failed,
+        };
+        store.journal_finish(
+            run.plan_id,
+            staged.seq,
+            status,
+            error.as_deref(),
+            staged.result_id.as_deref(),
+            &now(),
+        )?;
+        outcome.error.clone_from(&error);
+        run.bar.inc(1);
+    }
+    Ok(())
 }
 
 impl Outcome {

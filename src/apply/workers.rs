@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{ActionError, ApplyError, Outcome, groups, now, users};
+use super::{ActionError, ApplyError, Outcome, Staged, groups, now, users};
 use crate::plan::{Action, ActionStatus, ObjectKind};
 use crate::progress::Counter;
 use crate::store::Store;
@@ -21,6 +21,8 @@ pub(super) struct Run<'a> {
     pub concurrency: usize,
     /// The config's owner, recorded with the accounts it creates or adopts.
     pub owner: &'a str,
+    /// Where the store keeps a batch target's state (`TargetConfig::kept_state_key`).
+    pub kept_key: Option<&'a str>,
     pub bar: &'a Counter,
 }
 
@@ -73,6 +75,20 @@ pub(super) fn run_actions(
         let action = &run.actions[index];
         journal.journal_start(run.plan_id, action.seq, &now())?;
         let result = execute(action, run, journal, interrupted[index]);
+        // A batch target has only staged the change: it is journaled once the target made
+        // it (`finish_batch`), and stays `applying` until then.
+        if run.target.writes_at_finish()
+            && let Ok(result_id) = &result
+        {
+            return Ok(vec![Outcome {
+                index,
+                error: None,
+                staged: Some(Staged {
+                    seq: action.seq,
+                    result_id: result_id.clone(),
+                }),
+            }]);
+        }
         let (status, error, result_id) = match result {
             Ok(id) => (ActionStatus::Applied, None, id),
             Err(e) => {
@@ -99,7 +115,11 @@ pub(super) fn run_actions(
             &now(),
         )?;
         run.bar.inc(1);
-        Ok(vec![Outcome { index, error }])
+        Ok(vec![Outcome {
+            index,
+            error,
+            staged: None,
+        }])
     })
 }
 

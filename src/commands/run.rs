@@ -522,7 +522,12 @@ fn apply_plan(
 ) -> Result<ApplyReport, Error> {
     let config = &session.config;
     let mapper = Mapper::new(&config.user, &config.policy);
-    let target = target::open(&config.target, &config.owner, mapper.target_fields())?;
+    let kept_key = config.target.kept_state_key();
+    let kept = match &kept_key {
+        Some(key) => session.store.kept_state(key)?,
+        None => None,
+    };
+    let target = target::open(&config.target, &config.owner, mapper.target_fields(), kept.as_deref())?;
     if target.describe() != plan.target {
         return Err(Error::Usage(format!(
             "the plan is for the target {}, but the config names {}",
@@ -534,6 +539,7 @@ fn apply_plan(
         concurrency: config.target.concurrency() as usize,
         check_staleness,
         owner: &config.owner,
+        kept_key: kept_key.as_deref(),
     };
     let progress = Progress::new(show_progress);
     let policy = policy_in_force(config, &plan);

@@ -210,14 +210,28 @@ pub struct LdifSource {
 pub enum TargetConfig {
     Scim(ScimTarget),
     LoginTc(LoginTcTarget),
+    File(FileTarget),
+    XMatters(XMattersTarget),
 }
 
 impl TargetConfig {
-    /// Every target is reached over HTTP.
-    pub fn http(&self) -> &HttpOptions {
+    /// The HTTP options of a target reached over HTTP (all but the file target).
+    pub fn http(&self) -> Option<&HttpOptions> {
         match self {
-            TargetConfig::Scim(scim) => &scim.http,
-            TargetConfig::LoginTc(logintc) => &logintc.http,
+            TargetConfig::Scim(scim) => Some(&scim.http),
+            TargetConfig::LoginTc(logintc) => Some(&logintc.http),
+            TargetConfig::XMatters(xm) => Some(&xm.http),
+            TargetConfig::File(_) => None,
+        }
+    }
+
+    /// Where the state store keeps this target's state between runs, for a target that
+    /// cannot be listed (a file: the rows last written); `None` for targets that list
+    /// their own accounts.
+    pub fn kept_state_key(&self) -> Option<String> {
+        match self {
+            TargetConfig::File(file) => Some(format!("file:{}", file.path.display())),
+            TargetConfig::Scim(_) | TargetConfig::LoginTc(_) | TargetConfig::XMatters(_) => None,
         }
     }
 
@@ -227,6 +241,8 @@ impl TargetConfig {
         match self {
             TargetConfig::Scim(_) => Capabilities::SCIM,
             TargetConfig::LoginTc(_) => Capabilities::LOGINTC,
+            TargetConfig::File(_) => Capabilities::FILE,
+            TargetConfig::XMatters(_) => Capabilities::XMATTERS,
         }
     }
 
@@ -235,8 +251,69 @@ impl TargetConfig {
         match self {
             TargetConfig::Scim(scim) => scim.concurrency,
             TargetConfig::LoginTc(logintc) => logintc.concurrency,
+            TargetConfig::XMatters(xm) => xm.concurrency,
+            // The rows are staged in memory and written once: threads would only queue.
+            TargetConfig::File(_) => 1,
         }
     }
+}
+
+/// `target "xmatters"`: the people of an xMatters instance, through its REST API (v1).
+#[derive(Debug, Clone)]
+pub struct XMattersTarget {
+    /// The API root, `https://HOST/api/xm/1` (from a host name or a URL; https by default).
+    pub url: Spanned<String>,
+    /// The REST user's login (basic auth, or the OAuth password grant's username).
+    pub username: Spanned<String>,
+    pub password: Spanned<SecretRef>,
+    /// `client-id`: OAuth (password grant, then refresh) instead of basic auth.
+    pub client_id: Option<Spanned<String>>,
+    pub http: HttpOptions,
+    /// Parallel apply calls, default 4.
+    pub concurrency: u32,
+    /// Requests per second, never exceeded; unlimited when absent.
+    pub rate_limit: Option<f64>,
+    /// People per page when listing, default 100 (xMatters takes at most 1000).
+    pub page_size: u32,
+}
+
+/// `target "file"`: the desired state (or the changes of each apply) written to a file for
+/// a system that imports files.
+#[derive(Debug, Clone)]
+pub struct FileTarget {
+    /// Resolved against the config file's directory.
+    pub path: Spanned<PathBuf>,
+    pub format: FileFormat,
+    pub content: FileContent,
+    /// `base-dn`: where the entries of an LDIF file live (`uid=USERNAME,BASE`); LDIF only.
+    pub base_dn: Option<Spanned<String>>,
+}
+
+/// How a file target's file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Csv,
+    Xlsx,
+    Ldif,
+}
+
+impl FileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Xlsx => "xlsx",
+            FileFormat::Ldif => "ldif",
+        }
+    }
+}
+
+/// What a file target's file holds after an apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileContent {
+    /// Every account roster keeps in the file (the desired state).
+    All,
+    /// One row per action of the apply, with an action column.
+    Changes,
 }
 
 /// `target "logintc"`: one domain of a LoginTC organization, through the Admin REST API.
@@ -826,13 +903,15 @@ impl Config {
         match &self.target {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
             TargetConfig::LoginTc(logintc) => secrets.push(("api-key", &logintc.api_key.value)),
+            TargetConfig::XMatters(xm) => secrets.push(("password", &xm.password.value)),
+            TargetConfig::File(_) => {}
         }
         secrets.extend(
             self.plan_signing_key
                 .iter()
                 .map(|s| ("plan-signing-key", &s.value)),
         );
-        let http = self.source.http().into_iter().chain([self.target.http()]);
+        let http = self.source.http().into_iter().chain(self.target.http());
         for http in http {
             secrets.extend(
                 http.proxy_password

@@ -71,4 +71,40 @@ impl Capabilities {
         max_text_chars: Some(128),
         needs_email: true,
     };
+
+    /// A file roster writes for another system to import (`target "file"`): every column
+    /// a mapping names, an `active` column, no groups, no versions (staleness compares the
+    /// rows). The key is a column of its own, so every row is roster's.
+    pub const FILE: Capabilities = Capabilities {
+        external_ids: true,
+        owner_on_target: false,
+        renames: true,
+        versions: false,
+        active_flag: true,
+        phones: true,
+        extra_fields: true,
+        groups: false,
+        token_issue: false,
+        bulk: false,
+        max_text_chars: None,
+        needs_email: false,
+    };
+
+    /// xMatters people (REST API v1): `externalKey` holds roster's key, `status` is the
+    /// active flag, email and phones are devices (phones additive), and the person fields
+    /// a mapping may name are the ones `XMATTERS_FIELDS` lists. No versions, no groups here.
+    pub const XMATTERS: Capabilities = Capabilities {
+        external_ids: true,
+        owner_on_target: false,
+        renames: true,
+        versions: false,
+        active_flag: true,
+        phones: true,
+        extra_fields: true,
+        groups: false,
+        token_issue: false,
+        bulk: false,
+        max_text_chars: None,
+        needs_email: false,
+    };
 }

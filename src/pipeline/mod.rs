@@ -143,7 +143,11 @@ pub fn plan(
 ) -> Result<Plan, PipelineError> {
     let mapper = Mapper::new(&config.user, &config.policy).for_target(config.target.capabilities());
     let mut source = source::open(&config.source);
-    let target = target::open(&config.target, &config.owner, mapper.target_fields())?;
+    let kept = match config.target.kept_state_key() {
+        Some(key) => store.kept_state(&key)?,
+        None => None,
+    };
+    let target = target::open(&config.target, &config.owner, mapper.target_fields(), kept.as_deref())?;
     let progress = Progress::new(options.progress);
     let started = std::time::Instant::now();
     let mut forced = Forced::new(options.force);

@@ -19,6 +19,7 @@
 mod groups;
 mod ignored;
 mod journal;
+mod kept;
 mod lock;
 mod missing;
 mod ownership;
@@ -83,6 +84,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_owner_target_owner",
         include_str!("../../schema/0011_owner_target_owner.sql"),
+    ),
+    (
+        "0012_targets_kept_state",
+        include_str!("../../schema/0012_targets_kept_state.sql"),
     ),
 ];
 

@@ -10,8 +10,10 @@
 //! what it can hold (`Capabilities`), and `roster validate` refuses a mapping that asks for
 //! more.
 
+pub mod file;
 pub mod logintc;
 pub mod scim;
+pub mod xmatters;
 
 use std::collections::BTreeMap;
 
@@ -127,6 +129,22 @@ pub trait Target: Send + Sync {
         Err(self.no_groups())
     }
 
+    // Batch targets (a file): the calls above stage the changes, `finish_apply` makes them.
+
+    /// The calls stage their changes, and `finish_apply` makes them all at once (a file
+    /// target writes its file once per apply). The applier then journals the staged actions
+    /// as applied only after `finish_apply` succeeded, and as failed when it failed.
+    fn writes_at_finish(&self) -> bool {
+        false
+    }
+
+    /// Ends an apply: a batch target makes what was staged. Returns the state for the store
+    /// to keep (`TargetConfig::kept_state_key`), for a target that cannot be listed, when it
+    /// changed.
+    fn finish_apply(&self) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+
     /// The refusal of the group methods' defaults.
     fn no_groups(&self) -> TargetError {
         TargetError::Unsupported(format!(
@@ -171,17 +189,22 @@ impl UserUpdate {
 
 /// Builds the target connector a config names. Does not connect yet.
 /// `owner` is the config's owner, which a target that keeps owners writes with each account;
-/// `fields` are the target field names the mapping writes (aliases and attributes).
+/// `fields` are the target field names the mapping writes (aliases and attributes); `kept`
+/// is what the state store kept for a target that cannot be listed
+/// (`TargetConfig::kept_state_key`).
 pub fn open(
     config: &TargetConfig,
     owner: &str,
     fields: Vec<String>,
+    kept: Option<&str>,
 ) -> Result<Box<dyn Target>, TargetError> {
     match config {
         TargetConfig::Scim(scim) => Ok(Box::new(
             scim::ScimService::new(scim, fields)?.with_owner(owner),
         )),
         TargetConfig::LoginTc(logintc) => Ok(Box::new(logintc::LoginTc::new(logintc)?)),
+        TargetConfig::File(file) => Ok(Box::new(file::File::new(file, fields, kept)?)),
+        TargetConfig::XMatters(xm) => Ok(Box::new(xmatters::XMatters::new(xm, fields)?)),
     }
 }
 
@@ -231,6 +254,9 @@ pub enum TargetError {
         url: String,
         message: String,
     },
+    /// A file target's file could not be written (or its directory is missing).
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
     #[error("target token: {0}")]
     Secret(SecretError),
     #[error("target setup: {0}")]
@@ -254,6 +280,8 @@ pub enum Credential {
     Token,
     /// The LoginTC organization API key.
     LoginTcKey,
+    /// The xMatters REST user's username and password (and `client-id` with OAuth).
+    XMatters,
 }
 
 /// What a status means beyond "an HTTP error", as a connector reads its target's answers.
@@ -329,6 +357,9 @@ impl Credential {
         match self {
             Credential::Token => "the target refused the credentials",
             Credential::LoginTcKey => "the LoginTC API refused the key",
+            Credential::XMatters => {
+                "xMatters refused the credentials (check username and password, and client-id with OAuth)"
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod slapd;
 pub mod smtp;
 pub mod vendors;
 pub mod world;
+pub mod xmatters;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -260,12 +260,14 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 14] = [
+const BLOCKS: [&Block; 16] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
     &target::COMPATIBILITY,
     &target::LOGINTC,
+    &target::FILE,
+    &target::XMATTERS,
     &user::USER,
     &policy::POLICY,
     &source::CSV,

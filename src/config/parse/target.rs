@@ -1,6 +1,8 @@
 //! The `target` block: which kind of target, and the settings of the SCIM and LoginTC
 //! targets; and the check that the user mapping asks for nothing the target cannot hold.
 
+use std::path::PathBuf;
+
 use kdl::{KdlDocument, KdlNode};
 use miette::SourceSpan;
 
@@ -8,11 +10,50 @@ use super::checker::{Block, Checker, Children, ProblemKind, optional};
 use super::http::with_http_nodes;
 use super::values::{Number, PAGE_SIZE, Whole};
 use crate::config::{
-    GroupMapping, LoginTcTarget, ScimCompatibility, ScimProvider, ScimTarget, Spanned,
-    TargetConfig, TokenMode, UserMapping,
+    FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, ScimCompatibility, ScimProvider,
+    ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping, XMattersTarget,
+};
+use crate::target::xmatters::{LICENSE_TYPES, XMATTERS_FIELDS};
+
+pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc", "file", "xmatters"];
+
+pub(super) const XMATTERS: Block = Block {
+    place: "in `target \"xmatters\"`",
+    name: "target \"xmatters\"",
+    nodes: with_http_nodes![
+        "url",
+        "username",
+        "password",
+        "client-id",
+        "concurrency",
+        "rate-limit",
+        "page-size"
+    ],
+    repeatable: &[],
 };
 
-pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc"];
+/// xMatters pages people at most 1000 at a time.
+const XMATTERS_PAGE_SIZE: Whole = Whole {
+    min: 1,
+    max: 1000,
+    help: "`page-size` is a whole number from 1 to 1000 (xMatters' largest `limit`)",
+};
+
+pub(super) const FILE: Block = Block {
+    place: "in `target \"file\"`",
+    name: "target \"file\"",
+    nodes: &["path", "format", "content", "base-dn"],
+    repeatable: &[],
+};
+
+const FILE_FORMATS: &[(&str, FileFormat)] = &[
+    ("csv", FileFormat::Csv),
+    ("xlsx", FileFormat::Xlsx),
+    ("ldif", FileFormat::Ldif),
+];
+
+const FILE_CONTENTS: &[(&str, FileContent)] =
+    &[("all", FileContent::All), ("changes", FileContent::Changes)];
 
 pub(super) const LOGINTC: Block = Block {
     place: "in `target \"logintc\"`",
@@ -99,6 +140,8 @@ impl Checker<'_> {
         let children = self.block(node, &format!("target \"{kind}\""))?;
         match kind.as_str() {
             "logintc" => self.logintc(node, children).map(TargetConfig::LoginTc),
+            "file" => self.file_target(node, children).map(TargetConfig::File),
+            "xmatters" => self.xmatters(node, children).map(TargetConfig::XMatters),
             _ => self.scim(node, children).map(TargetConfig::Scim),
         }
     }
@@ -167,6 +210,267 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `target "xmatters" { url ...; username ...; password env=...; client-id ... }`
+    fn xmatters(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<XMattersTarget> {
+        const URL: &str = "url \"https://acme.xmatters.com\"";
+        let c = self.children(Some(node), Some(doc), &XMATTERS);
+        let url = self
+            .require(&c, Some(node), "url", URL)
+            .map(|n| self.api_root(n, URL, "/api/xm/1", "the API is always under /api/xm/1/"));
+        let username = self
+            .require(&c, Some(node), "username", "username \"roster.sync\"")
+            .map(|n| self.leaf_string(n, "username \"roster.sync\""));
+        let password = self
+            .require(&c, Some(node), "password", "password env=\"XM_PASSWORD\"")
+            .map(|n| self.secret(n));
+        let client_id = c
+            .get("client-id")
+            .map(|n| self.leaf_string(n, "client-id \"...\""));
+        let concurrency = c
+            .get("concurrency")
+            .map(|n| self.leaf_whole(n, &CONCURRENCY, "concurrency 4"));
+        let rate_limit = c
+            .get("rate-limit")
+            .map(|n| self.leaf_number(n, &RATE_LIMIT, "rate-limit 10"));
+        let page_size = c
+            .get("page-size")
+            .map(|n| self.leaf_whole(n, &XMATTERS_PAGE_SIZE, "page-size 100"));
+        let http = self.http_options(&c);
+        Some(XMattersTarget {
+            url: url??,
+            username: username??,
+            password: password??,
+            client_id: optional(client_id)?,
+            http: http?,
+            concurrency: concurrency.unwrap_or(Some(4))? as u32,
+            rate_limit: optional(rate_limit)?,
+            page_size: page_size.unwrap_or(Some(100))? as u32,
+        })
+    }
+
+    /// A host name or an http(s) URL whose path is empty or `root`: the API root,
+    /// `https://HOST{root}` (https unless another scheme is given).
+    fn api_root(
+        &mut self,
+        node: &KdlNode,
+        example: &str,
+        root: &str,
+        where_: &str,
+    ) -> Option<Spanned<String>> {
+        let value = self.leaf_string(node, example)?;
+        let text = value.trim();
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("https://{text}")
+        };
+        let lower = with_scheme.to_ascii_lowercase();
+        let Some(rest) = ["https://", "http://"]
+            .iter()
+            .find_map(|s| lower.strip_prefix(s))
+        else {
+            self.report(
+                ProblemKind::InvalidValue,
+                value.span,
+                "`url` must be a host name or start with https:// or http://",
+            )
+            .label("unsupported scheme")
+            .help(format!("write it like this: {example}"));
+            return None;
+        };
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (host, path) = rest.split_at(host_end);
+        if host.is_empty() || host.contains('@') || host.chars().any(char::is_whitespace) {
+            self.report(
+                ProblemKind::InvalidValue,
+                value.span,
+                "`url` has no valid host name",
+            )
+            .label("no host")
+            .help(format!(
+                "write it like this: {example} (credentials never go in the URL)"
+            ));
+            return None;
+        }
+        let path = path.trim_end_matches('/');
+        if !path.is_empty() && path != root {
+            self.report(
+                ProblemKind::InvalidValue,
+                value.span,
+                format!("`url` has a path other than {root}"),
+            )
+            .label("unexpected path")
+            .help(format!("give the host ({where_}): {example}"));
+            return None;
+        }
+        let scheme_len = with_scheme.len() - rest.len();
+        let api = format!(
+            "{}{}{root}",
+            &with_scheme[..scheme_len],
+            &with_scheme[scheme_len..scheme_len + host.len()]
+        );
+        Some(Spanned::new(api, value.span))
+    }
+
+    /// The person fields an xMatters mapping may write, and the licence types a role or a
+    /// constant may set: a name xMatters does not have is refused here, not by the server
+    /// account after account.
+    fn xmatters_fields(&mut self, user: &UserMapping) {
+        let mappings = user.aliases.iter().chain(user.attributes.iter());
+        let named = mappings
+            .filter_map(|m| m.to.as_ref())
+            .chain(user.roles.iter().map(|r| &r.to));
+        for to in named {
+            if XMATTERS_FIELDS.contains(&to.as_str()) {
+                continue;
+            }
+            let guess = XMATTERS_FIELDS
+                .iter()
+                .find(|f| f.eq_ignore_ascii_case(to))
+                .map(|f| format!("did you mean `{f}`? "))
+                .unwrap_or_default();
+            self.report(
+                ProblemKind::Unsupported,
+                to.span,
+                format!(
+                    "xMatters people have no field `{}` roster can set",
+                    to.as_str()
+                ),
+            )
+            .label("not an xMatters person field")
+            .help(format!(
+                "{guess}the fields are {}",
+                XMATTERS_FIELDS.join(", ")
+            ));
+        }
+        if let Some(name) = &user.name {
+            let split = user
+                .aliases
+                .iter()
+                .chain(user.attributes.iter())
+                .filter_map(|m| m.to.as_ref())
+                .chain(user.roles.iter().map(|r| &r.to))
+                .find(|to| matches!(to.as_str(), "firstName" | "lastName"));
+            if let Some(to) = split {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    to.span,
+                    format!(
+                        "`name` and `{}` both set an xMatters name: roster splits `name` into firstName and lastName",
+                        to.as_str()
+                    ),
+                )
+                .label("set twice")
+                .help(format!(
+                    "map either `name` (`name \"{}\"`) or firstName and lastName",
+                    name.attr.as_str()
+                ));
+            }
+        }
+        for role in user.roles.iter().filter(|r| r.to.as_str() == "licenseType") {
+            if LICENSE_TYPES.contains(&role.value.as_str()) {
+                continue;
+            }
+            let guess = match role
+                .value
+                .to_ascii_lowercase()
+                .replace(['_', ' '], "")
+                .as_str()
+            {
+                "fulluser" => "write FULL_USER; ",
+                "stakeholderuser" | "stakeholder" => "write STAKEHOLDER_USER; ",
+                _ => "",
+            };
+            self.report(
+                ProblemKind::InvalidValue,
+                role.value.span,
+                format!("xMatters has no licence type \"{}\"", role.value.as_str()),
+            )
+            .label("not a licence type")
+            .help(format!(
+                "{guess}the licence types are {}",
+                LICENSE_TYPES.join(", ")
+            ));
+        }
+    }
+
+    /// `target "file" { path "export/people.csv"; format "csv"; content "all" }`
+    fn file_target(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<FileTarget> {
+        const PATH: &str = "path \"export/people.csv\"";
+        let c = self.children(Some(node), Some(doc), &FILE);
+        let path_node = self.require(&c, Some(node), "path", PATH);
+        let path = path_node.and_then(|n| self.leaf_path(n, PATH));
+        let format = match c.get("format") {
+            Some(n) => self.choice(n, FILE_FORMATS),
+            None => match (&path, path_node) {
+                (Some(path), Some(n)) => self.format_of(path, n),
+                _ => None,
+            },
+        };
+        let content = c.get("content").map(|n| self.choice(n, FILE_CONTENTS));
+        let base_dn = c
+            .get("base-dn")
+            .and_then(|n| self.leaf_string(n, "base-dn \"ou=People,dc=example,dc=com\""));
+        let format = format?;
+        match (&base_dn, format) {
+            (None, FileFormat::Ldif) => {
+                self.report(
+                    ProblemKind::MissingNode,
+                    node.name().span(),
+                    "an LDIF file target needs `base-dn`: each entry is written as uid=USERNAME,BASE-DN",
+                )
+                .label("no `base-dn` here")
+                .help("add base-dn \"ou=People,dc=example,dc=com\" to target \"file\"");
+                return None;
+            }
+            (Some(dn), FileFormat::Csv | FileFormat::Xlsx) => {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    dn.span,
+                    format!(
+                        "`base-dn` applies only to LDIF files; this file is {}",
+                        format.as_str()
+                    ),
+                )
+                .label("not used")
+                .help("remove `base-dn`, or write format \"ldif\"");
+                return None;
+            }
+            _ => {}
+        }
+        Some(FileTarget {
+            path: path?,
+            format,
+            content: content.unwrap_or(Some(FileContent::All))?,
+            base_dn,
+        })
+    }
+
+    /// The format a file target's path names by its extension, when `format` is not given.
+    fn format_of(&mut self, path: &Spanned<PathBuf>, node: &KdlNode) -> Option<FileFormat> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let found = ext
+            .as_deref()
+            .and_then(|e| FILE_FORMATS.iter().find(|(n, _)| *n == e));
+        if let Some((_, format)) = found {
+            return Some(*format);
+        }
+        self.report(
+            ProblemKind::MissingNode,
+            path.span,
+            "the file's extension names no format roster writes (.csv, .xlsx, .ldif)",
+        )
+        .label("no known extension")
+        .help(format!(
+            "add format \"csv\", \"xlsx\" or \"ldif\" beside `{}`",
+            node.name().value()
+        ));
+        None
     }
 
     /// `url "cloud.logintc.com"` or `url "https://host[:port][/api]"`: the API root,
@@ -298,8 +602,14 @@ impl Checker<'_> {
         let kind = target_kind(target);
         let no_api = match target {
             TargetConfig::LoginTc(_) => " (the public LoginTC Admin API documents no such field)",
-            TargetConfig::Scim(_) => "",
+            TargetConfig::Scim(_) | TargetConfig::File(_) | TargetConfig::XMatters(_) => "",
         };
+        if let TargetConfig::File(file) = target {
+            self.file_columns(file, user);
+        }
+        if let TargetConfig::XMatters(_) = target {
+            self.xmatters_fields(user);
+        }
         if !caps.phones {
             for phone in &user.phones {
                 self.report(
@@ -346,6 +656,81 @@ impl Checker<'_> {
             )
             .label("group sync")
             .help("remove the `group` block");
+        }
+    }
+
+    /// The columns of a file target: every field the mapping writes is one, so two fields
+    /// of one name, a name of a fixed column, or (in LDIF) a name that is no attribute
+    /// description would make a file the importing system misreads.
+    fn file_columns(&mut self, file: &FileTarget, user: &UserMapping) {
+        let mut seen: Vec<String> = crate::target::file::FIXED_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let mappings = user.aliases.iter().chain(user.attributes.iter());
+        for to in mappings.filter_map(|m| m.to.as_ref()) {
+            let lower = to.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    to.span,
+                    format!("the file would have two columns named `{}`", to.as_str()),
+                )
+                .label("column named twice")
+                .help(format!(
+                    "give each field a name of its own; {} are roster's own columns",
+                    crate::target::file::FIXED_COLUMNS.join(", ")
+                ));
+                continue;
+            }
+            if file.format == FileFormat::Ldif && !crate::target::file::is_ldif_attribute(to) {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    to.span,
+                    format!(
+                        "`{}` is not an LDAP attribute name, so it cannot be an LDIF attribute",
+                        to.as_str()
+                    ),
+                )
+                .label("not an attribute name")
+                .help(
+                    "an attribute name starts with a letter and has only letters, digits and `-`",
+                );
+            }
+            seen.push(lower);
+        }
+        // Role rules write their field too; several rules naming one field are one column.
+        let mut roles_seen: Vec<String> = Vec::new();
+        for role in &user.roles {
+            let lower = role.to.to_ascii_lowercase();
+            if roles_seen.contains(&lower) {
+                continue;
+            }
+            roles_seen.push(lower.clone());
+            if crate::target::file::FIXED_COLUMNS.contains(&lower.as_str()) {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    role.to.span,
+                    format!("`{}` is one of roster's own columns", role.to.as_str()),
+                )
+                .label("column named twice")
+                .help("give the role's field a name of its own");
+            } else if file.format == FileFormat::Ldif
+                && !crate::target::file::is_ldif_attribute(&role.to)
+            {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    role.to.span,
+                    format!(
+                        "`{}` is not an LDAP attribute name, so it cannot be an LDIF attribute",
+                        role.to.as_str()
+                    ),
+                )
+                .label("not an attribute name")
+                .help(
+                    "an attribute name starts with a letter and has only letters, digits and `-`",
+                );
+            }
         }
     }
 
@@ -412,5 +797,7 @@ fn target_kind(target: &TargetConfig) -> &'static str {
     match target {
         TargetConfig::Scim(_) => "scim",
         TargetConfig::LoginTc(_) => "logintc",
+        TargetConfig::File(_) => "file",
+        TargetConfig::XMatters(_) => "xmatters",
     }
 }
