@@ -10,6 +10,7 @@ pub mod freshservice;
 pub mod ldap;
 pub mod ldif;
 pub(crate) mod rest;
+pub mod rest_api;
 pub mod servicenow;
 
 pub use crate::model::{GroupQuery, GroupRecord, canonical_dn};
@@ -57,6 +58,7 @@ pub fn open(config: &SourceConfig) -> Box<dyn Source> {
         SourceConfig::Freshservice(helpdesk) => {
             Box::new(freshservice::FreshserviceHelpdesk::new(helpdesk.clone()))
         }
+        SourceConfig::Rest(api) => Box::new(rest_api::RestApi::new(api.clone())),
         SourceConfig::Csv(csv) => Box::new(csv::CsvFile::new(csv.clone())),
         SourceConfig::Ldif(ldif) => Box::new(ldif::LdifFile::new(ldif.clone())),
     }

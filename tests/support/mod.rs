@@ -6,6 +6,7 @@
 pub mod http;
 pub mod logintc;
 pub mod proxy;
+pub mod rest_api;
 pub mod scim;
 pub mod scim_double;
 pub mod slapd;

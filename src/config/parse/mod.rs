@@ -245,7 +245,7 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 13] = [
+const BLOCKS: [&Block; 18] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
@@ -257,6 +257,11 @@ const BLOCKS: [&Block; 13] = [
     &groups::GROUP,
     &source::SERVICENOW,
     &source::FRESHSERVICE,
+    &source::REST,
+    &source::AUTH_BASIC,
+    &source::AUTH_BEARER,
+    &source::AUTH_API_KEY,
+    &source::AUTH_OAUTH,
     &notify::NOTIFY,
     &notify::EMAIL,
 ];
