@@ -24,8 +24,8 @@ use miette::{NamedSource, SourceSpan};
 pub use notify::{EmailNotice, Notify, NotifyOn, SmtpTls, Webhook};
 pub use parse::parse;
 pub use rest::{
-    FreshserviceList, FreshserviceSource, RestApiSource, RestAuth, RestOAuth, RestPaging,
-    ServiceNowOAuth, ServiceNowSource,
+    CherwellFilter, CherwellSource, FreshserviceList, FreshserviceSource, RestApiSource, RestAuth,
+    RestOAuth, RestPaging, ServiceNowOAuth, ServiceNowSource,
 };
 
 use crate::model::Capabilities;
@@ -137,6 +137,7 @@ pub enum SourceConfig {
     ServiceNow(ServiceNowSource),
     Freshservice(FreshserviceSource),
     Rest(RestApiSource),
+    Cherwell(CherwellSource),
     Csv(CsvSource),
     Ldif(LdifSource),
 }
@@ -148,6 +149,7 @@ impl SourceConfig {
             SourceConfig::ServiceNow(sn) => Some(&sn.http),
             SourceConfig::Freshservice(fs) => Some(&fs.http),
             SourceConfig::Rest(rest) => Some(&rest.http),
+            SourceConfig::Cherwell(cherwell) => Some(&cherwell.http),
             SourceConfig::Ldap(_) | SourceConfig::Csv(_) | SourceConfig::Ldif(_) => None,
         }
     }
@@ -522,6 +524,9 @@ impl Config {
                 );
             }
             SourceConfig::Freshservice(fs) => secrets.push(("api-key", &fs.api_key.value)),
+            SourceConfig::Cherwell(cherwell) => {
+                secrets.push(("password", &cherwell.password.value))
+            }
             SourceConfig::Rest(rest) => match &rest.auth {
                 RestAuth::None => {}
                 RestAuth::Basic { password, .. } => secrets.push(("password", &password.value)),

@@ -150,3 +150,33 @@ pub enum RestPaging {
     /// `paging "link-header" size="per_page"`: the `Link: <...>; rel="next"` header.
     LinkHeader { size: Option<String> },
 }
+
+/// `source "cherwell" { ... }`: the users of one Cherwell business object (such as
+/// "Customer - Internal"), through the REST API's search (`getsearchresults`).
+#[derive(Debug, Clone)]
+pub struct CherwellSource {
+    /// The REST API root, e.g. `https://cherwell.example.com/CherwellAPI`.
+    pub url: Spanned<String>,
+    /// The REST API client key (CSM Administrator → REST API client settings).
+    pub client_id: Spanned<String>,
+    pub username: Spanned<String>,
+    pub password: Spanned<SecretRef>,
+    /// `busObId` of the business object that holds the people.
+    pub business_object: Spanned<String>,
+    /// `filter "FIELD-ID" "eq" "VALUE"`: search filters, all sent (Cherwell ANDs filters on
+    /// different fields and ORs those on the same field).
+    pub filters: Vec<CherwellFilter>,
+    /// Rows per search page (`pageSize`), 1..=1000, default 200.
+    pub page_size: u32,
+    /// Timeout, TLS roots and proxy.
+    pub http: HttpOptions,
+}
+
+/// One search filter of `getsearchresults`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CherwellFilter {
+    pub field_id: String,
+    /// `eq`, `gt`, `lt`, `contains`, `startswith`.
+    pub operator: String,
+    pub value: String,
+}

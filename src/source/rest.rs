@@ -163,6 +163,24 @@ impl RestClient {
         self.send(&Request::new(Method::POST, url.as_str(), Resend::Safe).body(Body::Form(form)))
     }
 
+    /// POST of a JSON body that only reads (a search), with retries: sending it twice
+    /// changes nothing.
+    pub fn post_json_read(
+        &self,
+        url: &Url,
+        auth: &Authorization,
+        body: &Value,
+    ) -> Result<Reply, Failure> {
+        self.send(
+            &Request::new(Method::POST, url.as_str(), Resend::Safe)
+                .auth(auth)
+                .body(Body::Bytes {
+                    content_type: "application/json",
+                    bytes: body.to_string().into_bytes(),
+                }),
+        )
+    }
+
     /// GET with retries and the request's own headers; `Ok` only for a 2xx answer.
     pub fn get_as(&self, url: &Url, auth: Option<&Authorization>) -> Result<Reply, Failure> {
         let mut request = Request::new(Method::GET, url.as_str(), Resend::Safe);

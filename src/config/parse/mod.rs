@@ -245,7 +245,7 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 18] = [
+const BLOCKS: [&Block; 19] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
@@ -258,6 +258,7 @@ const BLOCKS: [&Block; 18] = [
     &source::SERVICENOW,
     &source::FRESHSERVICE,
     &source::REST,
+    &source::CHERWELL,
     &source::AUTH_BASIC,
     &source::AUTH_BEARER,
     &source::AUTH_API_KEY,

@@ -11,14 +11,23 @@ use super::values::{PAGE_SIZE, TIMEOUT};
 use crate::config::{CsvSource, LdapSource, LdifSource, SourceConfig, Spanned};
 
 mod active_directory;
+mod cherwell;
 mod rest;
 mod rest_api;
 
+pub(super) use cherwell::CHERWELL;
 pub(super) use rest::{FRESHSERVICE, SERVICENOW};
 pub(super) use rest_api::{AUTH_API_KEY, AUTH_BASIC, AUTH_BEARER, AUTH_OAUTH, REST};
 
-pub(super) const SOURCE_TYPES: &[&str] =
-    &["ldap", "csv", "ldif", "servicenow", "freshservice", "rest"];
+pub(super) const SOURCE_TYPES: &[&str] = &[
+    "ldap",
+    "csv",
+    "ldif",
+    "servicenow",
+    "freshservice",
+    "rest",
+    "cherwell",
+];
 
 pub(super) const LDAP: Block = Block {
     place: "in `source \"ldap\"`",
@@ -79,6 +88,7 @@ impl Checker<'_> {
                 .freshservice(node, children)
                 .map(SourceConfig::Freshservice),
             "rest" => self.rest_api(node, children).map(SourceConfig::Rest),
+            "cherwell" => self.cherwell(node, children).map(SourceConfig::Cherwell),
             _ => self.ldap(node, children).map(SourceConfig::Ldap),
         }
     }
