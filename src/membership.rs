@@ -44,6 +44,7 @@ impl GroupMapper {
         }
         let mut query = GroupQuery {
             attrs,
+            nested: mapping.nested,
             ..GroupQuery::default()
         };
         match &mapping.scope {

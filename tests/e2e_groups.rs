@@ -613,3 +613,56 @@ fn a_group_without_a_name_is_rejected_counted_and_listed() {
         "the nameless group is not created"
     );
 }
+
+#[test]
+fn a_member_group_outside_the_group_base_is_followed_when_nested() {
+    // Eng (in ou=Groups) holds alice and the team Platform, which is kept in ou=Teams:
+    // outside the group base-dn and the user base-dn. Platform holds bob, and a DN that
+    // names nothing.
+    let teams = format!(
+        "dn: ou=Teams,{BASE_DN}\nobjectClass: organizationalUnit\nou: Teams\n\n\
+         dn: cn=Platform,ou=Teams,{BASE_DN}\nobjectClass: groupOfNames\ncn: Platform\n\
+         member: {}\nmember: uid=ghost,ou=Gone,{BASE_DN}\n\n",
+        user_dn("bob")
+    );
+    let eng = format!(
+        "dn: {}\nobjectClass: groupOfNames\ncn: Eng\nmember: {}\nmember: cn=Platform,ou=Teams,{BASE_DN}\n\n",
+        group_dn("Eng"),
+        user_dn("alice")
+    );
+    let w = World::new(&(people(&["alice", "bob"]) + &teams + &eng));
+    w.config(
+        "group {\n    base-dn \"ou=Groups,dc=example,dc=com\"\n    nested #false\n}",
+        "",
+        "",
+    );
+    w.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        w.members("Eng"),
+        names(&["alice"]),
+        "not followed without nested"
+    );
+    w.config(
+        "group {\n    base-dn \"ou=Groups,dc=example,dc=com\"\n    nested #true\n}",
+        "",
+        "",
+    );
+    w.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        w.members("Eng"),
+        names(&["alice", "bob"]),
+        "Platform stands for its members"
+    );
+    let groups: Vec<String> = w
+        .scim
+        .groups()
+        .iter()
+        .filter_map(|g| g["displayName"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        groups,
+        ["Eng"],
+        "the outside group is followed, not synced itself"
+    );
+    w.ok(&["plan", "--detailed-exitcode"], 0);
+}

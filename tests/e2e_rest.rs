@@ -477,3 +477,79 @@ group {{
     );
     assert!(roster(&["plan"]).contains("No changes."));
 }
+
+/// `role "Full User" when="roles" contains="itil"`: ServiceNow roles, read from
+/// `sys_user_has_role`, choose each account's licence type in scim2-server.
+#[test]
+fn servicenow_roles_choose_the_licence_type_in_the_target() {
+    use support::vendors::sn_role;
+    let world = World {
+        servicenow: ServiceNow::start(ServiceNowSetup {
+            users: people(),
+            role_grants: vec![
+                sn_role("r1", "a1", "itil", "active"),
+                sn_role("r2", "a1", "admin", "active"),
+                sn_role("r3", "b2", "knowledge", "active"),
+                sn_role("r4", "d4", "itil", "requested"),
+                sn_role("r5", "e5", "ITIL", "active"),
+            ],
+            ..Default::default()
+        }),
+        scim: ScimServer::start(),
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    let config = format!(
+        r#"
+state "state.db"
+source "servicenow" {{
+    url "{servicenow}"
+    username "roster.sync"
+    password env="{SN_PASSWORD_VAR}"
+    page-size 2
+    timeout 5
+}}
+target "scim" {{
+    url "{scim}"
+    token env="{SCIM_TOKEN_VAR}"
+}}
+user {{
+    key "sys_id"
+    username "user_name" normalize="lowercase"
+    name "name"
+    email "email"
+    role "Full User" when="roles" contains="itil"
+    role "Occasional User" default=#true
+}}
+"#,
+        servicenow = world.servicenow.url(),
+        scim = world.scim.url,
+    );
+    std::fs::write(world.dir.path().join("roster.kdl"), config).expect("write config");
+    world.ok(&["apply", "--auto-approve"], 0);
+    let licence = |name: &str| {
+        world
+            .scim
+            .user_by_username(name)
+            .unwrap_or_else(|| panic!("{name} in the target"))["userType"]
+            .clone()
+    };
+    assert_eq!(licence("alice"), "Full User");
+    assert_eq!(licence("bob"), "Occasional User", "knowledge is not itil");
+    assert_eq!(
+        licence("dave"),
+        "Occasional User",
+        "a requested grant is not a role yet"
+    );
+    assert_eq!(
+        licence("erin"),
+        "Full User",
+        "role names compare without case"
+    );
+    assert!(
+        world
+            .servicenow
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/now/table/sys_user_has_role"),
+    );
+}

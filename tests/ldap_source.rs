@@ -644,3 +644,70 @@ fn a_referral_that_cannot_be_followed_fails_the_read_naming_it() {
         other => panic!("expected a referral error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_certificate_without_any_subject_alt_name_is_said_to_have_none() {
+    let slapd = Slapd::start_without_subject_alt_name();
+    match read(with_ca(
+        admin_source(&slapd, &slapd.ldaps_url),
+        &slapd.ca_file,
+    )) {
+        Err(SourceError::Tls { message, .. }) => {
+            assert!(message.contains("no subjectAltName at all"), "{message}");
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_ipv6_literal_url_verifies_against_an_ip_subject_alt_name() {
+    let slapd = Slapd::start_on_ipv6();
+    assert!(
+        slapd.ldaps_url.starts_with("ldaps://[::1]:"),
+        "{}",
+        slapd.ldaps_url
+    );
+    let ldaps = with_ca(admin_source(&slapd, &slapd.ldaps_url), &slapd.ca_file);
+    read(ldaps).expect("LDAPS to [::1], verified against IP:::1");
+    let starttls = LdapSource {
+        starttls: true,
+        ..with_ca(admin_source(&slapd, &slapd.url), &slapd.ca_file)
+    };
+    read(starttls).expect("StartTLS to [::1]");
+    // Verified, not skipped: a CA that did not sign the certificate is still refused.
+    match read(with_ca(
+        admin_source(&slapd, &slapd.ldaps_url),
+        &slapd.other_ca_file,
+    )) {
+        Err(SourceError::Tls { message, .. }) => {
+            assert!(message.contains("UnknownIssuer"), "{message}")
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_ldaps_url_on_a_port_that_resets_the_handshake_asks_whether_it_serves_tls() {
+    // A plain service that answers a TLS ClientHello by resetting the connection: it closes
+    // the socket with the hello unread, which makes the kernel send RST.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let server = std::thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(stream);
+        }
+    });
+    let url = format!("ldaps://127.0.0.1:{port}");
+    match read(source(&url)) {
+        Err(SourceError::Tls { message, .. }) => {
+            assert!(
+                message.contains("reset the connection during the TLS handshake")
+                    && message.contains("is this port serving TLS"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+    server.join().expect("server thread");
+}

@@ -603,3 +603,105 @@ fn groups_and_memberships_are_read_page_by_page() {
     assert!(tables.contains("/api/now/table/sys_user_group"));
     assert!(tables.contains("/api/now/table/sys_user_grmember"));
 }
+
+/// Role grants: u01 has itil directly and through a group (one role), and admin only
+/// requested; u02 has knowledge (its itil is being removed); u04 has itil; u05 none.
+fn role_grants() -> Vec<serde_json::Value> {
+    use support::vendors::sn_role;
+    vec![
+        sn_role("r1", "01aa", "itil", "active"),
+        sn_role("r2", "01aa", "itil", "active"),
+        sn_role("r3", "01aa", "admin", "requested"),
+        sn_role("r4", "02aa", "knowledge", "active"),
+        sn_role("r5", "02aa", "itil", "pending_delete"),
+        sn_role("r6", "04aa", "itil", "active"),
+    ]
+}
+
+fn with_roles(records: &mut ServiceNowInstance) -> Result<Vec<SourceRecord>, SourceError> {
+    let mut attrs: Vec<String> = ATTRS.iter().map(|a| a.to_string()).collect();
+    attrs.push("roles".into());
+    let mut out = Vec::new();
+    records.read_users(&attrs, &mut |r| out.push(r))?;
+    Ok(out)
+}
+
+#[test]
+fn roles_are_read_from_sys_user_has_role_when_the_mapping_names_them() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        role_grants: role_grants(),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let records =
+        with_roles(&mut ServiceNowInstance::new(config(&double, &secrets))).expect("read");
+    let roles = |origin: &str| -> Vec<String> {
+        records
+            .iter()
+            .find(|r| r.origin == origin)
+            .unwrap_or_else(|| panic!("{origin}"))
+            .values("roles")
+            .to_vec()
+    };
+    assert_eq!(
+        roles("sys_user/01aa"),
+        ["itil"],
+        "active grants, each role once"
+    );
+    assert_eq!(roles("sys_user/02aa"), ["knowledge"]);
+    assert!(roles("sys_user/05aa").is_empty(), "no grant, no roles");
+    assert_eq!(roles("sys_user/04aa"), ["itil"]);
+    let role_requests: Vec<_> = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/now/table/sys_user_has_role")
+        .collect();
+    assert_eq!(role_requests.len(), 2, "six grants, pages of three");
+    assert_eq!(
+        role_requests[0].param("sysparm_fields"),
+        Some("user,role.name")
+    );
+    assert!(
+        double.user_requests()[0]
+            .param("sysparm_fields")
+            .is_some_and(|f| !f.split(',').any(|f| f == "roles")),
+        "roles are not asked of sys_user"
+    );
+
+    // Without `roles` in the mapping, the table is not read at all.
+    let plain = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        role_grants: role_grants(),
+        ..Default::default()
+    });
+    read_config(config(&plain, &secrets)).expect("read");
+    assert!(
+        plain
+            .requests()
+            .iter()
+            .all(|r| r.path != "/api/now/table/sys_user_has_role")
+    );
+}
+
+#[test]
+fn a_failed_roles_read_fails_the_user_read_before_any_user_is_handed_on() {
+    let double = ServiceNow::start(ServiceNowSetup {
+        users: ten_users(),
+        role_grants: role_grants(),
+        role_fault: Some(3),
+        ..Default::default()
+    });
+    let secrets = Secrets::new();
+    let mut attrs: Vec<String> = ATTRS.iter().map(|a| a.to_string()).collect();
+    attrs.push("roles".into());
+    let mut handed = 0;
+    let err = ServiceNowInstance::new(config(&double, &secrets))
+        .read_users(&attrs, &mut |_| handed += 1)
+        .expect_err("roles page fails");
+    assert!(
+        matches!(&err, SourceError::Incomplete { url, .. } if url.contains("sys_user_has_role")),
+        "{err:?}"
+    );
+    assert_eq!(handed, 0, "no user without its roles");
+}

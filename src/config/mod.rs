@@ -23,7 +23,10 @@ pub use groups::{
 use miette::{NamedSource, SourceSpan};
 pub use notify::{EmailNotice, Notify, NotifyOn, SmtpTls, Webhook};
 pub use parse::parse;
-pub use rest::{FreshserviceList, FreshserviceSource, ServiceNowOAuth, ServiceNowSource};
+pub use rest::{
+    CherwellFilter, CherwellSource, FreshserviceList, FreshserviceSource, RestApiSource, RestAuth,
+    RestOAuth, RestPaging, ServiceNowOAuth, ServiceNowSource,
+};
 
 use crate::model::Capabilities;
 use crate::secret::SecretRef;
@@ -133,6 +136,8 @@ pub enum SourceConfig {
     Ldap(LdapSource),
     ServiceNow(ServiceNowSource),
     Freshservice(FreshserviceSource),
+    Rest(RestApiSource),
+    Cherwell(CherwellSource),
     Csv(CsvSource),
     Ldif(LdifSource),
 }
@@ -143,6 +148,8 @@ impl SourceConfig {
         match self {
             SourceConfig::ServiceNow(sn) => Some(&sn.http),
             SourceConfig::Freshservice(fs) => Some(&fs.http),
+            SourceConfig::Rest(rest) => Some(&rest.http),
+            SourceConfig::Cherwell(cherwell) => Some(&cherwell.http),
             SourceConfig::Ldap(_) | SourceConfig::Csv(_) | SourceConfig::Ldif(_) => None,
         }
     }
@@ -898,6 +905,18 @@ impl Config {
                 );
             }
             SourceConfig::Freshservice(fs) => secrets.push(("api-key", &fs.api_key.value)),
+            SourceConfig::Cherwell(cherwell) => {
+                secrets.push(("password", &cherwell.password.value))
+            }
+            SourceConfig::Rest(rest) => match &rest.auth {
+                RestAuth::None => {}
+                RestAuth::Basic { password, .. } => secrets.push(("password", &password.value)),
+                RestAuth::Bearer { token } => secrets.push(("token", &token.value)),
+                RestAuth::ApiKey { key, .. } => secrets.push(("key", &key.value)),
+                RestAuth::OAuth(oauth) => {
+                    secrets.push(("client-secret", &oauth.client_secret.value))
+                }
+            },
             SourceConfig::Csv(_) | SourceConfig::Ldif(_) => {}
         }
         match &self.target {

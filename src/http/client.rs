@@ -79,6 +79,8 @@ pub enum SetupError {
 /// the secrets in it that server text must be scrubbed of.
 #[derive(Clone)]
 pub struct Authorization {
+    /// The header it goes in: `Authorization`, or an API's own key header.
+    name: HeaderName,
     header: Secret,
     /// Secrets to scrub (each in all its encodings); `basic` the pair of a basic auth.
     secrets: Vec<Secret>,
@@ -95,6 +97,7 @@ impl Authorization {
     /// Basic auth with a user name and a secret password.
     pub fn basic(user: &str, password: &Secret) -> Authorization {
         Authorization {
+            name: header::AUTHORIZATION,
             header: Secret::new(basic_header(user, password.expose())),
             secrets: vec![password.clone()],
             basic: Some((Secret::new(user.to_string()), password.clone())),
@@ -105,6 +108,7 @@ impl Authorization {
     /// takes its API key as the user and `X` as the password).
     pub fn key_as_user(key: &Secret, password: &str) -> Authorization {
         Authorization {
+            name: header::AUTHORIZATION,
             header: Secret::new(basic_header(key.expose(), password)),
             secrets: vec![key.clone()],
             basic: Some((key.clone(), Secret::new(password.to_string()))),
@@ -114,6 +118,7 @@ impl Authorization {
     /// `Bearer <token>`.
     pub fn bearer(token: &Secret) -> Authorization {
         Authorization {
+            name: header::AUTHORIZATION,
             header: Secret::new(format!("Bearer {}", token.expose())),
             secrets: vec![token.clone()],
             basic: None,
@@ -124,8 +129,19 @@ impl Authorization {
     /// `LoginTC key="<key>"`): `header` is the whole value, `secret` the part to scrub.
     pub fn custom(header: Secret, secret: &Secret) -> Authorization {
         Authorization {
+            name: header::AUTHORIZATION,
             header,
             secrets: vec![secret.clone()],
+            basic: None,
+        }
+    }
+
+    /// A secret key as the whole value of an API's own header (`X-API-Key: <key>`).
+    pub fn in_header(name: HeaderName, key: &Secret) -> Authorization {
+        Authorization {
+            name,
+            header: key.clone(),
+            secrets: vec![key.clone()],
             basic: None,
         }
     }
@@ -474,7 +490,7 @@ impl HttpClient {
                 )
             })?;
             value.set_sensitive(true);
-            builder = builder.header(header::AUTHORIZATION, value);
+            builder = builder.header(auth.name.clone(), value);
         }
         match &request.body {
             Body::Empty => {}

@@ -86,6 +86,9 @@ pub struct GroupQuery {
     pub query: String,
     /// The attributes the group mapping needs besides the member attributes (lowercase).
     pub attrs: Vec<String>,
+    /// `nested #true`: members that are groups count with their members. LDAP then also
+    /// follows member groups that lie outside `base_dns`.
+    pub nested: bool,
 }
 
 /// One group entry: its attributes (as `attrs` asked) and its members, as references.

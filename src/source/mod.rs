@@ -5,11 +5,13 @@
 //! the caller must then refuse to plan, so that a half-read directory never turns into
 //! removals. Connectors are the only code (with targets) that touches the network.
 
+pub mod cherwell;
 pub mod csv;
 pub mod freshservice;
 pub mod ldap;
 pub mod ldif;
 pub(crate) mod rest;
+pub mod rest_api;
 pub mod servicenow;
 
 pub use crate::model::{GroupQuery, GroupRecord, canonical_dn};
@@ -119,6 +121,8 @@ pub fn open(config: &SourceConfig) -> Box<dyn Source> {
         SourceConfig::Freshservice(helpdesk) => {
             Box::new(freshservice::FreshserviceHelpdesk::new(helpdesk.clone()))
         }
+        SourceConfig::Cherwell(server) => Box::new(cherwell::CherwellServer::new(server.clone())),
+        SourceConfig::Rest(api) => Box::new(rest_api::RestApi::new(api.clone())),
         SourceConfig::Csv(csv) => Box::new(csv::CsvFile::new(csv.clone())),
         SourceConfig::Ldif(ldif) => Box::new(ldif::LdifFile::new(ldif.clone())),
     }

@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::config::HttpOptions;
 use crate::http::{
-    self, Authorization, Body, FormValue, HttpClient, InvalidBody, MAX_RETRY_AFTER_SECS, Request,
-    Resend, Role, Settings, SetupError, link_next, quote_body,
+    self, Authorization, Body, FormValue, HttpClient, InvalidBody, MAX_RETRY_AFTER_SECS, Pacer,
+    Request, Resend, Role, Settings, SetupError, link_next, quote_body,
 };
 use crate::model::SourceRecord;
 use crate::secret::Secret;
@@ -113,12 +113,22 @@ impl RestClient {
     /// Checks the instance URL and builds the client; sends nothing yet. `secrets` are the
     /// values this client will send, to be scrubbed from server text.
     pub fn new(url: &str, options: &HttpOptions, secrets: &[Secret]) -> Result<Self, SourceError> {
+        Self::paced(url, options, None, secrets)
+    }
+
+    /// `new`, with the `rate-limit` gate every attempt takes.
+    pub fn paced(
+        url: &str,
+        options: &HttpOptions,
+        pacer: Option<Pacer>,
+        secrets: &[Secret],
+    ) -> Result<Self, SourceError> {
         let base = instance_url(url)?;
         let http = HttpClient::new(Settings {
             role: Role::Source,
             http: options,
             accept: "application/json",
-            pacer: None,
+            pacer,
             secrets,
         })
         .map_err(|e| match e {
@@ -153,6 +163,31 @@ impl RestClient {
         self.send(&Request::new(Method::POST, url.as_str(), Resend::Safe).body(Body::Form(form)))
     }
 
+    /// POST of a JSON body that only reads (a search), with retries: sending it twice
+    /// changes nothing.
+    pub fn post_json_read(
+        &self,
+        url: &Url,
+        auth: &Authorization,
+        body: &Value,
+    ) -> Result<Reply, Failure> {
+        self.send(
+            &Request::new(Method::POST, url.as_str(), Resend::Safe)
+                .auth(auth)
+                .body(Body::Bytes {
+                    content_type: "application/json",
+                    bytes: body.to_string().into_bytes(),
+                }),
+        )
+    }
+
+    /// GET with retries and the request's own headers; `Ok` only for a 2xx answer.
+    pub fn get_as(&self, url: &Url, auth: Option<&Authorization>) -> Result<Reply, Failure> {
+        let mut request = Request::new(Method::GET, url.as_str(), Resend::Safe);
+        request.auth = auth;
+        self.send(&request)
+    }
+
     /// The `rel="next"` link of an answer, resolved against its URL. A link to another origin
     /// is refused: following it would send the credentials there.
     pub fn next_link(&self, reply: &Reply) -> Result<Option<Url>, Failure> {
@@ -162,7 +197,14 @@ impl RestClient {
         let Some(target) = link_next(header) else {
             return Ok(None);
         };
-        let next = Url::parse(&reply.url)
+        self.follow(&reply.url, target).map(Some)
+    }
+
+    /// A next-page link (from a header or a body), resolved against the URL of the answer it
+    /// came in. A link to another origin is refused: following it would send the credentials
+    /// there.
+    pub fn follow(&self, from: &str, target: &str) -> Result<Url, Failure> {
+        let next = Url::parse(from)
             .and_then(|url| url.join(target))
             .map_err(|e| Failure::Invalid(format!("the next-page link {target:?}: {e}")))?;
         if next.origin() != self.base.origin() {
@@ -172,7 +214,7 @@ impl RestClient {
                 self.base.origin().ascii_serialization()
             )));
         }
-        Ok(Some(next))
+        Ok(next)
     }
 
     fn send(&self, request: &Request) -> Result<Reply, Failure> {
@@ -240,7 +282,18 @@ pub fn push_json(record: &mut SourceRecord, name: &str, value: &Value) {
 
 /// The configured instance URL, checked, with a path ending in `/`.
 fn instance_url(url: &str) -> Result<Url, SourceError> {
-    let mut parsed = Url::parse(url.trim())
+    let mut parsed = endpoint_url(url)?;
+    if !parsed.path().ends_with('/') {
+        let path = format!("{}/", parsed.path());
+        parsed.set_path(&path);
+    }
+    Ok(parsed)
+}
+
+/// A configured URL, checked as `instance_url` checks it, its path kept as written (the
+/// endpoint of `source "rest"`, where `/people` and `/people/` may differ).
+pub fn endpoint_url(url: &str) -> Result<Url, SourceError> {
+    let parsed = Url::parse(url.trim())
         .map_err(|e| SourceError::Setup(format!("source url {url:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(SourceError::Setup(format!(
@@ -260,10 +313,6 @@ fn instance_url(url: &str) -> Result<Url, SourceError> {
     }
     if parsed.scheme() == "http" {
         log::warn!("{url}: credentials are sent unencrypted over http://; use https://");
-    }
-    if !parsed.path().ends_with('/') {
-        let path = format!("{}/", parsed.path());
-        parsed.set_path(&path);
     }
     Ok(parsed)
 }

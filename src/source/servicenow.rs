@@ -44,6 +44,14 @@
 //! booleans as text; `null` or a missing field is not pushed, so the target is left alone.
 //! A record's origin is `sys_user/<sys_id>`.
 //!
+//! **Roles.** When the mapping reads `roles` (a role rule `when="roles" contains="itil"`, an
+//! attribute), the active grants of `sys_user_has_role` (`state=active`, fields `user` and
+//! the dot-walked `role.name`) are read first, paged and checked like any table, and each
+//! user's role names become the multi-valued attribute `roles` (each name once, however it
+//! was granted). `roles` is then not asked of `sys_user`. A user without a grant has no
+//! `roles` value. A failed or short roles read fails the user read: no user is handed on
+//! without its roles.
+//!
 //! **Groups.** `read_groups` pages the groups of `sys_user_group` the `group` block's `query`
 //! selects (default `active=true`; origin `sys_user_group/<sys_id>`), then every row of
 //! `sys_user_grmember`, and hands each group on with its members as `MemberRef::Record`s,
@@ -64,6 +72,10 @@ use crate::http::{Authorization, FormValue};
 
 use super::rest::{Failure, Reply, RestClient, push_json};
 use super::{GroupQuery, GroupRecord, Source, SourceError};
+
+/// The attribute that holds a user's role names, read from `sys_user_has_role` when the
+/// mapping or a role rule names it.
+pub const ROLES: &str = "roles";
 
 /// A ServiceNow instance, read through the Table API.
 pub struct ServiceNowInstance {
@@ -134,9 +146,22 @@ impl Source for ServiceNowInstance {
         sink: &mut dyn FnMut(SourceRecord),
     ) -> Result<u64, SourceError> {
         let query = self.config.query.value.clone();
+        let wants_roles = attrs.iter().any(|a| a == ROLES);
         let mut fields = vec!["sys_id".to_string()];
-        fields.extend(attrs.iter().filter(|a| *a != "sys_id").cloned());
+        fields.extend(
+            attrs
+                .iter()
+                .filter(|a| *a != "sys_id" && *a != ROLES)
+                .cloned(),
+        );
         let session = self.session()?;
+        // Read whole before the first user is handed on: a user must never reach the
+        // mapping with part of its roles.
+        let roles = if wants_roles {
+            Some(session.read_roles()?)
+        } else {
+            None
+        };
         let mut row_number = 0u64;
         session.read_table(
             &TableQuery {
@@ -153,6 +178,11 @@ impl Source for ServiceNowInstance {
                 let mut record = SourceRecord::new(origin);
                 for (name, value) in row {
                     push_json(&mut record, name, value);
+                }
+                if let (Some(roles), Some(sys_id)) = (&roles, text(row, "sys_id")) {
+                    for role in roles.get(&sys_id).into_iter().flatten() {
+                        record.push(ROLES, role.as_str());
+                    }
                 }
                 sink(record);
             },
@@ -262,6 +292,34 @@ impl Session {
             oauth,
             page_size: config.page_size.max(1),
         })
+    }
+
+    /// Every active role grant of `sys_user_has_role`: user sys_id → role names, each once
+    /// (a role granted directly and inherited through a group is one role).
+    fn read_roles(&mut self) -> Result<HashMap<String, Vec<String>>, SourceError> {
+        let fields = ["user".to_string(), "role.name".to_string()];
+        let mut roles: HashMap<String, Vec<String>> = HashMap::new();
+        let mut skipped = 0u64;
+        self.read_table(
+            &TableQuery {
+                table: "sys_user_has_role",
+                query: "state=active",
+                fields: &fields,
+            },
+            &mut |row| match (text(row, "user"), text(row, "role.name")) {
+                (Some(user), Some(role)) => {
+                    let names = roles.entry(user).or_default();
+                    if !names.iter().any(|n| n.eq_ignore_ascii_case(&role)) {
+                        names.push(role);
+                    }
+                }
+                _ => skipped += 1,
+            },
+        )?;
+        if skipped > 0 {
+            log::warn!("sys_user_has_role: {skipped} rows without user or role name are skipped");
+        }
+        Ok(roles)
     }
 
     /// Pages through a table (see the module doc for when the read ends), handing each row

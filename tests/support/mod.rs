@@ -3,9 +3,11 @@
 //! Test harness: real servers started per test from temporary directories, and local doubles
 //! of the vendor APIs (ServiceNow, Freshservice) that cannot run here.
 
+pub mod cherwell;
 pub mod http;
 pub mod logintc;
 pub mod proxy;
+pub mod rest_api;
 pub mod scim;
 pub mod scim_double;
 pub mod slapd;

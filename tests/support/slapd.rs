@@ -7,7 +7,8 @@
 //! Dropping the value kills the server and removes its directory.
 //!
 //! TLS uses a test CA generated once per test process with the openssl CLI; the server
-//! certificate names 127.0.0.1 and localhost. A second CA, which signed nothing the server
+//! certificate names 127.0.0.1, ::1 and localhost (`start_on_ipv6` serves on ::1, and
+//! `start_without_subject_alt_name` presents one with no subjectAltName at all). A second CA, which signed nothing the server
 //! holds, is there to test refused certificates.
 //!
 //! Besides the core, cosine, inetorgperson and nis schemas, the server knows an auxiliary
@@ -65,11 +66,27 @@ impl Slapd {
     /// The tree of `start`, plus the entries in `ldif` (entries under the base only),
     /// loaded with slapadd before the server starts.
     pub fn start_with_ldif(ldif: &str) -> Slapd {
+        Slapd::start_configured(ldif, ServerCert::WithSan, "127.0.0.1")
+    }
+
+    /// An empty tree served on `::1` only (`ldap://[::1]:PORT`, `ldaps://[::1]:PORT`); the
+    /// server certificate lists `IP:::1` as a subjectAltName.
+    pub fn start_on_ipv6() -> Slapd {
+        Slapd::start_configured("", ServerCert::WithSan, "[::1]")
+    }
+
+    /// An empty tree whose server certificate has no subjectAltName at all (CN=127.0.0.1
+    /// only), as Samba's self-made one.
+    pub fn start_without_subject_alt_name() -> Slapd {
+        Slapd::start_configured("", ServerCert::WithoutSan, "127.0.0.1")
+    }
+
+    fn start_configured(ldif: &str, cert: ServerCert, host: &str) -> Slapd {
         let dir = tempfile::Builder::new()
             .prefix("roster-slapd-")
             .tempdir()
             .expect("temp dir for slapd");
-        let files = ServerFiles::write(dir.path());
+        let files = ServerFiles::write(dir.path(), cert);
         let data = dir.path().join("data.ldif");
         fs::write(&data, format!("{}{ldif}", base_ldif())).expect("write LDIF");
         run(
@@ -95,18 +112,18 @@ impl Slapd {
             dir,
             child: None,
         };
-        slapd.launch(&files.conf);
+        slapd.launch(&files.conf, host);
         slapd
     }
 
     /// Starts slapd on fresh ports, retrying when a port was taken between choosing it and
     /// slapd binding it.
-    fn launch(&mut self, conf: &Path) {
+    fn launch(&mut self, conf: &Path, host: &str) {
         let log = self.dir.path().join("slapd.log");
         for _ in 0..START_ATTEMPTS {
             let (port, tls_port) = free_ports();
-            self.url = format!("ldap://127.0.0.1:{port}");
-            self.ldaps_url = format!("ldaps://127.0.0.1:{tls_port}");
+            self.url = format!("ldap://{host}:{port}");
+            self.ldaps_url = format!("ldaps://{host}:{tls_port}");
             // `-d` keeps slapd in the foreground, so the child is the server itself; the
             // `stats` level logs one line per operation, which `searches` counts.
             let child = Command::new(sbin("slapd"))
@@ -309,6 +326,15 @@ objectclass ( 1.3.6.1.4.1.4203.666.11.90.2 NAME 'rosterTestAD' AUXILIARY
     MAY ( objectGUID $ userAccountControl $ accountExpires ) )
 ";
 
+/// Which server certificate a test server presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerCert {
+    /// subjectAltName IP:127.0.0.1, IP:::1, DNS:localhost.
+    WithSan,
+    /// No subjectAltName extension; CN=127.0.0.1.
+    WithoutSan,
+}
+
 /// The files a server reads, written into its directory.
 struct ServerFiles {
     conf: PathBuf,
@@ -318,7 +344,7 @@ struct ServerFiles {
 }
 
 impl ServerFiles {
-    fn write(dir: &Path) -> ServerFiles {
+    fn write(dir: &Path, cert: ServerCert) -> ServerFiles {
         let certs = test_certs();
         let put = |name: &str, contents: &str| {
             let path = dir.join(name);
@@ -327,8 +353,16 @@ impl ServerFiles {
         };
         let ca = put("ca.pem", &certs.ca);
         let other_ca = put("other-ca.pem", &certs.other_ca);
-        let server_cert = put("server.pem", &certs.server_cert);
-        let server_key = put("server.key", &certs.server_key);
+        let (server_cert, server_key) = match cert {
+            ServerCert::WithSan => (
+                put("server.pem", &certs.server_cert),
+                put("server.key", &certs.server_key),
+            ),
+            ServerCert::WithoutSan => (
+                put("server.pem", &certs.bare_cert),
+                put("server.key", &certs.bare_key),
+            ),
+        };
         let schema = put("roster-test.schema", TEST_SCHEMA);
         let password = put("admin-password", ADMIN_PASSWORD);
         let db = dir.join("db");
@@ -378,6 +412,9 @@ struct TestCerts {
     other_ca: String,
     server_cert: String,
     server_key: String,
+    /// Signed by the same CA, without any subjectAltName.
+    bare_cert: String,
+    bare_key: String,
 }
 
 fn test_certs() -> &'static TestCerts {
@@ -414,52 +451,65 @@ fn generate_certs() -> TestCerts {
     };
     new_ca("ca", "/CN=roster test CA");
     new_ca("other-ca", "/CN=roster other test CA");
-    run(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-            ])
-            .args(["-subj", "/CN=localhost"])
-            .arg("-keyout")
-            .arg(path("server.key"))
-            .arg("-out")
-            .arg(path("server.csr")),
-        None,
+    let server = |name: &str, subject: &str, san: &str, serial: &str| {
+        run(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                ])
+                .args(["-subj", subject])
+                .arg("-keyout")
+                .arg(path(&format!("{name}.key")))
+                .arg("-out")
+                .arg(path(&format!("{name}.csr"))),
+            None,
+        );
+        fs::write(
+            path(&format!("{name}.ext")),
+            format!(
+                "basicConstraints=critical,CA:FALSE\n\
+                 {san}\
+                 keyUsage=critical,digitalSignature\n\
+                 extendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .expect("write certificate extensions");
+        run(
+            Command::new("openssl")
+                .args(["x509", "-req", "-days", "30", "-set_serial", serial])
+                .arg("-in")
+                .arg(path(&format!("{name}.csr")))
+                .arg("-CA")
+                .arg(path("ca.pem"))
+                .arg("-CAkey")
+                .arg(path("ca.key"))
+                .arg("-extfile")
+                .arg(path(&format!("{name}.ext")))
+                .arg("-out")
+                .arg(path(&format!("{name}.pem"))),
+            None,
+        );
+    };
+    server(
+        "server",
+        "/CN=localhost",
+        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n",
+        "0x5eed",
     );
-    fs::write(
-        path("server.ext"),
-        "basicConstraints=critical,CA:FALSE\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost\n\
-         keyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .expect("write certificate extensions");
-    run(
-        Command::new("openssl")
-            .args(["x509", "-req", "-days", "30", "-set_serial", "0x5eed"])
-            .arg("-in")
-            .arg(path("server.csr"))
-            .arg("-CA")
-            .arg(path("ca.pem"))
-            .arg("-CAkey")
-            .arg(path("ca.key"))
-            .arg("-extfile")
-            .arg(path("server.ext"))
-            .arg("-out")
-            .arg(path("server.pem")),
-        None,
-    );
+    server("bare", "/CN=127.0.0.1", "", "0x5eee");
     let read = |name: &str| fs::read_to_string(path(name)).expect("read generated PEM");
     TestCerts {
         ca: read("ca.pem"),
         other_ca: read("other-ca.pem"),
         server_cert: read("server.pem"),
         server_key: read("server.key"),
+        bare_cert: read("bare.pem"),
+        bare_key: read("bare.key"),
     }
 }
 

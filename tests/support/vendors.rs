@@ -216,6 +216,10 @@ pub struct ServiceNowSetup {
     pub hidden: HashSet<String>,
     pub groups: Vec<Value>,
     pub memberships: Vec<Value>,
+    /// `sys_user_has_role` rows (see `sn_role`).
+    pub role_grants: Vec<Value>,
+    /// Fails this `sysparm_offset` of `sys_user_has_role`, every time.
+    pub role_fault: Option<u64>,
     pub username: String,
     pub password: String,
     pub client_id: String,
@@ -245,6 +249,8 @@ impl Default for ServiceNowSetup {
             hidden: HashSet::new(),
             groups: Vec::new(),
             memberships: Vec::new(),
+            role_grants: Vec::new(),
+            role_fault: None,
             username: "roster.sync".into(),
             password: "sn-password-8c1f".into(),
             client_id: "3f2a9c0d".into(),
@@ -274,6 +280,19 @@ pub fn sn_user(sys_id: &str, user_name: &str, name: &str, active: bool) -> Value
         "title": "Engineer",
         "active": active.to_string(),
         "failed_attempts": "0",
+    })
+}
+
+/// A `sys_user_has_role` row: the user's sys_id, the role's name as the dot-walked
+/// `role.name` field, and the grant's state (`active`, `requested`, `pending_delete`).
+pub fn sn_role(sys_id: &str, user: &str, role: &str, state: &str) -> Value {
+    json!({
+        "sys_id": sys_id,
+        "user": user,
+        "role.name": role,
+        "role": format!("role-{role}"),
+        "state": state,
+        "inherited": "false",
     })
 }
 
@@ -464,6 +483,7 @@ impl ServiceNowState {
             "sys_user" => &self.setup.users,
             "sys_user_group" => &self.setup.groups,
             "sys_user_grmember" => &self.setup.memberships,
+            "sys_user_has_role" => &self.setup.role_grants,
             _ => return sn_error(400, "Invalid table", table),
         };
         let number = |name: &str, default: u64| {
@@ -473,6 +493,9 @@ impl ServiceNowState {
                 .unwrap_or(default)
         };
         let (limit, offset) = (number("sysparm_limit", 10000), number("sysparm_offset", 0));
+        if table == "sys_user_has_role" && self.setup.role_fault == Some(offset) {
+            return sn_error(500, "Internal server error", "a node went away");
+        }
         if table == "sys_user_grmember"
             && self
                 .setup

@@ -182,12 +182,12 @@ fn proxy_problem(url: &str) -> Option<ProxyProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse::source::{FRESHSERVICE, SERVICENOW};
+    use crate::config::parse::source::{CHERWELL, FRESHSERVICE, REST, SERVICENOW};
     use crate::config::parse::target::SCIM;
 
     #[test]
     fn every_http_block_takes_the_http_nodes() {
-        for block in [&SCIM, &SERVICENOW, &FRESHSERVICE] {
+        for block in [&SCIM, &SERVICENOW, &FRESHSERVICE, &REST, &CHERWELL] {
             for node in [
                 "timeout",
                 "ca-file",

@@ -260,7 +260,7 @@ const TOP: Block = Block {
     repeatable: &[],
 };
 
-const BLOCKS: [&Block; 16] = [
+const BLOCKS: [&Block; 22] = [
     &TOP,
     &source::LDAP,
     &target::SCIM,
@@ -275,6 +275,12 @@ const BLOCKS: [&Block; 16] = [
     &groups::GROUP,
     &source::SERVICENOW,
     &source::FRESHSERVICE,
+    &source::REST,
+    &source::CHERWELL,
+    &source::AUTH_BASIC,
+    &source::AUTH_BEARER,
+    &source::AUTH_API_KEY,
+    &source::AUTH_OAUTH,
     &notify::NOTIFY,
     &notify::EMAIL,
 ];

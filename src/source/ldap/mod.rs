@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, PagedResults};
-use ldap3::{LdapConn, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry};
+use ldap3::{LdapConn, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, StdStream};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
@@ -60,6 +60,7 @@ use crate::secret::Secret;
 use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedRead};
 
 mod groups;
+mod ipv6;
 mod referrals;
 mod tracking;
 
@@ -175,7 +176,28 @@ impl LdapDirectory {
                 server.url
             );
         }
-        LdapConn::with_settings(settings, &server.url).map_err(|e| self.connect_error(server, &e))
+        let (settings, url) = match ipv6::literal(&server.url).filter(|_| server.encrypted()) {
+            Some((addr, port)) => {
+                let stream = ipv6::connect(addr, port, self.timeout())
+                    .map_err(|e| self.connect_error(server, &LdapError::from(e)))?;
+                let roots = match &self.config.ca_file {
+                    Some(ca_file) => roots_trusting(&ca_file.value)?,
+                    None => ipv6::system_roots(),
+                };
+                let config = ipv6::config_for(addr, roots).map_err(|message| SourceError::Tls {
+                    url: server.url.clone(),
+                    message,
+                })?;
+                (
+                    settings
+                        .set_std_stream(StdStream::Tcp(stream))
+                        .set_config(config),
+                    ipv6::stand_in_url(&server.url, port),
+                )
+            }
+            None => (settings, server.url.clone()),
+        };
+        LdapConn::with_settings(settings, &url).map_err(|e| self.connect_error(server, &e))
     }
 
     /// Sorts a failure to open the connection into a network problem or a TLS problem.
@@ -208,13 +230,24 @@ impl LdapDirectory {
                 ),
             },
             LdapError::Io { source }
-                if server.encrypted() && source.kind() == io::ErrorKind::UnexpectedEof =>
+                if server.encrypted()
+                    && matches!(
+                        source.kind(),
+                        io::ErrorKind::UnexpectedEof
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                    ) =>
             {
+                let how = match source.kind() {
+                    io::ErrorKind::UnexpectedEof => "closed",
+                    _ => "reset",
+                };
                 SourceError::Tls {
                     url,
-                    message: "the server closed the connection during the TLS handshake; is this \
-                              port serving TLS (ldaps://) or plain LDAP (ldap://, with starttls)?"
-                        .to_string(),
+                    message: format!(
+                        "the server {how} the connection during the TLS handshake; is this port \
+                         serving TLS (ldaps://) or plain LDAP (ldap://, with starttls)?"
+                    ),
                 }
             }
             LdapError::Io { source } if source.kind() == io::ErrorKind::ConnectionRefused => {
@@ -292,9 +325,17 @@ impl LdapDirectory {
                     .as_ref()
                     .map(|s| format!(" (read from {})", s.value))
                     .unwrap_or_default();
-                format!(
-                    "invalid credentials (LDAP result 49); check bind-dn and the bind password{from}"
-                )
+                match ad_bind_subcode(&result.text) {
+                    Some((code, what)) => format!(
+                        "invalid credentials (LDAP result 49): Active Directory says {what} \
+                         (data {code})"
+                    ),
+                    None => format!(
+                        "invalid credentials (LDAP result 49); check bind-dn and the bind \
+                         password{from}"
+                    ),
+                }
+                .replace("{from}", &from)
             }
             8 | 13 => format!(
                 "{}; the server wants an encrypted connection: use ldaps:// or starttls",
@@ -621,6 +662,23 @@ impl Source for LdapDirectory {
 /// A Rustls config that trusts exactly the CA certificates in `path`, not the system roots:
 /// a private directory CA should not make every public CA able to impersonate the directory.
 fn client_config_trusting(path: &Path) -> Result<Arc<ClientConfig>, SourceError> {
+    let roots = roots_trusting(path)?;
+    // The provider is named rather than taken from the process default, which is ambiguous
+    // (and panics) as soon as a second Rustls provider is compiled in.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SourceError::CaFile {
+            path: path.display().to_string(),
+            message: format!("TLS setup failed: {e}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The CA certificates in `path`, each checked to be usable as a CA.
+fn roots_trusting(path: &Path) -> Result<RootCertStore, SourceError> {
     let ca_error = |message: String| SourceError::CaFile {
         path: path.display().to_string(),
         message,
@@ -641,15 +699,7 @@ fn client_config_trusting(path: &Path) -> Result<Arc<ClientConfig>, SourceError>
             "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".to_string(),
         ));
     }
-    // The provider is named rather than taken from the process default, which is ambiguous
-    // (and panics) as soon as a second Rustls provider is compiled in.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ca_error(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// The Rustls error behind an ldap3 error, if any. tokio-rustls wraps it in an `io::Error`,
@@ -688,6 +738,13 @@ fn describe_tls_error(err: &rustls::Error, ca_file: Option<&Path>) -> String {
                      the server certificate"
                 .to_string(),
         },
+        CertificateError::NotValidForNameContext { presented, .. } if presented.is_empty() => {
+            "the certificate has no subjectAltName at all, and certificates are checked \
+             against their subjectAltName only (never the CN): the server needs a certificate \
+             that lists its host names and addresses as subjectAltName (Samba's self-made one \
+             has none)"
+                .to_string()
+        }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "certificate is not valid for the host in the URL (NotValidForName); use a host name or \
              address listed in the certificate's subjectAltName"
@@ -703,6 +760,63 @@ fn describe_tls_error(err: &rustls::Error, ca_file: Option<&Path>) -> String {
         CertificateError::Revoked => "certificate has been revoked (Revoked)".to_string(),
         other => format!("certificate was refused ({other:?})"),
     }
+}
+
+/// The sub-code Active Directory puts in the text of a refused bind (`... AcceptSecurityContext
+/// error, data 533, v4563`), in plain words with what to do. `None` for other servers' text
+/// and for codes AD does not document for binds.
+fn ad_bind_subcode(text: &str) -> Option<(&'static str, &'static str)> {
+    const CODES: &[(&str, &str)] = &[
+        (
+            "52e",
+            "the password is wrong for this account: check the bind password{from}",
+        ),
+        (
+            "525",
+            "there is no such user: check bind-dn (the DN, or user@domain, of the account)",
+        ),
+        (
+            "530",
+            "the account may not log on at this time of day (its logon hours)",
+        ),
+        (
+            "531",
+            "the account may not log on from this computer (its allowed workstations)",
+        ),
+        (
+            "532",
+            "the account's password has expired: set a new one for the bind account and \
+             update the bind password",
+        ),
+        (
+            "533",
+            "the account is disabled: enable the bind account in Active Directory",
+        ),
+        (
+            "701",
+            "the account has expired (accountExpires): extend it in Active Directory",
+        ),
+        (
+            "773",
+            "the account must change its password before it can log on: set a new password \
+             and update the bind password",
+        ),
+        (
+            "775",
+            "the account is locked out after too many failed logons: wait for the lockout to \
+             end or unlock it, and check that the bind password is right",
+        ),
+    ];
+    let lower = text.to_ascii_lowercase();
+    let (_, after) = lower.split_once("data ")?;
+    let code: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    CODES
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map(|(code, what)| (*code, *what))
 }
 
 /// A failed search result, with a hint where one helps.
@@ -1279,6 +1393,69 @@ mod tests {
             skip.requested_attributes(&["samaccountname".into(), "userAccountControl".into()]),
             ["samaccountname", "userAccountControl", "accountexpires"]
         );
+    }
+
+    #[test]
+    fn active_directory_bind_subcodes_are_named_in_plain_words() {
+        let refused = |data: &str| {
+            let directory = ad_directory(DisabledAccounts::Skip);
+            directory.describe_bind_refusal(&LdapResult {
+                rc: 49,
+                matched: String::new(),
+                text: format!(
+                    "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, \
+                     data {data}, v4563\u{0}"
+                ),
+                refs: Vec::new(),
+                ctrls: Vec::new(),
+            })
+        };
+        for (code, words) in [
+            ("52e", "the password is wrong"),
+            ("525", "there is no such user"),
+            ("530", "logon hours"),
+            ("531", "from this computer"),
+            ("532", "password has expired"),
+            ("533", "the account is disabled"),
+            ("701", "the account has expired"),
+            ("773", "must change its password"),
+            ("775", "locked out"),
+        ] {
+            let message = refused(code);
+            assert!(
+                message.starts_with("invalid credentials (LDAP result 49): Active Directory says")
+                    && message.contains(words)
+                    && message.ends_with(&format!("(data {code})")),
+                "{code}: {message}"
+            );
+            assert!(!message.contains("{from}"), "{message}");
+        }
+        // Another server's text, or a code AD does not document for binds: the plain advice.
+        assert_eq!(
+            refused("999"),
+            "invalid credentials (LDAP result 49); check bind-dn and the bind password"
+        );
+        assert_eq!(ad_bind_subcode("Invalid credentials"), None);
+    }
+
+    #[test]
+    fn a_certificate_without_any_subject_alt_name_is_said_to_have_none() {
+        use rustls::pki_types::ServerName;
+        let none = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("dc1.example.com")
+                .expect("a name")
+                .to_owned(),
+            presented: Vec::new(),
+        });
+        let message = describe_tls_error(&none, None);
+        assert!(message.contains("no subjectAltName at all"), "{message}");
+        let other = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("dc1.example.com")
+                .expect("a name")
+                .to_owned(),
+            presented: vec!["DnsName(\"dc2.example.com\")".into()],
+        });
+        assert!(describe_tls_error(&other, None).contains("NotValidForName"));
     }
 
     #[test]

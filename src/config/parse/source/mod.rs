@@ -1,6 +1,7 @@
 //! The `source` block: which kind of source, and the settings of the LDAP and file sources.
 //!
-//! The REST sources (`rest.rs`) and the Active Directory settings of the LDAP block
+//! The REST sources (`rest.rs` for ServiceNow and Freshservice, `rest_api.rs` for any JSON
+//! API) and the Active Directory settings of the LDAP block
 //! (`active_directory.rs`) are children, each kind of source reading as one piece.
 
 use kdl::{KdlDocument, KdlNode};
@@ -10,11 +11,23 @@ use super::values::{PAGE_SIZE, TIMEOUT};
 use crate::config::{CsvSource, LdapSource, LdifSource, SourceConfig, Spanned};
 
 mod active_directory;
+mod cherwell;
 mod rest;
+mod rest_api;
 
+pub(super) use cherwell::CHERWELL;
 pub(super) use rest::{FRESHSERVICE, SERVICENOW};
+pub(super) use rest_api::{AUTH_API_KEY, AUTH_BASIC, AUTH_BEARER, AUTH_OAUTH, REST};
 
-pub(super) const SOURCE_TYPES: &[&str] = &["ldap", "csv", "ldif", "servicenow", "freshservice"];
+pub(super) const SOURCE_TYPES: &[&str] = &[
+    "ldap",
+    "csv",
+    "ldif",
+    "servicenow",
+    "freshservice",
+    "rest",
+    "cherwell",
+];
 
 pub(super) const LDAP: Block = Block {
     place: "in `source \"ldap\"`",
@@ -74,6 +87,8 @@ impl Checker<'_> {
             "freshservice" => self
                 .freshservice(node, children)
                 .map(SourceConfig::Freshservice),
+            "rest" => self.rest_api(node, children).map(SourceConfig::Rest),
+            "cherwell" => self.cherwell(node, children).map(SourceConfig::Cherwell),
             _ => self.ldap(node, children).map(SourceConfig::Ldap),
         }
     }
