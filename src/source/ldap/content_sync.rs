@@ -102,7 +102,7 @@ pub(super) enum SyncInfo {
 fn value(bytes: &[u8], what: &str) -> Result<StructureTag, String> {
     check_nesting(bytes, 0).map_err(|why| format!("{what}: {why}"))?;
     match parse_tag(bytes) {
-        Ok((rest, tag)) if rest.is_empty() => Ok(tag),
+        Ok(([], tag)) => Ok(tag),
         Ok((rest, _)) => Err(format!("{what}: {} bytes after the value", rest.len())),
         Err(_) => Err(format!("{what}: not a BER value")),
     }
@@ -176,12 +176,15 @@ fn uuid(bytes: Vec<u8>, what: &str) -> Result<SyncUuid, String> {
         .map_err(|_| format!("{what} is {} bytes, not a 16-byte UUID", bytes.len()))
 }
 
+/// A value's leading cookie and flag, and the elements after them.
+type CookieAndFlag = (Option<Vec<u8>>, bool, Vec<StructureTag>);
+
 /// `cookie OPTIONAL, flag BOOLEAN DEFAULT default`, the shape of most sync values.
 fn cookie_and_flag(
     items: Vec<StructureTag>,
     default: bool,
     what: &str,
-) -> Result<(Option<Vec<u8>>, bool, Vec<StructureTag>), String> {
+) -> Result<CookieAndFlag, String> {
     let mut items = items.into_iter().peekable();
     let cookie = match items.peek() {
         Some(t) if is_universal(t, OCTET_STRING) => items
@@ -573,7 +576,8 @@ mod tests {
             }
         );
 
-        let presents: Vec<Box<dyn Fn(&mut Refresh)>> = vec![
+        type Step = Box<dyn Fn(&mut Refresh)>;
+        let presents: Vec<Step> = vec![
             Box::new(|r| {
                 r.entry(SyncState {
                     state: EntryState::Present,
