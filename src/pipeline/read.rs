@@ -130,6 +130,9 @@ pub(super) fn read_both(
             loader.claim_for(owner, claim);
         }
         let (mut source_done, mut target_done) = (None, None);
+        // Delete signals that took a record out of the desired state: a source may signal
+        // records it never handed over (a user that left the query before this config saw it).
+        let mut removed = 0u64;
         while source_done.is_none() || target_done.is_none() {
             let Ok(msg) = rx.recv() else { break };
             match msg {
@@ -144,6 +147,7 @@ pub(super) fn read_both(
                             }
                             Item::Deleted(origin) => {
                                 let held = loader.deleted(&origin)?;
+                                removed += u64::from(held);
                                 log::info!(
                                     "the source reports {origin} deleted{}",
                                     if held {
@@ -182,12 +186,13 @@ pub(super) fn read_both(
             }
         }
         // A reader gone without a word (it panicked) is a read that did not finish.
-        let Some(tracked) = source_done else {
+        let Some(mut tracked) = source_done else {
             return Err(ReadError::Source {
                 where_: source_where.clone(),
                 error: SourceError::Setup("the source reader stopped before the end".into()),
             });
         };
+        tracked.deleted = removed;
         let counts = loader.finish()?;
         Ok((counts, tracked))
     })

@@ -36,6 +36,8 @@ pub enum SourceChange {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TrackedRead {
     pub records: u64,
+    /// Delete signals handed on (once the pipeline has read them: those that took a record
+    /// out of the desired state).
     pub deleted: u64,
     /// Where the next incremental read starts; `None` when the source gave nothing to start
     /// from (the next read is then complete).

@@ -280,6 +280,7 @@ pub fn sn_user(sys_id: &str, user_name: &str, name: &str, active: bool) -> Value
         "title": "Engineer",
         "active": active.to_string(),
         "failed_attempts": "0",
+        "sys_updated_on": SN_LONG_AGO,
     })
 }
 
@@ -294,6 +295,14 @@ pub fn sn_role(sys_id: &str, user: &str, role: &str, state: &str) -> Value {
         "state": state,
         "inherited": "false",
     })
+}
+
+/// The `sys_updated_on` of rows made by `sn_user`: long before any test.
+pub const SN_LONG_AGO: &str = "2024-01-02 03:04:05";
+
+/// Now as the Table API writes `sys_updated_on`: `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn sn_now() -> String {
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 struct ServiceNowState {
@@ -362,6 +371,30 @@ impl ServiceNow {
             .expect("ServiceNow state")
             .setup
             .drop_from_last_page = rows;
+    }
+
+    /// Changes fields of the `sys_user` row `sys_id` (adding it if there is none), as an
+    /// update on the instance does: `sys_updated_on` becomes now.
+    pub fn change_user(&self, sys_id: &str, fields: &[(&str, &str)]) {
+        let mut state = self.state.lock().expect("ServiceNow state");
+        let users = &mut state.setup.users;
+        let at = match users.iter().position(|u| u["sys_id"] == sys_id) {
+            Some(at) => at,
+            None => {
+                users.push(json!({ "sys_id": sys_id }));
+                users.len() - 1
+            }
+        };
+        for (name, value) in fields {
+            users[at][*name] = Value::String(value.to_string());
+        }
+        users[at]["sys_updated_on"] = Value::String(sn_now());
+    }
+
+    /// Deletes the `sys_user` row `sys_id` outright (no row is left to find by time).
+    pub fn delete_user(&self, sys_id: &str) {
+        let mut state = self.state.lock().expect("ServiceNow state");
+        state.setup.users.retain(|u| u["sys_id"] != sys_id);
     }
 
     /// Revokes every access token issued so far (refresh tokens stay good).
@@ -590,6 +623,13 @@ fn query_rows(rows: &[Value], query: &str) -> Result<Vec<Value>, String> {
     for term in query.split('^').filter(|t| !t.is_empty()) {
         if let Some(field) = term.strip_prefix("ORDERBY") {
             order = Some(field.to_string());
+        } else if let Some((field, value)) = term.split_once(">=") {
+            // Date-times in the internal format compare as text, as the instance compares
+            // them as times (in UTC: the double's integration account has no time zone).
+            if field.ends_with(['!', '<', '>']) || !field.ends_with("_on") {
+                return Err(format!("the double does not support {term:?}"));
+            }
+            matching.retain(|row| row[field].as_str().is_some_and(|v| v >= value));
         } else if let Some((field, value)) = term.split_once('=') {
             if field.ends_with(['!', '<', '>']) {
                 return Err(format!("the double does not support {term:?}"));
@@ -675,6 +715,7 @@ pub fn fs_requester(id: u64, first: &str, last: &str, active: bool) -> Value {
         "is_agent": false,
         "custom_fields": {"cost_center": "CC-7"},
         "created_at": "2024-01-02T03:04:05Z",
+        "updated_at": "2024-01-02T03:04:05Z",
     })
 }
 
@@ -687,6 +728,7 @@ pub fn fs_agent(id: u64, first: &str, active: bool) -> Value {
         "email": format!("{}@example.com", first.to_lowercase()),
         "active": active,
         "occasional": false,
+        "updated_at": "2024-01-02T03:04:05Z",
     })
 }
 
@@ -700,6 +742,7 @@ struct FreshserviceState {
 /// A Freshservice helpdesk double.
 pub struct Freshservice {
     pub http: HttpDouble,
+    state: Arc<Mutex<FreshserviceState>>,
 }
 
 impl Freshservice {
@@ -719,7 +762,26 @@ impl Freshservice {
                 .answer(request)
         });
         state.lock().expect("Freshservice state").base = http.url.clone();
-        Freshservice { http }
+        Freshservice { http, state }
+    }
+
+    /// Changes fields of requester `id` (adding it if there is none), as an update in the
+    /// helpdesk does: `updated_at` becomes now.
+    pub fn change_requester(&self, id: u64, fields: &[(&str, Value)]) {
+        let mut state = self.state.lock().expect("Freshservice state");
+        let people = &mut state.setup.requesters;
+        let at = match people.iter().position(|r| r["id"].as_u64() == Some(id)) {
+            Some(at) => at,
+            None => {
+                people.push(json!({ "id": id, "active": true }));
+                people.len() - 1
+            }
+        };
+        for (name, value) in fields {
+            people[at][*name] = value.clone();
+        }
+        people[at]["updated_at"] =
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
 
     pub fn url(&self) -> &str {
@@ -795,18 +857,48 @@ impl FreshserviceState {
                 None => return Response::json(404, json!({"message": "Not found"})),
             },
         };
+        // `updated_since`: the lists of people take it, an ISO 8601 time; people updated at
+        // or after it are listed. A value that is not a time is a validation error.
+        let items = match request.param("updated_since") {
+            None => items,
+            Some(since) => {
+                let Ok(since) = chrono::DateTime::parse_from_rfc3339(since) else {
+                    return Response::json(
+                        400,
+                        json!({"description": "Validation failed", "errors": [
+                            {"field": "updated_since", "message": "It should be a valid date-time", "code": "invalid_value"}
+                        ]}),
+                    );
+                };
+                items
+                    .into_iter()
+                    .filter(|item| {
+                        item["updated_at"]
+                            .as_str()
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                            .is_some_and(|t| t >= since)
+                    })
+                    .collect()
+            }
+        };
         let start = (page as usize - 1) * per_page;
         let slice: Vec<Value> = items.iter().skip(start).take(per_page).cloned().collect();
         let mut response = Response::json(200, json!({ key: slice }));
         if self.setup.link_header && start + per_page < items.len() {
-            response = response.header(
-                "Link",
-                format!(
-                    "<{}{path}?per_page={per_page}&page={}>; rel=\"next\"",
-                    self.base,
-                    page + 1
-                ),
-            );
+            // The next link keeps the request's other parameters (a filter too).
+            let mut next = Url::parse(&format!("{}{path}", self.base)).expect("a URL for the link");
+            {
+                let mut pairs = next.query_pairs_mut();
+                for (name, value) in &request.query {
+                    if name != "page" && name != "per_page" {
+                        pairs.append_pair(name, value);
+                    }
+                }
+                pairs
+                    .append_pair("per_page", &per_page.to_string())
+                    .append_pair("page", &(page + 1).to_string());
+            }
+            response = response.header("Link", format!("<{next}>; rel=\"next\""));
         }
         response
     }

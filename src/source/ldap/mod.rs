@@ -59,6 +59,9 @@ use crate::secret::Secret;
 
 use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedRead};
 
+// Not wired into the read yet: its parsers and rules stand tested on their own (see its doc).
+#[allow(dead_code)]
+mod content_sync;
 mod groups;
 mod ipv6;
 mod referrals;

@@ -71,7 +71,9 @@ use crate::secret::Secret;
 use crate::http::{Authorization, FormValue};
 
 use super::rest::{Failure, Reply, RestClient, push_json};
-use super::{GroupQuery, GroupRecord, Source, SourceError};
+use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedRead};
+
+mod tracking;
 
 /// The attribute that holds a user's role names, read from `sys_user_has_role` when the
 /// mapping or a role rule names it.
@@ -249,6 +251,28 @@ impl Source for ServiceNowInstance {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// By `sys_updated_on` (see `tracking`).
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    fn server_identity(&mut self) -> Result<String, SourceError> {
+        Ok(self.tracked_identity())
+    }
+
+    fn check_cookie(&self, cookie: &str) -> Result<(), String> {
+        tracking::Cookie::parse(cookie).map(|_| ())
+    }
+
+    fn read_tracked(
+        &mut self,
+        attrs: &[String],
+        since: Option<&str>,
+        sink: &mut dyn FnMut(SourceChange),
+    ) -> Result<TrackedRead, SourceError> {
+        self.read_changes(attrs, since, sink)
     }
 }
 

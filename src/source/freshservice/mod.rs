@@ -34,7 +34,9 @@ use crate::model::{MemberRef, SourceRecord};
 use crate::http::Authorization;
 
 use super::rest::{Failure, RestClient, push_json};
-use super::{GroupQuery, GroupRecord, Source, SourceError};
+use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedRead};
+
+mod tracking;
 
 /// The password Freshservice expects beside an API key.
 const API_KEY_PASSWORD: &str = "X";
@@ -162,6 +164,29 @@ impl Source for FreshserviceHelpdesk {
             sink(group);
         }
         Ok(count)
+    }
+
+    /// By `updated_at` (see `tracking`).
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    fn server_identity(&mut self) -> Result<String, SourceError> {
+        Ok(self.tracked_identity())
+    }
+
+    fn check_cookie(&self, cookie: &str) -> Result<(), String> {
+        tracking::Cookie::parse(cookie).map(|_| ())
+    }
+
+    /// `attrs` is not used: the API has no field selection, every field is read.
+    fn read_tracked(
+        &mut self,
+        _attrs: &[String],
+        since: Option<&str>,
+        sink: &mut dyn FnMut(SourceChange),
+    ) -> Result<TrackedRead, SourceError> {
+        self.read_changes(since, sink)
     }
 }
 
