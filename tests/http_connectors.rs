@@ -220,7 +220,7 @@ fn an_echoed_bearer_token_stays_out_of_the_error() {
         },
         concurrency: 1,
         rate_limit: None,
-        page_size: 10,
+        page_size: Some(10),
     };
     let scim = ScimService::new(&config, vec![]).expect("service");
     let err = scim.get_user("7").expect_err("refused");
@@ -360,7 +360,7 @@ fn the_target_goes_through_the_proxy_too() {
         http: proxied(PROXY_PASSWORD, &secrets, &proxy),
         concurrency: 1,
         rate_limit: None,
-        page_size: 10,
+        page_size: Some(10),
     };
     let scim = ScimService::new(&config, vec![]).expect("service");
     let user = scim.get_user("7").expect("get").expect("found");

@@ -285,8 +285,9 @@ pub struct ScimTarget {
     pub concurrency: u32,
     /// Requests per second, never exceeded; unlimited when absent.
     pub rate_limit: Option<f64>,
-    /// Page size for listing users, default 500 (servers may cap it lower).
-    pub page_size: u32,
+    /// Page size for listing users and groups. `None` (not configured): the largest page the
+    /// provider accepts, its `filter.maxResults` up to 1000, or 500 when it does not say.
+    pub page_size: Option<u32>,
 }
 
 /// What every HTTP connector (the SCIM target, the REST sources, the next target) is set up

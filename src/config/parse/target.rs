@@ -300,7 +300,10 @@ impl Checker<'_> {
             http: http?,
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
-            page_size: page_size.unwrap_or(Some(500))? as u32,
+            page_size: match page_size {
+                None => None,
+                Some(n) => Some(n? as u32),
+            },
         })
     }
 }

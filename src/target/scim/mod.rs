@@ -53,6 +53,11 @@ use provider::{Learned, ProviderConfig};
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const SCIM_JSON: &str = "application/scim+json";
+/// The page of a listing when neither `page-size` nor the provider says (the old default).
+const DEFAULT_PAGE: u32 = 500;
+/// The largest page asked for, whatever the provider advertises: `page-size`'s own maximum,
+/// so that one answer stays a few megabytes.
+const MAX_PAGE: u32 = 1000;
 
 /// RFC 3986 unreserved characters stay as they are; everything else in a path segment or a
 /// query value is percent-encoded (a space as `%20`, which every server decodes, unlike `+`).
@@ -72,7 +77,8 @@ pub struct ScimService {
     auth: Authorization,
     /// The target fields the mapping writes, read into `TargetUser::fields`.
     fields: Vec<FieldPath>,
-    page_size: u32,
+    /// `page-size`, when configured; otherwise `listing_page_size` asks the provider.
+    page_size: Option<u32>,
     /// What the provider can do: `/ServiceProviderConfig` and what answers showed.
     learned: Learned,
 }
@@ -145,7 +151,7 @@ impl ScimService {
             http,
             auth: Authorization::bearer(&token),
             fields,
-            page_size: config.page_size.max(1),
+            page_size: config.page_size.map(|n| n.max(1)),
             learned: Learned::default(),
         })
     }
@@ -195,6 +201,7 @@ impl ScimService {
     ) -> Result<u64, TargetError> {
         let url = self.collection_url(resource);
         let noun = resource.plural();
+        let page_size = self.listing_page_size()?;
         let mut start: u64 = 1;
         let mut seen: HashSet<String> = HashSet::new();
         // The largest `totalResults` any page stated: a total that falls while paging means
@@ -204,7 +211,7 @@ impl ScimService {
         loop {
             let call = Call::new(
                 Method::GET,
-                format!("{url}?{query}startIndex={start}&count={}", self.page_size),
+                format!("{url}?{query}startIndex={start}&count={page_size}"),
             );
             let body = call.json(&self.execute(&call)?)?;
             let mut page = ListPage::parse(&call, &body)?;
@@ -251,7 +258,7 @@ impl ScimService {
             // Advance by what came back, not by `count`: a server may return fewer than asked
             // without being at the end (RFC 7644 §3.4.2.4).
             start += page.len;
-            if start > page.total + u64::from(self.page_size) {
+            if start > page.total + u64::from(page_size) {
                 return Err(call.invalid(format!(
                     "startIndex {start} passed totalResults {} without reaching it; the server's paging is inconsistent",
                     page.total
@@ -259,6 +266,20 @@ impl ScimService {
             }
         }
         Ok(seen.len() as u64)
+    }
+
+    /// The page size of listings: `page-size` when configured, else the largest page the
+    /// provider accepts (`filter.maxResults`, RFC 7643 §5), at most `MAX_PAGE`, else
+    /// `DEFAULT_PAGE`. A listing of 100,000 accounts costs a round trip per page, and a
+    /// no-change plan is bound by it (issue 16), so the page is as large as allowed.
+    fn listing_page_size(&self) -> Result<u32, TargetError> {
+        if let Some(configured) = self.page_size {
+            return Ok(configured);
+        }
+        let advertised = self.provider_config()?.filter_max_results;
+        Ok(advertised.map_or(DEFAULT_PAGE, |n| {
+            u32::try_from(n.min(u64::from(MAX_PAGE))).unwrap_or(MAX_PAGE)
+        }))
     }
 
     /// `{base}/Users` or `{base}/Groups`.
