@@ -31,8 +31,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("scim") => serve(&Args(&args[1..])),
-        Some("create") => create(&Args(&args[1..])),
-        Some("page") => page(&Args(&args[1..])),
+        Some("create") => create_users(&Args(&args[1..])),
+        Some("page") => page_users(&Args(&args[1..])),
         _ => Err("usage: bench scim|create|page --help".to_string()),
     };
     if let Err(message) = result {
@@ -194,10 +194,7 @@ fn write_response(stream: &mut impl Write, response: &Response) -> std::io::Resu
     if let Some(etag) = &response.etag {
         head.push_str(&format!("ETag: {etag}\r\n"));
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\n\r\n",
-        response.body.len()
-    ));
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", response.body.len()));
     stream.write_all(head.as_bytes())?;
     stream.write_all(&response.body)?;
     stream.flush()
@@ -378,7 +375,9 @@ fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, Response> {
     let mut terms = Vec::new();
     let mut rest = filter.trim();
     loop {
-        let (attr, after) = rest.split_once(' ').ok_or_else(|| refused("cannot parse"))?;
+        let (attr, after) = rest
+            .split_once(' ')
+            .ok_or_else(|| refused("cannot parse"))?;
         let (op, after) = after
             .trim_start()
             .split_once(' ')
@@ -387,7 +386,8 @@ fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, Response> {
             return Err(refused("only eq is supported"));
         }
         // The value is a JSON string: read exactly one.
-        let mut values = serde_json::Deserializer::from_str(after.trim_start()).into_iter::<Value>();
+        let mut values =
+            serde_json::Deserializer::from_str(after.trim_start()).into_iter::<Value>();
         let value = match values.next() {
             Some(Ok(Value::String(v))) => v,
             _ => return Err(refused("the value is not a string")),
@@ -458,7 +458,10 @@ fn list(provider: &Provider, c: &Collection, unique: &str, request: &Request) ->
                     .into_iter()
                     .collect()
             } else {
-                c.order.iter().filter_map(|id| c.resources.get(id)).collect()
+                c.order
+                    .iter()
+                    .filter_map(|id| c.resources.get(id))
+                    .collect()
             };
             let all: Vec<&Value> = candidates
                 .into_iter()
@@ -481,7 +484,11 @@ fn list(provider: &Provider, c: &Collection, unique: &str, request: &Request) ->
 }
 
 fn create(c: &mut Collection, unique: &str, endpoint: &str, mut body: Value, n: u64) -> Response {
-    let Some(name) = body.get(unique).and_then(Value::as_str).map(str::to_lowercase) else {
+    let Some(name) = body
+        .get(unique)
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+    else {
         return error(400, Some("invalidValue"), &format!("{unique} is required"));
     };
     if c.by_name.contains_key(&name) {
@@ -699,7 +706,9 @@ impl Client {
             .and_then(|()| self.writer.write_all(body))
             .map_err(|e| e.to_string())?;
         let mut line = String::new();
-        self.reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        self.reader
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         let status: u16 = line
             .split_whitespace()
             .nth(1)
@@ -744,7 +753,7 @@ fn user_body(i: u64) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn create(args: &Args) -> Result<(), String> {
+fn create_users(args: &Args) -> Result<(), String> {
     let (host, base) = split_url(args.required("--url")?)?;
     let token = args.required("--token")?.to_string();
     let users = args.number("--users", None)?;
@@ -753,7 +762,8 @@ fn create(args: &Args) -> Result<(), String> {
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (host, base, token, next) = (host.clone(), base.clone(), token.clone(), next.clone());
+            let (host, base, token, next) =
+                (host.clone(), base.clone(), token.clone(), next.clone());
             std::thread::spawn(move || -> Result<(), String> {
                 let mut client = Client::connect(&host, &token)?;
                 let path = format!("{base}/Users");
@@ -783,7 +793,7 @@ fn create(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn page(args: &Args) -> Result<(), String> {
+fn page_users(args: &Args) -> Result<(), String> {
     let (host, base) = split_url(args.required("--url")?)?;
     let token = args.required("--token")?;
     let count = args.number("--count", Some(1000))?;

@@ -398,7 +398,10 @@ fn listings_page_by_the_advertised_max_results_unless_configured() {
             ..Quirks::default()
         });
         for i in 0..150 {
-            double.insert("Users", json!({"userName": format!("u{i:03}"), "active": true}));
+            double.insert(
+                "Users",
+                json!({"userName": format!("u{i:03}"), "active": true}),
+            );
         }
         let dir = tempfile::tempdir().expect("temporary directory");
         let token_file = dir.path().join("token");
