@@ -43,14 +43,16 @@ mib() { echo "$1 / 1024" | bc -l; }
 # summary FILE FIELD: a count from a plan's JSON summary.
 summary() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"][sys.argv[2]])' "$1" "$2"; }
 
-# roster_timed NAME ARGS...: runs roster in $work, sets SECONDS_TAKEN and KIB (peak memory).
+# roster_timed NAME ARGS...: runs roster in $work, sets SECONDS_TAKEN, CPU (user + system
+# seconds, which a loaded machine disturbs less than the wall clock) and KIB (peak memory).
 roster_timed() {
     local name=$1; shift
     local t0; t0=$(now)
-    (cd "$work" && /usr/bin/time -f "%M" -o "$work/time.$name" "$ROSTER" -c "$work/roster.kdl" "$@" \
+    (cd "$work" && /usr/bin/time -f "%U %S %M" -o "$work/time.$name" "$ROSTER" -c "$work/roster.kdl" "$@" \
         >"$work/out.$name" 2>"$work/err.$name") || { cat "$work/err.$name" >&2; exit 1; }
     SECONDS_TAKEN=$(echo "$(now) - $t0" | bc -l)
-    KIB=$(tail -1 "$work/time.$name")
+    read -r user sys KIB < <(tail -1 "$work/time.$name")
+    CPU=$(echo "$user + $sys" | bc -l)
 }
 
 ldap_dump() {
@@ -73,11 +75,11 @@ for _ in $(seq "$RUNS"); do
     [ "$count" = "$N" ] || { echo "error: ldapsearch saw $count entries, not $N" >&2; exit 1; }
     best ldap_floor "$t"
 done
-first=""; first_kib=0
+first=""; first_cpu=""; first_kib=0
 for i in $(seq "$RUNS"); do
     rm -f "$work/state.db"*
     roster_timed "first.$i" plan --format json
-    best first "$SECONDS_TAKEN"; (( KIB > first_kib )) && first_kib=$KIB
+    best first "$SECONDS_TAKEN"; best first_cpu "$CPU"; (( KIB > first_kib )) && first_kib=$KIB
 done
 adds=$(summary "$work/out.first.1" add)
 [ "$adds" = "$N" ] || { echo "error: the first plan has $adds adds, not $N" >&2; exit 1; }
@@ -87,7 +89,7 @@ plan_bytes=$(stat -c %s "$work/out.first.1")
 rm -f "$work/state.db"*
 roster_timed plan-out plan --out "$work/plan.json" --format json
 roster_timed apply apply "$work/plan.json"
-apply_seconds=$SECONDS_TAKEN; apply_kib=$KIB
+apply_seconds=$SECONDS_TAKEN; apply_cpu=$CPU; apply_kib=$KIB
 held=$("$BENCH" page --url "$SCIM_URL" --token "$TOKEN" --count 1000)
 [ "$held" = "$N" ] || { echo "error: the target holds $held users after apply, not $N" >&2; exit 1; }
 start_bench_scim "$work" "$TOKEN" FLOOR
@@ -110,10 +112,10 @@ for _ in $(seq "$RUNS"); do
     curl -sf -H "Authorization: Bearer $TOKEN" --config "$work/pages.curl"
     best target_floor "$(echo "$(now) - $t0" | bc -l)"
 done
-nochange=""; nochange_kib=0
+nochange=""; nochange_cpu=""; nochange_kib=0
 for i in $(seq "$RUNS"); do
     roster_timed "nochange.$i" plan --format json
-    best nochange "$SECONDS_TAKEN"; (( KIB > nochange_kib )) && nochange_kib=$KIB
+    best nochange "$SECONDS_TAKEN"; best nochange_cpu "$CPU"; (( KIB > nochange_kib )) && nochange_kib=$KIB
 done
 for field in add update remove delete; do
     n=$(summary "$work/out.nochange.1" "$field")
@@ -134,4 +136,6 @@ printf '%-34s %8.0f /s %8.0f /s %8.2f   %s\n' "apply ($N creates)" "$roster_rate
 printf '%-34s %8.1f MiB %12s %8s   %s\n' "peak memory, first plan" "$(mib "$first_kib")" "" "" "<= 256 MiB"
 printf '%-34s %8.1f MiB %12s %8s   %s\n' "peak memory, no-change plan" "$(mib "$nochange_kib")" "" "" "<= 256 MiB"
 printf '%-34s %8.1f MiB %12s %8s   %s\n' "peak memory, apply" "$(mib "$apply_kib")" "" "" "<= 256 MiB"
+printf '%-34s %8.2f s (first plan), %.2f s (no-change plan), %.2f s (apply)\n' "roster CPU time (user + system)" \
+    "$first_cpu" "$nochange_cpu" "$apply_cpu"
 printf '%-34s %8.1f MiB\n' "plan JSON, first plan" "$(echo "$plan_bytes / 1048576" | bc -l)"
