@@ -137,3 +137,30 @@ user {
 $trailer
 KDL
 }
+
+# start_bench_scim DIR TOKEN [VAR_PREFIX]: the benchmark's SCIM double (bench/main.rs, built by
+# `cargo build --release --example bench`) on a free port. Sets ${PREFIX}_URL and ${PREFIX}_PID
+# (default prefix SCIM, like start_scim, so write_config uses it).
+start_bench_scim() {
+    local dir=$1 token=$2 prefix=${3:-SCIM}
+    local bench=${BENCH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/examples/bench}
+    local out="$dir/bench-scim.$prefix.out"
+    "$bench" scim --port 0 --token "$token" >"$out" 2>&1 &
+    printf -v "${prefix}_PID" '%s' "$!"
+    wait_for "the benchmark's SCIM double" test -s "$out"
+    printf -v "${prefix}_URL" '%s' "$(head -1 "$out")"
+    local url_var="${prefix}_URL"
+    wait_for "the benchmark's SCIM double on ${!url_var}" \
+        curl -sf -H "Authorization: Bearer $token" "${!url_var}/ServiceProviderConfig"
+}
+
+# people_csv N: the same N people as people_ldif, as a CSV file with an entryUUID column.
+people_csv() {
+    awk -v n="$1" 'BEGIN {
+        print "entryUUID,uid,cn,mail,telephoneNumber"
+        for (i = 1; i <= n; i++) {
+            uid = sprintf("user%06d", i)
+            printf "%08d-0000-4000-8000-000000000000,%s,User %06d,%s@example.com,+1 555 %04d\n", i, uid, i, uid, i % 10000
+        }
+    }'
+}

@@ -170,8 +170,8 @@ fn full_config_parses_into_typed_values() {
     assert_eq!(scim.rate_limit, Some(2.5));
     assert_eq!(
         (scim.page_size, scim.http.timeout_secs),
-        (500, 30),
-        "defaults"
+        (None, 30),
+        "defaults: the page the provider accepts"
     );
     assert!(scim.http.ca_file.is_none());
 

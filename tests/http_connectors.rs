@@ -220,7 +220,7 @@ fn an_echoed_bearer_token_stays_out_of_the_error() {
         },
         concurrency: 1,
         rate_limit: None,
-        page_size: 10,
+        page_size: Some(10),
         provider: Default::default(),
         compatibility: Default::default(),
     };
@@ -362,7 +362,7 @@ fn the_target_goes_through_the_proxy_too() {
         http: proxied(PROXY_PASSWORD, &secrets, &proxy),
         concurrency: 1,
         rate_limit: None,
-        page_size: 10,
+        page_size: Some(10),
         provider: Default::default(),
         compatibility: Default::default(),
     };

@@ -34,7 +34,7 @@ fn service_for(
         },
         concurrency: 1,
         rate_limit: None,
-        page_size: 2,
+        page_size: Some(2),
         provider,
         compatibility,
     };
@@ -671,4 +671,49 @@ fn value_paths_switched_off_are_never_sent() {
         "{}",
         requests[0].body
     );
+}
+
+/// Without `page-size`, listings ask for the largest page the provider accepts: its
+/// `filter.maxResults` (here 100), or 500 when it has no `/ServiceProviderConfig`. A
+/// configured `page-size` is used as it is, and the listing is complete either way.
+#[test]
+fn listings_page_by_the_advertised_max_results_unless_configured() {
+    let counts_for = |spc_doc: Option<serde_json::Value>, page_size: Option<u32>| {
+        let double = ScimDouble::start(Quirks {
+            spc: spc_doc,
+            ..Quirks::default()
+        });
+        for i in 0..150 {
+            double.insert(
+                "Users",
+                json!({"userName": format!("u{i:03}"), "active": true}),
+            );
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, TOKEN).expect("token file");
+        let config = ScimTarget {
+            url: Spanned::new(double.url.clone(), (0, 0).into()),
+            token: Spanned::new(SecretRef::File(token_file), (0, 0).into()),
+            http: HttpOptions::default(),
+            concurrency: 1,
+            rate_limit: None,
+            page_size,
+            provider: Default::default(),
+            compatibility: Default::default(),
+        };
+        let scim = ScimService::new(&config, Vec::new()).expect("service");
+        let mut listed = 0;
+        assert_eq!(scim.list_users(&mut |_| listed += 1).expect("listing"), 150);
+        assert_eq!(listed, 150);
+        double
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/Users"))
+            .filter_map(|r| r.param("count").map(str::to_string))
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(counts_for(Some(spc(true, true)), None), ["100", "100"]);
+    assert_eq!(counts_for(None, None), ["500"]);
+    assert_eq!(counts_for(Some(spc(true, true)), Some(40)), ["40"; 4]);
 }

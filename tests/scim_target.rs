@@ -31,7 +31,7 @@ fn service_with(url: &str, token: &str, tweak: impl FnOnce(&mut ScimTarget)) -> 
         },
         concurrency: 4,
         rate_limit: None,
-        page_size: 100,
+        page_size: Some(100),
         provider: Default::default(),
         compatibility: Default::default(),
     };
@@ -115,7 +115,7 @@ fn listing_pages_through_every_user_exactly_once() {
             json!({ "userName": format!("user{i:02}"), "externalId": format!("k{i}") }),
         );
     }
-    let scim = service_with(&server.url, &server.token, |c| c.page_size = 10);
+    let scim = service_with(&server.url, &server.token, |c| c.page_size = Some(10));
     let mut names: Vec<String> = list(&scim).into_iter().map(|u| u.username).collect();
     names.sort();
     let expected: Vec<String> = (0..25).map(|i| format!("user{i:02}")).collect();
@@ -392,7 +392,7 @@ fn a_listing_that_ends_short_is_an_error() {
         ),
         (200, no_headers(), list_json(3, &[])),
     ]);
-    let scim = service_with(&url, SCRIPTED_TOKEN, |c| c.page_size = 2);
+    let scim = service_with(&url, SCRIPTED_TOKEN, |c| c.page_size = Some(2));
     let err = scim.list_users(&mut |_| {}).expect_err("incomplete");
     assert!(err.to_string().contains("2 of the 3"), "{err}");
 }
@@ -476,7 +476,7 @@ fn setup_problems_are_reported_before_any_request() {
         },
         concurrency: 4,
         rate_limit: None,
-        page_size: 100,
+        page_size: Some(100),
         provider: Default::default(),
         compatibility: Default::default(),
     };
@@ -526,7 +526,7 @@ fn a_total_that_falls_while_paging_must_still_be_reached() {
         ),
         (200, no_headers(), list_json(2, &[])),
     ]);
-    let scim = service_with(&url, SCRIPTED_TOKEN, |c| c.page_size = 2);
+    let scim = service_with(&url, SCRIPTED_TOKEN, |c| c.page_size = Some(2));
     let err = scim.list_users(&mut |_| {}).expect_err("a short listing");
     assert!(
         err.to_string().contains("ended after 2 of the 3 users"),

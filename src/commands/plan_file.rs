@@ -24,18 +24,23 @@ pub(super) fn load(path: &Path) -> Result<Plan, Error> {
 fn load_signed(path: &Path) -> Result<(Plan, Option<String>), Error> {
     let err = |message: String| plan_file_error(path, message);
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not a roster plan: {e}")))?;
-    if value
-        .get("format_version")
-        .and_then(serde_json::Value::as_u64)
-        != Some(u64::from(FORMAT_VERSION))
-    {
+    // The version first, from that one key (the rest is skipped, not built), so that a plan
+    // of another version is refused as such rather than by whatever its fields look like.
+    let version: Option<serde_json::Value> = serde_json::from_str::<VersionOnly>(&text)
+        .map_err(|e| err(format!("not a roster plan: {e}")))?
+        .format_version;
+    if version.as_ref().and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT_VERSION)) {
         return Err(err(format!(
             "unsupported format_version (this roster reads version {FORMAT_VERSION})"
         )));
     }
-    crate::plan::contract::read_signed(value).map_err(|e| err(e.to_string()))
+    crate::plan::contract::read_signed_text(&text).map_err(|e| err(e.to_string()))
+}
+
+/// The one key of a plan file read before the others.
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    format_version: Option<serde_json::Value>,
 }
 
 fn plan_file_error(path: &Path, message: String) -> Error {

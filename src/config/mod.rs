@@ -369,8 +369,9 @@ pub struct ScimTarget {
     pub concurrency: u32,
     /// Requests per second, never exceeded; unlimited when absent.
     pub rate_limit: Option<f64>,
-    /// Page size for listing users, default 500 (servers may cap it lower).
-    pub page_size: u32,
+    /// Page size for listing users and groups. `None` (not configured): the largest page the
+    /// provider accepts, its `filter.maxResults` up to 1000, or 500 when it does not say.
+    pub page_size: Option<u32>,
     /// `provider "aws"`: the documented limits of a known provider (default `generic`).
     pub provider: ScimProvider,
     /// `compatibility { ... }`: switches that override the preset and what the provider's

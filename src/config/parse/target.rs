@@ -763,7 +763,10 @@ impl Checker<'_> {
             http: http?,
             concurrency: concurrency.unwrap_or(Some(4))? as u32,
             rate_limit: optional(rate_limit)?,
-            page_size: page_size.unwrap_or(Some(500))? as u32,
+            page_size: match page_size {
+                None => None,
+                Some(n) => Some(n? as u32),
+            },
             provider: provider.unwrap_or(Some(ScimProvider::Generic))?,
             compatibility: compatibility.unwrap_or(Some(ScimCompatibility::default()))?,
         })

@@ -55,6 +55,11 @@ use provider::{Learned, ProviderConfig, Stated};
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const SCIM_JSON: &str = "application/scim+json";
+/// The page of a listing when neither `page-size` nor the provider says (the old default).
+const DEFAULT_PAGE: u32 = 500;
+/// The largest page asked for, whatever the provider advertises: `page-size`'s own maximum,
+/// so that one answer stays a few megabytes.
+const MAX_PAGE: u32 = 1000;
 
 /// RFC 3986 unreserved characters stay as they are; everything else in a path segment or a
 /// query value is percent-encoded (a space as `%20`, which every server decodes, unlike `+`).
@@ -74,7 +79,8 @@ pub struct ScimService {
     auth: Authorization,
     /// The target fields the mapping writes, read into `TargetUser::fields`.
     fields: Vec<FieldPath>,
-    page_size: u32,
+    /// `page-size`, when configured; otherwise `listing_page_size` asks the provider.
+    page_size: Option<u32>,
     /// What the provider can do: `/ServiceProviderConfig` and what answers showed.
     learned: Learned,
     /// The config's owner, written with every key (`owner.rs`); `None` writes bare keys.
@@ -149,7 +155,7 @@ impl ScimService {
             http,
             auth: Authorization::bearer(&token),
             fields,
-            page_size: config.page_size.max(1),
+            page_size: config.page_size.map(|n| n.max(1)),
             learned: Learned::new(Stated::new(config.provider, &config.compatibility)),
             owner: None,
         })
@@ -215,13 +221,14 @@ impl ScimService {
     ) -> Result<u64, TargetError> {
         let url = self.collection_url(resource);
         let noun = resource.plural();
+        // The configured or advertised page, capped by what the provider is stated to take.
+        let page_size = self.learned.page_size(self.listing_page_size()?);
         let mut start: u64 = 1;
         let mut seen: HashSet<String> = HashSet::new();
         // The largest `totalResults` any page stated: a total that falls while paging means
         // resources were deleted under the listing, which shifts the offsets and can skip one
         // that still exists, so the listing must still reach the largest (issue 11.5).
         let mut stated: u64 = 0;
-        let page_size = self.learned.page_size(self.page_size);
         loop {
             let call = Call::new(
                 Method::GET,
@@ -280,6 +287,20 @@ impl ScimService {
             }
         }
         Ok(seen.len() as u64)
+    }
+
+    /// The page size of listings: `page-size` when configured, else the largest page the
+    /// provider accepts (`filter.maxResults`, RFC 7643 §5), at most `MAX_PAGE`, else
+    /// `DEFAULT_PAGE`. A listing of 100,000 accounts costs a round trip per page, and a
+    /// no-change plan is bound by it (issue 16), so the page is as large as allowed.
+    fn listing_page_size(&self) -> Result<u32, TargetError> {
+        if let Some(configured) = self.page_size {
+            return Ok(configured);
+        }
+        let advertised = self.provider_config()?.filter_max_results;
+        Ok(advertised.map_or(DEFAULT_PAGE, |n| {
+            u32::try_from(n.min(u64::from(MAX_PAGE))).unwrap_or(MAX_PAGE)
+        }))
     }
 
     /// `{base}/Users` or `{base}/Groups`.

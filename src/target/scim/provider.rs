@@ -4,7 +4,8 @@
 //! filter they are sent, some refuse value paths in PATCH or PATCH itself. Two sources say
 //! which:
 //! - **`/ServiceProviderConfig`** (RFC 7643 §5), read at most once per run, and only when a
-//!   decision needs it (a lookup), so that a run that only lists makes no extra request. A
+//!   decision needs it: a lookup, or a listing without a configured `page-size` (its page is
+//!   the largest the provider accepts, `filter.maxResults`). A
 //!   provider without one (404, 501) is treated as "unknown": every capability is then tried
 //!   and checked.
 //! - **What answers show.** Providers do not always tell the truth, so whether a filter is

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Benchmark (`make bench-1m`, not part of `make test`): the first plan of a CSV of N people
+# (default 1,000,000) into the benchmark's empty SCIM double: time and peak memory against the
+# issue's goals (<= 10 s, <= 256 MiB whatever the size), and what the plan and store weigh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/servers.sh"
+ROSTER=${ROSTER:-$root/target/release/roster}
+export BENCH=${BENCH:-$root/target/release/examples/bench}
+N=${1:-1000000}
+TOKEN=bench-token
+
+work=$(mktemp -d /tmp/roster-bench-1m.XXXXXX)
+cleanup() {
+    [ -n "${SCIM_PID:-}" ] && kill "$SCIM_PID" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "writing $N people to a CSV file..."
+people_csv "$N" > "$work/people.csv"
+start_bench_scim "$work" "$TOKEN"
+export SCIM_TOKEN=$TOKEN
+cat > "$work/roster.kdl" <<KDL
+state "state.db"
+source "csv" {
+    path "people.csv"
+}
+target "scim" {
+    url "$SCIM_URL"
+    token env="SCIM_TOKEN"
+}
+user {
+    key "entryUUID"
+    username "uid" normalize="lowercase"
+    name "cn"
+    email "mail"
+    phone "telephoneNumber"
+}
+KDL
+
+t0=$(date +%s.%N)
+(cd "$work" && /usr/bin/time -f "%M" -o "$work/time" "$ROSTER" -c roster.kdl plan --out plan.json --format json \
+    > /dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+t=$(echo "$(date +%s.%N) - $t0" | bc -l)
+kib=$(tail -1 "$work/time")
+adds=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["add"])' "$work/plan.json")
+[ "$adds" = "$N" ] || { echo "error: the plan has $adds adds, not $N" >&2; exit 1; }
+
+printf '\n%d CSV users, first plan into an empty SCIM double\n' "$N"
+printf '%-28s %10.2f s     goal <= 10 s\n' "time" "$t"
+printf '%-28s %10.1f MiB   goal <= 256 MiB\n' "peak memory" "$(echo "$kib / 1024" | bc -l)"
+printf '%-28s %10.1f MiB   (%d bytes an action)\n' "plan file" "$(echo "$(stat -c %s "$work/plan.json") / 1048576" | bc -l)" \
+    "$(( $(stat -c %s "$work/plan.json") / N ))"
+printf '%-28s %10.1f MiB\n' "state store" "$(echo "$(du -cb "$work"/state.db* | tail -1 | cut -f1) / 1048576" | bc -l)"
