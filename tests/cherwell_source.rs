@@ -222,6 +222,9 @@ user {{
     names.sort();
     assert_eq!(names, ["ann", "ben", "dan", "eve", "fay"]);
     let ann = scim.user_by_username("ann").expect("ann");
-    assert_eq!(ann["externalId"], "roster:roster:r1", "the owner, then the key");
+    assert_eq!(
+        ann["externalId"], "roster:roster:r1",
+        "the owner, then the key"
+    );
     assert_eq!(ann["emails"][0]["value"], "ann@example.com");
 }

@@ -1578,3 +1578,26 @@ fn a_bad_expression_is_a_config_error_pointing_into_the_value() {
         error.problems()[0].message()
     );
 }
+
+/// A mapping may not send an attribute to a name the plan uses for one of roster's own fields:
+/// read back, `to="active"` would be the account's state and `to="owner"` its owner.
+#[test]
+fn a_mapped_field_may_not_take_the_name_of_rosters_own_fields() {
+    let error = parse_err(
+        Path::new("roster.kdl"),
+        &valid_with(
+            "    attribute \"departmentNumber\" to=\"department\"",
+            "    attribute \"departmentNumber\" to=\"owner\"\n    alias \"mail\" to=\"active\"\n    role \"Staff\" default=#true to=\"email\"",
+        ),
+    );
+    let rendered = render(&error);
+    assert_eq!(error.problems().len(), 3, "{rendered}");
+    for name in ["owner", "active", "email"] {
+        assert!(
+            rendered.contains(&format!(
+                "`to=\"{name}\"` is the name of one of roster's own fields"
+            )),
+            "{name} in {rendered}"
+        );
+    }
+}

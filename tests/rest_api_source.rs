@@ -449,7 +449,10 @@ user {{
     names.sort();
     assert_eq!(names, ["ann", "ben", "cat", "dan", "eve"]);
     let ann = scim.user_by_username("ann").expect("ann");
-    assert_eq!(ann["externalId"], "roster:roster:101", "the owner, then the key");
+    assert_eq!(
+        ann["externalId"], "roster:roster:101",
+        "the owner, then the key"
+    );
     assert_eq!(ann["displayName"], "Ann");
     assert_eq!(ann["emails"][0]["value"], "ann@example.com");
 }

@@ -196,7 +196,9 @@ impl Checker<'_> {
             .one_arg(node, &entries.args, ROLE_EXAMPLE)
             .and_then(|e| self.name_string(node, e));
         let to = match entries.props.get("to") {
-            Some(entry) => self.prop_name(node, entry),
+            Some(entry) => self
+                .prop_name(node, entry)
+                .filter(|to| self.mapped_field_name(to)),
             None => Some(Spanned::new(
                 DEFAULT_ROLE_FIELD.to_string(),
                 node.name().span(),

@@ -33,7 +33,43 @@ pub(super) const EXPRESSION_HELP: &str = "an expression is written in braces: \"
      truncate(N), replace(REGEX, WITH), split(SEP), first, default(VALUE), date(FORMAT); \
      functions: coalesce; write {{ and }} for literal braces";
 
+/// The names the plan gives roster's own fields (`plan::contract::user_field`): a mapping's
+/// `to=` may not take one, or the plan could not tell the mapped attribute from roster's field
+/// when it is read back (`to="active"` would read as the account's state).
+pub(super) const PLAN_FIELD_NAMES: &[&str] = &[
+    "externalId",
+    "username",
+    "name",
+    "email",
+    "phone",
+    "active",
+    "owner",
+];
+
 impl Checker<'_> {
+    /// `to=` names a target field of the mapping's own; refuses the plan's names for roster's
+    /// fields (`PLAN_FIELD_NAMES`).
+    pub(super) fn mapped_field_name(&mut self, to: &Spanned<String>) -> bool {
+        if !PLAN_FIELD_NAMES.contains(&to.as_str()) {
+            return true;
+        }
+        self.report(
+            ProblemKind::InvalidValue,
+            to.span,
+            format!(
+                "`to=\"{}\"` is the name of one of roster's own fields in a plan",
+                to.as_str()
+            ),
+        )
+        .label("roster's field")
+        .help(
+            "map it with its own node (`username`, `name`, `email`, `phone`), or name the \
+             target attribute as the target spells it (SCIM: `userName`, `displayName`, \
+             `emails`); roster manages `externalId`, `active` and the owner itself",
+        );
+        false
+    }
+
     /// `user { ... }`
     pub(super) fn user(&mut self, top: &Children) -> Option<UserMapping> {
         let node = self.require(
@@ -123,7 +159,7 @@ impl Checker<'_> {
         let (to, to_ok) = match entries.props.get("to") {
             Some(entry) => {
                 let to = self.name_string(node, entry);
-                let ok = to.is_some();
+                let ok = to.as_ref().is_some_and(|to| self.mapped_field_name(to));
                 (to, ok)
             }
             None if with_to => {
@@ -331,5 +367,21 @@ mod tests {
             ])
         );
         assert_eq!(parse_normalize("trim,"), Err(String::new()));
+    }
+}
+
+#[cfg(test)]
+mod plan_field_names {
+    use super::PLAN_FIELD_NAMES;
+    use crate::plan::Field;
+    use crate::plan::contract::user_field;
+
+    #[test]
+    fn every_reserved_name_is_one_of_rosters_fields_in_the_plan() {
+        for name in PLAN_FIELD_NAMES {
+            let field = user_field(name).expect("a field");
+            assert!(!matches!(field, Field::Attribute(_)), "{name}");
+        }
+        assert!(matches!(user_field("title"), Some(Field::Attribute(_))));
     }
 }
