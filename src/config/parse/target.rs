@@ -476,61 +476,12 @@ impl Checker<'_> {
     /// `url "cloud.logintc.com"` or `url "https://host[:port][/api]"`: the API root,
     /// `https://HOST/api`. A bare host is https; the API is under `/api/` whatever is given.
     fn logintc_url(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
-        const EXAMPLE: &str = "url \"https://cloud.logintc.com\"";
-        let value = self.leaf_string(node, EXAMPLE)?;
-        let text = value.trim();
-        let with_scheme = if text.contains("://") {
-            text.to_string()
-        } else {
-            format!("https://{text}")
-        };
-        let lower = with_scheme.to_ascii_lowercase();
-        let Some(rest) = ["https://", "http://"]
-            .iter()
-            .find_map(|s| lower.strip_prefix(s))
-        else {
-            self.report(
-                ProblemKind::InvalidValue,
-                value.span,
-                "`url` must be a host name or start with https:// or http://",
-            )
-            .label("unsupported scheme")
-            .help(format!("write it like this: {EXAMPLE}"));
-            return None;
-        };
-        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (host, path) = rest.split_at(host_end);
-        if host.is_empty() || host.contains('@') || host.chars().any(char::is_whitespace) {
-            self.report(
-                ProblemKind::InvalidValue,
-                value.span,
-                "`url` has no valid host name",
-            )
-            .label("no host")
-            .help(format!(
-                "write it like this: {EXAMPLE} (the API key goes in api-key, never in the URL)"
-            ));
-            return None;
-        }
-        if !matches!(path.trim_end_matches('/'), "" | "/api") {
-            self.report(
-                ProblemKind::InvalidValue,
-                value.span,
-                "`url` has a path other than /api",
-            )
-            .label("unexpected path")
-            .help(format!(
-                "give the host (the API is always under /api/): {EXAMPLE}"
-            ));
-            return None;
-        }
-        let scheme_len = with_scheme.len() - rest.len();
-        let root = format!(
-            "{}{}/api",
-            &with_scheme[..scheme_len],
-            &with_scheme[scheme_len..scheme_len + host.len()]
-        );
-        Some(Spanned::new(root, value.span))
+        self.api_root(
+            node,
+            "url \"https://cloud.logintc.com\"",
+            "/api",
+            "the API is always under /api/",
+        )
     }
 
     /// `domain "ID"`: 40 hex characters, as LoginTC Admin shows a domain's id.
