@@ -117,11 +117,7 @@ impl LoginTc {
     }
 
     fn json(&self, method: &Method, reply: &Reply) -> Result<Value, TargetError> {
-        reply.json().map_err(|e| TargetError::InvalidResponse {
-            method: method.to_string(),
-            url: reply.url.clone(),
-            message: e.0,
-        })
+        super::reply_json(method, reply)
     }
 
     /// A failure in LoginTC's terms: its error body is `{"errors":[{"code","message"}]}`.

@@ -415,3 +415,16 @@ impl From<SecretError> for TargetError {
         TargetError::Secret(e)
     }
 }
+
+/// A reply's JSON body, or `TargetError::InvalidResponse` naming the call: how the REST
+/// connectors (LoginTC, xMatters) read an answer.
+pub(crate) fn reply_json(
+    method: &reqwest::Method,
+    reply: &crate::http::Reply,
+) -> Result<serde_json::Value, TargetError> {
+    reply.json().map_err(|e| TargetError::InvalidResponse {
+        method: method.to_string(),
+        url: reply.url.clone(),
+        message: e.0,
+    })
+}

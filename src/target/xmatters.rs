@@ -160,11 +160,7 @@ impl XMatters {
     }
 
     fn json(&self, method: &Method, reply: &Reply) -> Result<Value, TargetError> {
-        reply.json().map_err(|e| TargetError::InvalidResponse {
-            method: method.to_string(),
-            url: reply.url.clone(),
-            message: e.0,
-        })
+        super::reply_json(method, reply)
     }
 
     /// A failure in xMatters' terms: its error body is `{"code","reason","message"}`.
