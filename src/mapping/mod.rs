@@ -286,7 +286,16 @@ impl Mapper {
                 Some(name) => Some(name),
                 None => match &self.default_name {
                     Some(template) => {
-                        let name = render(template, record, &user).trim().to_string();
+                        let name = match render(template, record, &user) {
+                            Ok(name) => name.trim().to_string(),
+                            Err(missing) => {
+                                return Err(reject(
+                                    Some(key),
+                                    Some(&user.username),
+                                    format!("default-name (name): {missing}"),
+                                ));
+                            }
+                        };
                         if let Some(odd) = odd_character(&name, Lines::Single) {
                             return Err(reject(
                                 Some(key),
@@ -341,7 +350,16 @@ impl Mapper {
                 Some(email) => Some(email),
                 None => match &self.default_email {
                     Some(template) => {
-                        let email = render(template, record, &user).trim().to_string();
+                        let email = match render(template, record, &user) {
+                            Ok(email) => email.trim().to_string(),
+                            Err(missing) => {
+                                return Err(reject(
+                                    Some(key),
+                                    Some(&user.username),
+                                    format!("default-email (email): {missing}"),
+                                ));
+                            }
+                        };
                         if let Some(odd) = odd_character(&email, Lines::Single) {
                             return Err(reject(
                                 Some(key),
@@ -689,7 +707,7 @@ pub fn placeholders(template: &str) -> Vec<&str> {
 
 /// Fills a template: `{username}`, `{key}`, `{name}` from the user, anything else from the
 /// record's attribute of that name (empty when missing).
-fn render(template: &str, record: &SourceRecord, user: &DesiredUser) -> String {
+fn render(template: &str, record: &SourceRecord, user: &DesiredUser) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -698,16 +716,22 @@ fn render(template: &str, record: &SourceRecord, user: &DesiredUser) -> String {
         };
         out.push_str(&rest[..start]);
         let name = &rest[start + 1..start + len];
-        match name {
-            "username" => out.push_str(&user.username),
-            "key" => out.push_str(&user.key),
-            "name" => out.push_str(user.name.as_deref().unwrap_or_default()),
-            attr => out.push_str(record.first(attr).unwrap_or_default()),
+        let value = match name {
+            "username" => Some(user.username.as_str()),
+            "key" => Some(user.key.as_str()),
+            "name" => user.name.as_deref(),
+            attr => record.first(attr),
+        };
+        // A missing value is the record's problem, never an empty string in the result
+        // (`"{givenName} {sn}"` must not become " Case").
+        match value.filter(|v| !v.trim().is_empty()) {
+            Some(value) => out.push_str(value),
+            None => return Err(format!("attribute `{name}` is missing")),
         }
         rest = &rest[start + len + 1..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// Why the target would refuse `user`, if it would (LoginTC: username and name of 1 to 128
@@ -1219,6 +1243,24 @@ mod tests {
                 .starts_with("default-email (email) holds a control character"),
             "{}",
             err.reason
+        );
+    }
+
+    /// A default template whose attribute the record lacks rejects the record, naming the
+    /// attribute: never an address or a name with a hole in it.
+    #[test]
+    fn a_default_template_with_a_missing_attribute_rejects_the_record() {
+        let policy = Policy {
+            default_email: Some("{ou}@example.com".into()),
+            ..Policy::default()
+        };
+        let mut r = odd(&[]);
+        r.attrs.remove("mail");
+        r.attrs.remove("ou");
+        let err = mapper(policy).map(&r).expect_err("no ou");
+        assert_eq!(
+            err.reason,
+            "default-email (email): attribute `ou` is missing"
         );
     }
 
