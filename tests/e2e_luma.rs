@@ -116,7 +116,10 @@ fn contacts_are_uploaded_once_per_change_and_a_second_plan_is_empty() {
     world.ok(&["apply", "--auto-approve"], 0);
     assert_eq!(world.luma.uploads(), 1);
     assert_eq!(world.luma.contacts(), vec!["alice", "bob"]);
-    assert_eq!(world.cell("alice", "Name").as_deref(), Some("Alice Liddell"));
+    assert_eq!(
+        world.cell("alice", "Name").as_deref(),
+        Some("Alice Liddell")
+    );
     assert_eq!(
         world.cell("alice", "Email").as_deref(),
         Some("alice@example.com")
@@ -148,13 +151,19 @@ fn contacts_are_uploaded_once_per_change_and_a_second_plan_is_empty() {
 fn a_refused_row_fails_its_action_and_is_tried_again_next_time() {
     let world = World::new();
     world.config("");
-    world.luma.refuse("bob", "Contact bob is a duplicate of another patient contact");
+    world.luma.refuse(
+        "bob",
+        "Contact bob is a duplicate of another patient contact",
+    );
     world.luma.warn("alice", "Phone number was reformatted");
     let out = world.roster(&["apply", "--auto-approve"]);
     expect_code(&out, &["apply", "--auto-approve"], 1);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains("1 applied, 1 failed"), "{all}");
-    assert!(all.contains("duplicate of another patient contact"), "{all}");
+    assert!(
+        all.contains("duplicate of another patient contact"),
+        "{all}"
+    );
     assert!(all.contains("Phone number was reformatted"), "{all}");
     assert_eq!(world.luma.contacts(), vec!["alice"]);
 
@@ -203,5 +212,23 @@ fn validate_refuses_a_mapping_the_template_has_no_column_for() {
     write_template(&world.dir.path().join(TEMPLATE), "Sheet1", COLUMNS);
     let err = text(&world.roster(&["validate"]).stderr);
     assert!(err.contains("has no sheet \"Contacts\""), "{err}");
+
+    // A mode that would take contacts out is refused: the upload cannot.
+    write_template(&world.dir.path().join(TEMPLATE), SHEET, COLUMNS);
+    world.config("");
+    let path = world.dir.path().join("roster.kdl");
+    let config = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        config.replace(
+            "max-source-shrink-percent 50",
+            "max-source-shrink-percent 50\n    mode \"remove\"",
+        ),
+    )
+    .expect("config");
+    let out = world.roster(&["validate"]);
+    expect_code(&out, &["validate"], 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot deactivate or delete"), "{err}");
     assert_eq!(world.luma.logins(), 0);
 }

@@ -181,7 +181,9 @@ fn upload(tenant: &mut Tenant, id: &str, request: &Request) -> Response {
     let Ok(range) = book.worksheet_range(SHEET) else {
         return xml(
             400,
-            format!("<uploadResult><errors><error>no sheet {SHEET}</error></errors></uploadResult>"),
+            format!(
+                "<uploadResult><errors><error>no sheet {SHEET}</error></errors></uploadResult>"
+            ),
         );
     };
     let mut rows = range.rows();
