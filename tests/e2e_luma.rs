@@ -232,3 +232,29 @@ fn validate_refuses_a_mapping_the_template_has_no_column_for() {
     assert!(err.contains("cannot deactivate or delete"), "{err}");
     assert_eq!(world.luma.logins(), 0);
 }
+
+#[test]
+fn an_upload_luma_refuses_whole_fails_every_action_and_keeps_nothing() {
+    let world = World::new();
+    // A template with a column the tenant's does not have: Luma refuses the whole workbook.
+    let mut columns = COLUMNS.to_vec();
+    columns.push("Badge");
+    write_template(&world.dir.path().join(TEMPLATE), SHEET, &columns);
+    world.config("");
+    let out = world.roster(&["apply", "--auto-approve"]);
+    expect_code(&out, &["apply", "--auto-approve"], 1);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("0 applied, 2 failed"), "{all}");
+    assert!(
+        all.contains("the header row is not the template's"),
+        "{all}"
+    );
+    assert!(world.luma.contacts().is_empty());
+
+    // Nothing was kept as uploaded: with the right template, both are added.
+    write_template(&world.dir.path().join(TEMPLATE), SHEET, COLUMNS);
+    let plan = world.ok(&["plan"], 0);
+    assert!(plan.contains("alice") && plan.contains("bob"), "{plan}");
+    world.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(world.luma.contacts(), vec!["alice", "bob"]);
+}
