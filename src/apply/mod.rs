@@ -248,12 +248,16 @@ pub(super) struct Outcome {
 pub(super) struct Staged {
     seq: u32,
     result_id: Option<String>,
+    /// The target id of the account it changes, which the target's answer names.
+    account: Option<String>,
 }
 
-/// Lets a batch target make what its actions staged (a file target writes its file), then
-/// journals those actions: applied when it succeeded, every one failed with its error when
-/// it did not, since none of them reached the target. The state it reports is kept in the
-/// store only after it was made.
+/// Lets a batch target make what its actions staged (a file target writes its file, Luma
+/// uploads its workbook), then journals those actions: applied when it succeeded, every one
+/// failed with its error when it did not, since none of them reached the target; an action
+/// on an account the target refused fails with the target's message, one it took with a
+/// warning is applied and the warning logged. The state it reports is kept in the store
+/// only after it was made.
 fn finish_batch(
     run: &workers::Run<'_>,
     store: &Store,
@@ -263,17 +267,45 @@ fn finish_batch(
         return Ok(());
     }
     let finished = run.target.finish_apply();
-    if let (Ok(Some(state)), Some(key)) = (&finished, run.kept_key) {
+    if let (Ok(Some(state)), Some(key)) = (finished.as_ref().map(|f| &f.kept), run.kept_key) {
         store.keep_state(key, state, run.plan_id, &now())?;
     }
-    let error = finished.err().map(|e| {
-        log::error!("{}: {e}", run.target.describe());
-        e.to_string()
-    });
+    let (error, per_account) = match finished {
+        Ok(finished) => (None, finished),
+        Err(e) => {
+            log::error!("{}: {e}", run.target.describe());
+            (Some(e.to_string()), Default::default())
+        }
+    };
     for outcome in outcomes.iter_mut() {
         let Some(staged) = outcome.staged.take() else {
             continue;
         };
+        let action = &run.actions[outcome.index];
+        let account = staged.account.as_deref().unwrap_or_default();
+        let error = error.clone().or_else(|| {
+            per_account.refused.get(account).map(|message| {
+                let message = format!("{} refused it: {message}", run.target.describe());
+                log::error!(
+                    "{} {} {}: {message}",
+                    action.action.as_str(),
+                    action.object().as_str(),
+                    action.name()
+                );
+                message
+            })
+        });
+        if error.is_none()
+            && let Some(warning) = per_account.warnings.get(account)
+        {
+            log::warn!(
+                "{} {} {}: applied, with a warning from {}: {warning}",
+                action.action.as_str(),
+                action.object().as_str(),
+                action.name(),
+                run.target.describe()
+            );
+        }
         let status = match error {
             None => ActionStatus::Applied,
             Some(_) => ActionStatus::Failed,

@@ -85,6 +85,7 @@ pub(super) fn run_actions(
                 error: None,
                 staged: Some(Staged {
                     seq: action.seq,
+                    account: result_id.clone().or_else(|| action.target_id.clone()),
                     result_id: result_id.clone(),
                 }),
             }]);

@@ -219,6 +219,7 @@ pub enum TargetConfig {
     LoginTc(LoginTcTarget),
     File(FileTarget),
     XMatters(XMattersTarget),
+    Luma(LumaTarget),
 }
 
 impl TargetConfig {
@@ -228,6 +229,7 @@ impl TargetConfig {
             TargetConfig::Scim(scim) => Some(&scim.http),
             TargetConfig::LoginTc(logintc) => Some(&logintc.http),
             TargetConfig::XMatters(xm) => Some(&xm.http),
+            TargetConfig::Luma(luma) => Some(&luma.http),
             TargetConfig::File(_) => None,
         }
     }
@@ -238,6 +240,10 @@ impl TargetConfig {
     pub fn kept_state_key(&self) -> Option<String> {
         match self {
             TargetConfig::File(file) => Some(format!("file:{}", file.path.display())),
+            // The API gives no listing: the workbook last uploaded is the snapshot.
+            TargetConfig::Luma(luma) => {
+                Some(format!("luma:{}/{}", luma.url.value, luma.sub_domain.value))
+            }
             TargetConfig::Scim(_) | TargetConfig::LoginTc(_) | TargetConfig::XMatters(_) => None,
         }
     }
@@ -250,6 +256,7 @@ impl TargetConfig {
             TargetConfig::LoginTc(_) => Capabilities::LOGINTC,
             TargetConfig::File(_) => Capabilities::FILE,
             TargetConfig::XMatters(_) => Capabilities::XMATTERS,
+            TargetConfig::Luma(_) => Capabilities::LUMA,
         }
     }
 
@@ -261,6 +268,8 @@ impl TargetConfig {
             TargetConfig::XMatters(xm) => xm.concurrency,
             // The rows are staged in memory and written once: threads would only queue.
             TargetConfig::File(_) => 1,
+            // Staged like a file, then uploaded once.
+            TargetConfig::Luma(_) => 1,
         }
     }
 }
@@ -282,6 +291,26 @@ pub struct XMattersTarget {
     pub rate_limit: Option<f64>,
     /// People per page when listing, default 100 (xMatters takes at most 1000).
     pub page_size: u32,
+}
+
+/// `target "luma"`: Luma's contacts, kept through its bulk upload: the accounts are written
+/// into the tenant's bulk-upload template and uploaded.
+#[derive(Debug, Clone)]
+pub struct LumaTarget {
+    /// `https://HOST`, no trailing slash: both the auth API (`/public/tenant/login`) and the
+    /// export API (`/tenant/{tenantId}/contact/upload`) are under it.
+    pub url: Spanned<String>,
+    pub username: Spanned<String>,
+    pub password: Spanned<SecretRef>,
+    /// The tenant's sub-domain, sent as `subDomain` at login.
+    pub sub_domain: Spanned<String>,
+    /// The bulk-upload template (resolved against the config file's directory).
+    pub template: Spanned<PathBuf>,
+    /// The template's worksheet the contacts go in.
+    pub sheet: Spanned<String>,
+    /// The template's header row, as read at config time: the workbook's columns.
+    pub columns: Vec<String>,
+    pub http: HttpOptions,
 }
 
 /// `target "file"`: the desired state (or the changes of each apply) written to a file for
@@ -924,6 +953,7 @@ impl Config {
             TargetConfig::Scim(scim) => secrets.push(("token", &scim.token.value)),
             TargetConfig::LoginTc(logintc) => secrets.push(("api-key", &logintc.api_key.value)),
             TargetConfig::XMatters(xm) => secrets.push(("password", &xm.password.value)),
+            TargetConfig::Luma(luma) => secrets.push(("password", &luma.password.value)),
             TargetConfig::File(_) => {}
         }
         secrets.extend(

@@ -107,4 +107,22 @@ impl Capabilities {
         max_text_chars: None,
         needs_email: false,
     };
+
+    /// Luma's bulk upload: contacts written into the tenant's template and uploaded. The
+    /// upload adds and updates; it has no listing, no active flag and no way to take a
+    /// contact out, and a new username would make a new contact rather than rename one.
+    pub const LUMA: Capabilities = Capabilities {
+        external_ids: true,
+        owner_on_target: false,
+        renames: false,
+        versions: false,
+        active_flag: false,
+        phones: true,
+        extra_fields: true,
+        groups: false,
+        token_issue: false,
+        bulk: true,
+        max_text_chars: None,
+        needs_email: false,
+    };
 }

@@ -12,6 +12,7 @@
 
 pub mod file;
 pub mod logintc;
+pub mod luma;
 pub mod scim;
 pub mod xmatters;
 
@@ -140,9 +141,10 @@ pub trait Target: Send + Sync {
 
     /// Ends an apply: a batch target makes what was staged. Returns the state for the store
     /// to keep (`TargetConfig::kept_state_key`), for a target that cannot be listed, when it
-    /// changed.
-    fn finish_apply(&self) -> Result<Option<String>, TargetError> {
-        Ok(None)
+    /// changed, and the accounts the target refused or took with a warning. An error means
+    /// nothing staged was made.
+    fn finish_apply(&self) -> Result<Finished, TargetError> {
+        Ok(Finished::default())
     }
 
     /// The refusal of the group methods' defaults.
@@ -152,6 +154,17 @@ pub trait Target: Send + Sync {
             self.describe()
         ))
     }
+}
+
+/// How a batch target's `finish_apply` went, account by account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// The state for the store to keep, when it changed.
+    pub kept: Option<String>,
+    /// Accounts (target ids) the target refused, with its message: their actions failed.
+    pub refused: BTreeMap<String, String>,
+    /// Accounts the target took with a warning, with its message: their actions applied.
+    pub warnings: BTreeMap<String, String>,
 }
 
 /// What a remove and a delete of a user mean on a target, in its words.
@@ -205,6 +218,7 @@ pub fn open(
         TargetConfig::LoginTc(logintc) => Ok(Box::new(logintc::LoginTc::new(logintc)?)),
         TargetConfig::File(file) => Ok(Box::new(file::File::new(file, fields, kept)?)),
         TargetConfig::XMatters(xm) => Ok(Box::new(xmatters::XMatters::new(xm, fields)?)),
+        TargetConfig::Luma(luma) => Ok(Box::new(luma::Luma::new(luma, fields, kept)?)),
     }
 }
 
@@ -282,6 +296,8 @@ pub enum Credential {
     LoginTcKey,
     /// The xMatters REST user's username and password (and `client-id` with OAuth).
     XMatters,
+    /// The Luma user's username, password and sub-domain.
+    Luma,
 }
 
 /// What a status means beyond "an HTTP error", as a connector reads its target's answers.
@@ -359,6 +375,9 @@ impl Credential {
             Credential::LoginTcKey => "the LoginTC API refused the key",
             Credential::XMatters => {
                 "xMatters refused the credentials (check username and password, and client-id with OAuth)"
+            }
+            Credential::Luma => {
+                "Luma refused the login (check username, password and sub-domain in target \"luma\")"
             }
         }
     }

@@ -12,6 +12,8 @@ pub struct RawRequest {
     /// Header names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (a binary upload).
+    pub bytes: Vec<u8>,
 }
 
 pub fn read_request(stream: &TcpStream) -> Option<RawRequest> {
@@ -44,6 +46,7 @@ pub fn read_request(stream: &TcpStream) -> Option<RawRequest> {
         target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     })
 }
 

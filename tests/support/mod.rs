@@ -6,6 +6,7 @@
 pub mod cherwell;
 pub mod http;
 pub mod logintc;
+pub mod luma;
 pub mod proxy;
 pub mod rest_api;
 pub mod scim;

@@ -38,6 +38,8 @@ pub struct Request {
     /// Header names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (a binary upload).
+    pub bytes: Vec<u8>,
     pub at: Instant,
 }
 
@@ -147,6 +149,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
         target,
         headers,
         body,
+        bytes,
     } = super::http::read_request(stream)?;
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path.to_string(), decode_pairs(query)),
@@ -158,6 +161,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
         query,
         headers,
         body,
+        bytes,
         at: Instant::now(),
     })
 }

@@ -110,6 +110,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if let (true, Some(node)) = (inactive, disabled_node) {
             file.target_has_active_flag(target, node.span());
         }
+        // Luma's bulk upload cannot take a contact out: a mode that would is refused here,
+        // rather than remove actions that fail at every apply.
+        if let (super::TargetConfig::Luma(_), Some(policy), Some(node)) =
+            (target, policy.as_ref(), top.get("target"))
+            && policy.mode.value != super::Mode::AddOnly
+        {
+            let span = match policy.mode.span {
+                super::At::File {
+                    file: super::ConfigFile::Config,
+                    span,
+                } => span,
+                _ => node.name().span(),
+            };
+            file.report(
+                checker::ProblemKind::Unsupported,
+                span,
+                "Luma's bulk upload adds and updates contacts; it cannot deactivate or delete one",
+            )
+            .label("mode for target \"luma\"")
+            .help("use mode \"add-only\" (the default), and take contacts out in Luma");
+        }
         let default_email = policy.as_ref().is_some_and(|p| p.default_email.is_some());
         if let (Some(node), None, false) = (top.get("user"), &user.email, default_email)
             && target.capabilities().needs_email

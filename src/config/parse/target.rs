@@ -10,12 +10,27 @@ use super::checker::{Block, Checker, Children, ProblemKind, optional};
 use super::http::with_http_nodes;
 use super::values::{Number, PAGE_SIZE, Whole};
 use crate::config::{
-    FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, ScimCompatibility,
-    ScimProvider, ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping, XMattersTarget,
+    FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, LumaTarget,
+    ScimCompatibility, ScimProvider, ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping,
+    XMattersTarget,
 };
 use crate::target::xmatters::{LICENSE_TYPES, XMATTERS_FIELDS};
 
-pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc", "file", "xmatters"];
+pub(super) const TARGET_TYPES: &[&str] = &["scim", "logintc", "file", "xmatters", "luma"];
+
+pub(super) const LUMA: Block = Block {
+    place: "in `target \"luma\"`",
+    name: "target \"luma\"",
+    nodes: with_http_nodes![
+        "url",
+        "username",
+        "password",
+        "sub-domain",
+        "template",
+        "sheet"
+    ],
+    repeatable: &[],
+};
 
 pub(super) const XMATTERS: Block = Block {
     place: "in `target \"xmatters\"`",
@@ -142,6 +157,7 @@ impl Checker<'_> {
             "logintc" => self.logintc(node, children).map(TargetConfig::LoginTc),
             "file" => self.file_target(node, children).map(TargetConfig::File),
             "xmatters" => self.xmatters(node, children).map(TargetConfig::XMatters),
+            "luma" => self.luma(node, children).map(TargetConfig::Luma),
             _ => self.scim(node, children).map(TargetConfig::Scim),
         }
     }
@@ -248,6 +264,114 @@ impl Checker<'_> {
             rate_limit: optional(rate_limit)?,
             page_size: page_size.unwrap_or(Some(100))? as u32,
         })
+    }
+
+    /// `target "luma" { url ...; username ...; password env=...; sub-domain ...; template ...;
+    /// sheet ... }`. The template is read here, so that `validate` says when it is missing,
+    /// unreadable, or lacks the sheet or a header row.
+    fn luma(&mut self, node: &KdlNode, doc: &KdlDocument) -> Option<LumaTarget> {
+        const URL: &str = "url \"https://acme.example-luma.com\"";
+        const TEMPLATE: &str = "template \"Template_for_Bulk_Upload.xlsx\"";
+        let c = self.children(Some(node), Some(doc), &LUMA);
+        let url = self
+            .require(&c, Some(node), "url", URL)
+            .map(|n| self.api_root(n, URL, "", "both APIs are under the host"));
+        let username = self
+            .require(
+                &c,
+                Some(node),
+                "username",
+                "username \"roster@example.com\"",
+            )
+            .map(|n| self.leaf_string(n, "username \"roster@example.com\""));
+        let password = self
+            .require(&c, Some(node), "password", "password env=\"LUMA_PASSWORD\"")
+            .map(|n| self.secret(n));
+        let sub_domain = self
+            .require(&c, Some(node), "sub-domain", "sub-domain \"acme\"")
+            .map(|n| self.leaf_string(n, "sub-domain \"acme\""));
+        let template = self
+            .require(&c, Some(node), "template", TEMPLATE)
+            .map(|n| self.leaf_path(n, TEMPLATE));
+        let sheet = self
+            .require(&c, Some(node), "sheet", "sheet \"Contacts\"")
+            .map(|n| self.leaf_string(n, "sheet \"Contacts\""));
+        let http = self.http_options(&c);
+        let template = template??;
+        let sheet = sheet??;
+        let columns = match crate::target::luma::template_columns(&template, &sheet) {
+            Ok(columns) => columns,
+            Err(message) => {
+                self.report(ProblemKind::InvalidValue, template.span, message)
+                    .label("the bulk-upload template")
+                    .help(
+                        "download the tenant's bulk-upload template from Luma and give its path, \
+                         relative to roster.kdl, and the name of its contacts sheet",
+                    );
+                return None;
+            }
+        };
+        Some(LumaTarget {
+            url: url??,
+            username: username??,
+            password: password??,
+            sub_domain: sub_domain??,
+            template,
+            sheet,
+            columns,
+            http: http?,
+        })
+    }
+
+    /// The columns a Luma mapping writes must be the template's: `username` (and `name`,
+    /// `email`, `phone` when mapped) and every `alias` / `attribute` / `role` `to=` name a
+    /// header of the template (case-insensitively). Missing ones are one error at the user
+    /// block's key, naming them and listing the template's columns.
+    fn luma_columns(&mut self, luma: &LumaTarget, user: &UserMapping) {
+        let has = |name: &str| luma.columns.iter().any(|c| c.eq_ignore_ascii_case(name));
+        let mut missing: Vec<(String, SourceSpan)> = Vec::new();
+        let mut want = |name: &str, span: SourceSpan| {
+            if !has(name) && !missing.iter().any(|(m, _)| m.eq_ignore_ascii_case(name)) {
+                missing.push((name.to_string(), span));
+            }
+        };
+        want("username", user.username.attr.span);
+        if let Some(name) = &user.name {
+            want("name", name.attr.span);
+        }
+        if let Some(email) = &user.email {
+            want("email", email.attr.span);
+        }
+        if let Some(phone) = user.phones.first() {
+            want("phone", phone.span);
+        }
+        let mappings = user.aliases.iter().chain(user.attributes.iter());
+        for to in mappings.filter_map(|m| m.to.as_ref()) {
+            want(to, to.span);
+        }
+        for role in &user.roles {
+            want(&role.to, role.to.span);
+        }
+        let Some((_, span)) = missing.first() else {
+            return;
+        };
+        let names: Vec<String> = missing.iter().map(|(m, _)| format!("`{m}`")).collect();
+        self.report(
+            ProblemKind::InvalidValue,
+            *span,
+            format!(
+                "the Luma template {} (sheet \"{}\") has no column {}; its columns are: {}",
+                luma.template.display(),
+                luma.sheet.as_str(),
+                names.join(", "),
+                luma.columns.join(", ")
+            ),
+        )
+        .label("not a template column")
+        .help(
+            "map each field to a column of the template (`attribute \"givenName\" to=\"First Name\"`), \
+             or remove it; username, name, email and phone go to the columns of those names",
+        );
     }
 
     /// A host name or an http(s) URL whose path is empty or `root`: the API root,
@@ -553,8 +677,14 @@ impl Checker<'_> {
         let kind = target_kind(target);
         let no_api = match target {
             TargetConfig::LoginTc(_) => " (the public LoginTC Admin API documents no such field)",
-            TargetConfig::Scim(_) | TargetConfig::File(_) | TargetConfig::XMatters(_) => "",
+            TargetConfig::Scim(_)
+            | TargetConfig::File(_)
+            | TargetConfig::XMatters(_)
+            | TargetConfig::Luma(_) => "",
         };
+        if let TargetConfig::Luma(luma) = target {
+            self.luma_columns(luma, user);
+        }
         if let TargetConfig::File(file) = target {
             self.file_columns(file, user);
         }
@@ -753,5 +883,6 @@ fn target_kind(target: &TargetConfig) -> &'static str {
         TargetConfig::LoginTc(_) => "logintc",
         TargetConfig::File(_) => "file",
         TargetConfig::XMatters(_) => "xmatters",
+        TargetConfig::Luma(_) => "luma",
     }
 }

@@ -19,7 +19,7 @@
 
 mod csv;
 mod ldif;
-mod xlsx;
+pub(crate) mod xlsx;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,7 +28,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RemovalWords, Target, TargetError, UserUpdate};
+use super::{Finished, RemovalWords, Target, TargetError, UserUpdate};
 use crate::config::{FileContent, FileFormat, FileTarget};
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser, phone_digits};
 
@@ -65,12 +65,20 @@ pub struct File {
     state: Mutex<State>,
 }
 
+/// A batch target's staging: the accounts it holds (kept in the store) and the changes an
+/// apply staged, with the create / update / remove / delete rules of the file target. The
+/// Luma target stages its contacts in one and uploads them instead of writing a file.
+pub(crate) type Staging = File;
+
 #[derive(Debug, Default)]
 struct State {
     /// The accounts in the file, by id (the key they were created with).
     rows: BTreeMap<String, TargetUser>,
     /// What this apply did, in the order it did it.
     changes: Vec<Change>,
+    /// The accounts as the store kept them, before this apply: what a row the target
+    /// refused goes back to.
+    before: BTreeMap<String, TargetUser>,
 }
 
 /// One action as a `content "changes"` file shows it: the row after it (before it, for a
@@ -110,9 +118,9 @@ struct Kept {
 }
 
 /// The file's content as a table, for CSV and XLSX.
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
+pub(crate) struct Table {
+    pub(crate) header: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 impl File {
@@ -122,19 +130,33 @@ impl File {
         fields: Vec<String>,
         kept: Option<&str>,
     ) -> Result<Self, TargetError> {
+        let mut file = File::staging(&config.path, fields, kept)?;
+        file.format = config.format;
+        file.content = config.content;
+        file.base_dn = config.base_dn.as_ref().map(|d| d.value.clone());
+        Ok(file)
+    }
+
+    /// A staging of the accounts `kept` (what the store kept), for a batch target that
+    /// makes its changes elsewhere; `label` names it in messages.
+    pub(crate) fn staging(
+        label: &Path,
+        fields: Vec<String>,
+        kept: Option<&str>,
+    ) -> Result<Self, TargetError> {
         let mut rows = BTreeMap::new();
         if let Some(text) = kept {
             let kept: Kept = serde_json::from_str(text).map_err(|e| {
                 TargetError::Setup(format!(
                     "the state store's copy of what {} holds cannot be read ({e}): \
                      a damaged state store; remove it to start afresh",
-                    config.path.display()
+                    label.display()
                 ))
             })?;
             if kept.format_version != KEPT_VERSION {
                 return Err(TargetError::Setup(format!(
                     "the state store's copy of what {} holds is of format {}, which this roster does not know",
-                    config.path.display(),
+                    label.display(),
                     kept.format_version
                 )));
             }
@@ -150,16 +172,51 @@ impl File {
             })
             .collect();
         Ok(File {
-            path: config.path.value.clone(),
-            format: config.format,
-            content: config.content,
-            base_dn: config.base_dn.as_ref().map(|d| d.value.clone()),
+            path: label.to_path_buf(),
+            format: FileFormat::Xlsx,
+            content: FileContent::All,
+            base_dn: None,
             fields,
             state: Mutex::new(State {
+                before: rows.clone(),
                 rows,
                 changes: Vec::new(),
             }),
         })
+    }
+
+    /// Whether this apply staged any change.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.state().changes.is_empty()
+    }
+
+    /// Every account held now (with this apply's changes), in id order.
+    pub(crate) fn rows(&self) -> Vec<TargetUser> {
+        self.state().rows.values().cloned().collect()
+    }
+
+    /// Ends a staged apply whose changes were made, except those of the accounts
+    /// `refused` (target ids), which go back to what they were: returns what the store
+    /// is to keep.
+    pub(crate) fn settle(
+        &self,
+        refused: &std::collections::BTreeSet<String>,
+    ) -> Result<String, TargetError> {
+        let mut state = self.state();
+        for id in refused {
+            match state.before.get(id).cloned() {
+                Some(row) => state.rows.insert(id.clone(), row),
+                None => state.rows.remove(id),
+            };
+        }
+        state.changes.clear();
+        state.before = state.rows.clone();
+        let kept = Kept {
+            format_version: KEPT_VERSION,
+            rows: state.rows.values().cloned().collect(),
+        };
+        serde_json::to_string(&kept)
+            .map_err(|e| self.error(format!("cannot record what the target holds: {e}")))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -233,7 +290,9 @@ impl File {
     fn render(&self, state: &State) -> Result<Vec<u8>, TargetError> {
         match self.format {
             FileFormat::Csv => csv::write(&self.table(state)).map_err(|e| self.error(e)),
-            FileFormat::Xlsx => xlsx::write(&self.table(state)).map_err(|e| self.error(e)),
+            FileFormat::Xlsx => {
+                xlsx::write(&self.table(state), xlsx::SHEET).map_err(|e| self.error(e))
+            }
             FileFormat::Ldif => {
                 let base = self.base_dn.as_deref().unwrap_or_default();
                 let ldif = ldif::Ldif {
@@ -454,21 +513,19 @@ impl Target for File {
         true
     }
 
-    fn finish_apply(&self) -> Result<Option<String>, TargetError> {
-        let mut state = self.state();
-        if state.changes.is_empty() {
-            return Ok(None);
-        }
-        let bytes = self.render(&state)?;
-        self.write_atomically(&bytes)?;
-        state.changes.clear();
-        let kept = Kept {
-            format_version: KEPT_VERSION,
-            rows: state.rows.values().cloned().collect(),
+    fn finish_apply(&self) -> Result<Finished, TargetError> {
+        let bytes = {
+            let state = self.state();
+            if state.changes.is_empty() {
+                return Ok(Finished::default());
+            }
+            self.render(&state)?
         };
-        serde_json::to_string(&kept)
-            .map(Some)
-            .map_err(|e| self.error(format!("cannot record what the file holds: {e}")))
+        self.write_atomically(&bytes)?;
+        Ok(Finished {
+            kept: Some(self.settle(&Default::default())?),
+            ..Finished::default()
+        })
     }
 }
 

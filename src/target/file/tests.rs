@@ -53,6 +53,7 @@ fn one_write_holds_every_change_and_the_kept_state_is_the_next_snapshot() {
     let kept = target
         .finish_apply()
         .expect("write")
+        .kept
         .expect("state to keep");
     assert_eq!(
         std::fs::read_to_string(&path).expect("file"),
@@ -89,7 +90,7 @@ fn one_write_holds_every_change_and_the_kept_state_is_the_next_snapshot() {
     let file = std::fs::read_to_string(&path).expect("file");
     assert!(!file.contains("bob"), "{file}");
     assert_eq!(
-        target.finish_apply().expect("nothing to do"),
+        target.finish_apply().expect("nothing to do").kept,
         None,
         "no changes, no write"
     );
@@ -166,7 +167,7 @@ fn changes_content_has_an_action_column() {
         .create_user(&user("k1", "alice", "Alice"))
         .expect("add");
     target.create_user(&user("k2", "bob", "Bob")).expect("add");
-    let kept = target.finish_apply().expect("write").expect("state");
+    let kept = target.finish_apply().expect("write").kept.expect("state");
     let target = open(&path, FileFormat::Csv, FileContent::Changes, Some(&kept));
     target.remove_user("k1", None).expect("remove");
     target.delete_user("k2", None).expect("delete");
@@ -230,7 +231,7 @@ fn ldif_content_and_changes() {
     target
         .create_user(&user("k1", "zoë", "Zoë, Lead"))
         .expect("add");
-    let kept = target.finish_apply().expect("write").expect("state");
+    let kept = target.finish_apply().expect("write").kept.expect("state");
     assert_eq!(
         std::fs::read_to_string(&path).expect("file"),
         "version: 1\n\n\

@@ -1,4 +1,4 @@
-//! XLSX for the file target, with `rust_xlsxwriter`: one worksheet, the header row in bold,
+//! XLSX for the file target (and the Luma upload), with `rust_xlsxwriter`: one worksheet, the header row in bold,
 //! then one row per account. Every cell is a string cell, never a formula, so a value
 //! starting with `=` is shown and imported as the text it is.
 
@@ -9,11 +9,12 @@ use super::Table;
 /// The worksheet's name.
 pub(super) const SHEET: &str = "roster";
 
-pub(super) fn write(table: &Table) -> Result<Vec<u8>, String> {
+/// The workbook of `table`, in one worksheet named `sheet`.
+pub(crate) fn write(table: &Table, sheet: &str) -> Result<Vec<u8>, String> {
     let mut workbook = Workbook::new();
     let sheet = workbook
         .add_worksheet()
-        .set_name(SHEET)
+        .set_name(sheet)
         .map_err(|e| format!("cannot write XLSX: {e}"))?;
     let bold = Format::new().set_bold();
     let rows = std::iter::once(&table.header).chain(table.rows.iter());
