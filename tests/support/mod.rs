@@ -8,6 +8,7 @@ pub mod http;
 pub mod logintc;
 pub mod proxy;
 pub mod rest_api;
+pub mod samba;
 pub mod scim;
 pub mod scim_double;
 pub mod slapd;
