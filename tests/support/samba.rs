@@ -60,7 +60,10 @@ impl Samba {
             .args(["--realm", REALM, "--domain", DOMAIN])
             .args(["--adminpass", ADMIN_PASSWORD, "--server-role=dc"])
             .args(["--dns-backend=NONE", "--use-rfc2307"])
-            .args(["--option=interfaces=lo", "--option=bind interfaces only=yes"]));
+            .args([
+                "--option=interfaces=lo",
+                "--option=bind interfaces only=yes",
+            ]));
         let ca = write_certs(d);
         let conf = d.join("etc/smb.conf");
         let provisioned = fs::read_to_string(&conf).expect("read smb.conf");
@@ -231,7 +234,13 @@ fn write_certs(dir: &Path) -> PathBuf {
         .arg("-out")
         .arg(p("ca.pem")));
     run(Command::new("openssl")
-        .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-subj", "/CN=localhost"])
         .arg("-keyout")
         .arg(p("tls.key"))

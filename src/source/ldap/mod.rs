@@ -690,14 +690,13 @@ impl LdapDirectory {
         let password = self.bind_password()?;
         let server = self.server();
         let mut conn = self.open(&server, password.as_ref())?;
-        let root = tracking::ad_root(&mut conn, self.timeout()).map_err(|message| {
-            SourceError::Search {
+        let root =
+            tracking::ad_root(&mut conn, self.timeout()).map_err(|message| SourceError::Search {
                 url: server.url.clone(),
                 base: String::new(),
                 read: 0,
                 message: format!("reading the rootDSE: {message}"),
-            }
-        });
+            });
         if let Err(e) = conn.unbind() {
             log::debug!("unbind from {} failed: {e}", server.url);
         }

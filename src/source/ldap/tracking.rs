@@ -129,11 +129,7 @@ impl std::fmt::Display for Cookie {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Cookie::Timestamp(digits) => write!(f, "{PREFIX}{digits}Z"),
-            Cookie::Usn(p) => write!(
-                f,
-                "{USN_PREFIX}{}:{}:{}",
-                p.usn, p.invocation_id, p.service
-            ),
+            Cookie::Usn(p) => write!(f, "{USN_PREFIX}{}:{}:{}", p.usn, p.invocation_id, p.service),
         }
     }
 }
@@ -153,7 +149,11 @@ pub(super) fn ad_root(conn: &mut LdapConn, timeout: Duration) -> Result<Option<A
     let root = base_entry(
         conn,
         "",
-        &["dsServiceName", "highestCommittedUSN", "defaultNamingContext"],
+        &[
+            "dsServiceName",
+            "highestCommittedUSN",
+            "defaultNamingContext",
+        ],
         timeout,
     )?;
     let Some(root) = root else { return Ok(None) };
