@@ -9,6 +9,7 @@ pub mod logintc;
 pub mod luma;
 pub mod proxy;
 pub mod rest_api;
+pub mod samba;
 pub mod scim;
 pub mod scim_double;
 pub mod slapd;

@@ -621,6 +621,21 @@ impl Source for LdapDirectory {
             .map(tracking::Cookie::parse)
             .transpose()
             .map_err(SourceError::Unsupported)?;
+        // Before the read: a change committed while it runs has a higher USN than this.
+        let ad = self.ad_root()?;
+        if let Some(tracking::Cookie::Usn(was)) = &since {
+            let now = ad.as_ref().map(|a| &a.position);
+            if now.is_none_or(|n| n.service != was.service || n.invocation_id != was.invocation_id)
+            {
+                return Err(SourceError::Unsupported(format!(
+                    "the cookie counts update sequence numbers of the DC {} (invocationId {}), \
+                     and {} is not that DC now: run a complete read",
+                    was.service,
+                    was.invocation_id,
+                    self.url()
+                )));
+            }
+        }
         let mut attrs = self.requested_attributes(attrs);
         attrs.push(tracking::MODIFY_TIMESTAMP.to_string());
         let filter = match &since {
@@ -641,24 +656,81 @@ impl Source for LdapDirectory {
             newest.see(&record);
             sink(SourceChange::Record(record));
         });
-        let skipped = self
+        let mut skipped = self
             .skipped
             .lock()
             .ok()
             .and_then(|mut s| s.take())
             .unwrap_or_default();
         let records = read?;
+        if let (Some(tracking::Cookie::Usn(was)), Some(root)) = (&since, &ad) {
+            skipped.extend(self.deleted_since(root, was, &bases)?);
+        }
         let deleted = skipped.len() as u64;
         for origin in skipped {
             sink(SourceChange::Deleted { origin });
         }
-        // Nothing changed: the next read starts where this one did.
-        let cookie = newest.cookie().or(since).map(|c| c.to_string());
+        let cookie = match ad {
+            // AD: where the DC stood when this read began, whatever the read saw.
+            Some(root) => Some(tracking::Cookie::Usn(root.position)),
+            // Nothing changed: the next read starts where this one did.
+            None => newest.cookie().or(since),
+        };
         Ok(TrackedRead {
             records,
             deleted,
-            cookie,
+            cookie: cookie.map(|c| c.to_string()),
         })
+    }
+}
+
+impl LdapDirectory {
+    /// The DC's rootDSE position if the server is Active Directory, on a connection of its own.
+    fn ad_root(&self) -> Result<Option<tracking::AdRoot>, SourceError> {
+        let password = self.bind_password()?;
+        let server = self.server();
+        let mut conn = self.open(&server, password.as_ref())?;
+        let root =
+            tracking::ad_root(&mut conn, self.timeout()).map_err(|message| SourceError::Search {
+                url: server.url.clone(),
+                base: String::new(),
+                read: 0,
+                message: format!("reading the rootDSE: {message}"),
+            });
+        if let Err(e) = conn.unbind() {
+            log::debug!("unbind from {} failed: {e}", server.url);
+        }
+        root
+    }
+
+    /// The former DNs of the users deleted since `was`, from the DC's tombstones.
+    fn deleted_since(
+        &self,
+        root: &tracking::AdRoot,
+        was: &tracking::UsnPosition,
+        bases: &[&str],
+    ) -> Result<Vec<String>, SourceError> {
+        let Some(domain) = &root.domain else {
+            log::warn!(
+                "{}: the rootDSE names no defaultNamingContext, so deletes are not read",
+                self.url()
+            );
+            return Ok(Vec::new());
+        };
+        let password = self.bind_password()?;
+        let server = self.server();
+        let mut conn = self.open(&server, password.as_ref())?;
+        let deleted = tracking::deleted_since(&mut conn, domain, was, bases, self.timeout())
+            .map_err(|message| SourceError::Search {
+                url: server.url.clone(),
+                base: format!("CN=Deleted Objects,{domain}"),
+                read: 0,
+                message: format!("reading deleted objects: {message}"),
+            });
+        if let Err(e) = conn.unbind() {
+            log::debug!("unbind from {} failed: {e}", server.url);
+        }
+        deleted
     }
 }
 
