@@ -147,7 +147,12 @@ pub fn plan(
         Some(key) => store.kept_state(&key)?,
         None => None,
     };
-    let target = target::open(&config.target, &config.owner, mapper.target_fields(), kept.as_deref())?;
+    let target = target::open(
+        &config.target,
+        &config.owner,
+        mapper.target_fields(),
+        kept.as_deref(),
+    )?;
     let progress = Progress::new(options.progress);
     let started = std::time::Instant::now();
     let mut forced = Forced::new(options.force);

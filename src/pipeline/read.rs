@@ -26,7 +26,10 @@ const IN_FLIGHT: usize = 8;
 enum Item {
     Mapped(Result<(DesiredUser, String), Reject>),
     /// The source's own id of the record at an origin (handed on before its record).
-    SourceId { id: String, origin: String },
+    SourceId {
+        id: String,
+        origin: String,
+    },
     Deleted(String),
     /// A delete that names the record by the source's own id.
     DeletedId(String),

@@ -62,10 +62,10 @@ use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedR
 // Not wired into the read yet: its parsers and rules stand tested on their own (see its doc).
 #[allow(dead_code)]
 mod content_sync;
-mod sync_read;
 mod groups;
 mod ipv6;
 mod referrals;
+mod sync_read;
 mod tracking;
 
 use referrals::{Chase, referral_urls};
@@ -581,14 +581,14 @@ impl LdapDirectory {
             .iter()
             .map(|b| b.value.as_str())
             .collect();
-        let offered = self.offers_content_sync(&mut conn).map_err(|message| {
-            SourceError::Search {
-                url: server.url.clone(),
-                base: bases.join("; "),
-                read: 0,
-                message: format!("reading the root DSE: {message}"),
-            }
-        })?;
+        let offered =
+            self.offers_content_sync(&mut conn)
+                .map_err(|message| SourceError::Search {
+                    url: server.url.clone(),
+                    base: bases.join("; "),
+                    read: 0,
+                    message: format!("reading the root DSE: {message}"),
+                })?;
         if !offered {
             return Err(SourceError::NeedsCompleteRead(
                 "the server no longer offers content sync (no Sync Request control in its \
@@ -722,10 +722,11 @@ impl Source for LdapDirectory {
                 .iter()
                 .map(|b| b.value.as_str())
                 .collect();
-            let records = self.read_all(&bases, &self.config.filter.value, &attrs, &mut |mut r| {
-                sync_read::mark(&mut r);
-                sink(SourceChange::Record(r));
-            })?;
+            let records =
+                self.read_all(&bases, &self.config.filter.value, &attrs, &mut |mut r| {
+                    sync_read::mark(&mut r);
+                    sink(SourceChange::Record(r));
+                })?;
             return Ok(TrackedRead {
                 records,
                 deleted: 0,

@@ -51,7 +51,10 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect()
 }
 
@@ -308,17 +311,23 @@ fn intermediate_value(tag: &ldap3::asn1::StructureTag, oid: &str) -> Option<Vec<
     let PL::C(items) = &tag.payload else {
         return None;
     };
-    let name = items.iter().find(|t| t.id == 0).and_then(|t| match &t.payload {
-        PL::P(b) => Some(b.as_slice()),
-        PL::C(_) => None,
-    });
+    let name = items
+        .iter()
+        .find(|t| t.id == 0)
+        .and_then(|t| match &t.payload {
+            PL::P(b) => Some(b.as_slice()),
+            PL::C(_) => None,
+        });
     if name != Some(oid.as_bytes()) {
         return None;
     }
-    items.iter().find(|t| t.id == 1).and_then(|t| match &t.payload {
-        PL::P(b) => Some(b.clone()),
-        PL::C(_) => None,
-    })
+    items
+        .iter()
+        .find(|t| t.id == 1)
+        .and_then(|t| match &t.payload {
+            PL::P(b) => Some(b.clone()),
+            PL::C(_) => None,
+        })
 }
 
 #[cfg(test)]
@@ -329,7 +338,10 @@ mod tests {
     fn cookies_read_back_and_damaged_ones_are_refused() {
         let cookie = SyncCookie {
             bases: vec![
-                ("ou=People,dc=example,dc=com".into(), b"rid=000,csn=2026".to_vec()),
+                (
+                    "ou=People,dc=example,dc=com".into(),
+                    b"rid=000,csn=2026".to_vec(),
+                ),
                 ("ou=B,dc=example,dc=com".into(), b"csn=1".to_vec()),
             ],
         };
