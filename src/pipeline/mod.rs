@@ -192,7 +192,7 @@ pub fn plan(
         reading,
         &mapper,
         target.as_ref(),
-        claim_for.clone(),
+        claim_for,
         &progress,
     );
     // A source that cannot answer with changes after all (LDAP content sync: the session log
