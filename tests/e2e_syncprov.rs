@@ -150,3 +150,23 @@ fn a_corrupt_or_refused_content_sync_cookie_is_a_complete_read_with_the_reason()
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn in_delete_mode_a_named_delete_deletes_the_account() {
+    let w = World::with_syncprov(&[
+        ("alice", "Alice Liddell", Some("alice@example.com"), &[]),
+        ("bob", "Bob Builder", Some("bob@example.com"), &[]),
+    ]);
+    w.write_config("mode \"delete\"\n    max-removes 1\n    read \"incremental\"");
+    w.ok(&["sync", "--auto-approve"], 0);
+    w.slapd.delete(&w.dn("bob"));
+    let plan = w.plan_json(&[]);
+    assert_eq!(actions(&plan), ["delete user bob planned"]);
+    assert!(note_starting(&plan, "incremental read:").contains("1 delete"));
+    w.ok(&["sync", "--auto-approve"], 0);
+    assert!(
+        w.scim.user_by_username("bob").is_none(),
+        "bob is deleted in the target"
+    );
+    assert!(active(&w.user("alice")));
+}

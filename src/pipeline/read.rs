@@ -153,7 +153,11 @@ pub(super) fn read_both(
             let Ok(msg) = rx.recv() else { break };
             match msg {
                 Msg::Desired(batch) => {
-                    source_bar.inc(batch.len() as u64);
+                    let records = batch
+                        .iter()
+                        .filter(|i| !matches!(i, Item::SourceId { .. }))
+                        .count();
+                    source_bar.inc(records as u64);
                     for item in batch {
                         match item {
                             Item::Mapped(Ok((user, origin))) => loader.desired(&user, &origin)?,

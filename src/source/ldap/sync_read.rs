@@ -335,6 +335,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_intermediate_value_is_taken_only_from_a_sync_info_message() {
+        use ldap3::asn1::{StructureTag, TagClass};
+        let prim = |id: u64, bytes: &[u8]| StructureTag {
+            class: TagClass::Context,
+            id,
+            payload: PL::P(bytes.to_vec()),
+        };
+        let message = |items: Vec<StructureTag>| StructureTag {
+            class: TagClass::Application,
+            id: 25,
+            payload: PL::C(items),
+        };
+        let info = message(vec![prim(0, SYNC_INFO_OID.as_bytes()), prim(1, b"v")]);
+        assert_eq!(
+            intermediate_value(&info, SYNC_INFO_OID),
+            Some(b"v".to_vec())
+        );
+        let other = message(vec![prim(0, b"1.2.3"), prim(1, b"v")]);
+        assert_eq!(intermediate_value(&other, SYNC_INFO_OID), None);
+        let no_value = message(vec![prim(0, SYNC_INFO_OID.as_bytes())]);
+        assert_eq!(intermediate_value(&no_value, SYNC_INFO_OID), None);
+        assert_eq!(intermediate_value(&prim(25, b"x"), SYNC_INFO_OID), None);
+    }
+
+    #[test]
     fn cookies_read_back_and_damaged_ones_are_refused() {
         let cookie = SyncCookie {
             bases: vec![
