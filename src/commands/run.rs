@@ -527,12 +527,7 @@ fn apply_plan(
         Some(key) => session.store.kept_state(key)?,
         None => None,
     };
-    let target = target::open(
-        &config.target,
-        &config.owner,
-        mapper.target_fields(),
-        kept.as_deref(),
-    )?;
+    let target = target::open(&config.target, &config.owner, mapper.target_fields(), kept.as_deref())?;
     if target.describe() != plan.target {
         return Err(Error::Usage(format!(
             "the plan is for the target {}, but the config names {}",

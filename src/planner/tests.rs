@@ -1094,14 +1094,7 @@ mod thresholds_per_kind {
 fn an_account_without_an_owner_gets_this_configs_and_one_with_it_is_left_alone() {
     let policy = Policy::default();
     let plan = |t: TargetUser| {
-        let mut planner = Planner::new(
-            &policy,
-            Context {
-                managed: 2,
-                ..Context::default()
-            },
-        )
-        .recording_owner("employees");
+        let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() }).recording_owner("employees");
         planner.push(both(desired("k1", "alice"), t));
         planner.finish()
     };
@@ -1131,13 +1124,7 @@ fn an_account_without_an_owner_gets_this_configs_and_one_with_it_is_left_alone()
     assert!(plan(inactive).actions.is_empty());
 
     // A target that keeps no owners (no recording_owner): no stamp.
-    let mut planner = Planner::new(
-        &policy,
-        Context {
-            managed: 2,
-            ..Context::default()
-        },
-    );
+    let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() });
     planner.push(both(
         desired("k1", "alice"),
         target("t1", Some("k1"), "alice"),
@@ -1152,14 +1139,7 @@ fn a_rename_the_target_cannot_make_is_skipped_with_what_to_do() {
         email: Some("robert@example.com".into()),
         ..desired("k1", "robert")
     };
-    let mut planner = Planner::new(
-        &policy,
-        Context {
-            managed: 2,
-            ..Context::default()
-        },
-    )
-    .without_renames();
+    let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() }).without_renames();
     planner.push(both(renamed.clone(), target("t1", Some("k1"), "bob")));
     // A plain email change on a target without renames is planned as usual.
     planner.push(both(
@@ -1188,13 +1168,7 @@ fn a_rename_the_target_cannot_make_is_skipped_with_what_to_do() {
     assert_eq!(by_name("carol").status, Status::Planned);
 
     // Where the target renames, the same pair is a planned update.
-    let mut planner = Planner::new(
-        &policy,
-        Context {
-            managed: 2,
-            ..Context::default()
-        },
-    );
+    let mut planner = Planner::new(&policy, Context { managed: 2, ..Context::default() });
     planner.push(both(renamed, target("t1", Some("k1"), "bob")));
     assert_eq!(planner.finish().actions[0].status, Status::Planned);
 }

@@ -10,8 +10,8 @@ use super::checker::{Block, Checker, Children, ProblemKind, optional};
 use super::http::with_http_nodes;
 use super::values::{Number, PAGE_SIZE, Whole};
 use crate::config::{
-    FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, ScimCompatibility,
-    ScimProvider, ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping, XMattersTarget,
+    FileContent, FileFormat, FileTarget, GroupMapping, LoginTcTarget, ScimCompatibility, ScimProvider,
+    ScimTarget, Spanned, TargetConfig, TokenMode, UserMapping, XMattersTarget,
 };
 use crate::target::xmatters::{LICENSE_TYPES, XMATTERS_FIELDS};
 
