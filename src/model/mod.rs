@@ -16,6 +16,9 @@ pub struct SourceRecord {
     /// The source has this account out of service (an Active Directory account disabled or
     /// expired, kept with `disabled "inactive"`): it is synced as an inactive account.
     pub out_of_service: bool,
+    /// The source's own stable id of the record, when a delete may later name it by that id
+    /// alone (LDAP content sync: the `entryUUID`); kept in the store with the origin.
+    pub source_id: Option<String>,
 }
 
 impl SourceRecord {
@@ -24,6 +27,7 @@ impl SourceRecord {
             origin: origin.into(),
             attrs: BTreeMap::new(),
             out_of_service: false,
+            source_id: None,
         }
     }
 

@@ -28,7 +28,7 @@ use crate::plan::{FORMAT_VERSION, Plan};
 use crate::planner::{self, SourceRead, SourceRefusal};
 use crate::progress::Progress;
 use crate::render;
-use crate::source::{self, Source, TrackedRead};
+use crate::source::{self, Source, SourceError, TrackedRead};
 use crate::store::{Claim, ReadKind, SnapshotCounts, SourceReadRecord, Store, StoreError};
 use crate::target::{self, TargetError};
 use incremental::Decision;
@@ -174,8 +174,9 @@ pub fn plan(
         None
     };
     let read_at = Utc::now();
-    let choice = choose_reading(store, run_id, config, source.as_mut(), read_at)?;
-    let reading = match (&choice.decision, &choice.identity) {
+    let mut choice = choose_reading(store, run_id, config, source.as_mut(), read_at)?;
+    let decided = choice.decision.clone();
+    let mut reading = match (&decided, &choice.identity) {
         (Some(Decision::Incremental { base_run, since }), Some(_)) => SourceReading::Changes {
             since,
             base_run: *base_run,
@@ -184,16 +185,40 @@ pub fn plan(
         _ => SourceReading::Whole,
     };
     let source_where = source.describe();
-    let (counts, tracked) = read::read_both(
+    let first = read::read_both(
         store,
         run_id,
-        source,
+        source.as_mut(),
         reading,
         &mapper,
         target.as_ref(),
         claim_for,
         &progress,
-    )?;
+    );
+    // A source that cannot answer with changes after all (LDAP content sync: the session log
+    // does not reach back to the cookie): what it read is rolled back, and a complete read
+    // is made instead, the note saying why.
+    let (counts, tracked) = match first {
+        Err(ReadError::Source {
+            error: SourceError::NeedsCompleteRead(why),
+            ..
+        }) if matches!(reading, SourceReading::Changes { .. }) => {
+            log::info!("complete read: {why}");
+            choice.decision = Some(Decision::Complete { why });
+            reading = SourceReading::WholeTracked;
+            read::read_both(
+                store,
+                run_id,
+                source.as_mut(),
+                reading,
+                &mapper,
+                target.as_ref(),
+                claim_for,
+                &progress,
+            )?
+        }
+        other => other?,
+    };
     let incremental = matches!(reading, SourceReading::Changes { .. });
     record_read(
         store,

@@ -25,7 +25,14 @@ const IN_FLIGHT: usize = 8;
 /// One item of a source batch: a mapped record, or an explicit delete signal.
 enum Item {
     Mapped(Result<(DesiredUser, String), Reject>),
+    /// The source's own id of the record at an origin (handed on before its record).
+    SourceId {
+        id: String,
+        origin: String,
+    },
     Deleted(String),
+    /// A delete that names the record by the source's own id.
+    DeletedId(String),
 }
 
 enum Msg {
@@ -63,7 +70,7 @@ pub(super) enum SourceReading<'a> {
 pub(super) fn read_both(
     store: &mut Store,
     run_id: i64,
-    mut source: Box<dyn Source>,
+    source: &mut dyn Source,
     reading: SourceReading<'_>,
     mapper: &Mapper,
     target: &dyn Target,
@@ -100,8 +107,17 @@ pub(super) fn read_both(
                         _ => None,
                     };
                     source.read_tracked(&attrs, since, &mut |change| match change {
-                        SourceChange::Record(record) => batches.push(map(record)),
+                        SourceChange::Record(record) => {
+                            if let Some(id) = &record.source_id {
+                                batches.push(Item::SourceId {
+                                    id: id.clone(),
+                                    origin: record.origin.clone(),
+                                });
+                            }
+                            batches.push(map(record))
+                        }
                         SourceChange::Deleted { origin } => batches.push(Item::Deleted(origin)),
+                        SourceChange::DeletedId { id } => batches.push(Item::DeletedId(id)),
                     })
                 }
             };
@@ -137,7 +153,11 @@ pub(super) fn read_both(
             let Ok(msg) = rx.recv() else { break };
             match msg {
                 Msg::Desired(batch) => {
-                    source_bar.inc(batch.len() as u64);
+                    let records = batch
+                        .iter()
+                        .filter(|i| !matches!(i, Item::SourceId { .. }))
+                        .count();
+                    source_bar.inc(records as u64);
                     for item in batch {
                         match item {
                             Item::Mapped(Ok((user, origin))) => loader.desired(&user, &origin)?,
@@ -145,6 +165,18 @@ pub(super) fn read_both(
                                 log::info!("rejected {}: {}", reject.origin, reject.reason);
                                 loader.reject(&reject)?
                             }
+                            Item::SourceId { id, origin } => loader.source_id(&id, &origin)?,
+                            Item::DeletedId(id) => match loader.origin_of(&id)? {
+                                Some(origin) => {
+                                    let held = loader.deleted(&origin)?;
+                                    removed += u64::from(held);
+                                    log::info!("the source reports {origin} ({id}) deleted");
+                                }
+                                None => log::info!(
+                                    "the source reports the entry {id} deleted (no record of \
+                                     the desired state came from it)"
+                                ),
+                            },
                             Item::Deleted(origin) => {
                                 let held = loader.deleted(&origin)?;
                                 removed += u64::from(held);

@@ -30,6 +30,12 @@ pub enum SourceChange {
     Deleted {
         origin: String,
     },
+    /// An explicit delete that names the record by the source's own id only (LDAP content
+    /// sync names deleted entries by `entryUUID`): the record read with that
+    /// `SourceRecord::source_id` is gone.
+    DeletedId {
+        id: String,
+    },
 }
 
 /// How a tracked read ended.
@@ -196,6 +202,11 @@ pub enum SourceError {
         line: Option<u64>,
         message: String,
     },
+    /// An incremental read the source cannot answer with changes (LDAP content sync: the
+    /// server's session log no longer reaches back to the cookie, or it answered with a
+    /// present phase): nothing it read may be used; the caller makes a complete read instead.
+    #[error("an incremental read is not possible: {0}")]
+    NeedsCompleteRead(String),
     /// The config asks for something this kind of source cannot do.
     #[error("{0}")]
     Unsupported(String),

@@ -89,6 +89,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_targets_kept_state",
         include_str!("../../schema/0012_targets_kept_state.sql"),
     ),
+    (
+        "0013_syncprov_uuids",
+        include_str!("../../schema/0013_syncprov_uuids.sql"),
+    ),
 ];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.
@@ -223,7 +227,8 @@ impl Store {
         self.conn
             .execute_batch(&format!(
                 "DELETE FROM desired_users WHERE run_id < (SELECT coalesce(max(id), 0) - {SNAPSHOTS_KEPT} FROM runs);
-                 DELETE FROM target_users WHERE run_id < (SELECT coalesce(max(id), 0) - {SNAPSHOTS_KEPT} FROM runs);"
+                 DELETE FROM target_users WHERE run_id < (SELECT coalesce(max(id), 0) - {SNAPSHOTS_KEPT} FROM runs);
+                 DELETE FROM source_ids WHERE run_id < (SELECT coalesce(max(id), 0) - {SNAPSHOTS_KEPT} FROM runs);"
             ))
             .map_err(|e| self.err(e))
     }

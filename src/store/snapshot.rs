@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 use sha2::{Digest, Sha256};
 
 use super::{Result, Store};
@@ -105,6 +105,11 @@ impl Loader<'_> {
                      SELECT ?1, origin, key, username, reason FROM rejects WHERE run_id = ?2",
                     params![self.run_id, base_run],
                 )?;
+                self.tx.execute(
+                    "INSERT INTO source_ids (run_id, source_id, origin)
+                     SELECT ?1, source_id, origin FROM source_ids WHERE run_id = ?2",
+                    params![self.run_id, base_run],
+                )?;
                 Ok(n)
             })
             .map_err(|e| self.store.err(e))?;
@@ -130,6 +135,29 @@ impl Loader<'_> {
             })
             .map_err(|e| self.store.err(e))?;
         Ok(removed > 0)
+    }
+
+    /// The source's own id of the record at `origin` (LDAP content sync: its `entryUUID`),
+    /// for a later delete signal that names only the id (`origin_of`).
+    pub fn source_id(&mut self, id: &str, origin: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO source_ids (run_id, source_id, origin) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![self.run_id, id.to_lowercase(), origin]))
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+
+    /// The origin of the record the source knows by `id`, if this load (or its base) saw it.
+    pub fn origin_of(&mut self, id: &str) -> Result<Option<String>> {
+        self.tx
+            .prepare_cached("SELECT origin FROM source_ids WHERE run_id = ?1 AND source_id = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![self.run_id, id.to_lowercase()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.store.err(e))
     }
 
     /// Patching: what the base held for the record at `origin` (or, for a desired user, with

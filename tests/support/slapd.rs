@@ -66,27 +66,33 @@ impl Slapd {
     /// The tree of `start`, plus the entries in `ldif` (entries under the base only),
     /// loaded with slapadd before the server starts.
     pub fn start_with_ldif(ldif: &str) -> Slapd {
-        Slapd::start_configured(ldif, ServerCert::WithSan, "127.0.0.1")
+        Slapd::start_configured(ldif, ServerCert::WithSan, "127.0.0.1", false)
+    }
+
+    /// An empty tree on a server with the `syncprov` overlay (RFC 4533 content sync) and a
+    /// session log of 100 changes, so that deletes are named.
+    pub fn start_with_syncprov() -> Slapd {
+        Slapd::start_configured("", ServerCert::WithSan, "127.0.0.1", true)
     }
 
     /// An empty tree served on `::1` only (`ldap://[::1]:PORT`, `ldaps://[::1]:PORT`); the
     /// server certificate lists `IP:::1` as a subjectAltName.
     pub fn start_on_ipv6() -> Slapd {
-        Slapd::start_configured("", ServerCert::WithSan, "[::1]")
+        Slapd::start_configured("", ServerCert::WithSan, "[::1]", false)
     }
 
     /// An empty tree whose server certificate has no subjectAltName at all (CN=127.0.0.1
     /// only), as Samba's self-made one.
     pub fn start_without_subject_alt_name() -> Slapd {
-        Slapd::start_configured("", ServerCert::WithoutSan, "127.0.0.1")
+        Slapd::start_configured("", ServerCert::WithoutSan, "127.0.0.1", false)
     }
 
-    fn start_configured(ldif: &str, cert: ServerCert, host: &str) -> Slapd {
+    fn start_configured(ldif: &str, cert: ServerCert, host: &str, syncprov: bool) -> Slapd {
         let dir = tempfile::Builder::new()
             .prefix("roster-slapd-")
             .tempdir()
             .expect("temp dir for slapd");
-        let files = ServerFiles::write(dir.path(), cert);
+        let files = ServerFiles::write(dir.path(), cert, syncprov);
         let data = dir.path().join("data.ldif");
         fs::write(&data, format!("{}{ldif}", base_ldif())).expect("write LDIF");
         run(
@@ -344,7 +350,7 @@ struct ServerFiles {
 }
 
 impl ServerFiles {
-    fn write(dir: &Path, cert: ServerCert) -> ServerFiles {
+    fn write(dir: &Path, cert: ServerCert, syncprov: bool) -> ServerFiles {
         let certs = test_certs();
         let put = |name: &str, contents: &str| {
             let path = dir.join(name);
@@ -375,7 +381,7 @@ impl ServerFiles {
              include \"{schema}\"\n\
              modulepath /usr/lib/ldap\n\
              moduleload back_mdb\n\
-             pidfile \"{pid}\"\n\
+             {syncmod}pidfile \"{pid}\"\n\
              argsfile \"{args}\"\n\
              TLSCACertificateFile \"{ca}\"\n\
              TLSCertificateFile \"{cert}\"\n\
@@ -388,7 +394,20 @@ impl ServerFiles {
              rootdn \"{ADMIN_DN}\"\n\
              rootpw \"{ADMIN_PASSWORD}\"\n\
              directory \"{db}\"\n\
-             index objectClass eq\n",
+             index objectClass eq\n{sync}",
+            syncmod = if syncprov {
+                "moduleload syncprov\n"
+            } else {
+                ""
+            },
+            sync = if syncprov {
+                "index entryCSN,entryUUID eq\n\
+                 overlay syncprov\n\
+                 syncprov-checkpoint 1 1\n\
+                 syncprov-sessionlog 100\n"
+            } else {
+                ""
+            },
             schema = schema.display(),
             pid = dir.join("slapd.pid").display(),
             args = dir.join("slapd.args").display(),

@@ -44,7 +44,15 @@ pub struct World {
 
 impl World {
     pub fn new(people: &[(&str, &str, Option<&str>, &[&str])]) -> World {
-        let slapd = Slapd::start();
+        World::on(Slapd::start(), people)
+    }
+
+    /// A world whose slapd has the `syncprov` overlay (RFC 4533 content sync).
+    pub fn with_syncprov(people: &[(&str, &str, Option<&str>, &[&str])]) -> World {
+        World::on(Slapd::start_with_syncprov(), people)
+    }
+
+    fn on(slapd: Slapd, people: &[(&str, &str, Option<&str>, &[&str])]) -> World {
         for (uid, cn, mail, phones) in people {
             slapd.add(&person(uid, cn, *mail, phones));
         }

@@ -2,8 +2,8 @@
 //! server answers a refreshOnly search with, read with `lber` by hand, and what a finished
 //! refresh may be taken to mean.
 //!
-//! Not wired into the LDAP read yet (see README "Incremental reads"): this is the part that
-//! must never be wrong, kept apart so that it is tested on its own. ldap3 0.12 has parsers for
+//! `sync_read` drives the search and hands the values here; this is the part that must
+//! never be wrong, kept apart so that it is tested on its own. ldap3 0.12 has parsers for
 //! these values, but they `panic!` on a value they do not expect, and a value is the server's
 //! (or anyone's on the path's) to choose: here every malformed value is an error, never a
 //! panic, and nesting is bounded before `lber` (which recurses) sees the bytes.

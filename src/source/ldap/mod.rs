@@ -65,6 +65,7 @@ mod content_sync;
 mod groups;
 mod ipv6;
 mod referrals;
+mod sync_read;
 mod tracking;
 
 use referrals::{Chase, referral_urls};
@@ -536,6 +537,79 @@ impl LdapDirectory {
         Ok(total)
     }
 
+    /// The content-sync cookies of every base, when the server offers content sync and
+    /// every base answers with one; `None` otherwise (modifyTimestamp tracking).
+    fn content_sync_cookies(&self) -> Result<Option<sync_read::SyncCookie>, SourceError> {
+        let password = self.bind_password()?;
+        let server = self.server();
+        let mut conn = self.open(&server, password.as_ref())?;
+        let bases: Vec<&str> = self
+            .config
+            .base_dns
+            .iter()
+            .map(|b| b.value.as_str())
+            .collect();
+        let failed = |message: String| SourceError::Search {
+            url: server.url.clone(),
+            base: bases.join("; "),
+            read: 0,
+            message: format!("taking the content-sync cookies: {message}"),
+        };
+        let cookies = match self.offers_content_sync(&mut conn).map_err(failed)? {
+            true => self.take_cookies(&mut conn, &bases).map_err(failed)?,
+            false => None,
+        };
+        if let Err(e) = conn.unbind() {
+            log::debug!("unbind from {} failed: {e}", server.url);
+        }
+        Ok(cookies)
+    }
+
+    /// An incremental read by content sync since `cookie` (see `sync_read`).
+    fn read_tracked_by_sync(
+        &self,
+        attrs: &[String],
+        cookie: &sync_read::SyncCookie,
+        sink: &mut dyn FnMut(SourceChange),
+    ) -> Result<TrackedRead, SourceError> {
+        let password = self.bind_password()?;
+        let server = self.server();
+        let mut conn = self.open(&server, password.as_ref())?;
+        let bases: Vec<&str> = self
+            .config
+            .base_dns
+            .iter()
+            .map(|b| b.value.as_str())
+            .collect();
+        let offered =
+            self.offers_content_sync(&mut conn)
+                .map_err(|message| SourceError::Search {
+                    url: server.url.clone(),
+                    base: bases.join("; "),
+                    read: 0,
+                    message: format!("reading the root DSE: {message}"),
+                })?;
+        if !offered {
+            return Err(SourceError::NeedsCompleteRead(
+                "the server no longer offers content sync (no Sync Request control in its \
+                 root DSE)"
+                    .into(),
+            ));
+        }
+        let mut attrs = attrs.to_vec();
+        attrs.push(sync_read::ENTRY_UUID.to_string());
+        let (records, deleted, next) =
+            self.read_changes(&mut conn, &server, &bases, &attrs, cookie, sink)?;
+        if let Err(e) = conn.unbind() {
+            log::debug!("unbind from {} failed: {e}", server.url);
+        }
+        Ok(TrackedRead {
+            records,
+            deleted,
+            cookie: Some(next.to_string()),
+        })
+    }
+
     /// The attributes to ask for: the mapping's, and what AD account states need.
     fn requested_attributes(&self, attrs: &[String]) -> Vec<String> {
         let mut attrs = attrs.to_vec();
@@ -608,6 +682,14 @@ impl Source for LdapDirectory {
     }
 
     fn check_cookie(&self, cookie: &str) -> Result<(), String> {
+        if sync_read::SyncCookie::is_one(cookie) {
+            let parsed = sync_read::SyncCookie::parse(cookie)?;
+            let configured = self.config.base_dns.iter().map(|b| b.value.as_str());
+            if !configured.eq(parsed.bases.iter().map(|(b, _)| b.as_str())) {
+                return Err("the cookie is for other base DNs".into());
+            }
+            return Ok(());
+        }
         tracking::Cookie::parse(cookie).map(|_| ())
     }
 
@@ -617,6 +699,11 @@ impl Source for LdapDirectory {
         since: Option<&str>,
         sink: &mut dyn FnMut(SourceChange),
     ) -> Result<TrackedRead, SourceError> {
+        let mut attrs = self.requested_attributes(attrs);
+        if let Some(cookie) = since.filter(|c| sync_read::SyncCookie::is_one(c)) {
+            let cookie = sync_read::SyncCookie::parse(cookie).map_err(SourceError::Unsupported)?;
+            return self.read_tracked_by_sync(&attrs, &cookie, sink);
+        }
         let since = since
             .map(tracking::Cookie::parse)
             .transpose()
@@ -636,7 +723,32 @@ impl Source for LdapDirectory {
                 )));
             }
         }
-        let mut attrs = self.requested_attributes(attrs);
+        // A complete read on a server with content sync: the cookies first, then the usual
+        // paged read, each record with its entryUUID (see `sync_read`).
+        // (Active Directory offers no content sync: it is tracked by uSNChanged.)
+        let sync_cookie = match (&since, &ad) {
+            (None, None) => self.content_sync_cookies()?,
+            _ => None,
+        };
+        if sync_cookie.is_some() {
+            attrs.push(sync_read::ENTRY_UUID.to_string());
+            let bases: Vec<&str> = self
+                .config
+                .base_dns
+                .iter()
+                .map(|b| b.value.as_str())
+                .collect();
+            let records =
+                self.read_all(&bases, &self.config.filter.value, &attrs, &mut |mut r| {
+                    sync_read::mark(&mut r);
+                    sink(SourceChange::Record(r));
+                })?;
+            return Ok(TrackedRead {
+                records,
+                deleted: 0,
+                cookie: sync_cookie.map(|c| c.to_string()),
+            });
+        }
         attrs.push(tracking::MODIFY_TIMESTAMP.to_string());
         let filter = match &since {
             Some(cookie) => cookie.filter(&self.config.filter.value),
