@@ -103,7 +103,7 @@ impl Loader<'_> {
             .tx
             .prepare(
                 "SELECT DISTINCT d.username_folded, o.owner FROM desired_users d
-                 JOIN target_users t ON t.run_id = d.run_id AND t.username_folded = d.username_folded
+                 JOIN target_users t INDEXED BY target_users_username ON t.run_id = d.run_id AND t.username_folded = d.username_folded
                  JOIN owned_accounts o ON o.target_id = t.id AND o.owner <> ?2
                  WHERE d.run_id = ?1 AND t.external_id IS NULL",
             )
@@ -142,6 +142,9 @@ impl Loader<'_> {
     /// this owner's if the records prove it, else marked `owner_unknown` (never removed),
     /// and a source user that would take it by username, or has its key under another
     /// username, is rejected.
+    // The joins by username name their index (`INDEXED BY`): left to itself, SQLite scanned
+    // the run's whole target snapshot for every desired user (no statistics), which made a
+    // no-change plan of 100,000 users take minutes instead of seconds.
     pub(super) fn apply_target_owners(&mut self, owner: &str) -> Result<()> {
         let run_id = self.run_id;
         let err = |e| self.store.err(e);
@@ -195,7 +198,7 @@ impl Loader<'_> {
         let foreign = query(
             self,
             "SELECT DISTINCT d.username_folded, t.owner, t.id FROM desired_users d
-             JOIN target_users t ON t.run_id = d.run_id AND t.username_folded = d.username_folded
+             JOIN target_users t INDEXED BY target_users_username ON t.run_id = d.run_id AND t.username_folded = d.username_folded
              WHERE d.run_id = ?1 AND t.owner IS NOT NULL AND t.owner <> ?2",
         )?;
         for (username, other, _) in foreign {
@@ -211,7 +214,7 @@ impl Loader<'_> {
         let unknown = query(
             self,
             "SELECT DISTINCT d.username_folded, t.external_id, t.id FROM desired_users d
-             JOIN target_users t ON t.run_id = d.run_id AND t.username_folded = d.username_folded
+             JOIN target_users t INDEXED BY target_users_username ON t.run_id = d.run_id AND t.username_folded = d.username_folded
              WHERE d.run_id = ?1 AND t.owner_unknown = 1 AND t.external_id <> d.key
                AND ?2 IS NOT NULL",
         )?;
