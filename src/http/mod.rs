@@ -14,11 +14,13 @@
 //! - `retry.rs`: when and how long to wait before sending again (`Resend`, `retry_wait`).
 //! - `pacer.rs`: the `rate-limit` gate.
 //! - `scrub.rs`: every encoded form of every secret, out of server text.
+//! - `token.rs`: OAuth 2.0 token answers and when to renew them (`TokenAnswer`).
 
 mod client;
 mod pacer;
 mod retry;
 mod scrub;
+mod token;
 
 pub use client::Failure;
 pub use client::{
@@ -28,6 +30,7 @@ pub use client::{
 pub use pacer::Pacer;
 pub use retry::{Jitter, MAX_RETRIES, MAX_RETRY_AFTER_SECS, Resend, retry_wait};
 pub use scrub::{REDACTED, Scrubber};
+pub use token::TokenAnswer;
 
 /// Longest piece of an error body quoted in an error message.
 pub const MAX_QUOTED_BODY: usize = 300;

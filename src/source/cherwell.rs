@@ -30,7 +30,7 @@ use reqwest::Url;
 use serde_json::{Map, Value, json};
 
 use crate::config::CherwellSource;
-use crate::http::{Authorization, FormValue};
+use crate::http::{Authorization, FormValue, TokenAnswer};
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 
@@ -305,7 +305,7 @@ impl Session {
             .client
             .post_form(&self.token_url, form)
             .and_then(|reply| token_of(&reply));
-        let (token, lifetime) = granted.map_err(|failure| match failure {
+        let answer = granted.map_err(|failure| match failure {
             Failure::Refused { status, detail }
             | Failure::Status {
                 status: status @ 400,
@@ -329,31 +329,16 @@ impl Session {
                 message: format!("getting an access token: {other}"),
             },
         })?;
-        let margin = lifetime.div_f64(10.0).min(Duration::from_secs(60));
-        self.token = Some((token.clone(), Instant::now() + lifetime - margin));
-        Ok(token)
+        self.token = Some((answer.access.clone(), answer.renew_at()));
+        Ok(answer.access)
     }
 }
 
 /// The access token and its lifetime (`expires_in`; Cherwell's default 20 minutes when not
 /// said).
-fn token_of(reply: &Reply) -> Result<(Secret, Duration), Failure> {
-    let body = reply.json()?;
-    let token = body
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Failure::Invalid("a token answer without access_token".into()))?;
-    let lifetime = match body.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .unwrap_or(1200);
-    Ok((
-        Secret::new(token.to_string()),
-        Duration::from_secs(lifetime),
-    ))
+fn token_of(reply: &Reply) -> Result<TokenAnswer, Failure> {
+    TokenAnswer::parse(&reply.json()?, Duration::from_secs(1200))
+        .map_err(|message| Failure::Invalid(message.into()))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use reqwest::header::HeaderName;
 use serde_json::{Map, Value};
 
 use crate::config::{RestApiSource, RestAuth, RestPaging};
-use crate::http::{Authorization, FormValue, Pacer};
+use crate::http::{Authorization, FormValue, Pacer, TokenAnswer};
 use crate::model::SourceRecord;
 use crate::secret::Secret;
 
@@ -438,7 +438,7 @@ impl Session {
             .client
             .post_form(&token_url, form)
             .and_then(|reply| token_of(&reply));
-        let (token, lifetime) = granted.map_err(|failure| match failure {
+        let answer = granted.map_err(|failure| match failure {
             Failure::Refused { status, detail }
             | Failure::Status {
                 status: status @ 400,
@@ -461,34 +461,17 @@ impl Session {
                 message: format!("getting an OAuth access token: {other}"),
             },
         })?;
-        // Renewed a tenth early (at most a minute), so no request carries a token that runs
-        // out on the way.
-        let margin = lifetime.div_f64(10.0).min(Duration::from_secs(60));
         if let Credential::OAuth(oauth) = &mut self.auth {
-            oauth.token = Some((token.clone(), Instant::now() + lifetime - margin));
+            oauth.token = Some((answer.access.clone(), answer.renew_at()));
         }
-        Ok(token)
+        Ok(answer.access)
     }
 }
 
 /// The access token and its lifetime (`expires_in`, an hour when not said).
-fn token_of(reply: &Reply) -> Result<(Secret, Duration), Failure> {
-    let body = reply.json()?;
-    let token = body
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Failure::Invalid("a token answer without access_token".into()))?;
-    let lifetime = match body.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .unwrap_or(3600);
-    Ok((
-        Secret::new(token.to_string()),
-        Duration::from_secs(lifetime),
-    ))
+fn token_of(reply: &Reply) -> Result<TokenAnswer, Failure> {
+    TokenAnswer::parse(&reply.json()?, Duration::from_secs(3600))
+        .map_err(|message| Failure::Invalid(message.into()))
 }
 
 fn refusal_hint(auth: &Credential, status: u16, detail: Option<&str>) -> String {

@@ -30,7 +30,7 @@ use super::{Credential, RemovalWords, StatusMeaning, Target, TargetError, UserUp
 use crate::config::XMattersTarget;
 use crate::http::{
     self, Authorization, Body, FormValue, HttpClient, Pacer, Reply, Request, Resend, Role,
-    Settings, SetupError,
+    Settings, SetupError, TokenAnswer,
 };
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser, phone_digits};
 use crate::secret::Secret;
@@ -260,34 +260,19 @@ impl XMatters {
             }
         })?;
         let body = self.json(&Method::POST, &reply)?;
-        let access = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| TargetError::InvalidResponse {
+        // xMatters' default lifetime (15 minutes), should an answer not say.
+        let answer = TokenAnswer::parse(&body, Duration::from_secs(900)).map_err(|message| {
+            TargetError::InvalidResponse {
                 method: "POST".into(),
                 url: url.clone(),
-                message: "a token answer without access_token".into(),
-            })?;
-        let lifetime = match body.get("expires_in") {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        }
-        .unwrap_or(900);
-        let margin = Duration::from_secs(lifetime)
-            .div_f64(10.0)
-            .min(Duration::from_secs(60));
-        let refresh = body
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(|t| Secret::new(t.to_string()))
-            .or_else(|| refresh.cloned());
+                message: message.into(),
+            }
+        })?;
         Ok(Token {
-            access: Secret::new(access.to_string()),
-            refresh,
-            renew_at: Instant::now() + Duration::from_secs(lifetime) - margin,
+            renew_at: answer.renew_at(),
+            access: answer.access,
+            // A refresh answer may leave the refresh token out: the old one still holds.
+            refresh: answer.refresh.or_else(|| refresh.cloned()),
         })
     }
 

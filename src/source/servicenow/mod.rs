@@ -68,7 +68,7 @@ use crate::config::ServiceNowSource;
 use crate::model::{MemberRef, SourceRecord};
 use crate::secret::Secret;
 
-use crate::http::{Authorization, FormValue};
+use crate::http::{Authorization, FormValue, TokenAnswer};
 
 use super::rest::{Failure, Reply, RestClient, push_json};
 use super::{GroupQuery, GroupRecord, Source, SourceChange, SourceError, TrackedRead};
@@ -595,35 +595,14 @@ impl Session {
             }
         }
         let reply = self.client.post_form(&oauth.token_url, form)?;
-        let body = reply.json()?;
-        let access = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Failure::Invalid("a token answer without access_token".into()))?;
-        let lifetime = match body.get("expires_in") {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        }
-        // ServiceNow's default lifetime, should an answer not say.
-        .unwrap_or(1800);
-        // Renewed a tenth early (at most a minute), so that no request carries a token
-        // that runs out on the way.
-        let margin = Duration::from_secs(lifetime)
-            .div_f64(10.0)
-            .min(Duration::from_secs(60));
-        let refresh = body
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(|t| Secret::new(t.to_string()))
-            // A refresh answer may leave the refresh token out: the old one still holds.
-            .or_else(|| refresh.cloned());
+        // ServiceNow's default lifetime (30 minutes), should an answer not say.
+        let answer = TokenAnswer::parse(&reply.json()?, Duration::from_secs(1800))
+            .map_err(|message| Failure::Invalid(message.into()))?;
         Ok(Token {
-            access: Secret::new(access.to_string()),
-            refresh,
-            renew_at: Instant::now() + Duration::from_secs(lifetime) - margin,
+            renew_at: answer.renew_at(),
+            access: answer.access,
+            // A refresh answer may leave the refresh token out: the old one still holds.
+            refresh: answer.refresh.or_else(|| refresh.cloned()),
         })
     }
 }
