@@ -185,16 +185,19 @@ pub fn plan(
         _ => SourceReading::Whole,
     };
     let source_where = source.describe();
-    let first = read::read_both(
-        store,
-        run_id,
-        source.as_mut(),
-        reading,
-        &mapper,
-        target.as_ref(),
-        claim_for,
-        &progress,
-    );
+    let mut read_as = |reading| {
+        read::read_both(
+            store,
+            run_id,
+            source.as_mut(),
+            reading,
+            &mapper,
+            target.as_ref(),
+            claim_for,
+            &progress,
+        )
+    };
+    let first = read_as(reading);
     // A source that cannot answer with changes after all (LDAP content sync: the session log
     // does not reach back to the cookie): what it read is rolled back, and a complete read
     // is made instead, the note saying why.
@@ -206,16 +209,7 @@ pub fn plan(
             log::info!("complete read: {why}");
             choice.decision = Some(Decision::Complete { why });
             reading = SourceReading::WholeTracked;
-            read::read_both(
-                store,
-                run_id,
-                source.as_mut(),
-                reading,
-                &mapper,
-                target.as_ref(),
-                claim_for,
-                &progress,
-            )?
+            read_as(reading)?
         }
         other => other?,
     };
