@@ -487,28 +487,7 @@ mod tests {
             let id = format!("u{i:03}");
             actions.push(join("Big", &id, Some("gid-Big"), Some(&id)));
         }
-        for (i, a) in actions.iter_mut().enumerate() {
-            a.seq = i as u32 + 1;
-        }
-        let mut plan = Plan {
-            format_version: FORMAT_VERSION,
-            plan_id: "test-plan".into(),
-            created_at: chrono::Utc::now(),
-            summary: Summary::default(),
-            actions,
-            mode: crate::config::Mode::AddOnly,
-            config_digest: String::new(),
-            desired_digest: String::new(),
-            forced: Vec::new(),
-            notes: Vec::new(),
-            remove_means: None,
-            delete_means: None,
-            target: "scripted".into(),
-            max_removes: None,
-            managed: None,
-            target_accounts: None,
-            initial: false,
-        };
+        let mut plan = scripted_plan("test-plan", actions);
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("state.db")).expect("store");
         store
@@ -572,15 +551,14 @@ mod tests {
         );
     }
 
-    /// Applies `actions` (numbered here) as one plan against `target`.
-    fn apply_all(actions: Vec<Action>, target: &Scripted) -> (Plan, crate::apply::ApplyReport) {
-        let mut actions = actions;
+    /// A plan of `actions`, numbered in order, for the scripted target.
+    fn scripted_plan(plan_id: &str, mut actions: Vec<Action>) -> Plan {
         for (i, a) in actions.iter_mut().enumerate() {
             a.seq = i as u32 + 1;
         }
-        let mut plan = Plan {
+        Plan {
             format_version: FORMAT_VERSION,
-            plan_id: "dependent-plan".into(),
+            plan_id: plan_id.into(),
             created_at: chrono::Utc::now(),
             summary: Summary::default(),
             actions,
@@ -596,7 +574,12 @@ mod tests {
             managed: None,
             target_accounts: None,
             initial: false,
-        };
+        }
+    }
+
+    /// Applies `actions` (numbered here) as one plan against `target`.
+    fn apply_all(actions: Vec<Action>, target: &Scripted) -> (Plan, crate::apply::ApplyReport) {
+        let mut plan = scripted_plan("dependent-plan", actions);
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("state.db")).expect("store");
         store
