@@ -1418,7 +1418,7 @@ fn a_scim_provider_preset_and_compatibility_switches_parse() {
     let dir = PathBuf::from("/etc/roster");
     let text = valid_with(
         "    rate-limit 2.5\n",
-        "    rate-limit 2.5\n    provider \"aws\"\n    compatibility {\n        patch #false\n        members-in-listings #true\n        max-page-size 50\n    }\n",
+        "    rate-limit 2.5\n    provider \"aws\"\n    compatibility {\n        patch #false\n        members-in-listings #true\n        max-page-size 50\n        bulk #false\n    }\n",
     );
     let config = parse_ok(&dir.join("roster.kdl"), &text);
     let TargetConfig::Scim(scim) = &config.target else {
@@ -1431,6 +1431,7 @@ fn a_scim_provider_preset_and_compatibility_switches_parse() {
             patch: Some(false),
             members_in_listings: Some(true),
             max_page_size: Some(50),
+            bulk: Some(false),
             ..ScimCompatibility::default()
         }
     );

@@ -7,7 +7,8 @@
 //! fails only itself. Held actions stay held unless a human releases them.
 //!
 //! `apply` reads as its steps: `resume` (what the journal says an earlier run did),
-//! the staleness check (`stale.rs`), `workers` (user and group actions on N threads, each
+//! the staleness check (`stale.rs`), the adds of an initial plan in bulk where the target
+//! can (`bulk.rs`), `workers` (user and group actions on N threads, each
 //! journaled around its call; `users.rs` and `groups.rs` know the calls, `create.rs` the
 //! create → conflict → find → adopt path they share), the memberships (`groups.rs`), and
 //! the outcomes, written back to the plan and the report.
@@ -21,6 +22,7 @@ use crate::stale;
 use crate::store::{Store, StoreError};
 use crate::target::{Target, TargetError};
 
+mod bulk;
 mod create;
 mod groups;
 mod recheck;
@@ -219,7 +221,15 @@ pub fn apply(
         kept_key: options.kept_key,
         bar: &bar,
     };
-    let mut outcomes = workers::run_actions(&run, store, &todo, &resumed.interrupted)?;
+    // An initial plan's user adds go in bulk where the target can (apply/bulk.rs).
+    let (mut outcomes, todo) =
+        bulk::create_adds(&run, store, plan.initial, todo, &resumed.interrupted)?;
+    outcomes.extend(workers::run_actions(
+        &run,
+        store,
+        &todo,
+        &resumed.interrupted,
+    )?);
     outcomes.extend(groups::apply_memberships(&run, store, &memberships)?);
     finish_batch(&run, store, &mut outcomes)?;
     bar.finish();

@@ -9,6 +9,8 @@
 //! set), is recorded as the config owner's (`Store::record_owned`); on a target without
 //! externalIds those records are the only thing that makes an account roster's.
 
+use std::cell::Cell;
+
 use super::create::{Creation, create_or_adopt};
 use super::workers::Run;
 use super::{ActionError, now};
@@ -28,28 +30,7 @@ pub(super) fn execute(
     let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
     let version = action.target_version.as_deref();
     match action.action {
-        ActionKind::Add => {
-            let creation = NewUser {
-                action,
-                user: desired_of(action),
-                store,
-                owner,
-                by_records: !target.capabilities().external_ids,
-                owner_on_target: target.capabilities().owner_on_target,
-            };
-            let created = create_or_adopt(&creation, target, interrupted)?;
-            if let Some(id) = &created {
-                store.record_owned(owner, id, key(action), plan_id, &now())?;
-            }
-            // Created inactive (out of service in the source): roster's own deactivation,
-            // undone when the source has the account in service again.
-            if !creation.user.active
-                && let Some(id) = &created
-            {
-                store.record_deactivated(id, key(action), plan_id, &now())?;
-            }
-            Ok(created)
-        }
+        ActionKind::Add => add(action, run, store, interrupted, None),
         ActionKind::Update => {
             let update = update_of(action);
             let id = id()?;
@@ -87,6 +68,40 @@ pub(super) fn execute(
     }
 }
 
+/// An add: create → (conflict) → find → adopt, and the records of what it made. `answered`
+/// is the answer to a create already sent for it (in a Bulk request, `apply/bulk.rs`), which
+/// is then taken as the create's answer instead of sending one.
+pub(super) fn add(
+    action: &Action,
+    run: &Run<'_>,
+    store: &Store,
+    interrupted: bool,
+    answered: Option<Result<String, TargetError>>,
+) -> Result<Option<String>, ActionError> {
+    let (target, plan_id, owner) = (run.target, run.plan_id, run.owner);
+    let creation = NewUser {
+        action,
+        user: desired_of(action),
+        store,
+        owner,
+        by_records: !target.capabilities().external_ids,
+        owner_on_target: target.capabilities().owner_on_target,
+        answered: Cell::new(answered),
+    };
+    let created = create_or_adopt(&creation, target, interrupted)?;
+    if let Some(id) = &created {
+        store.record_owned(owner, id, key(action), plan_id, &now())?;
+    }
+    // Created inactive (out of service in the source): roster's own deactivation,
+    // undone when the source has the account in service again.
+    if !creation.user.active
+        && let Some(id) = &created
+    {
+        store.record_deactivated(id, key(action), plan_id, &now())?;
+    }
+    Ok(created)
+}
+
 /// The key of the user an action is about.
 fn key(action: &Action) -> &str {
     action.subject.keys().0
@@ -103,6 +118,8 @@ struct NewUser<'a> {
     /// The target keeps the owner with each account (SCIM): another owner's is never taken,
     /// and one adopted without an owner gets this one.
     owner_on_target: bool,
+    /// The answer to a create already sent (Bulk): `create` takes it instead of sending one.
+    answered: Cell<Option<Result<String, TargetError>>>,
 }
 
 impl Creation for NewUser<'_> {
@@ -113,7 +130,10 @@ impl Creation for NewUser<'_> {
     }
 
     fn create(&self, target: &dyn Target) -> Result<String, TargetError> {
-        target.create_user(&self.user).map(|created| created.id)
+        match self.answered.take() {
+            Some(answer) => answer,
+            None => target.create_user(&self.user).map(|created| created.id),
+        }
     }
 
     fn adopt(&self, mut existing: TargetUser, target: &dyn Target) -> Result<String, ActionError> {
@@ -158,7 +178,7 @@ impl Creation for NewUser<'_> {
 }
 
 /// The user an add action creates, rebuilt from its changes.
-fn desired_of(action: &Action) -> DesiredUser {
+pub(super) fn desired_of(action: &Action) -> DesiredUser {
     let mut user = DesiredUser {
         key: key(action).to_string(),
         username: action.name().to_string(),

@@ -458,6 +458,9 @@ pub struct ScimCompatibility {
     pub members_in_listings: Option<bool>,
     /// `max-page-size 100`: the largest `count` the provider accepts.
     pub max_page_size: Option<u32>,
+    /// `bulk #false`: never use `/Bulk` (an initial load creates one account a request);
+    /// `#true`: use it even if `/ServiceProviderConfig` does not say it is supported.
+    pub bulk: Option<bool>,
 }
 
 /// What every HTTP connector (the SCIM target, the REST sources, the next target) is set up

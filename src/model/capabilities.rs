@@ -28,7 +28,8 @@ pub struct Capabilities {
     pub groups: bool,
     /// The target issues tokens to the accounts it adds (LoginTC).
     pub token_issue: bool,
-    /// A bulk endpoint exists.
+    /// A bulk endpoint always exists (Luma's upload). Whether a SCIM provider serves `/Bulk`
+    /// is known only from the provider (`Target::bulk_creates`), so `SCIM` says no here.
     pub bulk: bool,
     /// The longest username and name the target takes, in characters, if it says.
     pub max_text_chars: Option<usize>,

@@ -67,6 +67,23 @@ pub trait Target: Send + Sync {
     /// that is already gone is not an error.
     fn delete_user(&self, id: &str, version: Option<&str>) -> Result<(), TargetError>;
 
+    // Creates in bulk, for the adds of an initial plan (`--initial`).
+
+    /// The most users one `create_users` call takes, when this target can create many in
+    /// one request (SCIM `/Bulk`, as the provider advertises it); `None`: one `create_user`
+    /// per account. An error is the provider's configuration unreadable for a reason that
+    /// would fail a create as well (credentials, a transient failure).
+    fn bulk_creates(&self) -> Result<Option<usize>, TargetError> {
+        Ok(None)
+    }
+
+    /// Creates `users` (as many as `bulk_creates` says, at most) in as few requests as the
+    /// target allows, and says for each, in order, what became of it (`BulkCreate`). The
+    /// default sends nothing: every user is `NotSent`, for `create_user` to create.
+    fn create_users(&self, users: &[DesiredUser]) -> Vec<BulkCreate> {
+        users.iter().map(|_| BulkCreate::NotSent).collect()
+    }
+
     // Groups, for group sync. A target without groups keeps these defaults, which refuse
     // with a message naming the target; the default `list_groups` refusal stops a plan
     // before anything is applied.
@@ -154,6 +171,23 @@ pub trait Target: Send + Sync {
             self.describe()
         ))
     }
+}
+
+/// What became of one user of a `create_users` call.
+#[derive(Debug)]
+#[must_use]
+pub enum BulkCreate {
+    /// Created, with the target's id.
+    Created(String),
+    /// The target refused this one and created nothing: its error (`TargetError::Conflict`
+    /// for a duplicate, as `create_user` answers one).
+    Refused(TargetError),
+    /// Not sent, or refused with its whole request before anything was processed (too large
+    /// for a request, Bulk not served after all): nothing was created, `create_user` may.
+    NotSent,
+    /// Sent, and what became of it is not known (a 5xx, a timeout, an answer without it): it
+    /// may exist now, so it must be looked up before it is created again. Says why.
+    Unknown(String),
 }
 
 /// How a batch target's `finish_apply` went, account by account.

@@ -48,6 +48,12 @@ pub fn scim2_server_binary() -> PathBuf {
 impl ScimServer {
     /// Starts a server with a random token and waits until it answers.
     pub fn start() -> ScimServer {
+        ScimServer::start_with_config(None)
+    }
+
+    /// Starts a server announcing `config` as its `/ServiceProviderConfig` (and keeping to
+    /// it: scim2-server enforces the Bulk limits it announces), or its own default.
+    pub fn start_with_config(config: Option<&Value>) -> ScimServer {
         let binary = scim2_server_binary();
         let token = random_token();
         let mut last_output = String::new();
@@ -57,8 +63,14 @@ impl ScimServer {
             let dir = tempfile::tempdir().expect("temporary directory");
             let log = std::fs::File::create(dir.path().join(LOG_FILE)).expect("server log file");
             let port = free_port();
-            let child = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--bearer-token", &token])
+            let mut command = Command::new(&binary);
+            command.args(["--port", &port.to_string(), "--bearer-token", &token]);
+            if let Some(config) = config {
+                let path = dir.path().join("service-provider-config.json");
+                std::fs::write(&path, config.to_string()).expect("config file");
+                command.arg("--service-provider-config").arg(path);
+            }
+            let child = command
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log file handle"))
                 .stderr(log)
@@ -111,6 +123,16 @@ impl ScimServer {
     /// The server's output so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(LOG_FILE)).unwrap_or_default()
+    }
+
+    /// How many `METHOD /v2/PATH` requests (query left out) the server's log shows so far.
+    pub fn requests_logged(&self, method: &str, path: &str) -> usize {
+        let line = format!("\"{method} /v2/{path} HTTP");
+        let with_query = format!("\"{method} /v2/{path}?");
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&line) || l.contains(&with_query))
+            .count()
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {

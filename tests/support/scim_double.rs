@@ -20,6 +20,9 @@
 //! - `no_members_in_answers`: Groups answers carry no `members` (AWS); `members eq "id"`
 //!   filters answer the groups of a member, and 404 for an id no user has (AWS).
 //! - `max_count`: a `count` above it is refused (400), as AWS refuses more than 100.
+//! - `bulk`: `/Bulk` (RFC 7644 §3.7), POSTs to `/Users` only, and its failures on demand
+//!   (see `BulkQuirks`). Served only when the `spc` says `bulk.supported` (else 501); its
+//!   `maxOperations` and `maxPayloadSize` are enforced with 413, as RFC 7644 §3.7.4 says.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -52,6 +55,30 @@ pub struct Quirks {
     pub versions: bool,
     pub no_members_in_answers: bool,
     pub max_count: Option<usize>,
+    pub bulk: BulkQuirks,
+}
+
+/// How the double's `/Bulk` misbehaves.
+#[derive(Debug, Clone, Default)]
+pub struct BulkQuirks {
+    /// Operations creating these usernames are answered with this status (and no account).
+    pub refuse: Vec<(String, u16)>,
+    /// A request of more operations than this is answered 413, whatever `maxOperations`
+    /// says (a provider whose real limit is below the one it advertises).
+    pub too_large_above: Option<usize>,
+    /// The Bulk request of this number (1 for the first) is carried out, then answered 500.
+    pub fail_after_processing: Option<usize>,
+}
+
+/// A ServiceProviderConfig document that advertises Bulk.
+pub fn spc_with_bulk(max_operations: usize, max_payload: usize) -> Value {
+    let mut doc = spc(true, true);
+    doc["bulk"] = json!({
+        "supported": true,
+        "maxOperations": max_operations,
+        "maxPayloadSize": max_payload,
+    });
+    doc
 }
 
 impl Default for Quirks {
@@ -67,6 +94,7 @@ impl Default for Quirks {
             versions: true,
             no_members_in_answers: false,
             max_count: None,
+            bulk: BulkQuirks::default(),
         }
     }
 }
@@ -102,6 +130,8 @@ struct State {
     users: BTreeMap<String, Value>,
     groups: BTreeMap<String, Value>,
     next: u64,
+    /// Bulk requests received.
+    bulk_requests: usize,
 }
 
 /// The double, running on a loopback port; stopped when dropped.
@@ -238,6 +268,9 @@ fn handle(state: &mut State, quirks: &Quirks, request: &Request) -> Response {
             Some(doc) => Response::json(200, doc.clone()),
             None => error(404, None, "no ServiceProviderConfig here"),
         };
+    }
+    if endpoint == "Bulk" && request.method == "POST" {
+        return bulk(state, quirks, request);
     }
     if endpoint != "Users" && endpoint != "Groups" {
         return error(404, None, "not found");
@@ -539,4 +572,77 @@ fn set(object: &mut Map<String, Value>, path: &str, value: Value) {
             object.insert(path.to_string(), value);
         }
     }
+}
+
+/// `POST /Bulk`: each operation a create of a user, answered per operation.
+fn bulk(state: &mut State, quirks: &Quirks, request: &Request) -> Response {
+    let advertised = quirks.spc.as_ref().map(|doc| &doc["bulk"]);
+    if advertised.is_none_or(|b| b["supported"] != json!(true)) {
+        return empty(501);
+    }
+    let limit = |name: &str| {
+        advertised
+            .and_then(|b| b[name].as_u64())
+            .map_or(usize::MAX, |n| n as usize)
+    };
+    if request.bytes.len() > limit("maxPayloadSize") {
+        return error(413, None, "the payload exceeds the maxPayloadSize");
+    }
+    let body: Value = match serde_json::from_str(&request.body) {
+        Ok(body) => body,
+        Err(_) => return error(400, Some("invalidSyntax"), "not JSON"),
+    };
+    let operations = body["Operations"].as_array().cloned().unwrap_or_default();
+    if operations.len() > limit("maxOperations")
+        || quirks
+            .bulk
+            .too_large_above
+            .is_some_and(|n| operations.len() > n)
+    {
+        return error(413, None, "too many operations");
+    }
+    state.bulk_requests += 1;
+    let host = request.header("host").unwrap_or("127.0.0.1").to_string();
+    let mut results = Vec::new();
+    for operation in operations {
+        let bulk_id = operation["bulkId"].clone();
+        if operation["method"] != "POST" || operation["path"] != "/Users" {
+            results.push(json!({
+                "method": operation["method"], "bulkId": bulk_id, "status": "400",
+                "response": {"status": "400", "detail": "the double creates users only"},
+            }));
+            continue;
+        }
+        let data = operation["data"].clone();
+        let username = data["userName"].as_str().unwrap_or_default().to_string();
+        let refused = quirks.bulk.refuse.iter().find(|(u, _)| *u == username);
+        let answer = match refused {
+            Some((_, status)) => error(*status, None, &format!("{username} is refused here")),
+            None => create(state, quirks, "Users", data),
+        };
+        let response: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+        let mut result = json!({
+            "method": "POST",
+            "bulkId": bulk_id,
+            "status": answer.status.to_string(),
+        });
+        match response["id"].as_str().filter(|_| answer.status == 201) {
+            Some(id) => {
+                result["location"] = json!(format!("http://{host}/scim/v2/Users/{id}"));
+                result["response"] = response.clone();
+            }
+            None => result["response"] = response,
+        }
+        results.push(result);
+    }
+    if quirks.bulk.fail_after_processing == Some(state.bulk_requests) {
+        return error(500, None, "the server failed after doing the work");
+    }
+    Response::json(
+        200,
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+            "Operations": results,
+        }),
+    )
 }

@@ -53,10 +53,24 @@ impl World {
     }
 
     fn on(slapd: Slapd, people: &[(&str, &str, Option<&str>, &[&str])]) -> World {
+        World::serving(slapd, ScimServer::start(), people)
+    }
+
+    /// A world with `n` generated people and `scim` as its target.
+    pub fn many_on(n: usize, scim: ScimServer) -> World {
+        let world = World::serving(Slapd::start(), scim, &[]);
+        world.slapd.add(&super::slapd::people_ldif(n));
+        world
+    }
+
+    fn serving(
+        slapd: Slapd,
+        scim: ScimServer,
+        people: &[(&str, &str, Option<&str>, &[&str])],
+    ) -> World {
         for (uid, cn, mail, phones) in people {
             slapd.add(&person(uid, cn, *mail, phones));
         }
-        let scim = ScimServer::start();
         let world = World {
             ldap_password: slapd.admin_password.clone(),
             scim_token: scim.token.clone(),

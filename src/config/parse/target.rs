@@ -119,6 +119,7 @@ pub(super) const COMPATIBILITY: Block = Block {
         "value-paths",
         "members-in-listings",
         "max-page-size",
+        "bulk",
     ],
     repeatable: &[],
 };
@@ -854,7 +855,7 @@ impl Checker<'_> {
     }
 
     /// `compatibility { filter #false; patch #false; value-paths #false;
-    /// members-in-listings #false; max-page-size 100 }`
+    /// members-in-listings #false; max-page-size 100; bulk #false }`
     fn compatibility(&mut self, node: &KdlNode) -> Option<ScimCompatibility> {
         let doc = self.block(node, "compatibility")?;
         let c = self.children(Some(node), Some(doc), &COMPATIBILITY);
@@ -863,6 +864,7 @@ impl Checker<'_> {
         let patch = flag(self, "patch");
         let value_paths = flag(self, "value-paths");
         let members_in_listings = flag(self, "members-in-listings");
+        let bulk = flag(self, "bulk");
         let max_page_size = c
             .get("max-page-size")
             .map(|n| self.leaf_whole(n, &MAX_PAGE_SIZE, "max-page-size 100"));
@@ -872,6 +874,7 @@ impl Checker<'_> {
             value_paths: optional(value_paths)?,
             members_in_listings: optional(members_in_listings)?,
             max_page_size: optional(max_page_size)?.map(|n| n as u32),
+            bulk: optional(bulk)?,
         })
     }
 }

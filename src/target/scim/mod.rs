@@ -41,9 +41,10 @@ use crate::http::{
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetUser};
 use crate::plan::Field;
 
-use super::{GroupUpdate, StatusMeaning, Target, TargetError, UserUpdate};
+use super::{BulkCreate, GroupUpdate, StatusMeaning, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
 
+mod bulk;
 mod groups;
 mod lookup;
 mod owner;
@@ -701,6 +702,15 @@ impl Target for ScimService {
         let answer = self.execute(&call)?;
         let resource = call.json(&answer)?;
         self.user_from(&call, &resource, etag(&answer))
+    }
+
+    /// `/Bulk`, when the provider serves it: see `bulk.rs`.
+    fn bulk_creates(&self) -> Result<Option<usize>, TargetError> {
+        self.bulk_operations()
+    }
+
+    fn create_users(&self, users: &[DesiredUser]) -> Vec<BulkCreate> {
+        self.bulk_create(users)
     }
 
     fn update_user(

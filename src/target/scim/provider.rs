@@ -8,6 +8,8 @@
 //!   the largest the provider accepts, `filter.maxResults`). A
 //!   provider without one (404, 501) is treated as "unknown": every capability is then tried
 //!   and checked.
+//!   `bulk.supported`, `bulk.maxOperations` and `bulk.maxPayloadSize` decide whether the
+//!   creates of an initial load go by `/Bulk` (`bulk.rs`), and in requests of what size.
 //! - **What answers show.** Providers do not always tell the truth, so whether a filter is
 //!   honoured is *proved* per resource and attribute (`FilterProof`): a filter on a value
 //!   known to exist must answer that resource and nothing else. Only a proved filter's empty
@@ -24,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::Value;
 
@@ -40,6 +42,8 @@ pub(super) struct Stated {
     pub value_paths: Option<bool>,
     pub members_in_listings: Option<bool>,
     pub max_page_size: Option<u32>,
+    /// Whether `/Bulk` may be used (for the creates of an initial load).
+    pub bulk: Option<bool>,
 }
 
 impl Stated {
@@ -51,6 +55,7 @@ impl Stated {
             value_paths: switches.value_paths.or(preset.value_paths),
             members_in_listings: switches.members_in_listings.or(preset.members_in_listings),
             max_page_size: switches.max_page_size.or(preset.max_page_size),
+            bulk: switches.bulk.or(preset.bulk),
         }
     }
 
@@ -60,12 +65,13 @@ impl Stated {
             ScimProvider::Generic | ScimProvider::Google => Stated::default(),
             // IAM Identity Center: `eq` filters (joined by `and` only), PATCH, ListGroups and
             // GetGroup with an empty member list (members are queried with `members eq`),
-            // at most 100 results a page.
+            // at most 100 results a page, no Bulk.
             ScimProvider::Aws => Stated {
                 filter: Some(true),
                 patch: Some(true),
                 members_in_listings: Some(false),
                 max_page_size: Some(100),
+                bulk: Some(false),
                 ..Stated::default()
             },
             // Entra ID's SCIM API and the SCIM endpoints built to Entra's and Okta's guides:
@@ -88,6 +94,7 @@ impl Stated {
         ProviderConfig {
             filter: self.filter.or(read.filter),
             patch: self.patch.or(read.patch),
+            bulk: self.bulk.or(read.bulk),
             ..read
         }
     }
@@ -100,6 +107,10 @@ pub(super) struct ProviderConfig {
     pub filter_max_results: Option<u64>,
     pub patch: Option<bool>,
     pub bulk: Option<bool>,
+    /// `bulk.maxOperations`: the most operations one Bulk request may carry.
+    pub bulk_max_operations: Option<u64>,
+    /// `bulk.maxPayloadSize`: the largest Bulk request body, in bytes.
+    pub bulk_max_payload: Option<u64>,
     pub etag: Option<bool>,
 }
 
@@ -111,6 +122,12 @@ impl ProviderConfig {
                 .and_then(|v| get_ci(v, "supported"))
                 .and_then(as_bool)
         };
+        let bulk_limit = |name: &str| {
+            get_ci(document, "bulk")
+                .and_then(|b| get_ci(b, name))
+                .and_then(Value::as_u64)
+                .filter(|&n| n > 0)
+        };
         ProviderConfig {
             filter: supported("filter"),
             filter_max_results: get_ci(document, "filter")
@@ -119,6 +136,8 @@ impl ProviderConfig {
                 .filter(|&n| n > 0),
             patch: supported("patch"),
             bulk: supported("bulk"),
+            bulk_max_operations: bulk_limit("maxOperations"),
+            bulk_max_payload: bulk_limit("maxPayloadSize"),
             etag: supported("etag"),
         }
     }
@@ -160,6 +179,12 @@ pub(super) struct Learned {
     /// Group answers were found (or stated) to carry no members: a group must never be
     /// written whole (PUT), and memberships are read with `members eq` filters.
     pub members_omitted: AtomicBool,
+    /// The provider refused a Bulk request as a request it does not serve (404, 405, 501):
+    /// creates go one by one for the rest of the run.
+    pub bulk_refused: AtomicBool,
+    /// The largest Bulk body known to be too large (a 413 answered it): later requests stay
+    /// below it. 0: none yet.
+    pub bulk_too_large: AtomicU64,
 }
 
 impl Learned {
@@ -211,6 +236,32 @@ impl Learned {
             .max(1)
     }
 
+    pub fn refuse_bulk(&self) {
+        self.bulk_refused.store(true, Ordering::Relaxed);
+    }
+
+    pub fn bulk_refused(&self) -> bool {
+        self.bulk_refused.load(Ordering::Relaxed)
+    }
+
+    /// A Bulk body of `bytes` was answered 413.
+    pub fn bulk_was_too_large(&self, bytes: u64) {
+        self.bulk_too_large
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |known| {
+                (known == 0 || bytes < known).then_some(bytes)
+            })
+            .ok();
+    }
+
+    /// The largest Bulk body to send: under `limit` (the provider's `maxPayloadSize`) and
+    /// under any body a 413 answered this run.
+    pub fn bulk_payload_limit(&self, limit: u64) -> u64 {
+        match self.bulk_too_large.load(Ordering::Relaxed) {
+            0 => limit,
+            refused => limit.min(refused.saturating_sub(1)),
+        }
+    }
+
     pub fn refuse_value_paths(&self) {
         self.value_paths_refused.store(true, Ordering::Relaxed);
     }
@@ -239,7 +290,7 @@ mod tests {
     fn a_service_provider_config_is_read_leniently() {
         let caps = ProviderConfig::parse(&json!({
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 1048576},
             "filter": {"supported": "False", "maxResults": 100},
             "etag": {"supported": false},
         }));
@@ -250,6 +301,8 @@ mod tests {
                 filter_max_results: Some(100),
                 patch: Some(true),
                 bulk: Some(false),
+                bulk_max_operations: None,
+                bulk_max_payload: Some(1_048_576),
                 etag: Some(false),
             }
         );
@@ -260,10 +313,42 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_body_answered_413_caps_the_later_ones() {
+        let learned = Learned::default();
+        assert_eq!(learned.bulk_payload_limit(1000), 1000);
+        learned.bulk_was_too_large(800);
+        assert_eq!(learned.bulk_payload_limit(1000), 799);
+        learned.bulk_was_too_large(900);
+        assert_eq!(
+            learned.bulk_payload_limit(1000),
+            799,
+            "the smallest refusal counts"
+        );
+        learned.bulk_was_too_large(400);
+        assert_eq!(learned.bulk_payload_limit(300), 300);
+        assert_eq!(learned.bulk_payload_limit(1000), 399);
+    }
+
+    #[test]
     fn switches_override_the_preset_and_the_preset_overrides_the_provider() {
         let aws = Stated::new(ScimProvider::Aws, &ScimCompatibility::default());
         assert_eq!(aws.members_in_listings, Some(false));
         assert_eq!(aws.max_page_size, Some(100));
+        assert_eq!(aws.bulk, Some(false), "AWS has no Bulk");
+        let bulk_read = ProviderConfig {
+            bulk: Some(true),
+            ..ProviderConfig::default()
+        };
+        assert_eq!(aws.over(bulk_read).bulk, Some(false));
+        let no_bulk = Stated::new(
+            ScimProvider::Generic,
+            &ScimCompatibility {
+                bulk: Some(false),
+                ..ScimCompatibility::default()
+            },
+        );
+        assert_eq!(no_bulk.over(bulk_read).bulk, Some(false));
+        assert_eq!(Stated::default().over(bulk_read).bulk, Some(true));
         let switched = Stated::new(
             ScimProvider::Aws,
             &ScimCompatibility {

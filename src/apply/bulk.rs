@@ -1,0 +1,170 @@
+//! The adds of an initial plan, created in bulk where the target can (SCIM `/Bulk`).
+//!
+//! Only for a plan made with `--initial` (a first load: thousands of creates into a target
+//! with none of this owner's accounts), and only for user adds not in flight in an earlier
+//! apply (those are looked up first, one by one, as always). Updates, removes, group
+//! actions and memberships go their usual way.
+//!
+//! Two steps, each on the apply's worker threads:
+//! 1. Per chunk of at most `Target::bulk_creates` adds: every action is journaled as started
+//!    (`applying`), then one `create_users` call sends the chunk (the connector cuts it into
+//!    requests by its size and the provider's answers).
+//! 2. Per account, what its answer says, through the same add a single create goes through
+//!    (`users::add`, `create.rs`): created → recorded (owner, deactivation) and journaled
+//!    with its id; refused as a duplicate → found and adopted, or refused, as after a single
+//!    create's 409; refused otherwise → failed with the provider's message; not sent → one
+//!    create of its own; unknown (the request failed after the provider may have acted) →
+//!    looked up first, as a resumed apply does, and created alone only when it is not there.
+//!    So no answer, and no failure of a whole request, can make an account twice.
+
+use std::sync::Mutex;
+
+use super::workers::{Run, in_parallel};
+use super::{ActionError, ApplyError, Outcome, now, users};
+use crate::model::DesiredUser;
+use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind};
+use crate::store::Store;
+use crate::target::{BulkCreate, TargetError};
+
+/// One account of a chunk once its Bulk request was answered.
+struct Answered {
+    index: usize,
+    /// Taken by the one worker that finishes the action.
+    answer: Mutex<Option<BulkCreate>>,
+}
+
+/// Creates the user adds of `todo` in bulk when the plan is `initial` and the target
+/// creates in bulk. Returns how they ended and the rest of `todo`, in plan order.
+pub(super) fn create_adds(
+    run: &Run<'_>,
+    store: &Store,
+    initial: bool,
+    todo: Vec<usize>,
+    interrupted: &[bool],
+) -> Result<(Vec<Outcome>, Vec<usize>), ApplyError> {
+    let in_bulk = |&i: &usize| is_user_add(&run.actions[i]) && !interrupted[i];
+    if !initial || run.target.writes_at_finish() || !todo.iter().any(in_bulk) {
+        return Ok((Vec::new(), todo));
+    }
+    let per_call = match run.target.bulk_creates() {
+        Ok(Some(n)) => n.max(1),
+        Ok(None) => {
+            log::debug!(
+                "{}: no bulk create; the adds of the initial plan go one request each",
+                run.target.describe()
+            );
+            return Ok((Vec::new(), todo));
+        }
+        Err(e) => {
+            log::debug!(
+                "{}: {e}; the adds of the initial plan go one request each",
+                run.target.describe()
+            );
+            return Ok((Vec::new(), todo));
+        }
+    };
+    let (adds, rest): (Vec<usize>, Vec<usize>) = todo.into_iter().partition(in_bulk);
+    log::debug!(
+        "{}: the {} adds of the initial plan go in bulk, at most {per_call} a call",
+        run.target.describe(),
+        adds.len()
+    );
+    let chunks: Vec<&[usize]> = adds.chunks(per_call).collect();
+    let answered = in_parallel(&chunks, run.concurrency, store, |chunk, journal| {
+        send_chunk(run, journal, chunk)
+    })?;
+    let outcomes = in_parallel(&answered, run.concurrency, store, |answered, journal| {
+        let answer = answered.answer.lock().ok().and_then(|mut a| a.take());
+        let action = &run.actions[answered.index];
+        let result = follow_up(action, run, journal, answer);
+        Ok(vec![finish(run, journal, answered.index, result)?])
+    })?;
+    Ok((outcomes, rest))
+}
+
+fn is_user_add(action: &Action) -> bool {
+    action.object() == ObjectKind::User && action.action == ActionKind::Add
+}
+
+/// Journals the chunk's actions as started, then sends them in one `create_users` call.
+fn send_chunk(
+    run: &Run<'_>,
+    journal: &Store,
+    chunk: &[usize],
+) -> Result<Vec<Answered>, ApplyError> {
+    for &i in chunk {
+        journal.journal_start(run.plan_id, run.actions[i].seq, &now())?;
+    }
+    let users: Vec<DesiredUser> = chunk
+        .iter()
+        .map(|&i| users::desired_of(&run.actions[i]))
+        .collect();
+    let mut answers = run.target.create_users(&users).into_iter();
+    Ok(chunk
+        .iter()
+        .map(|&index| Answered {
+            index,
+            // A connector that answers for fewer accounts than it was given: the rest may
+            // exist, so they are looked up.
+            answer: Mutex::new(Some(answers.next().unwrap_or_else(|| {
+                BulkCreate::Unknown("the target's bulk answer left it out".into())
+            }))),
+        })
+        .collect())
+}
+
+/// The rest of one add after its bulk answer: what a single create would have done next.
+fn follow_up(
+    action: &Action,
+    run: &Run<'_>,
+    journal: &Store,
+    answer: Option<BulkCreate>,
+) -> Result<Option<String>, ActionError> {
+    match answer {
+        Some(BulkCreate::Created(id)) => users::add(action, run, journal, false, Some(Ok(id))),
+        Some(BulkCreate::Refused(e)) => users::add(action, run, journal, false, Some(Err(e))),
+        Some(BulkCreate::NotSent) => users::add(action, run, journal, false, None),
+        Some(BulkCreate::Unknown(why)) => {
+            log::debug!("add user {}: {why}; looked up first", action.name());
+            users::add(action, run, journal, true, None)
+        }
+        // Never: each answer is taken once. Looked up first all the same.
+        None => users::add(action, run, journal, true, None),
+    }
+}
+
+/// Journals how an action ended, as the workers do for a single call.
+fn finish(
+    run: &Run<'_>,
+    journal: &Store,
+    index: usize,
+    result: Result<Option<String>, ActionError>,
+) -> Result<Outcome, ApplyError> {
+    let action = &run.actions[index];
+    let (status, error, result_id) = match result {
+        Ok(id) => (ActionStatus::Applied, None, id),
+        Err(e) => {
+            log::error!("add user {}: {e}", action.name());
+            if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
+                // Later plans leave these changes out and say why (`planner::ignored`).
+                let names: Vec<String> = fields.iter().map(ToString::to_string).collect();
+                journal.record_ignored(&run.target.describe(), &names, &now())?;
+            }
+            (ActionStatus::Failed, Some(e.to_string()), None)
+        }
+    };
+    journal.journal_finish(
+        run.plan_id,
+        action.seq,
+        status,
+        error.as_deref(),
+        result_id.as_deref(),
+        &now(),
+    )?;
+    run.bar.inc(1);
+    Ok(Outcome {
+        index,
+        error,
+        staged: None,
+    })
+}
