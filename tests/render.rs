@@ -108,6 +108,7 @@ fn sample() -> Plan {
             ),
             action(5, ActionKind::Delete, "erin", Status::Held, &[]),
         ],
+        stored: None,
         mode: Mode::Remove,
         config_digest: "c0ffee".into(),
         desired_digest: "d1ce".into(),

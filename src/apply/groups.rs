@@ -562,6 +562,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             summary: Summary::default(),
             actions,
+            stored: None,
             mode: crate::config::Mode::AddOnly,
             config_digest: String::new(),
             desired_digest: String::new(),

@@ -65,7 +65,10 @@ fn plan_run(
     )?;
     explain_holds(&session.config, &plan);
     if let Some(reviewed) = &reviewed {
-        let comparison = render::comparison(reviewed, &plan);
+        let whole = plan
+            .in_memory()
+            .map_err(|e| unreadable(&session.store, e))?;
+        let comparison = render::comparison(reviewed, &whole);
         // JSON on stdout stays one document; the comparison goes beside it.
         if args.format == Format::Json {
             eprint!("{comparison}");
@@ -83,6 +86,8 @@ fn plan_run(
         );
     }
     finish(&session.store, run_id, plan_outcome(&plan), &plan)?;
+    // The plan is in `plan_actions` now: its draft is read no more.
+    session.store.clear_draft()?;
     Ok(if args.detailed_exitcode {
         plan_exit_code(&plan)
     } else {
@@ -133,7 +138,7 @@ fn apply_run(
         .and_then(|plan| {
             save(&session.store, &plan, run_id)?;
             print_plan(&plan, Shown::human(global), None, None);
-            Ok(plan)
+            in_memory(&session.store, plan)
         }),
     };
     let plan = match result {
@@ -183,6 +188,8 @@ fn sync_run(
     };
     print_plan(&plan, shown, None, None);
     explain_holds(&session.config, &plan);
+    // Apply works on a plan in memory.
+    let plan = in_memory(&session.store, plan)?;
     let code = plan_exit_code(&plan);
     if code == exit::OK {
         finish(&session.store, run_id, Outcome::NoChanges, &plan)?;
@@ -325,21 +332,38 @@ fn publish(
     out: Option<&Path>,
     shown: Shown,
 ) -> Result<(), Error> {
-    let signed: Option<Seal> = key.map(|k| seal::seal(plan, Some(k.expose().as_bytes())));
+    let signed: Option<Seal> = key
+        .map(|k| seal::try_seal(plan, Some(k.expose().as_bytes())))
+        .transpose()
+        .map_err(|e| unreadable(store, e))?;
     let signature = signed.as_ref().and_then(|s| s.signature.as_deref());
     let (saved, written) = std::thread::scope(|scope| {
         let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan, signature)));
         let shown = scope.spawn(|| print_plan(plan, shown, out, signature));
         let digest = match &signed {
             Some(seal) => Ok(seal.digest.clone()),
-            None => Err(scope.spawn(|| seal::seal(plan, None).digest)),
+            None => Err(scope.spawn(|| seal::try_seal(plan, None))),
         };
+        let mut unsealed = None;
         let saved = store.save_plan_then_digest(plan, Some(run_id), || match digest {
             Ok(digest) => digest,
-            Err(sealing) => sealing
+            Err(sealing) => match sealing
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            {
+                Ok(seal) => seal.digest,
+                Err(e) => {
+                    // Matches no plan; the error below fails the run.
+                    let digest = format!("unreadable plan: {e}");
+                    unsealed = Some(e);
+                    digest
+                }
+            },
         });
+        let saved = match unsealed {
+            Some(e) => Err(unreadable(store, e)),
+            None => saved.map_err(Error::from),
+        };
         let written = file.map(|f| {
             f.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -401,13 +425,14 @@ fn print_plan(plan: &Plan, shown: Shown, plan_file: Option<&Path>, signature: Op
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed stdout (`roster plan | head`) is not an error worth failing the run for.
     let _ = match shown.format {
-        Format::Human => out.write_all(render::human_in(plan, shown.colour).as_bytes()),
+        Format::Human => render::write_human(plan, shown.colour, &mut out),
         Format::Json => render::write_signed_json(plan, signature, &mut out),
-        Format::Markdown => {
+        // Markdown is cut to a comment's size, looking at the whole plan at once.
+        Format::Markdown => plan.in_memory().and_then(|plan| {
             let file = plan_file.map(|p| p.display().to_string());
-            let text = render::markdown_within(plan, render::COMMENT_LIMIT, file.as_deref());
+            let text = render::markdown_within(&plan, render::COMMENT_LIMIT, file.as_deref());
             out.write_all(text.as_bytes())
-        }
+        }),
     };
     let _ = out.flush();
 }
@@ -417,15 +442,21 @@ fn print_plan(plan: &Plan, shown: Shown, plan_file: Option<&Path>, signature: Op
 /// at its default is written nowhere, and the plan's own `held:` text names it already.
 fn explain_holds(config: &Config, plan: &Plan) {
     let mut caps: Vec<(HoldingCap, u64)> = Vec::new();
-    for cap in plan
-        .actions
-        .iter()
-        .filter_map(|a| a.hold.as_ref().map(holding_cap))
-    {
-        match caps.iter_mut().find(|(c, _)| *c == cap) {
-            Some((_, count)) => *count += 1,
-            None => caps.push((cap, 1)),
+    if plan.count_where(|_, _, status| status == crate::plan::ActionStatus::Held) == 0 {
+        return;
+    }
+    let read = plan.each_action(|a| {
+        if let Some(cap) = a.hold.as_ref().map(holding_cap) {
+            match caps.iter_mut().find(|(c, _)| *c == cap) {
+                Some((_, count)) => *count += 1,
+                None => caps.push((cap, 1)),
+            }
         }
+        Ok(())
+    });
+    if let Err(e) = read {
+        log::warn!("cannot point at the caps that hold actions: {e}");
+        return;
     }
     let policy = &config.policy;
     for (cap, count) in caps {
@@ -630,15 +661,48 @@ fn signing_key(config: &Config) -> Result<Option<Secret>, Error> {
 
 /// Stores a plan made in this run, with its digest (taken while the actions are written).
 fn save(store: &Store, plan: &Plan, run_id: i64) -> Result<(), Error> {
+    let mut unsealed = None;
     std::thread::scope(|scope| {
-        let sealing = scope.spawn(|| seal::seal(plan, None).digest);
+        let sealing = scope.spawn(|| seal::try_seal(plan, None));
         store.save_plan_then_digest(plan, Some(run_id), || {
-            sealing
+            match sealing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            {
+                Ok(seal) => seal.digest,
+                Err(e) => {
+                    let digest = format!("unreadable plan: {e}");
+                    unsealed = Some(e);
+                    digest
+                }
+            }
         })
     })?;
-    Ok(())
+    match unsealed {
+        Some(e) => Err(unreadable(store, e)),
+        None => Ok(()),
+    }
+}
+
+/// A saved plan with its actions in memory, for apply; its draft is read no more.
+fn in_memory(store: &Store, plan: Plan) -> Result<Plan, Error> {
+    if plan.stored.is_none() {
+        return Ok(plan);
+    }
+    let whole = plan
+        .in_memory()
+        .map_err(|e| unreadable(store, e))?
+        .into_owned();
+    store.clear_draft()?;
+    Ok(whole)
+}
+
+/// The actions of a plan kept in the store could not be read back.
+fn unreadable(store: &Store, e: std::io::Error) -> Error {
+    Error::Store(crate::store::StoreError::Invalid {
+        path: store.path().display().to_string(),
+        message: format!("reading the plan's actions back: {e}"),
+    })
 }
 
 /// `Apply complete: ...`; held actions come with what releases them: each

@@ -18,7 +18,8 @@ use super::{Forced, PipelineError, Refusal};
 use crate::config::Config;
 use crate::membership::{self, GroupIndex, GroupMapper, SettledGroups};
 use crate::model::{ResolvedGroup, TargetGroup};
-use crate::planner::{self, Planned};
+use crate::plan::Summary;
+use crate::planner::{self, groups::UserFacts};
 use crate::source;
 use crate::store::Store;
 use crate::target::Target;
@@ -123,19 +124,20 @@ fn read_source(config: &Config) -> Result<SettledGroups, ReadError> {
     Ok(settled)
 }
 
-/// Plans the groups and memberships and merges them into `users` (the user plan). Refuses
-/// when the source returned no groups while the target has groups roster manages, unless
-/// `--force` (then the refusal is noted in `forced`).
+/// Plans the groups and memberships and appends them to the user plan in the store's draft
+/// (as `planner::groups::merge` does with a list: following the user actions), counting the
+/// ignored members into `summary`. Refuses when the source returned no groups while the
+/// target has groups roster manages, unless `--force` (then the refusal is noted in `forced`).
 pub(super) fn plan(
     store: &Store,
     run_id: i64,
     config: &Config,
     read: Option<GroupRead>,
-    users: Planned,
+    summary: &mut Summary,
     forced: &mut Forced,
-) -> Result<Planned, PipelineError> {
+) -> Result<(), PipelineError> {
     let Some(read) = read else {
-        return Ok(users);
+        return Ok(());
     };
     let settled = read.source.unwrap_or_default();
     if config.group.is_some() {
@@ -165,10 +167,19 @@ pub(super) fn plan(
             groups.unmanaged_members
         );
     }
-    let mut planned = planner::groups::merge(users, groups);
-    planned.summary.ignored_members = ignored;
+    // What the memberships need of the user actions, of the users they name only.
+    let mut users = UserFacts::for_memberships(&groups.actions);
+    store.each_drafted_user(
+        |a| {
+            users.take(&a);
+            Ok(())
+        },
+        "action IN ('add', 'remove', 'delete') OR status = 'skipped'",
+    )?;
+    store.draft_groups(&planner::groups::settle(&users, groups.actions))?;
+    summary.ignored_members = ignored;
     store.prune_group_snapshots()?;
-    Ok(planned)
+    Ok(())
 }
 
 /// `group-all "NAME"`: a source group of that name gets every synced user; without one, a

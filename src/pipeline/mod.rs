@@ -261,7 +261,9 @@ pub fn plan(
         marks: store.missing_marks(&config.owner)?,
         initial: options.initial,
     };
-    let mut users = planner::Planner::new(&config.policy, context);
+    // The actions go into the store's draft as they are made: memory does not grow with
+    // the directory (issue 16).
+    let mut users = planner::Planner::with_sink(&config.policy, context, store.draft()?);
     if caps.owner_on_target {
         users = users.recording_owner(&config.owner);
     }
@@ -270,9 +272,11 @@ pub fn plan(
     }
     store.for_each_pair(run_id, |pair| users.push(pair))?;
     let planned = users.finish();
+    planned.actions.close()?;
     // Only a read that passed the checks gets here: marks advance on good reads alone.
     store.keep_missing_marks(&config.owner, &planned.missing)?;
-    let mut planned = groups::plan(store, run_id, config, groups, planned, &mut forced)?;
+    let mut summary = planned.summary;
+    groups::plan(store, run_id, config, groups, &mut summary, &mut forced)?;
     // Changes apply saw this target drop (within the last week) are left out, with why.
     let since = (Utc::now() - chrono::Duration::days(IGNORED_BELIEVED_DAYS))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -281,9 +285,16 @@ pub fn plan(
         .iter()
         .filter_map(|name| crate::plan::contract::user_field(name))
         .collect();
-    planner::ignored::leave_out_ignored(&mut planned.actions, &ignored);
+    if !ignored.is_empty() {
+        store.rewrite_drafted_users(|action| {
+            let before = action.clone();
+            planner::ignored::leave_out_ignored(std::slice::from_mut(action), &ignored);
+            *action != before
+        })?;
+    }
+    let stored = store.drafted()?;
     log::debug!("paired and planned in {:.2}s", elapsed(started));
-    notes.extend(empty_base_note(&planned.actions, counts.target));
+    notes.extend(empty_base_note(&stored, counts.target).map_err(|e| unreadable(store, e))?);
 
     if by_records
         && counts.managed == 0
@@ -314,8 +325,9 @@ pub fn plan(
         format_version: FORMAT_VERSION,
         plan_id: plan_id(created_at),
         created_at,
-        summary: planned.summary,
-        actions: planned.actions,
+        summary,
+        actions: Vec::new(),
+        stored: Some(stored),
         mode: *config.policy.mode,
         config_digest: config.digest.clone(),
         desired_digest: store.desired_digest(run_id)?,
@@ -598,8 +610,11 @@ fn check_initial(
 
 /// A percent cap measured against an empty base (a first load into an empty target) holds
 /// everything it counts: said in a note, with the way out, rather than left to puzzle over.
-fn empty_base_note(actions: &[crate::plan::Action], target_accounts: u64) -> Option<String> {
-    use crate::plan::{Hold, Limit};
+fn empty_base_note(
+    stored: &crate::plan::Stored,
+    target_accounts: u64,
+) -> std::io::Result<Option<String>> {
+    use crate::plan::{ActionStatus, Hold, Limit};
     let on_empty = |hold: &Hold| {
         matches!(
             hold,
@@ -609,11 +624,17 @@ fn empty_base_note(actions: &[crate::plan::Action], target_accounts: u64) -> Opt
             }
         )
     };
-    let held = actions
-        .iter()
-        .filter(|a| a.hold.as_ref().is_some_and(on_empty))
-        .count() as u64;
-    (held > 0).then(|| {
+    // Only held actions have a hold: a plan without any is not read again for this.
+    let mut held = 0u64;
+    if stored.tally.iter().any(|t| t.status == ActionStatus::Held) {
+        stored.source.each(&mut |a| {
+            if a.hold.as_ref().is_some_and(on_empty) {
+                held += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok((held > 0).then(|| {
         format!(
             "{} held by a percent cap measured against {}: a percent of nothing allows \
              nothing; for a first load use `roster plan --initial`, or release them with \
@@ -625,6 +646,14 @@ fn empty_base_note(actions: &[crate::plan::Action], target_accounts: u64) -> Opt
                 "no managed accounts"
             }
         )
+    }))
+}
+
+/// The plan's draft could not be read back from the store.
+fn unreadable(store: &Store, e: std::io::Error) -> PipelineError {
+    PipelineError::Store(StoreError::Invalid {
+        path: store.path().display().to_string(),
+        message: format!("reading the plan's actions back: {e}"),
     })
 }
 

@@ -125,19 +125,33 @@ pub enum ContractError {
     Action { seq: u32, what: String },
 }
 
-/// The model's actions, serialized one by one as `ActionJson`.
-pub struct Actions<'a>(&'a [Action]);
+/// The model's actions, serialized one by one as `ActionJson` as the plan yields them
+/// (from memory, or read from the store: `Plan::each_action`).
+pub struct Actions<'a>(&'a Plan);
 
 impl Serialize for Actions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(ActionJson::from))
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut failed: Option<S::Error> = None;
+        let read = self.0.each_action(|a| {
+            seq.serialize_element(&ActionJson::from(a)).map_err(|e| {
+                failed = Some(e);
+                std::io::Error::other("serializing an action failed")
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(S::Error::custom)?;
+        seq.end()
     }
 }
 
 /// The plan as the contract writes it, its actions converted while they are written.
 /// Unsigned: this is also the canonical form that `plan::seal` digests and signs.
 pub fn view(plan: &Plan) -> PlanJson<Actions<'_>> {
-    header_with(plan, Actions(&plan.actions))
+    header_with(plan, Actions(plan))
 }
 
 /// The plan file: the plan with its signature, if it has one.
@@ -210,6 +224,7 @@ impl PlanJson {
             created_at: self.created_at,
             summary: Summary::from(self.summary),
             actions,
+            stored: None,
             mode: self.mode,
             config_digest: self.config_digest,
             desired_digest: self.desired_digest,

@@ -25,7 +25,12 @@ pub struct Plan {
     pub plan_id: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub summary: Summary,
+    /// The actions, when the plan holds them in memory (a plan read from a file or the
+    /// store, a test's plan); empty when `stored` has them.
     pub actions: Vec<Action>,
+    /// The actions of a plan just made, kept in the state store rather than in memory
+    /// (issue 16): read them with `each_action`, count them with `count_where`.
+    pub stored: Option<Stored>,
     /// The sync mode the plan was made in.
     pub mode: Mode,
     /// sha256 of the config and policy text the plan was made with.
@@ -518,6 +523,7 @@ impl Plan {
             created_at: self.created_at,
             summary: self.summary.clone(),
             actions: Vec::new(),
+            stored: None,
             mode: self.mode,
             config_digest: self.config_digest.clone(),
             desired_digest: self.desired_digest.clone(),
@@ -533,6 +539,59 @@ impl Plan {
         }
     }
 
+    /// Calls `each` with every action in plan order, wherever the plan keeps them; stops at
+    /// the first error (of `each`, or of reading the store).
+    pub fn each_action(
+        &self,
+        mut each: impl FnMut(&Action) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        match &self.stored {
+            Some(stored) => stored.source.each(&mut each),
+            None => self.actions.iter().try_for_each(each),
+        }
+    }
+
+    /// How many actions `which` picks by their object, kind and status.
+    pub fn count_where(&self, which: impl Fn(ObjectKind, ActionKind, ActionStatus) -> bool) -> u64 {
+        match &self.stored {
+            Some(stored) => stored
+                .tally
+                .iter()
+                .filter(|t| which(t.object, t.action, t.status))
+                .map(|t| t.count)
+                .sum(),
+            None => self
+                .actions
+                .iter()
+                .filter(|a| which(a.object(), a.action, a.status))
+                .count() as u64,
+        }
+    }
+
+    /// How many actions the plan has.
+    pub fn len(&self) -> u64 {
+        self.count_where(|_, _, _| true)
+    }
+
+    /// Whether the plan has no action at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same plan with its actions in memory (read from the store when it keeps them):
+    /// what apply and the renderers that look at the whole plan at once work on.
+    pub fn in_memory(&self) -> std::io::Result<std::borrow::Cow<'_, Plan>> {
+        if self.stored.is_none() {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        let mut plan = self.clone_header();
+        self.each_action(|a| {
+            plan.actions.push(a.clone());
+            Ok(())
+        })?;
+        Ok(std::borrow::Cow::Owned(plan))
+    }
+
     /// Recounts the summary from the actions (after statuses changed).
     pub fn recount(&mut self) {
         let mut s = Summary {
@@ -542,21 +601,45 @@ impl Plan {
             ignored_members: self.summary.ignored_members,
             ..Summary::default()
         };
-        for a in &self.actions {
-            if a.status == ActionStatus::Skipped {
-                s.skipped += 1;
-                continue;
-            }
-            match a.action {
-                ActionKind::Add => s.add += 1,
-                ActionKind::Update => s.update += 1,
-                ActionKind::Remove => s.remove += 1,
-                ActionKind::Delete => s.delete += 1,
-            }
-            if a.status == ActionStatus::Held {
-                s.held += 1;
-            }
-        }
+        let count = |kind: ActionKind, status: Option<ActionStatus>| {
+            self.count_where(|_, k, st| {
+                k == kind && st != ActionStatus::Skipped && status.is_none_or(|s| s == st)
+            })
+        };
+        s.add = count(ActionKind::Add, None);
+        s.update = count(ActionKind::Update, None);
+        s.remove = count(ActionKind::Remove, None);
+        s.delete = count(ActionKind::Delete, None);
+        s.skipped = self.count_where(|_, _, st| st == ActionStatus::Skipped);
+        s.held = self.count_where(|_, _, st| st == ActionStatus::Held);
         self.summary = s;
+    }
+}
+
+/// Where the actions of a stored plan are read from (the state store implements it: the
+/// plan model knows no SQL). Each call reads every action again, in plan order, numbered.
+pub trait ActionSource: Send + Sync + std::fmt::Debug {
+    fn each(&self, each: &mut dyn FnMut(&Action) -> std::io::Result<()>) -> std::io::Result<()>;
+}
+
+/// How many actions of one object, kind and status a stored plan has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub object: ObjectKind,
+    pub action: ActionKind,
+    pub status: ActionStatus,
+    pub count: u64,
+}
+
+/// The actions of a plan kept outside memory, with their counts.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub source: std::sync::Arc<dyn ActionSource>,
+    pub tally: Vec<Tally>,
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Stored) -> bool {
+        std::sync::Arc::ptr_eq(&self.source, &other.source) && self.tally == other.tally
     }
 }

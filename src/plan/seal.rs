@@ -54,21 +54,32 @@ impl std::io::Write for Sink {
     }
 }
 
-/// Seals `plan`: its digest, and its signature with `key` if there is one.
+/// Seals `plan`: its digest, and its signature with `key` if there is one. For a plan whose
+/// actions are in memory, where nothing can fail; a plan kept in the store is sealed with
+/// `try_seal` (should reading it fail here, the digest says so and matches no plan).
 pub fn seal(plan: &Plan, key: Option<&[u8]>) -> Seal {
+    try_seal(plan, key).unwrap_or_else(|e| Seal {
+        digest: format!("unreadable plan: {e}"),
+        signature: None,
+    })
+}
+
+/// Seals `plan`, reading its actions wherever it keeps them; fails when they cannot be read.
+pub fn try_seal(plan: &Plan, key: Option<&[u8]>) -> std::io::Result<Seal> {
     let mut sink = Sink {
         sha: Sha256::new(),
         // HMAC takes a key of any length.
         mac: key.and_then(|k| Hmac::<Sha256>::new_from_slice(k).ok()),
     };
-    // Writing into hashes cannot fail, and a plan holds only strings, numbers and enums.
-    let _ = serde_json::to_writer(&mut sink, &contract::view(plan));
-    Seal {
+    // Writing into hashes cannot fail, and a plan holds only strings, numbers and enums:
+    // what can fail is reading a stored plan's actions.
+    serde_json::to_writer(&mut sink, &contract::view(plan)).map_err(std::io::Error::other)?;
+    Ok(Seal {
         digest: hex(&sink.sha.finalize()),
         signature: sink
             .mac
             .map(|mac| format!("{SCHEME}{}", hex(&mac.finalize().into_bytes()))),
-    }
+    })
 }
 
 /// Whether `signature` (as the plan file has it) is the signature of `plan` under `key`.

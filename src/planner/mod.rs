@@ -17,10 +17,11 @@ use crate::plan::{
     Missing, ObjectKind, Reason, Summary, UserRef,
 };
 
-/// The planner's result before the plan gets its id and digests.
+/// The planner's result before the plan gets its id and digests: the actions in `A` (a
+/// `Vec` for tests and small plans, the store's draft for a plan run).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Planned {
-    pub actions: Vec<Action>,
+pub struct Planned<A = Vec<Action>> {
+    pub actions: A,
     pub summary: Summary,
     /// The managed accounts missing from the source that roster would take away, with their
     /// marks as this run leaves them (for the store to keep: every other mark is cleared).
@@ -65,11 +66,12 @@ pub fn plan_users(pairs: impl IntoIterator<Item = Pair>, policy: &Policy, manage
 }
 
 /// The planner as a fold, for pairs that arrive one at a time (from the store's join):
-/// only the actions are kept, never the snapshots.
-pub struct Planner<'p> {
+/// only the actions are kept, never the snapshots, and they go into a `Sink` as they are
+/// made (a `Vec`, or the store's draft, so that memory does not grow with the directory).
+pub struct Planner<'p, S: Sink = Vec<Action>> {
     policy: &'p Policy,
     context: Context,
-    actions: Vec<Action>,
+    actions: S,
     summary: Summary,
     missing: Vec<(String, MissingMark)>,
     /// The owner a target that keeps owners should record with this config's accounts.
@@ -80,10 +82,17 @@ pub struct Planner<'p> {
 
 impl<'p> Planner<'p> {
     pub fn new(policy: &'p Policy, context: Context) -> Self {
+        Planner::with_sink(policy, context, Vec::new())
+    }
+}
+
+impl<'p, S: Sink> Planner<'p, S> {
+    /// A planner that puts its actions into `sink`.
+    pub fn with_sink(policy: &'p Policy, context: Context, sink: S) -> Self {
         Planner {
             policy,
             context,
-            actions: Vec::new(),
+            actions: sink,
             summary: Summary::default(),
             missing: Vec::new(),
             owner: None,
@@ -107,7 +116,7 @@ impl<'p> Planner<'p> {
 
     pub fn push(&mut self, pair: Pair) {
         match pair {
-            Pair::SourceOnly(desired) => self.actions.push(add(&desired)),
+            Pair::SourceOnly(desired) => self.emit(add(&desired), None),
             Pair::Both {
                 desired,
                 target,
@@ -123,7 +132,7 @@ impl<'p> Planner<'p> {
                     renames: self.renames,
                 },
             ) {
-                Some(action) => self.actions.push(action),
+                Some(action) => self.emit(action, None),
                 None => self.summary.unchanged += 1,
             },
             Pair::TargetOnly { target, protected } => {
@@ -132,19 +141,26 @@ impl<'p> Planner<'p> {
                 } else if let Some(why) = protected {
                     // Shown, not silently dropped: what would have happened, and why it won't.
                     if let Some(action) = removal(&target, *self.policy.mode) {
-                        self.actions.push(action.skipped(Reason::NotRemoved(why)));
+                        self.emit(action.skipped(Reason::NotRemoved(why)), None);
                     }
                 } else if let Some(action) = removal(&target, *self.policy.mode) {
-                    let action = self.after_grace(action);
-                    self.actions.push(action);
+                    let (action, mark) = self.after_grace(action);
+                    self.emit(action, Some(mark));
                 }
             }
         }
     }
 
+    /// Hands one action to the sink, with what the caps need to know of it.
+    fn emit(&mut self, action: Action, mark: Option<MissingMark>) {
+        let family = Family::of(&action, self.policy);
+        let since = mark.map_or((self.context.now, 0), |m| (m.since, m.runs));
+        self.actions.push(action, family, since);
+    }
+
     /// Marks the account of a removal missing (from now, or one run more), and under
     /// `remove-after` leaves the removal out until the grace period has passed.
-    fn after_grace(&mut self, mut action: Action) -> Action {
+    fn after_grace(&mut self, mut action: Action) -> (Action, MissingMark) {
         let key = action.subject.keys().0.to_string();
         let mark = match self.context.marks.get(&key) {
             Some(mark) => MissingMark {
@@ -158,7 +174,7 @@ impl<'p> Planner<'p> {
         };
         self.missing.push((key, mark));
         let Some(grace) = self.policy.remove_after.map(|g| g.value) else {
-            return action;
+            return (action, mark);
         };
         let waiting = match grace {
             Grace::Runs(after) => (mark.runs < after).then_some(Missing::Runs {
@@ -176,12 +192,12 @@ impl<'p> Planner<'p> {
             action.status = ActionStatus::Skipped;
             action.reasons.push(Reason::Missing(missing));
         }
-        action
+        (action, mark)
     }
 
     /// Orders the actions, applies the caps and numbers them.
-    pub fn finish(mut self) -> Planned {
-        order(&mut self.actions);
+    pub fn finish(mut self) -> Planned<S> {
+        self.actions.order();
         let since: HashMap<&str, MissingMark> = self
             .missing
             .iter()
@@ -190,18 +206,133 @@ impl<'p> Planner<'p> {
         let caps = Caps {
             policy: self.policy,
             context: &self.context,
-            since: &since,
+            drip: Drip {
+                since: &since,
+                now: self.context.now,
+            },
         };
         caps.apply(&mut self.actions);
-        for (i, action) in self.actions.iter_mut().enumerate() {
-            action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        }
+        self.actions.number();
+        drop(since);
         Planned {
             actions: self.actions,
             summary: self.summary,
             missing: self.missing,
         }
     }
+}
+
+/// Where the planner puts the user actions it makes, and what the caps ask of them: how
+/// many are planned, and holding them. A cap holds every planned action of its family or
+/// none (under `over-cap "drip"` all but the first N in drip order), so counts and holds
+/// by family are all it needs, never the whole list at once.
+pub trait Sink {
+    /// Takes one action as planned, with the family the caps count it in and, for the drip
+    /// order, since when and for how many runs its account has been missing (this run's
+    /// time and 0 for an action whose account is not missing).
+    fn push(&mut self, action: Action, family: Family, since: (DateTime<Utc>, u64));
+    /// Puts the actions in plan order: adds, updates, removes, deletes; by name, then keys
+    /// within a kind, in the order they came where those are the same (`order`).
+    fn order(&mut self);
+    /// The planned user actions of `family`.
+    fn planned(&self, family: Family, policy: &Policy) -> u64;
+    /// Of those, how many deactivate an account.
+    fn deactivations(&self, family: Family, policy: &Policy) -> u64;
+    /// Holds the planned user actions of `family` by `hold`, but for the first `going` in
+    /// drip order (missing longest first, then by name, then in plan order).
+    fn hold_family(
+        &mut self,
+        family: Family,
+        policy: &Policy,
+        hold: &Hold,
+        going: u64,
+        drip: &Drip,
+    );
+    /// The planned user actions of every family (but the adds, with `but_adds`).
+    fn planned_changes(&self, but_adds: bool) -> u64;
+    /// Holds those by `hold`.
+    fn hold_changes(&mut self, hold: &Hold, but_adds: bool);
+    /// Numbers the actions in plan order, from 1.
+    fn number(&mut self);
+}
+
+/// What the drip order of an in-memory list needs: the marks of the missing accounts.
+pub struct Drip<'a> {
+    pub since: &'a HashMap<&'a str, MissingMark>,
+    pub now: DateTime<Utc>,
+}
+
+impl Sink for Vec<Action> {
+    fn push(&mut self, action: Action, _: Family, _: (DateTime<Utc>, u64)) {
+        Vec::push(self, action);
+    }
+
+    fn order(&mut self) {
+        order(self);
+    }
+
+    fn planned(&self, family: Family, policy: &Policy) -> u64 {
+        self.iter().filter(|a| in_family(a, family, policy)).count() as u64
+    }
+
+    fn deactivations(&self, family: Family, policy: &Policy) -> u64 {
+        self.iter()
+            .filter(|a| in_family(a, family, policy) && a.deactivates())
+            .count() as u64
+    }
+
+    fn hold_family(
+        &mut self,
+        family: Family,
+        policy: &Policy,
+        hold: &Hold,
+        going: u64,
+        drip: &Drip,
+    ) {
+        let mut indices: Vec<usize> = (0..self.len())
+            .filter(|&i| in_family(&self[i], family, policy))
+            .collect();
+        if going > 0 {
+            // Missing longest first (the earliest mark, then the most runs: two runs may fall
+            // in the same instant); an account without a mark (a deactivation) is new.
+            let since = |a: &Action| {
+                let mark = drip.since.get(a.subject.keys().0);
+                (
+                    mark.map_or(drip.now, |m| m.since),
+                    std::cmp::Reverse(mark.map_or(0, |m| m.runs)),
+                )
+            };
+            indices.sort_by_key(|&i| (since(&self[i]), self[i].name().to_string()));
+        }
+        let skip = usize::try_from(going).unwrap_or(usize::MAX);
+        for &i in indices.iter().skip(skip) {
+            self[i].hold(hold.clone());
+        }
+    }
+
+    fn planned_changes(&self, but_adds: bool) -> u64 {
+        self.iter().filter(|a| counted_change(a, but_adds)).count() as u64
+    }
+
+    fn hold_changes(&mut self, hold: &Hold, but_adds: bool) {
+        for action in self.iter_mut().filter(|a| counted_change(a, but_adds)) {
+            action.hold(hold.clone());
+        }
+    }
+
+    fn number(&mut self) {
+        for (i, action) in self.iter_mut().enumerate() {
+            action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+fn in_family(a: &Action, family: Family, policy: &Policy) -> bool {
+    is_planned_user(a) && Family::of(a, policy) == family
+}
+
+fn counted_change(a: &Action, but_adds: bool) -> bool {
+    is_planned_user(a) && !(but_adds && a.action == ActionKind::Add)
 }
 
 fn add(desired: &DesiredUser) -> Action {
@@ -511,13 +642,13 @@ impl Family {
     }
 }
 
-/// The caps, applied to a whole list of planned actions.
+/// The caps, applied to the planned actions through their sink.
 struct Caps<'a> {
     policy: &'a Policy,
     context: &'a Context,
     /// Since when (and for how many runs) each missing account has been missing, for the
-    /// drip order.
-    since: &'a HashMap<&'a str, MissingMark>,
+    /// drip order of an in-memory list.
+    drip: Drip<'a>,
 }
 
 impl Caps<'_> {
@@ -525,7 +656,7 @@ impl Caps<'_> {
     /// goes through, not the first N. Under `over-cap "drip"` the removes and deletes over
     /// their cap are the exception: the cap's worth of them, missing longest first, go. Then
     /// `max-changes` counts what is still planned, of every family together.
-    fn apply(&self, actions: &mut [Action]) {
+    fn apply(&self, actions: &mut impl Sink) {
         for family in Family::ALL {
             if family == Family::Adds && self.context.initial {
                 continue;
@@ -535,27 +666,20 @@ impl Caps<'_> {
             }
         }
         if let Some(cap) = self.policy.max_changes.map(|c| c.value) {
-            let counted = |a: &Action| !(self.context.initial && a.action == ActionKind::Add);
-            let count = planned_users(actions).filter(|a| counted(a)).count() as u64;
+            let count = actions.planned_changes(self.context.initial);
             if exceeds(count, cap, self.context.managed) {
                 let hold = Hold::Cap {
                     counted: Counted::Changes(count),
                     name: CapName::MaxChanges,
                     limit: Limit::new(cap, self.context.managed),
                 };
-                for action in actions
-                    .iter_mut()
-                    .filter(|a| is_planned_user(a) && counted(a))
-                {
-                    action.hold(hold.clone());
-                }
+                actions.hold_changes(&hold, self.context.initial);
             }
         }
     }
 
-    fn check(&self, actions: &mut [Action], family: Family, cap: Cap, name: CapName) {
-        let in_family = |a: &Action| is_planned_user(a) && Family::of(a, self.policy) == family;
-        let count = actions.iter().filter(|a| in_family(a)).count() as u64;
+    fn check(&self, actions: &mut impl Sink, family: Family, cap: Cap, name: CapName) {
+        let count = actions.planned(family, self.policy);
         let (base, limit) = match family {
             Family::Adds => (
                 self.context.target_accounts,
@@ -572,10 +696,7 @@ impl Caps<'_> {
             Family::Deletes => Counted::Deletes(count),
             Family::Removals => Counted::Removals {
                 count,
-                deactivations: actions
-                    .iter()
-                    .filter(|a| in_family(a) && a.deactivates())
-                    .count() as u64,
+                deactivations: actions.deactivations(family, self.policy),
             },
         };
         let hold = Hold::Cap {
@@ -584,44 +705,25 @@ impl Caps<'_> {
             limit,
         };
         let drip = family.drips() && *self.policy.over_cap == OverCap::Drip;
-        let mut indices: Vec<usize> = (0..actions.len())
-            .filter(|&i| in_family(&actions[i]))
-            .collect();
-        let going = if drip {
-            // Missing longest first (the earliest mark, then the most runs: two runs may fall
-            // in the same instant); an account without a mark (a deactivation) is new.
-            let since = |a: &Action| {
-                let mark = self.since.get(a.subject.keys().0);
+        let (held, going) = match drip {
+            true => {
+                let going = limit.allows();
                 (
-                    mark.map_or(self.context.now, |m| m.since),
-                    std::cmp::Reverse(mark.map_or(0, |m| m.runs)),
+                    Hold::Dripped {
+                        by: Box::new(hold),
+                        going,
+                    },
+                    going,
                 )
-            };
-            indices.sort_by_key(|&i| (since(&actions[i]), actions[i].name().to_string()));
-            limit.allows()
-        } else {
-            0
+            }
+            false => (hold, 0),
         };
-        let held = match drip {
-            true => Hold::Dripped {
-                by: Box::new(hold),
-                going,
-            },
-            false => hold,
-        };
-        let skip = usize::try_from(going).unwrap_or(usize::MAX);
-        for &i in indices.iter().skip(skip) {
-            actions[i].hold(held.clone());
-        }
+        actions.hold_family(family, self.policy, &held, going, &self.drip);
     }
 }
 
 fn is_planned_user(a: &Action) -> bool {
     a.object() == ObjectKind::User && a.status == ActionStatus::Planned
-}
-
-fn planned_users(actions: &[Action]) -> impl Iterator<Item = &Action> {
-    actions.iter().filter(|a| is_planned_user(a))
 }
 
 /// What the store knows about this run's source read, for the completeness checks.

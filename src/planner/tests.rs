@@ -6,6 +6,48 @@ use super::*;
 use crate::config::{Cap, Mode, Policy};
 use crate::plan::ActionStatus as Status;
 
+/// `super::plan_users`, held to the same plan through the store's draft: every test of the
+/// planner is also a test of the sink a plan run uses (`store::Draft`).
+fn plan_users(pairs: impl IntoIterator<Item = Pair>, policy: &Policy, managed: u64) -> Planned {
+    planned_both_ways(
+        pairs.into_iter().collect(),
+        policy,
+        Context::managed(managed),
+    )
+}
+
+/// Plans `pairs` into a `Vec` and into the store's draft, and asserts that the draft reads
+/// back as the same actions (order, numbers, statuses, holds) with the same summary.
+fn planned_both_ways(pairs: Vec<Pair>, policy: &Policy, context: Context) -> Planned {
+    let mut listed = Planner::new(policy, context.clone());
+    pairs.iter().cloned().for_each(|p| listed.push(p));
+    let listed = listed.finish();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = crate::store::Store::open(&dir.path().join("state.db")).expect("store");
+    let mut drafted = Planner::with_sink(policy, context, store.draft().expect("draft"));
+    pairs.into_iter().for_each(|p| drafted.push(p));
+    let drafted = drafted.finish();
+    drafted.actions.close().expect("draft written");
+    let stored = store.drafted().expect("draft counted");
+    let mut read = Vec::new();
+    stored
+        .source
+        .each(&mut |a| {
+            read.push(a.clone());
+            Ok(())
+        })
+        .expect("draft read");
+    assert_eq!(
+        read, listed.actions,
+        "the draft holds the plan the list holds"
+    );
+    assert_eq!(drafted.summary, listed.summary);
+    assert_eq!(drafted.missing, listed.missing);
+    let tallied: u64 = stored.tally.iter().map(|t| t.count).sum();
+    assert_eq!(tallied, listed.actions.len() as u64);
+    listed
+}
+
 fn desired(key: &str, username: &str) -> DesiredUser {
     DesiredUser {
         key: key.into(),
@@ -759,9 +801,7 @@ mod thresholds_per_kind {
     }
 
     fn run(pairs: Vec<Pair>, policy: &Policy, context: Context) -> Planned {
-        let mut planner = Planner::new(policy, context);
-        pairs.into_iter().for_each(|p| planner.push(p));
-        planner.finish()
+        planned_both_ways(pairs, policy, context)
     }
 
     #[test]

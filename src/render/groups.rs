@@ -16,7 +16,7 @@ pub(super) fn object_name(action: &Action) -> String {
 
 /// Whether the plan has any group or membership action.
 pub(super) fn has_groups(plan: &Plan) -> bool {
-    plan.actions.iter().any(|a| a.object() != ObjectKind::User)
+    plan.count_where(|object, _, _| object != ObjectKind::User) > 0
 }
 
 /// ` Of these, groups: 1 to add, ...; memberships: 2 to add, 1 to remove.`, and the count
@@ -25,12 +25,9 @@ pub(super) fn summary_note(plan: &Plan) -> String {
     let mut note = String::new();
     if has_groups(plan) {
         let count = |object: ObjectKind, kind: ActionKind| {
-            plan.actions
-                .iter()
-                .filter(|a| {
-                    a.object() == object && a.action == kind && a.status != ActionStatus::Skipped
-                })
-                .count()
+            plan.count_where(|o, k, status| {
+                o == object && k == kind && status != ActionStatus::Skipped
+            })
         };
         let _ = write!(
             note,

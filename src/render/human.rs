@@ -41,29 +41,47 @@ pub fn human(plan: &Plan) -> String {
 
 /// The whole plan, its symbols coloured as `colour` says.
 pub fn human_in(plan: &Plan, colour: Colour) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail; a plan in memory is read without error.
+    let _ = write_human(plan, colour, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The same, written to `out` action by action as the plan yields them: a plan of a million
+/// actions is never one `String`.
+pub fn write_human(
+    plan: &Plan,
+    colour: Colour,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut head = String::new();
     for note in &plan.forced {
         let _ = writeln!(
-            out,
+            head,
             "Warning: --force overrode a safety check: {}",
             shown(note)
         );
     }
     for note in &plan.notes {
-        let _ = writeln!(out, "Note: {note}");
+        let _ = writeln!(head, "Note: {note}");
     }
     if !plan.forced.is_empty() || !plan.notes.is_empty() {
-        out.push('\n');
+        head.push('\n');
     }
-    for action in &plan.actions {
-        action_block(&mut out, plan, action, colour);
+    out.write_all(head.as_bytes())?;
+    let mut block = String::new();
+    plan.each_action(|action| {
+        block.clear();
+        action_block(&mut block, plan, action, colour);
+        out.write_all(block.as_bytes())
+    })?;
+    let mut tail = String::new();
+    if !plan.is_empty() {
+        tail.push('\n');
     }
-    if !plan.actions.is_empty() {
-        out.push('\n');
-    }
-    out.push_str(&summary_line(plan));
-    out.push('\n');
-    out
+    tail.push_str(&summary_line(plan));
+    tail.push('\n');
+    out.write_all(tail.as_bytes())
 }
 
 fn action_block(out: &mut String, plan: &Plan, action: &Action, colour: Colour) {
@@ -157,11 +175,7 @@ pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     let mut line = if s.has_changes() {
         let held = |kind: ActionKind, total: u64| {
-            let n = plan
-                .actions
-                .iter()
-                .filter(|a| a.action == kind && a.status == Status::Held)
-                .count() as u64;
+            let n = plan.count_where(|_, k, status| k == kind && status == Status::Held);
             match n {
                 0 => String::new(),
                 n if n == total => " (held)".to_string(),

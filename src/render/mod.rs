@@ -9,7 +9,7 @@ mod markdown;
 
 pub use compare::{compare, comparison};
 pub use csv::{csv, errors_csv, records_csv};
-pub use human::{Colour, human, human_in, summary_line};
+pub use human::{Colour, human, human_in, summary_line, write_human};
 pub use markdown::{COMMENT_LIMIT, markdown, markdown_within};
 
 use crate::plan::{Action, Allowance, Plan};

@@ -75,7 +75,15 @@ impl Store {
                 ],
             )
             .map_err(|e| self.err(e))?;
-        if inserted == 1 {
+        if inserted == 1 && plan.stored.is_some() {
+            // A plan just made has its actions in the draft already: saving is numbering them.
+            self.number_draft(&plan.plan_id)?;
+            tx.execute(
+                "UPDATE plans SET plan_digest = ?2 WHERE id = ?1",
+                params![plan.plan_id, digest()],
+            )
+            .map_err(|e| self.err(e))?;
+        } else if inserted == 1 {
             // Many rows per statement: a plan of 100,000 adds is stored in a fraction of the
             // time one statement per row takes.
             let columns = "(plan_id, seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest)";

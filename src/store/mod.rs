@@ -16,6 +16,7 @@
 //! # Performance
 //! Loads use one transaction and `prepare_cached`; the diff is a keyed join in SQL.
 
+mod draft;
 mod groups;
 mod ignored;
 mod journal;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+pub use draft::Draft;
 pub use groups::GroupDiff;
 pub use journal::{ActionRecord, PlanRecord};
 pub use lock::{LockGuard, LockHolder};
@@ -92,6 +94,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0013_syncprov_uuids",
         include_str!("../../schema/0013_syncprov_uuids.sql"),
+    ),
+    (
+        "0014_plan_draft",
+        include_str!("../../schema/0014_plan_draft.sql"),
     ),
 ];
 

@@ -250,6 +250,7 @@ mod tests {
             created_at: Utc::now(),
             summary: Summary::default(),
             actions: Vec::new(),
+            stored: None,
             mode: crate::config::Mode::Remove,
             config_digest: "cfg".into(),
             desired_digest: String::new(),

@@ -248,33 +248,80 @@ fn hold_member_removes(actions: &mut [Action], cap: Cap, sizes: &HashMap<String,
 /// access as it is. Numbers every action.
 pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
     let mut actions = users.actions;
-    // Per user key: the username and, when the action is held, what holds it.
-    let held_users = |kinds: &[ActionKind]| -> HashMap<String, (String, Option<Hold>)> {
-        actions
-            .iter()
-            .filter_map(|a| match &a.subject {
-                Subject::User(user) if kinds.contains(&a.action) => {
-                    let held = a.hold.clone().filter(|_| a.status == ActionStatus::Held);
-                    Some((user.key.clone(), (user.username.clone(), held)))
-                }
-                _ => None,
-            })
-            .collect()
-    };
-    let adds = held_users(&[ActionKind::Add]);
-    let removals = held_users(&[ActionKind::Remove, ActionKind::Delete]);
-    // Users whose removal waits out `remove-after`: their memberships wait with them.
-    let waiting: HashMap<String, Reason> = actions
-        .iter()
-        .filter(|a| a.status == ActionStatus::Skipped)
-        .filter_map(|a| match (&a.subject, a.reasons.last()) {
-            (Subject::User(user), Some(why @ Reason::Missing(_))) => {
-                Some((user.key.clone(), why.clone()))
+    let mut facts = UserFacts::default();
+    for a in &actions {
+        facts.take(a);
+    }
+    actions.extend(settle(&facts, groups.actions));
+    for (i, action) in actions.iter_mut().enumerate() {
+        action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
+    }
+    Planned {
+        actions,
+        summary: users.summary,
+        missing: users.missing,
+    }
+}
+
+/// What the memberships need to know of the user actions, per user key: the adds and the
+/// removals (with the username and, when the action is held, what holds it), and the
+/// removals that wait out `remove-after`. Taken from the user actions in plan order (the
+/// last of a key wins), from memory or from the store's draft.
+#[derive(Debug, Default)]
+pub struct UserFacts {
+    adds: HashMap<String, (String, Option<Hold>)>,
+    removals: HashMap<String, (String, Option<Hold>)>,
+    waiting: HashMap<String, Reason>,
+    /// Only these keys are kept, when set (the users the memberships name).
+    wanted: Option<std::collections::HashSet<String>>,
+}
+
+impl UserFacts {
+    /// Facts to be kept only of the users `group_actions`' memberships name.
+    pub fn for_memberships(group_actions: &[Action]) -> UserFacts {
+        UserFacts {
+            wanted: Some(
+                group_actions
+                    .iter()
+                    .filter_map(|a| membership_of(a).map(|(_, user)| user.key.clone()))
+                    .collect(),
+            ),
+            ..UserFacts::default()
+        }
+    }
+
+    /// Takes what `a` (a user action) says, if it says anything the memberships need.
+    pub fn take(&mut self, a: &Action) {
+        let Subject::User(user) = &a.subject else {
+            return;
+        };
+        if self.wanted.as_ref().is_some_and(|w| !w.contains(&user.key)) {
+            return;
+        }
+        let held = || a.hold.clone().filter(|_| a.status == ActionStatus::Held);
+        match a.action {
+            ActionKind::Add => {
+                self.adds
+                    .insert(user.key.clone(), (user.username.clone(), held()));
             }
-            _ => None,
-        })
-        .collect();
-    let mut group_actions = groups.actions;
+            ActionKind::Remove | ActionKind::Delete => {
+                self.removals
+                    .insert(user.key.clone(), (user.username.clone(), held()));
+            }
+            ActionKind::Update => {}
+        }
+        if a.status == ActionStatus::Skipped
+            && let Some(why @ Reason::Missing(_)) = a.reasons.last()
+        {
+            self.waiting.insert(user.key.clone(), why.clone());
+        }
+    }
+}
+
+/// The group actions as they follow the user actions `users` describes, in the order apply
+/// needs (see `merge`); not numbered.
+pub fn settle(users: &UserFacts, mut group_actions: Vec<Action>) -> Vec<Action> {
+    let (adds, removals, waiting) = (&users.adds, &users.removals, &users.waiting);
     for a in &mut group_actions {
         if a.status != ActionStatus::Planned {
             continue;
@@ -290,7 +337,7 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
             if let Some(why) = waiting.get(&user.key) {
                 a.status = ActionStatus::Skipped;
                 a.reasons.push(why.clone());
-            } else if let Some((username, by)) = user_held(&removals) {
+            } else if let Some((username, by)) = user_held(removals) {
                 a.hold(Hold::WithUserRemoval { username, by });
             }
             continue;
@@ -302,7 +349,7 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
         if !adds.contains_key(&user.key) {
             a.status = ActionStatus::Skipped;
             a.reasons.push(Reason::UserNotCreated);
-        } else if let Some((username, by)) = user_held(&adds) {
+        } else if let Some((username, by)) = user_held(adds) {
             a.hold(Hold::WaitsForUserAdd { username, by });
         }
     }
@@ -318,15 +365,7 @@ pub fn merge(users: Planned, groups: GroupsPlanned) -> Planned {
             b.subject.keys(),
         ))
     });
-    actions.extend(group_actions);
-    for (i, action) in actions.iter_mut().enumerate() {
-        action.seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
-    }
-    Planned {
-        actions,
-        summary: users.summary,
-        missing: users.missing,
-    }
+    group_actions
 }
 
 fn rank(a: &Action) -> u8 {

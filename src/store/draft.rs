@@ -1,0 +1,577 @@
+//! The plan being made, kept in the store as the planner makes it (`schema/0014_plan_draft.sql`,
+//! issue 16): a first plan of a million adds is never held in memory whole.
+//!
+//! `Draft` is the planner's sink (`planner::Sink`): it writes each action as it comes, counts
+//! the planned ones per cap family, and holds them with one `UPDATE` per cap that trips (the
+//! drip order is an `ORDER BY`). `DraftActions` reads the draft back in plan order, numbered,
+//! through a connection of its own (the renderers, the seal and the plan file each read it on
+//! their own thread); `Store::save_plan` numbers the draft into `plan_actions`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::{Result, Store, StoreError};
+use crate::config::Policy;
+use crate::plan::contract::{ActionJson, ChangeJson};
+use crate::plan::{
+    Action, ActionKind, ActionSource, ActionStatus, Hold, ObjectKind, Stored, Subject, Tally,
+};
+use crate::planner::{Drip, Family, Sink};
+
+/// Rows per multi-row INSERT (20 parameters each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 64;
+
+/// The columns a draft row is written with, in order.
+const COLUMNS: &str = "(tier, kind, name, key1, key2, family, deactivates, since_ns, runs, action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest)";
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Plan order, as `planner::order` and `planner::groups::merge` have it: users by kind, name
+/// and keys; then groups and memberships in the order they were appended.
+const PLAN_ORDER: &str = "tier, kind, name, key1, key2, n";
+
+/// The action columns of a draft row, as `ActionJson` (without `seq`) reads them.
+const ACTION_COLUMNS: &str = "action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest";
+
+/// Users come first, then groups and memberships.
+const USERS: i64 = 0;
+const GROUPS: i64 = 1;
+
+fn family_number(family: Family) -> i64 {
+    match family {
+        Family::Adds => 0,
+        Family::Updates => 1,
+        Family::Removals => 2,
+        Family::Deletes => 3,
+    }
+}
+
+fn kind_number(kind: ActionKind) -> i64 {
+    match kind {
+        ActionKind::Add => 0,
+        ActionKind::Update => 1,
+        ActionKind::Remove => 2,
+        ActionKind::Delete => 3,
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Plans hold only strings, numbers and enums: serialising them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// One row to write.
+struct Row {
+    tier: i64,
+    kind: i64,
+    name: String,
+    key1: String,
+    key2: Option<String>,
+    family: Option<i64>,
+    deactivates: bool,
+    since_ns: Option<i64>,
+    runs: Option<i64>,
+    json: ActionJson,
+    changes: String,
+}
+
+impl Row {
+    fn user(action: &Action, family: Family, since: (DateTime<Utc>, u64)) -> Row {
+        let (key1, key2) = action.subject.keys();
+        let json = ActionJson::from(action);
+        Row {
+            tier: USERS,
+            kind: kind_number(action.action),
+            name: action.name().to_string(),
+            key1: key1.to_string(),
+            key2: key2.map(str::to_string),
+            family: Some(family_number(family)),
+            deactivates: action.deactivates(),
+            // Nanoseconds cover 1677 to 2262; outside, the earliest or latest there is.
+            since_ns: Some(
+                since
+                    .0
+                    .timestamp_nanos_opt()
+                    .unwrap_or(if since.0.timestamp() < 0 {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }),
+            ),
+            runs: Some(i64::try_from(since.1).unwrap_or(i64::MAX)),
+            changes: to_json(&json.changes),
+            json,
+        }
+    }
+
+    fn group(action: &Action) -> Row {
+        let json = ActionJson::from(action);
+        Row {
+            tier: GROUPS,
+            kind: 0,
+            name: String::new(),
+            key1: String::new(),
+            key2: None,
+            family: None,
+            deactivates: false,
+            since_ns: None,
+            runs: None,
+            changes: to_json(&json.changes),
+            json,
+        }
+    }
+}
+
+/// The planner's sink into the store. Open while the pairs are planned: one transaction
+/// from `Store::draft` to `Draft::close`.
+pub struct Draft<'s> {
+    store: &'s Store,
+    rows: Vec<Row>,
+    /// Planned user actions per family, as the caps have left them.
+    planned: [u64; 4],
+    /// The first thing that failed; the rest of the draft is not written.
+    error: Option<StoreError>,
+    open: bool,
+}
+
+impl Store {
+    /// Starts the draft of a plan (emptying what a run that died may have left).
+    pub fn draft(&self) -> Result<Draft<'_>> {
+        self.clear_draft()?;
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        Ok(Draft {
+            store: self,
+            rows: Vec::with_capacity(ROWS_PER_INSERT),
+            planned: [0; 4],
+            error: None,
+            open: true,
+        })
+    }
+
+    /// Empties the draft: once the plan is saved and no longer read from it.
+    pub fn clear_draft(&self) -> Result<()> {
+        // Without a WHERE, SQLite drops the table's pages at once.
+        self.conn
+            .execute_batch("DELETE FROM plan_draft")
+            .map_err(|e| self.err(e))
+    }
+
+    /// The draft's actions as a plan keeps them: read from the store, counted.
+    pub fn drafted(&self) -> Result<Stored> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT object, action, status, count(*) FROM plan_draft GROUP BY object, action, status",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut tally = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = |i: usize| -> Result<String> { r.get(i).map_err(|e| self.err(e)) };
+            let (object, action, status) = (text(0)?, text(1)?, text(2)?);
+            let bad = || StoreError::Invalid {
+                path: self.path.display().to_string(),
+                message: format!("the plan draft has an unknown action {object} {action} {status}"),
+            };
+            tally.push(Tally {
+                object: ObjectKind::parse(&object).ok_or_else(bad)?,
+                action: ActionKind::parse(&action).ok_or_else(bad)?,
+                status: ActionStatus::parse(&status).ok_or_else(bad)?,
+                count: r.get::<_, i64>(3).map_err(|e| self.err(e))? as u64,
+            });
+        }
+        Ok(Stored {
+            source: Arc::new(DraftActions {
+                path: self.path.clone(),
+            }),
+            tally,
+        })
+    }
+
+    /// Appends group and membership actions to the draft, after every user action, in the
+    /// order given.
+    pub fn draft_groups(&self, actions: &[Action]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let rows: Vec<Row> = actions.iter().map(Row::group).collect();
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            insert(self, chunk)?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Calls `each` with the draft's user actions that `wanted` picks by kind and status, in
+    /// plan order (on this connection, for the group merge).
+    pub fn each_drafted_user(
+        &self,
+        mut each: impl FnMut(Action) -> Result<()>,
+        wanted: &str,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT n, {ACTION_COLUMNS} FROM plan_draft WHERE tier = {USERS} AND ({wanted}) ORDER BY {PLAN_ORDER}"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let action = read_action(r, 0).map_err(|e| self.damaged_draft(e))?;
+            each(action)?;
+        }
+        Ok(())
+    }
+
+    /// Changes the user actions `change` rewrites (the fields a target drops left out):
+    /// `change` gets every planned or held user update and remove, and says whether it
+    /// changed it.
+    pub fn rewrite_drafted_users(&self, mut change: impl FnMut(&mut Action) -> bool) -> Result<()> {
+        let mut changed: Vec<(i64, ActionJson)> = Vec::new();
+        {
+            let sql = format!(
+                "SELECT n, {ACTION_COLUMNS} FROM plan_draft WHERE tier = {USERS}
+                 AND action IN ('update', 'remove') AND status IN ('planned', 'held')"
+            );
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let n: i64 = r.get(0).map_err(|e| self.err(e))?;
+                let mut action = read_action(r, 0).map_err(|e| self.damaged_draft(e))?;
+                if change(&mut action) {
+                    changed.push((n, ActionJson::from(&action)));
+                }
+            }
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "UPDATE plan_draft SET status = ?2, reason = ?3, changes = ?4, held_by = ?5 WHERE n = ?1",
+                )
+                .map_err(|e| self.err(e))?;
+            for (n, a) in &changed {
+                stmt.execute(params![
+                    n,
+                    a.status,
+                    a.reason,
+                    to_json(&a.changes),
+                    a.held_by
+                ])
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Numbers the draft into `plan_actions` as `plan_id`'s actions, in plan order: the
+    /// rows are copied as they are, never read into actions.
+    pub(super) fn number_draft(&self, plan_id: &str) -> Result<()> {
+        let sql = format!(
+            "SELECT action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest
+             FROM plan_draft ORDER BY {PLAN_ORDER}"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let columns = "(plan_id, seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest)";
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let mut batch: Vec<[rusqlite::types::Value; 11]> = Vec::with_capacity(ROWS_PER_INSERT);
+        let mut seq: i64 = 0;
+        let write = |batch: &mut Vec<[rusqlite::types::Value; 11]>, first: i64| -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let sql = format!(
+                "INSERT INTO plan_actions {columns} VALUES {}",
+                vec![row; batch.len()].join(", ")
+            );
+            let mut insert = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let seqs: Vec<i64> = (first..first + batch.len() as i64).collect();
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(batch.len() * 13);
+            for (values_of, seq) in batch.iter().zip(&seqs) {
+                values.push(&plan_id);
+                values.push(seq);
+                for v in values_of {
+                    values.push(v);
+                }
+            }
+            insert.execute(values.as_slice()).map_err(|e| self.err(e))?;
+            batch.clear();
+            Ok(())
+        };
+        let mut first = 1;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get =
+                |i: usize| -> Result<rusqlite::types::Value> { r.get(i).map_err(|e| self.err(e)) };
+            batch.push([
+                get(0)?,
+                get(1)?,
+                get(2)?,
+                get(3)?,
+                get(4)?,
+                get(5)?,
+                get(6)?,
+                get(7)?,
+                get(8)?,
+                get(9)?,
+                get(10)?,
+            ]);
+            seq += 1;
+            if batch.len() == ROWS_PER_INSERT {
+                write(&mut batch, first)?;
+                first = seq + 1;
+            }
+        }
+        write(&mut batch, first)
+    }
+
+    fn damaged_draft(&self, message: String) -> StoreError {
+        StoreError::Invalid {
+            path: self.path.display().to_string(),
+            message: format!("the plan draft is damaged: {message}"),
+        }
+    }
+}
+
+/// Writes `rows` into the draft in one statement.
+fn insert(store: &Store, rows: &[Row]) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO plan_draft {COLUMNS} VALUES {}",
+        vec![ROW; rows.len()].join(", ")
+    );
+    let mut stmt = store.conn.prepare_cached(&sql).map_err(|e| store.err(e))?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 20);
+    for r in rows {
+        let a = &r.json;
+        values.extend_from_slice(&[
+            &r.tier,
+            &r.kind,
+            &r.name,
+            &r.key1,
+            &r.key2,
+            &r.family,
+            &r.deactivates,
+            &r.since_ns,
+            &r.runs,
+            &a.action,
+            &a.object,
+            &a.key,
+            &a.username,
+            &a.target_id,
+            &a.status,
+            &a.reason,
+            &r.changes,
+            &a.held_by,
+            &a.target_version,
+            &a.target_digest,
+        ]);
+    }
+    stmt.execute(values.as_slice()).map_err(|e| store.err(e))?;
+    Ok(())
+}
+
+/// An action from the `ACTION_COLUMNS` of a row, starting at column `at + 1`.
+fn read_action(r: &rusqlite::Row<'_>, seq: u32) -> std::result::Result<Action, String> {
+    let text = |i: usize| -> std::result::Result<String, String> {
+        r.get(i + 1).map_err(|e| e.to_string())
+    };
+    let optional = |i: usize| -> std::result::Result<Option<String>, String> {
+        r.get(i + 1).map_err(|e| e.to_string())
+    };
+    let changes: Vec<ChangeJson> =
+        serde_json::from_str(&text(7)?).map_err(|e| format!("bad changes: {e}"))?;
+    let row = ActionJson {
+        seq,
+        action: text(0)?,
+        object: text(1)?,
+        key: text(2)?,
+        username: text(3)?,
+        target_id: optional(4)?,
+        status: text(5)?,
+        reason: text(6)?,
+        changes,
+        held_by: optional(8)?,
+        target_version: optional(9)?,
+        target_digest: optional(10)?,
+    };
+    row.into_action().map_err(|e| e.to_string())
+}
+
+impl Draft<'_> {
+    fn write(&mut self) {
+        if self.error.is_some() || self.rows.is_empty() {
+            self.rows.clear();
+            return;
+        }
+        if let Err(e) = insert(self.store, &self.rows) {
+            self.error = Some(e);
+        }
+        self.rows.clear();
+    }
+
+    fn run(&mut self, sql: &str, values: &[&dyn rusqlite::ToSql]) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.store.conn.execute(sql, values) {
+            self.error = Some(self.store.err(e));
+        }
+    }
+
+    /// Writes what is left and commits the draft; the first failure of any step, if one
+    /// failed (then nothing of the draft is kept).
+    pub fn close(mut self) -> Result<()> {
+        self.write();
+        self.open = false;
+        match self.error.take() {
+            Some(e) => {
+                let _ = self.store.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+            None => self
+                .store
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|e| self.store.err(e)),
+        }
+    }
+}
+
+impl Drop for Draft<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.store.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Sink for Draft<'_> {
+    fn push(&mut self, action: Action, family: Family, since: (DateTime<Utc>, u64)) {
+        if is_planned_user(&action) {
+            self.planned[family_number(family) as usize] += 1;
+        }
+        self.rows.push(Row::user(&action, family, since));
+        if self.rows.len() == ROWS_PER_INSERT {
+            self.write();
+        }
+    }
+
+    /// The index keeps the order; what is still buffered is written, for the caps to see.
+    fn order(&mut self) {
+        self.write();
+    }
+
+    fn planned(&self, family: Family, _: &Policy) -> u64 {
+        self.planned[family_number(family) as usize]
+    }
+
+    fn deactivations(&self, family: Family, _: &Policy) -> u64 {
+        if self.error.is_some() {
+            return 0;
+        }
+        self.store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM plan_draft WHERE tier = 0 AND family = ?1 AND object = 'user' AND status = 'planned' AND deactivates",
+                [family_number(family)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .unwrap_or(0)
+    }
+
+    fn hold_family(&mut self, family: Family, _: &Policy, hold: &Hold, going: u64, _: &Drip) {
+        let f = family_number(family);
+        let held = hold.to_string();
+        let status = ActionStatus::Held.as_str();
+        if going == 0 {
+            self.run(
+                "UPDATE plan_draft SET status = ?1, held_by = ?2
+                 WHERE tier = 0 AND family = ?3 AND object = 'user' AND status = 'planned'",
+                &[&status, &held, &f],
+            );
+        } else {
+            // Missing longest first (the earliest mark, then the most runs), then by name, then
+            // in plan order; all but the first `going` are held.
+            let going = i64::try_from(going).unwrap_or(i64::MAX);
+            self.run(
+                &format!(
+                    "UPDATE plan_draft SET status = ?1, held_by = ?2 WHERE n IN (
+                       SELECT n FROM plan_draft
+                       WHERE tier = 0 AND family = ?3 AND object = 'user' AND status = 'planned'
+                       ORDER BY since_ns, runs DESC, name, {PLAN_ORDER} LIMIT -1 OFFSET ?4)"
+                ),
+                &[&status, &held, &f, &going],
+            );
+        }
+        let planned = &mut self.planned[f as usize];
+        *planned = (*planned).min(going);
+    }
+
+    fn planned_changes(&self, but_adds: bool) -> u64 {
+        Family::ALL
+            .iter()
+            .filter(|f| !(but_adds && **f == Family::Adds))
+            .map(|f| self.planned[family_number(*f) as usize])
+            .sum()
+    }
+
+    fn hold_changes(&mut self, hold: &Hold, but_adds: bool) {
+        let held = hold.to_string();
+        let status = ActionStatus::Held.as_str();
+        self.run(
+            "UPDATE plan_draft SET status = ?1, held_by = ?2
+             WHERE tier = 0 AND object = 'user' AND status = 'planned' AND NOT (?3 AND action = 'add')",
+            &[&status, &held, &but_adds],
+        );
+        for f in Family::ALL {
+            if !(but_adds && f == Family::Adds) {
+                self.planned[family_number(f) as usize] = 0;
+            }
+        }
+    }
+
+    /// Numbered when read back, and when saved.
+    fn number(&mut self) {}
+}
+
+fn is_planned_user(a: &Action) -> bool {
+    matches!(a.subject, Subject::User(_)) && a.status == ActionStatus::Planned
+}
+
+/// The draft's actions as a stored plan reads them: in plan order, numbered from 1, through a
+/// read-only connection of each reader's own.
+#[derive(Debug)]
+struct DraftActions {
+    path: PathBuf,
+}
+
+impl ActionSource for DraftActions {
+    fn each(&self, each: &mut dyn FnMut(&Action) -> std::io::Result<()>) -> std::io::Result<()> {
+        let failed = |e: rusqlite::Error| {
+            std::io::Error::other(format!("state store {}: {e}", self.path.display()))
+        };
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(failed)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(failed)?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT n, {ACTION_COLUMNS} FROM plan_draft ORDER BY {PLAN_ORDER}"
+            ))
+            .map_err(failed)?;
+        let mut rows = stmt.query([]).map_err(failed)?;
+        let mut seq: u32 = 0;
+        while let Some(r) = rows.next().map_err(failed)? {
+            seq = seq.saturating_add(1);
+            let action = read_action(r, seq).map_err(|e| {
+                std::io::Error::other(format!(
+                    "state store {}: the plan draft is damaged: {e}",
+                    self.path.display()
+                ))
+            })?;
+            each(&action)?;
+        }
+        Ok(())
+    }
+}
