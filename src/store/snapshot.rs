@@ -50,7 +50,7 @@ pub struct SnapshotCounts {
 }
 
 fn hex(digest: impl AsRef<[u8]>) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::model::hex(digest.as_ref())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
