@@ -138,17 +138,52 @@ impl TargetUser {
     /// the target keeps no versions.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let content = TargetUser {
+        // The JSON of the account without its version, serialised from borrowed fields (no
+        // copy of the account): the same bytes as `TargetUser { version: None, ..clone }`.
+        let content = TargetContent {
+            id: &self.id,
+            external_id: self.external_id.as_deref(),
+            username: &self.username,
+            name: self.name.as_deref(),
+            email: self.email.as_deref(),
+            phones: &self.phones,
+            fields: &self.fields,
+            active: self.active,
             version: None,
-            ..self.clone()
+            owner: self.owner.as_deref(),
         };
         // Plain strings, vectors and maps: serialising them cannot fail.
         let json = serde_json::to_vec(&content).unwrap_or_default();
-        Sha256::digest(json)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&Sha256::digest(json))
     }
+}
+
+/// `TargetUser`'s JSON shape, borrowed: what its content digest is taken of. Field for
+/// field and attribute for attribute the same as `TargetUser`, so the digest is unchanged.
+#[derive(Serialize)]
+struct TargetContent<'a> {
+    id: &'a str,
+    external_id: Option<&'a str>,
+    username: &'a str,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    phones: &'a [String],
+    fields: &'a BTreeMap<String, String>,
+    active: bool,
+    version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+}
+
+/// Lowercase hex of `bytes` (digests), without a formatter call per byte.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// A source record that was not used, and why. Nothing disappears silently.
@@ -191,4 +226,60 @@ pub struct MissingMark {
     pub since: chrono::DateTime<chrono::Utc>,
     /// Runs in a row that missed it, this one included once the planner has counted it.
     pub runs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    /// The digest as it was first written: the JSON of a copy without its version.
+    fn digest_of_a_copy(user: &TargetUser) -> String {
+        let content = TargetUser {
+            version: None,
+            ..user.clone()
+        };
+        let json = serde_json::to_vec(&content).expect("json");
+        Sha256::digest(json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn target_digests_are_those_of_the_account_without_its_version() {
+        let plain = TargetUser {
+            id: "t1".into(),
+            username: "alice".into(),
+            active: true,
+            ..TargetUser::default()
+        };
+        let full = TargetUser {
+            id: "t2".into(),
+            external_id: Some("k2".into()),
+            username: "bob".into(),
+            name: Some("Bob \"B\" Jones".into()),
+            email: Some("bob@example.com".into()),
+            phones: vec!["+1 555 0101".into(), "+1 555 0102".into()],
+            fields: BTreeMap::from([("title".to_string(), "Ops\nlead".to_string())]),
+            active: false,
+            version: Some("W/\"3\"".into()),
+            owner: Some("hr".into()),
+        };
+        for user in [&plain, &full] {
+            assert_eq!(user.digest(), digest_of_a_copy(user));
+        }
+        let other_version = TargetUser {
+            version: Some("W/\"4\"".into()),
+            ..full.clone()
+        };
+        assert_eq!(other_version.digest(), full.digest());
+        assert_ne!(plain.digest(), full.digest());
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0a, 0xab, 0xff]), "000aabff");
+        assert_eq!(hex(&[]), "");
+    }
 }

@@ -11,10 +11,10 @@ use std::sync::mpsc;
 use std::thread;
 
 use crate::mapping::Mapper;
-use crate::model::{DesiredUser, Reject, TargetUser};
+use crate::model::Reject;
 use crate::progress::Progress;
 use crate::source::{Source, SourceChange, SourceError, TrackedRead};
-use crate::store::{Claim, SnapshotCounts, Store, StoreError};
+use crate::store::{Claim, DesiredRow, SnapshotCounts, Store, StoreError, TargetRow};
 use crate::target::{Target, TargetError};
 
 /// Records per message between a reader thread and the writer.
@@ -24,7 +24,9 @@ const IN_FLIGHT: usize = 8;
 
 /// One item of a source batch: a mapped record, or an explicit delete signal.
 enum Item {
-    Mapped(Result<(DesiredUser, String), Reject>),
+    /// The row is made here, on the reader's thread (mapping, JSON and digest), so that the
+    /// writer only inserts. Boxed: the other items are a few strings.
+    Mapped(Result<Box<DesiredRow>, Reject>),
     /// The source's own id of the record at an origin (handed on before its record).
     SourceId {
         id: String,
@@ -37,7 +39,7 @@ enum Item {
 
 enum Msg {
     Desired(Vec<Item>),
-    Target(Vec<TargetUser>),
+    Target(Vec<TargetRow>),
     SourceDone(Result<TrackedRead, SourceError>),
     TargetDone(Result<u64, TargetError>),
 }
@@ -92,7 +94,11 @@ pub(super) fn read_both(
         scope.spawn(move || {
             let mut batches = Batches::new(&source_tx, Msg::Desired);
             let map = |record: crate::model::SourceRecord| {
-                Item::Mapped(mapper.map(&record).map(|u| (u, record.origin)))
+                Item::Mapped(
+                    mapper
+                        .map(&record)
+                        .map(|user| Box::new(DesiredRow::new(user, record.origin))),
+                )
             };
             let result = match reading {
                 SourceReading::Whole => source
@@ -128,7 +134,7 @@ pub(super) fn read_both(
         let target_tx = tx;
         scope.spawn(move || {
             let mut batches = Batches::new(&target_tx, Msg::Target);
-            let result = target.list_users(&mut |user| batches.push(user));
+            let result = target.list_users(&mut |user| batches.push(TargetRow::new(user)));
             batches.flush();
             let _ = target_tx.send(Msg::TargetDone(result));
         });
@@ -160,7 +166,7 @@ pub(super) fn read_both(
                     source_bar.inc(records as u64);
                     for item in batch {
                         match item {
-                            Item::Mapped(Ok((user, origin))) => loader.desired(&user, &origin)?,
+                            Item::Mapped(Ok(row)) => loader.desired_row(&row)?,
                             Item::Mapped(Err(reject)) => {
                                 log::info!("rejected {}: {}", reject.origin, reject.reason);
                                 loader.reject(&reject)?
@@ -194,8 +200,8 @@ pub(super) fn read_both(
                 }
                 Msg::Target(batch) => {
                     target_bar.inc(batch.len() as u64);
-                    for user in &batch {
-                        loader.target(user)?;
+                    for row in &batch {
+                        loader.target_row(row)?;
                     }
                 }
                 Msg::SourceDone(result) => {

@@ -42,7 +42,7 @@ pub use reads::{LastGoodRead, ReadKind, SourceReadRecord};
 pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
-pub use snapshot::{Claim, Loader, SnapshotCounts};
+pub use snapshot::{Claim, DesiredRow, Loader, SnapshotCounts, TargetRow};
 
 /// The schema, in order. Append only.
 const MIGRATIONS: &[(&str, &str)] = &[

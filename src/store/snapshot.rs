@@ -50,7 +50,7 @@ pub struct SnapshotCounts {
 }
 
 fn hex(digest: impl AsRef<[u8]>) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::model::hex(digest.as_ref())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -61,6 +61,56 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 /// A digest of a desired user's content, stable across runs.
 fn desired_digest(user: &DesiredUser) -> String {
     hex(Sha256::digest(json(user)))
+}
+
+/// A desired user with the columns the store derives from it (folded username, the JSON of
+/// its phones and fields, its digest), computed by `new` wherever the user was mapped, so
+/// that a reader thread does this work and the thread that owns the connection only
+/// inserts (`Loader::desired_row`).
+#[derive(Debug, Clone)]
+pub struct DesiredRow {
+    user: DesiredUser,
+    origin: String,
+    username_folded: String,
+    phones: String,
+    fields: String,
+    digest: String,
+}
+
+impl DesiredRow {
+    pub fn new(user: DesiredUser, origin: String) -> Self {
+        DesiredRow {
+            username_folded: user.username.to_lowercase(),
+            phones: json(&user.phones),
+            fields: json(&user.fields),
+            digest: desired_digest(&user),
+            user,
+            origin,
+        }
+    }
+}
+
+/// A target user with the columns the store derives from it, computed by `new` on the
+/// thread that read it (see `DesiredRow`).
+#[derive(Debug, Clone)]
+pub struct TargetRow {
+    user: TargetUser,
+    username_folded: String,
+    phones: String,
+    fields: String,
+    digest: String,
+}
+
+impl TargetRow {
+    pub fn new(user: TargetUser) -> Self {
+        TargetRow {
+            username_folded: user.username.to_lowercase(),
+            phones: json(&user.phones),
+            fields: json(&user.fields),
+            digest: user.digest(),
+            user,
+        }
+    }
 }
 
 impl Store {
@@ -183,6 +233,12 @@ impl Loader<'_> {
     }
 
     pub fn desired(&mut self, user: &DesiredUser, origin: &str) -> Result<()> {
+        self.desired_row(&DesiredRow::new(user.clone(), origin.to_string()))
+    }
+
+    /// Loads a desired user whose derived columns were computed already (`DesiredRow::new`).
+    pub fn desired_row(&mut self, row: &DesiredRow) -> Result<()> {
+        let (user, origin) = (&row.user, row.origin.as_str());
         self.counts.source += 1;
         self.replace(origin, Some(&user.key))?;
         let inserted = self
@@ -196,13 +252,13 @@ impl Loader<'_> {
                     self.run_id,
                     user.key,
                     user.username,
-                    user.username.to_lowercase(),
+                    row.username_folded,
                     user.name,
                     user.email,
-                    json(&user.phones),
-                    json(&user.fields),
+                    row.phones,
+                    row.fields,
                     origin,
-                    desired_digest(user),
+                    row.digest,
                     user.active,
                 ])
             })
@@ -240,6 +296,12 @@ impl Loader<'_> {
     }
 
     pub fn target(&mut self, user: &TargetUser) -> Result<()> {
+        self.target_row(&TargetRow::new(user.clone()))
+    }
+
+    /// Loads a target user whose derived columns were computed already (`TargetRow::new`).
+    pub fn target_row(&mut self, row: &TargetRow) -> Result<()> {
+        let user = &row.user;
         self.counts.target += 1;
         self.counts.managed += u64::from(user.is_managed());
         self.tx
@@ -253,14 +315,14 @@ impl Loader<'_> {
                     user.id,
                     user.external_id,
                     user.username,
-                    user.username.to_lowercase(),
+                    row.username_folded,
                     user.name,
                     user.email,
-                    json(&user.phones),
-                    json(&user.fields),
+                    row.phones,
+                    row.fields,
                     user.active,
                     user.version,
-                    user.digest(),
+                    row.digest,
                     user.owner,
                 ])
             })
