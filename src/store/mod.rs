@@ -26,6 +26,7 @@ mod ownership;
 mod reads;
 mod runs;
 mod snapshot;
+mod target_patch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
 pub use snapshot::{Claim, Loader, SnapshotCounts};
+pub use target_patch::TargetBase;
 
 /// The schema, in order. Append only.
 const MIGRATIONS: &[(&str, &str)] = &[

@@ -44,6 +44,7 @@ use crate::plan::Field;
 use super::{GroupUpdate, StatusMeaning, Target, TargetError, UserUpdate};
 use crate::model::TargetGroup;
 
+mod changes;
 mod groups;
 mod lookup;
 mod owner;
@@ -666,6 +667,18 @@ impl Target for ScimService {
                 true
             },
         )
+    }
+
+    fn lists_changes(&self) -> bool {
+        true
+    }
+
+    fn list_users_changed(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        sink: &mut dyn FnMut(TargetUser),
+    ) -> Result<super::ChangedUsers, TargetError> {
+        self.users_changed(since, sink)
     }
 
     fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError> {

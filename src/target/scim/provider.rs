@@ -40,6 +40,9 @@ pub(super) struct Stated {
     pub value_paths: Option<bool>,
     pub members_in_listings: Option<bool>,
     pub max_page_size: Option<u32>,
+    /// Whether `meta.lastModified gt "…"` filters are answered (incremental target reads).
+    /// Only the preset says: no switch sets it, since a provider that cannot answers 400.
+    pub last_modified_filter: Option<bool>,
 }
 
 impl Stated {
@@ -51,6 +54,7 @@ impl Stated {
             value_paths: switches.value_paths.or(preset.value_paths),
             members_in_listings: switches.members_in_listings.or(preset.members_in_listings),
             max_page_size: switches.max_page_size.or(preset.max_page_size),
+            last_modified_filter: preset.last_modified_filter,
         }
     }
 
@@ -66,6 +70,7 @@ impl Stated {
                 patch: Some(true),
                 members_in_listings: Some(false),
                 max_page_size: Some(100),
+                last_modified_filter: Some(false),
                 ..Stated::default()
             },
             // Entra ID's SCIM API and the SCIM endpoints built to Entra's and Okta's guides:
@@ -73,11 +78,13 @@ impl Stated {
             ScimProvider::Entra => Stated {
                 filter: Some(true),
                 patch: Some(true),
+                last_modified_filter: Some(false),
                 ..Stated::default()
             },
             ScimProvider::Okta => Stated {
                 filter: Some(true),
                 max_page_size: Some(100),
+                last_modified_filter: Some(false),
                 ..Stated::default()
             },
         }
@@ -160,6 +167,9 @@ pub(super) struct Learned {
     /// Group answers were found (or stated) to carry no members: a group must never be
     /// written whole (PUT), and memberships are read with `members eq` filters.
     pub members_omitted: AtomicBool,
+    /// Why users cannot be listed by `meta.lastModified` on this provider, once found out
+    /// (a refused or unproved filter): later listings of the run go whole at once.
+    pub changes_refused: Mutex<Option<String>>,
 }
 
 impl Learned {
@@ -217,6 +227,17 @@ impl Learned {
 
     pub fn value_paths_refused(&self) -> bool {
         self.value_paths_refused.load(Ordering::Relaxed) || self.stated.value_paths == Some(false)
+    }
+
+    /// Remembers for the run that listing by `meta.lastModified` does not work, and why.
+    pub fn refuse_changes(&self, why: &str) {
+        if let Ok(mut slot) = self.changes_refused.lock() {
+            *slot = Some(why.to_string());
+        }
+    }
+
+    pub fn changes_refused(&self) -> Option<String> {
+        self.changes_refused.lock().ok().and_then(|s| s.clone())
     }
 
     pub fn refuse_patch(&self) {
