@@ -233,6 +233,19 @@ pub struct SyncArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Release held removes and deactivations (and deletes, when no max-deletes caps them
+    /// apart); N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_removes: Option<u64>,
+    /// Release held adds; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_adds: Option<u64>,
+    /// Release held updates; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_updates: Option<u64>,
+    /// Release held deletes; N must be at least the number held.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u64>,
     #[command(flatten)]
     pub overrides: PolicyOverrides,
 }

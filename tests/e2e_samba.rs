@@ -59,6 +59,8 @@ source "ldap" {{
     bind-password env="{PASSWORD_VAR}"
     base-dn "{users}"
     filter "(&(objectCategory=person)(objectClass=user)(mail=*))"
+    // Pages of one: every search, the tombstones' included, takes several pages.
+    page-size 1
     timeout 10
 }}
 target "scim" {{
@@ -207,6 +209,27 @@ fn a_real_samba_dc_over_ldaps_first_sync_then_usn_tracked_changes_and_deletes() 
     assert!(run.ok(&["plan"]).contains("No changes."));
 
     step("disabled and deleted users");
+    // More tombstones than a page: the search of CN=Deleted Objects is paged like the main
+    // one, and every page is read.
+    dc.add_user("dave", "Dave", "Brown");
+    dc.add_user("erin", "Erin", "Green");
+    run.ok(&["apply", "--auto-approve"]);
+    assert!(active(&scim.user_by_username("dave").expect("dave")));
+    assert!(active(&scim.user_by_username("erin").expect("erin")));
+    dc.tool(&["user", "delete", "dave"]);
+    dc.tool(&["user", "delete", "erin"]);
+    let plan = run.plan();
+    let read = note(&plan, "incremental read:");
+    assert!(read.contains("2 deletes"), "{read}");
+    assert_eq!(
+        actions(&plan),
+        ["remove user dave planned", "remove user erin planned"]
+    );
+    run.ok(&["apply", "--auto-approve"]);
+    assert!(gone("dave") && gone("erin"), "both tombstones were read");
+    assert!(active(&scim.user_by_username("alice").expect("alice")));
+
+    step("tombstones over two pages");
     // A cookie whose USN counts for another database of the DC (another invocationId) is
     // never read on: USNs of different invocations are not comparable.
     let db = rusqlite::Connection::open(run.dir.path().join("state.db")).expect("state store");

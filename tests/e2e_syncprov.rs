@@ -170,3 +170,35 @@ fn in_delete_mode_a_named_delete_deletes_the_account() {
     );
     assert!(active(&w.user("alice")));
 }
+
+#[test]
+fn a_stale_cookie_answered_refresh_required_is_a_complete_read_that_sees_the_delete() {
+    let w = World::with_syncprov_reload_hint(&[
+        ("alice", "Alice Liddell", Some("alice@example.com"), &[]),
+        ("bob", "Bob Builder", Some("bob@example.com"), &[]),
+        ("carol", "Carol Danvers", Some("carol@example.com"), &[]),
+    ]);
+    w.write_config(&format!("{INCREMENTAL}\n    max-source-shrink-percent 50"));
+    w.ok(&["sync", "--auto-approve"], 0);
+
+    // A cookie older than every entry: with the reload hint, syncprov answers 4096.
+    let base = w.slapd.base_dn.clone();
+    let stale = format!(
+        "ldap-content-sync:{}={}",
+        hex(&format!("ou=People,{base}")),
+        hex("rid=000,csn=19990101000000.000000Z#000000#000#000000")
+    );
+    w.slapd.delete(&w.dn("bob"));
+    set_last_cookie(&w, &stale);
+    let plan = w.plan_json(&[]);
+    let note = note_starting(&plan, "complete read:");
+    assert!(note.contains("e-syncRefreshRequired"), "{note}");
+    assert_eq!(
+        actions(&plan),
+        ["remove user bob planned"],
+        "the complete read saw the delete"
+    );
+    w.ok(&["sync", "--auto-approve"], 0);
+    assert!(!active(&w.user("bob")));
+    assert!(active(&w.user("alice")) && active(&w.user("carol")));
+}

@@ -202,14 +202,15 @@ fn sync_run(
             Err(e) => return fail_run(&session.store, run_id, e),
         }
     }
-    let report = apply_plan(
-        session,
-        run_id,
-        plan,
-        Release::default(),
-        false,
-        global.progress,
-    )?;
+    // `--allow-<kind> N` releases what this plan holds, as `apply` does.
+    let release = Release {
+        allow_adds: args.allow_adds,
+        allow_updates: args.allow_updates,
+        allow_removes: args.allow_removes,
+        allow_deletes: args.allow_deletes,
+        force: false,
+    };
+    let report = apply_plan(session, run_id, plan, release, false, global.progress)?;
     Ok(sync_exit_code(&report, args.detailed_exitcode))
 }
 

@@ -11,8 +11,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::read::{SourceReading, TargetRead, TargetReading};
 use crate::config::{Every, ReadPolicy, duration_words};
-use crate::store::LastGoodRead;
+use crate::store::{LastGoodRead, TargetBase};
 
 /// How this run reads the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,67 @@ pub(super) fn decide(
     Decision::Incremental {
         base_run: run,
         since: cookie.clone(),
+    }
+}
+
+/// How far before the base run's read the target's changes are asked for: the target's
+/// clock may be behind roster's, and an account changed just before the base listing
+/// reached it is then read again, which is harmless (its row is replaced).
+pub(super) const TARGET_CLOCK_MARGIN_SECS: i64 = 5 * 60;
+
+/// How the target is read in a run that reads the source as `reading`: only what changed,
+/// when the source is read incrementally, the target can list by change and the base
+/// run's target snapshot is whole in the store; otherwise whole, with why when a listing
+/// by change was possible but the base is missing.
+pub(super) fn target_reading(
+    reading: &SourceReading<'_>,
+    lists_changes: bool,
+    base: Option<TargetBase>,
+) -> (TargetReading, Option<String>) {
+    let SourceReading::Changes { base_run, .. } = *reading else {
+        return (TargetReading::Whole, None);
+    };
+    if !lists_changes {
+        return (TargetReading::Whole, None);
+    }
+    match base {
+        Some(base) => (
+            TargetReading::Changes {
+                base_run,
+                since: base.read_at - chrono::Duration::seconds(TARGET_CLOCK_MARGIN_SECS),
+            },
+            None,
+        ),
+        None => (
+            TargetReading::Whole,
+            Some(format!(
+                "the target snapshot of run {base_run} is no longer whole in the state store"
+            )),
+        ),
+    }
+}
+
+/// The plan's line about how the target was read, when a listing by change was possible.
+pub(super) fn target_note(read: &TargetRead, base_missing: Option<&str>) -> Option<String> {
+    match (read, base_missing) {
+        (TargetRead::WholeInstead { why }, _) => Some(format!("target listed whole: {why}")),
+        (TargetRead::Whole, Some(why)) => Some(format!("target listed whole: {why}")),
+        (TargetRead::Whole, None) => None,
+        (
+            TargetRead::Changes {
+                base_run,
+                since,
+                changed,
+                accounts,
+            },
+            _,
+        ) => Some(format!(
+            "incremental target read: {} (meta.lastModified after {}) laid over the target \
+             snapshot of run {base_run}; the target holds {accounts} accounts, as many as the \
+             patched snapshot",
+            crate::render::plural(*changed, "account changed", "accounts changed"),
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )),
     }
 }
 

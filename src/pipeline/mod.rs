@@ -32,7 +32,7 @@ use crate::source::{self, Source, SourceError, TrackedRead};
 use crate::store::{Claim, ReadKind, SnapshotCounts, SourceReadRecord, Store, StoreError};
 use crate::target::{self, TargetError};
 use incremental::Decision;
-use read::SourceReading;
+use read::{SourceReading, TargetReading};
 
 pub use read::ReadError;
 
@@ -185,7 +185,16 @@ pub fn plan(
         _ => SourceReading::Whole,
     };
     let source_where = source.describe();
-    let mut read_as = |reading| {
+    // The target too is read by change when the source is (`incremental::target_reading`).
+    let base = match reading {
+        SourceReading::Changes { base_run, .. } if target.lists_changes() => {
+            store.target_base(base_run)?
+        }
+        _ => None,
+    };
+    let (target_reading, base_missing) =
+        incremental::target_reading(&reading, target.lists_changes(), base);
+    let mut read_as = |reading, target_reading| {
         read::read_both(
             store,
             run_id,
@@ -193,15 +202,16 @@ pub fn plan(
             reading,
             &mapper,
             target.as_ref(),
+            target_reading,
             claim_for,
             &progress,
         )
     };
-    let first = read_as(reading);
+    let first = read_as(reading, target_reading);
     // A source that cannot answer with changes after all (LDAP content sync: the session log
     // does not reach back to the cookie): what it read is rolled back, and a complete read
     // is made instead, the note saying why.
-    let (counts, tracked) = match first {
+    let (counts, tracked, target_read) = match first {
         Err(ReadError::Source {
             error: SourceError::NeedsCompleteRead(why),
             ..
@@ -209,7 +219,7 @@ pub fn plan(
             log::info!("complete read: {why}");
             choice.decision = Some(Decision::Complete { why });
             reading = SourceReading::WholeTracked;
-            read_as(reading)?
+            read_as(reading, TargetReading::Whole)?
         }
         other => other?,
     };
@@ -234,6 +244,12 @@ pub fn plan(
     // Values a field's on-invalid="default" replaced, then how the source was read.
     let mut notes = mapper.notes();
     notes.extend(read_note(&choice, &tracked, incremental));
+    if incremental {
+        notes.extend(incremental::target_note(
+            &target_read,
+            base_missing.as_deref(),
+        ));
+    }
     if options.initial {
         check_initial(config, &counts, target.describe())?;
         notes.push(format!(

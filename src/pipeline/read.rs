@@ -10,12 +10,14 @@
 use std::sync::mpsc;
 use std::thread;
 
+use chrono::{DateTime, Utc};
+
 use crate::mapping::Mapper;
 use crate::model::Reject;
 use crate::progress::Progress;
 use crate::source::{Source, SourceChange, SourceError, TrackedRead};
 use crate::store::{Claim, DesiredRow, SnapshotCounts, Store, StoreError, TargetRow};
-use crate::target::{Target, TargetError};
+use crate::target::{ChangedUsers, Target, TargetError};
 
 /// Records per message between a reader thread and the writer.
 const BATCH: usize = 1000;
@@ -42,6 +44,17 @@ enum Msg {
     Target(Vec<TargetRow>),
     SourceDone(Result<TrackedRead, SourceError>),
     TargetDone(Result<u64, TargetError>),
+    /// The listing of changed accounts ended: the writer checks the patched snapshot
+    /// against the total and answers on the verdict channel.
+    ChangesDone(Result<ChangedUsers, TargetError>),
+}
+
+/// The writer's answer to a listing of changed accounts.
+enum Verdict {
+    /// The patched snapshot is whole: the target read is done.
+    Keep,
+    /// It is not (or the target could not list by change): list every account.
+    ListWhole,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +79,35 @@ pub(super) enum SourceReading<'a> {
     Changes { since: &'a str, base_run: i64 },
 }
 
+/// How the target is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TargetReading {
+    /// Every account.
+    Whole,
+    /// Only the accounts changed after `since`, laid over `base_run`'s target snapshot.
+    Changes { base_run: i64, since: DateTime<Utc> },
+}
+
+/// How the target read went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TargetRead {
+    /// Every account was listed, as asked.
+    Whole,
+    /// `changed` accounts were listed and laid over `base_run`'s snapshot, which then held
+    /// as many accounts as the target states it holds (`accounts`).
+    Changes {
+        base_run: i64,
+        since: DateTime<Utc>,
+        changed: u64,
+        accounts: u64,
+    },
+    /// Listed whole after all, because of `why`.
+    WholeInstead { why: String },
+}
+
 /// Reads the source (mapped through `mapper`) and the target into `run_id`'s snapshots.
-/// Returns the counts, and how a tracked read ended (records, deletes, its cookie).
+/// Returns the counts, how a tracked read ended (records, deletes, its cookie), and how the
+/// target was read.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn read_both(
     store: &mut Store,
@@ -76,9 +116,10 @@ pub(super) fn read_both(
     reading: SourceReading<'_>,
     mapper: &Mapper,
     target: &dyn Target,
+    target_reading: TargetReading,
     claim_for: Option<(&str, Claim)>,
     progress: &Progress,
-) -> Result<(SnapshotCounts, TrackedRead), ReadError> {
+) -> Result<(SnapshotCounts, TrackedRead, TargetRead), ReadError> {
     let source_where = source.describe();
     let target_where = target.describe();
     let attrs = mapper.attributes();
@@ -132,11 +173,29 @@ pub(super) fn read_both(
             let _ = source_tx.send(Msg::SourceDone(result));
         });
         let target_tx = tx;
+        let (verdict_tx, verdict_rx) = mpsc::channel::<Verdict>();
+        let mut verdict_tx = Some(verdict_tx);
         scope.spawn(move || {
+            let list_whole = || {
+                let mut batches = Batches::new(&target_tx, Msg::Target);
+                let result = target.list_users(&mut |user| batches.push(TargetRow::new(user)));
+                batches.flush();
+                let _ = target_tx.send(Msg::TargetDone(result));
+            };
+            let TargetReading::Changes { since, .. } = target_reading else {
+                return list_whole();
+            };
             let mut batches = Batches::new(&target_tx, Msg::Target);
-            let result = target.list_users(&mut |user| batches.push(TargetRow::new(user)));
+            let result =
+                target.list_users_changed(since, &mut |user| batches.push(TargetRow::new(user)));
             batches.flush();
-            let _ = target_tx.send(Msg::TargetDone(result));
+            if target_tx.send(Msg::ChangesDone(result)).is_err() {
+                return;
+            }
+            // No verdict: the writer failed and is gone.
+            if let Ok(Verdict::ListWhole) = verdict_rx.recv() {
+                list_whole();
+            }
         });
 
         // The writer: runs on this thread and owns the connection. On any error it returns,
@@ -147,6 +206,15 @@ pub(super) fn read_both(
             log::debug!(
                 "incremental read: starting from the {copied} desired users of run {base_run}"
             );
+        }
+        let mut target_read = TargetRead::Whole;
+        if let TargetReading::Changes { base_run, since } = target_reading {
+            let copied = loader.patch_target_from(base_run, since)?;
+            log::debug!(
+                "incremental target read: starting from the {copied} accounts of run {base_run}"
+            );
+        } else {
+            verdict_tx = None;
         }
         if let Some((owner, claim)) = claim_for {
             loader.claim_for(owner, claim);
@@ -221,6 +289,54 @@ pub(super) fn read_both(
                     target_bar.finish();
                     target_done = Some(result?);
                 }
+                Msg::ChangesDone(result) => {
+                    let result = result.map_err(|error| ReadError::Target {
+                        where_: target_where.clone(),
+                        error,
+                    })?;
+                    let TargetReading::Changes { base_run, since } = target_reading else {
+                        continue;
+                    };
+                    let why = match result {
+                        ChangedUsers::Listed { changed, total } => {
+                            let held = loader.target_rows()?;
+                            if held == total {
+                                target_read = TargetRead::Changes {
+                                    base_run,
+                                    since,
+                                    changed,
+                                    accounts: held,
+                                };
+                                None
+                            } else {
+                                Some(format!(
+                                    "{target_where} holds {total} accounts, but the snapshot of \
+                                     run {base_run} with the {changed} changed since holds \
+                                     {held}: accounts were deleted, which a listing by change \
+                                     cannot show"
+                                ))
+                            }
+                        }
+                        ChangedUsers::Cannot(why) => Some(why),
+                    };
+                    let verdict = match why {
+                        None => {
+                            target_bar.finish();
+                            target_done = Some(0);
+                            Verdict::Keep
+                        }
+                        Some(why) => {
+                            log::info!("the target is listed whole: {why}");
+                            loader.clear_target()?;
+                            target_read = TargetRead::WholeInstead { why };
+                            Verdict::ListWhole
+                        }
+                    };
+                    if let Some(tx) = verdict_tx.take() {
+                        // The target reader is waiting for it; gone, it has nothing to do.
+                        let _ = tx.send(verdict);
+                    }
+                }
             }
         }
         // A reader gone without a word (it panicked) is a read that did not finish.
@@ -232,7 +348,7 @@ pub(super) fn read_both(
         };
         tracked.deleted = removed;
         let counts = loader.finish()?;
-        Ok((counts, tracked))
+        Ok((counts, tracked, target_read))
     })
 }
 

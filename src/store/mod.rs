@@ -27,6 +27,7 @@ mod ownership;
 mod reads;
 mod runs;
 mod snapshot;
+mod target_patch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
 pub use snapshot::{Claim, DesiredRow, Loader, SnapshotCounts, TargetRow};
+pub use target_patch::TargetBase;
 
 /// The schema, in order. Append only.
 const MIGRATIONS: &[(&str, &str)] = &[

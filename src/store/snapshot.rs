@@ -24,6 +24,8 @@ pub struct Loader<'s> {
     /// (see `patch_from`); the keys loaded by this read, to tell a duplicate in it from a
     /// record it replaces.
     patching: Option<HashSet<String>>,
+    /// The target snapshot was copied from an earlier run and patched (`target_patch.rs`).
+    pub(super) target_patched: bool,
 }
 
 /// How a target tells which accounts are an owner's.
@@ -125,6 +127,7 @@ impl Store {
             duplicate_keys: HashSet::new(),
             claim_for: None,
             patching: None,
+            target_patched: false,
         })
     }
 }
@@ -359,6 +362,7 @@ impl Loader<'_> {
         if let Some(loaded) = self.patching.take() {
             self.finish_patch(loaded)?;
         }
+        self.count_patched_target()?;
         match self.claim_for.take() {
             Some((owner, Claim::ByRecords)) => self.apply_ownership(&owner)?,
             Some((owner, Claim::OnTarget)) => self.apply_target_owners(&owner)?,

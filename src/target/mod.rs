@@ -18,6 +18,8 @@ pub mod xmatters;
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use crate::config::TargetConfig;
 use crate::model::{Capabilities, DesiredUser, FieldValue, TargetGroup, TargetUser};
 use crate::secret::SecretError;
@@ -39,6 +41,29 @@ pub trait Target: Send + Sync {
     /// Reads every user, handing each to `sink` as it arrives. An error means the snapshot is
     /// incomplete (the caller must not plan on it).
     fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError>;
+
+    /// Whether this kind of target may be able to list only the users changed since a time
+    /// (`list_users_changed`); the provider behind it may still turn out unable to.
+    fn lists_changes(&self) -> bool {
+        false
+    }
+
+    /// Lists only the users changed after `since` (SCIM: `meta.lastModified gt`), handing
+    /// each to `sink`, and says how many users the target holds in all, so that the caller
+    /// can tell whether any were deleted (a deletion leaves nothing to list). `Cannot` when
+    /// the target cannot list by change after all: whatever reached `sink` must then be
+    /// dropped and the users listed whole. An error means the listing is incomplete.
+    fn list_users_changed(
+        &self,
+        since: DateTime<Utc>,
+        sink: &mut dyn FnMut(TargetUser),
+    ) -> Result<ChangedUsers, TargetError> {
+        let _ = (since, sink);
+        Ok(ChangedUsers::Cannot(format!(
+            "the target {} cannot list its users by change",
+            self.describe()
+        )))
+    }
 
     /// Fetches one user by the target's id; `None` when it no longer exists.
     fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError>;
@@ -188,6 +213,15 @@ pub enum BulkCreate {
     /// Sent, and what became of it is not known (a 5xx, a timeout, an answer without it): it
     /// may exist now, so it must be looked up before it is created again. Says why.
     Unknown(String),
+}
+
+/// How a listing of the users changed since a time went (`Target::list_users_changed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangedUsers {
+    /// `changed` users were handed over; the target holds `total` users in all.
+    Listed { changed: u64, total: u64 },
+    /// The target cannot list by change (why, in words): list it whole.
+    Cannot(String),
 }
 
 /// How a batch target's `finish_apply` went, account by account.

@@ -372,6 +372,8 @@ fn list(state: &mut State, quirks: &Quirks, endpoint: &str, request: &Request) -
     let all: Vec<&Value> = collection(state, endpoint).values().collect();
     let selected: Vec<&Value> = match request.param("filter") {
         None => all,
+        // A provider that ignores filters does not read them either.
+        Some(_) if quirks.filters == Filters::Ignored => all,
         Some(filter) => {
             let (attr, value) = match parse_filter(filter) {
                 Ok(f) => f,

@@ -66,28 +66,41 @@ impl Slapd {
     /// The tree of `start`, plus the entries in `ldif` (entries under the base only),
     /// loaded with slapadd before the server starts.
     pub fn start_with_ldif(ldif: &str) -> Slapd {
-        Slapd::start_configured(ldif, ServerCert::WithSan, "127.0.0.1", false)
+        Slapd::start_configured(ldif, ServerCert::WithSan, "127.0.0.1", None)
     }
 
     /// An empty tree on a server with the `syncprov` overlay (RFC 4533 content sync) and a
     /// session log of 100 changes, so that deletes are named.
     pub fn start_with_syncprov() -> Slapd {
-        Slapd::start_configured("", ServerCert::WithSan, "127.0.0.1", true)
+        Slapd::start_configured("", ServerCert::WithSan, "127.0.0.1", Some(""))
+    }
+
+    /// `start_with_syncprov`, whose syncprov also honours the reload hint
+    /// (`syncprov-reloadhint TRUE`): a stale cookie is answered `e-syncRefreshRequired`
+    /// (4096) instead of a present phase.
+    pub fn start_with_syncprov_reload_hint() -> Slapd {
+        Slapd::start_configured(
+            "",
+            ServerCert::WithSan,
+            "127.0.0.1",
+            Some("syncprov-reloadhint TRUE\n"),
+        )
     }
 
     /// An empty tree served on `::1` only (`ldap://[::1]:PORT`, `ldaps://[::1]:PORT`); the
     /// server certificate lists `IP:::1` as a subjectAltName.
     pub fn start_on_ipv6() -> Slapd {
-        Slapd::start_configured("", ServerCert::WithSan, "[::1]", false)
+        Slapd::start_configured("", ServerCert::WithSan, "[::1]", None)
     }
 
     /// An empty tree whose server certificate has no subjectAltName at all (CN=127.0.0.1
     /// only), as Samba's self-made one.
     pub fn start_without_subject_alt_name() -> Slapd {
-        Slapd::start_configured("", ServerCert::WithoutSan, "127.0.0.1", false)
+        Slapd::start_configured("", ServerCert::WithoutSan, "127.0.0.1", None)
     }
 
-    fn start_configured(ldif: &str, cert: ServerCert, host: &str, syncprov: bool) -> Slapd {
+    /// `syncprov`: the overlay with these extra lines of its configuration, or no overlay.
+    fn start_configured(ldif: &str, cert: ServerCert, host: &str, syncprov: Option<&str>) -> Slapd {
         let dir = tempfile::Builder::new()
             .prefix("roster-slapd-")
             .tempdir()
@@ -350,7 +363,7 @@ struct ServerFiles {
 }
 
 impl ServerFiles {
-    fn write(dir: &Path, cert: ServerCert, syncprov: bool) -> ServerFiles {
+    fn write(dir: &Path, cert: ServerCert, syncprov: Option<&str>) -> ServerFiles {
         let certs = test_certs();
         let put = |name: &str, contents: &str| {
             let path = dir.join(name);
@@ -395,18 +408,19 @@ impl ServerFiles {
              rootpw \"{ADMIN_PASSWORD}\"\n\
              directory \"{db}\"\n\
              index objectClass eq\n{sync}",
-            syncmod = if syncprov {
+            syncmod = if syncprov.is_some() {
                 "moduleload syncprov\n"
             } else {
                 ""
             },
-            sync = if syncprov {
-                "index entryCSN,entryUUID eq\n\
-                 overlay syncprov\n\
-                 syncprov-checkpoint 1 1\n\
-                 syncprov-sessionlog 100\n"
-            } else {
-                ""
+            sync = match syncprov {
+                Some(extra) => format!(
+                    "index entryCSN,entryUUID eq\n\
+                     overlay syncprov\n\
+                     syncprov-checkpoint 1 1\n\
+                     syncprov-sessionlog 100\n{extra}"
+                ),
+                None => String::new(),
             },
             schema = schema.display(),
             pid = dir.join("slapd.pid").display(),

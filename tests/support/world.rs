@@ -52,6 +52,11 @@ impl World {
         World::on(Slapd::start_with_syncprov(), people)
     }
 
+    /// A world whose slapd's syncprov answers a stale cookie `e-syncRefreshRequired`.
+    pub fn with_syncprov_reload_hint(people: &[(&str, &str, Option<&str>, &[&str])]) -> World {
+        World::on(Slapd::start_with_syncprov_reload_hint(), people)
+    }
+
     fn on(slapd: Slapd, people: &[(&str, &str, Option<&str>, &[&str])]) -> World {
         World::serving(slapd, ScimServer::start(), people)
     }

@@ -832,13 +832,20 @@ impl LdapDirectory {
         let password = self.bind_password()?;
         let server = self.server();
         let mut conn = self.open(&server, password.as_ref())?;
-        let deleted = tracking::deleted_since(&mut conn, domain, was, bases, self.timeout())
-            .map_err(|message| SourceError::Search {
-                url: server.url.clone(),
-                base: format!("CN=Deleted Objects,{domain}"),
-                read: 0,
-                message: format!("reading deleted objects: {message}"),
-            });
+        let deleted = tracking::deleted_since(
+            &mut conn,
+            domain,
+            was,
+            bases,
+            self.timeout(),
+            self.config.page_size,
+        )
+        .map_err(|message| SourceError::Search {
+            url: server.url.clone(),
+            base: format!("CN=Deleted Objects,{domain}"),
+            read: 0,
+            message: format!("reading deleted objects: {message}"),
+        });
         if let Err(e) = conn.unbind() {
             log::debug!("unbind from {} failed: {e}", server.url);
         }

@@ -31,6 +31,7 @@
 
 use std::time::Duration;
 
+use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::controls::RawControl;
 use ldap3::{LdapConn, Scope, SearchEntry};
 
@@ -183,13 +184,16 @@ pub(super) fn ad_root(conn: &mut LdapConn, timeout: Duration) -> Result<Option<A
 
 /// The former DNs of the user objects deleted from `domain` after `since`, as read from
 /// the tombstones in its `CN=Deleted Objects` with the Show Deleted control, kept only
-/// where the former parent is under one of `bases`.
+/// where the former parent is under one of `bases`. Paged like the main search (pages of
+/// `page_size`): an AD DC answers at most MaxPageSize (1000) entries to a search without
+/// paging, and a day's deletions in a large domain can be more.
 pub(super) fn deleted_since(
     conn: &mut LdapConn,
     domain: &str,
     since: &UsnPosition,
     bases: &[&str],
     timeout: Duration,
+    page_size: u32,
 ) -> Result<Vec<String>, String> {
     let container = format!("CN=Deleted Objects,{domain}");
     let filter = format!(
@@ -197,24 +201,30 @@ pub(super) fn deleted_since(
         since.usn.saturating_add(1)
     );
     conn.with_timeout(timeout);
+    // The paging adapter keeps the controls set here on every page it asks for.
     conn.with_controls(RawControl {
         ctype: SHOW_DELETED_OID.to_string(),
         crit: true,
         val: None,
     });
-    let result = conn
-        .search(
+    let page_size = i32::try_from(page_size.max(1)).unwrap_or(i32::MAX);
+    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
+    let mut stream = conn
+        .streaming_search_with(
+            adapters,
             &container,
             Scope::OneLevel,
             &filter,
             vec!["lastKnownParent"],
         )
         .map_err(|e| e.to_string())?;
-    let (entries, _) = result
-        .success()
-        .map_err(|e| format!("reading {container}: {e}"))?;
     let mut origins = Vec::new();
-    for entry in entries {
+    loop {
+        let entry = match stream.next() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(e) => return Err(format!("reading {container}: {e}")),
+        };
         if entry.is_ref() || entry.is_intermediate() {
             continue;
         }
@@ -226,6 +236,11 @@ pub(super) fn deleted_since(
             None => log::debug!("tombstone {} names no former place", entry.dn),
         }
     }
+    // Every page must have ended well: a failed page is deletes not seen.
+    stream
+        .result()
+        .success()
+        .map_err(|e| format!("reading {container}: {e}"))?;
     Ok(origins)
 }
 

@@ -266,7 +266,7 @@ impl ScimService {
 }
 
 /// A filter the provider will not take: 400 (invalidFilter, or a generic refusal), 405, 501.
-fn filter_refused(err: &TargetError) -> bool {
+pub(super) fn filter_refused(err: &TargetError) -> bool {
     matches!(
         err,
         TargetError::Http {

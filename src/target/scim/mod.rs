@@ -45,6 +45,7 @@ use super::{BulkCreate, GroupUpdate, StatusMeaning, Target, TargetError, UserUpd
 use crate::model::TargetGroup;
 
 mod bulk;
+mod changes;
 mod groups;
 mod lookup;
 mod owner;
@@ -667,6 +668,18 @@ impl Target for ScimService {
                 true
             },
         )
+    }
+
+    fn lists_changes(&self) -> bool {
+        true
+    }
+
+    fn list_users_changed(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        sink: &mut dyn FnMut(TargetUser),
+    ) -> Result<super::ChangedUsers, TargetError> {
+        self.users_changed(since, sink)
     }
 
     fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError> {

@@ -44,6 +44,9 @@ pub(super) struct Stated {
     pub max_page_size: Option<u32>,
     /// Whether `/Bulk` may be used (for the creates of an initial load).
     pub bulk: Option<bool>,
+    /// Whether `meta.lastModified gt "…"` filters are answered (incremental target reads).
+    /// Only the preset says: no switch sets it, since a provider that cannot answers 400.
+    pub last_modified_filter: Option<bool>,
 }
 
 impl Stated {
@@ -56,6 +59,7 @@ impl Stated {
             members_in_listings: switches.members_in_listings.or(preset.members_in_listings),
             max_page_size: switches.max_page_size.or(preset.max_page_size),
             bulk: switches.bulk.or(preset.bulk),
+            last_modified_filter: preset.last_modified_filter,
         }
     }
 
@@ -72,6 +76,7 @@ impl Stated {
                 members_in_listings: Some(false),
                 max_page_size: Some(100),
                 bulk: Some(false),
+                last_modified_filter: Some(false),
                 ..Stated::default()
             },
             // Entra ID's SCIM API and the SCIM endpoints built to Entra's and Okta's guides:
@@ -79,11 +84,13 @@ impl Stated {
             ScimProvider::Entra => Stated {
                 filter: Some(true),
                 patch: Some(true),
+                last_modified_filter: Some(false),
                 ..Stated::default()
             },
             ScimProvider::Okta => Stated {
                 filter: Some(true),
                 max_page_size: Some(100),
+                last_modified_filter: Some(false),
                 ..Stated::default()
             },
         }
@@ -185,6 +192,9 @@ pub(super) struct Learned {
     /// The largest Bulk body known to be too large (a 413 answered it): later requests stay
     /// below it. 0: none yet.
     pub bulk_too_large: AtomicU64,
+    /// Why users cannot be listed by `meta.lastModified` on this provider, once found out
+    /// (a refused or unproved filter): later listings of the run go whole at once.
+    pub changes_refused: Mutex<Option<String>>,
 }
 
 impl Learned {
@@ -268,6 +278,17 @@ impl Learned {
 
     pub fn value_paths_refused(&self) -> bool {
         self.value_paths_refused.load(Ordering::Relaxed) || self.stated.value_paths == Some(false)
+    }
+
+    /// Remembers for the run that listing by `meta.lastModified` does not work, and why.
+    pub fn refuse_changes(&self, why: &str) {
+        if let Ok(mut slot) = self.changes_refused.lock() {
+            *slot = Some(why.to_string());
+        }
+    }
+
+    pub fn changes_refused(&self) -> Option<String> {
+        self.changes_refused.lock().ok().and_then(|s| s.clone())
     }
 
     pub fn refuse_patch(&self) {
