@@ -15,7 +15,7 @@
 //! encoding changes nothing about trust.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use super::Error;
@@ -45,17 +45,41 @@ enum Encoding {
     Zstd,
 }
 
-/// Opens a plan file for reading, through a decompressor when it is zstd.
-fn open(path: &Path) -> std::io::Result<(Box<dyn BufRead>, Encoding)> {
-    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
-    if file.fill_buf()?.starts_with(&ZSTD_MAGIC) {
-        let decoder = zstd::stream::read::Decoder::with_buffer(file)?;
-        Ok((
-            Box::new(BufReader::with_capacity(1 << 16, decoder)),
+/// Opens a plan file for reading, through a decompressor when it is zstd. The reader is
+/// a concrete `BufReader`: serde_json reads byte by byte, and std reads a byte straight
+/// from a `BufReader`'s buffer only when it knows the type (behind a `dyn`, reading a plan
+/// of 100,000 verbose actions took 3 s longer).
+fn open(path: &Path) -> std::io::Result<(BufReader<Source>, Encoding)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let mut magic = Vec::with_capacity(ZSTD_MAGIC.len());
+    (&mut file)
+        .take(ZSTD_MAGIC.len() as u64)
+        .read_to_end(&mut magic)?;
+    file.seek(SeekFrom::Start(0))?;
+    let (source, encoding) = if magic == ZSTD_MAGIC {
+        (
+            Source::Zstd(zstd::stream::read::Decoder::new(file)?),
             Encoding::Zstd,
-        ))
+        )
     } else {
-        Ok((Box::new(file), Encoding::Json))
+        (Source::Plain(file), Encoding::Json)
+    };
+    Ok((BufReader::with_capacity(1 << 16, source), encoding))
+}
+
+/// A plan file's bytes as JSON: the file, or what its zstd frame decompresses to.
+enum Source {
+    Plain(File),
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<File>>),
+}
+
+impl std::io::Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::Plain(file) => file.read(buf),
+            Source::Zstd(zstd) => zstd.read(buf),
+        }
     }
 }
 
@@ -224,11 +248,21 @@ fn write_above(
     signature: Option<&str>,
     above: usize,
 ) -> std::io::Result<Encoding> {
-    let tmp = path.with_extension("tmp");
+    let plain = path.with_extension("tmp");
+    let packed = path.with_extension("tmp.zst");
     let spill = Spill {
         above,
-        held: Vec::new(),
-        file: Some(File::create(&tmp)?),
+        written: 0,
+        plain: Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&plain)?,
+        ),
+        plain_path: plain.clone(),
+        packed_path: packed.clone(),
         zstd: None,
     };
     let mut out = BufWriter::with_capacity(1 << 16, spill);
@@ -236,12 +270,12 @@ fn write_above(
     serde::Serialize::serialize(&contract::file_view(plan, signature), &mut json)
         .map_err(std::io::Error::other)?;
     out.write_all(b"\n")?;
-    let spill = out.into_inner().map_err(|e| e.into_error())?;
-    let encoding = match spill.zstd {
-        Some(_) => Encoding::Zstd,
-        None => Encoding::Json,
+    let (file, encoding) = out.into_inner().map_err(|e| e.into_error())?.finish()?;
+    file.sync_all()?;
+    let tmp = match encoding {
+        Encoding::Json => plain,
+        Encoding::Zstd => packed,
     };
-    spill.finish()?.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(encoding)
 }
@@ -257,26 +291,49 @@ fn zstd_above() -> std::io::Result<usize> {
     }
 }
 
-/// Plain until the text would exceed `above` bytes (held until then), zstd from then on,
-/// the held bytes first: one pass decides, and the file is one or the other whole.
+/// Plain until the text would exceed `above` bytes, zstd from then on: what was written
+/// plain is read back through the encoder into a file of its own, which goes on from
+/// there. One pass over the plan decides, nothing but the encoder's window is held, and the
+/// file is one or the other whole.
 struct Spill {
     above: usize,
-    held: Vec<u8>,
-    file: Option<File>,
+    /// Bytes written to `plain` so far.
+    written: usize,
+    plain: Option<File>,
+    plain_path: std::path::PathBuf,
+    packed_path: std::path::PathBuf,
     zstd: Option<zstd::stream::write::Encoder<'static, BufWriter<File>>>,
 }
 
 impl Spill {
-    /// The written file, all of it: the held text, or the end of the zstd frame.
-    fn finish(mut self) -> std::io::Result<File> {
-        match (self.zstd.take(), self.file.take()) {
-            (Some(zstd), _) => zstd.finish()?.into_inner().map_err(|e| e.into_error()),
-            (None, Some(mut file)) => {
-                file.write_all(&self.held)?;
-                Ok(file)
+    /// The written file, all of it, and which it is.
+    fn finish(mut self) -> std::io::Result<(File, Encoding)> {
+        match (self.zstd.take(), self.plain.take()) {
+            (Some(zstd), _) => {
+                let file = zstd.finish()?.into_inner().map_err(|e| e.into_error())?;
+                Ok((file, Encoding::Zstd))
             }
+            (None, Some(file)) => Ok((file, Encoding::Json)),
             (None, None) => Err(closed()),
         }
+    }
+
+    /// From now on the file is zstd: what was written plain goes first.
+    fn compress(&mut self) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut plain = self.plain.take().ok_or_else(closed)?;
+        let packed = File::create(&self.packed_path)?;
+        let mut zstd = zstd::stream::write::Encoder::new(
+            BufWriter::with_capacity(1 << 16, packed),
+            ZSTD_LEVEL,
+        )?;
+        // A damaged file is then refused by zstd itself, not only by what its text reads as.
+        zstd.include_checksum(true)?;
+        plain.seek(SeekFrom::Start(0))?;
+        std::io::copy(&mut BufReader::with_capacity(1 << 16, plain), &mut zstd)?;
+        std::fs::remove_file(&self.plain_path)?;
+        self.zstd = Some(zstd);
+        Ok(())
     }
 }
 
@@ -286,29 +343,25 @@ fn closed() -> std::io::Error {
 
 impl Write for Spill {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Some(zstd) = &mut self.zstd {
-            return zstd.write(data);
+        if self.zstd.is_none() && self.written + data.len() > self.above {
+            self.compress()?;
         }
-        if self.held.len() + data.len() <= self.above {
-            self.held.extend_from_slice(data);
-            return Ok(data.len());
+        match (&mut self.zstd, &mut self.plain) {
+            (Some(zstd), _) => zstd.write(data),
+            (None, Some(plain)) => {
+                let n = plain.write(data)?;
+                self.written += n;
+                Ok(n)
+            }
+            (None, None) => Err(closed()),
         }
-        let file = self.file.take().ok_or_else(closed)?;
-        let mut zstd =
-            zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 16, file), ZSTD_LEVEL)?;
-        // A damaged file is then refused by zstd itself, not only by what its text reads as.
-        zstd.include_checksum(true)?;
-        zstd.write_all(&std::mem::take(&mut self.held))?;
-        zstd.write_all(data)?;
-        self.zstd = Some(zstd);
-        Ok(data.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.zstd {
-            Some(zstd) => zstd.flush(),
-            // Held on purpose until it is known which the file is.
-            None => Ok(()),
+        match (&mut self.zstd, &mut self.plain) {
+            (Some(zstd), _) => zstd.flush(),
+            (None, Some(plain)) => plain.flush(),
+            (None, None) => Ok(()),
         }
     }
 }
@@ -458,6 +511,7 @@ mod tests {
                 assert_eq!(signature.as_deref(), Some("hmac-sha256:00"));
                 assert_eq!(seal::seal(&back, None).digest, digest);
                 assert!(!dir.path().join("plan.tmp").exists());
+                assert!(!dir.path().join("plan.tmp.zst").exists());
             }
         }
     }
