@@ -120,7 +120,7 @@ fn load_signed(path: &Path) -> Result<(Plan, Option<String>), Error> {
     Err(err(failed.to_string()))
 }
 
-/// The one key of a plan file read before the others.
+/// The one key of a plan file read alone, when the plan does not read, to say why.
 #[derive(serde::Deserialize)]
 struct VersionOnly {
     format_version: Option<serde_json::Value>,

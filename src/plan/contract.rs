@@ -809,9 +809,20 @@ mod tests {
             );
             for (name, value) in v {
                 match c.get(name) {
-                    Some(kept) => assert_eq!(kept.get("changes"), value.get("changes")),
+                    // A change is kept less its nulls; anything else as it is.
+                    Some(kept) if name == "changes" => {
+                        let mut without_nulls = value.clone();
+                        for change in without_nulls.as_array_mut().expect("changes") {
+                            change
+                                .as_object_mut()
+                                .expect("change")
+                                .retain(|_, v| !v.is_null());
+                        }
+                        assert_eq!(kept, &without_nulls);
+                    }
+                    Some(kept) => assert_eq!(kept, value, "{name}"),
                     None => {
-                        let what = match name.as_str() {
+                        match name.as_str() {
                             "object" => assert_eq!(value, "user"),
                             "status" => assert_eq!(value, "planned"),
                             "changes" => assert_eq!(value, &serde_json::json!([])),
@@ -827,7 +838,6 @@ mod tests {
                             }
                             other => panic!("{other} left out: {c:?}"),
                         };
-                        let () = what;
                         left_out.insert(name.clone());
                     }
                 }
