@@ -12,7 +12,7 @@ export ROSTER_SCIM2_SERVER ?= $(CURDIR)/$(VENV)/bin/scim2-server
 # CI never writes snapshots: a changed rendering fails the test.
 export INSTA_UPDATE ?= no
 
-DEBIAN_PACKAGES := slapd ldap-utils openssl python3-venv time bc curl samba samba-ad-provision samba-dsdb-modules samba-vfs-modules
+DEBIAN_PACKAGES := slapd ldap-utils openssl python3-venv time bc curl zstd samba samba-ad-provision samba-dsdb-modules samba-vfs-modules
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build deps venv test lint demo bench bench-1m man clean

@@ -46,12 +46,19 @@ t0=$(date +%s.%N)
     > /dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
 t=$(echo "$(date +%s.%N) - $t0" | bc -l)
 kib=$(tail -1 "$work/time")
-adds=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["add"])' "$work/plan.json")
+# The plan file is zstd-compressed above 16 MiB (its first bytes say which); `zstd -dc` reads
+# it as the JSON it holds.
+plan_text() {
+    if [ "$(head -c4 "$1" | od -An -tx1 | tr -d ' \n')" = "28b52ffd" ]; then zstd -dc "$1"; else cat "$1"; fi
+}
+adds=$(plan_text "$work/plan.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["add"])')
+text_bytes=$(plan_text "$work/plan.json" | wc -c)
 [ "$adds" = "$N" ] || { echo "error: the plan has $adds adds, not $N" >&2; exit 1; }
 
 printf '\n%d CSV users, first plan into an empty SCIM double\n' "$N"
 printf '%-28s %10.2f s     goal <= 10 s\n' "time" "$t"
 printf '%-28s %10.1f MiB   goal <= 256 MiB\n' "peak memory" "$(echo "$kib / 1024" | bc -l)"
-printf '%-28s %10.1f MiB   (%d bytes an action)\n' "plan file" "$(echo "$(stat -c %s "$work/plan.json") / 1048576" | bc -l)" \
-    "$(( $(stat -c %s "$work/plan.json") / N ))"
+printf '%-28s %10.1f MiB   (%d bytes an action; its JSON %d bytes an action)\n' "plan file" \
+    "$(echo "$(stat -c %s "$work/plan.json") / 1048576" | bc -l)" \
+    "$(( $(stat -c %s "$work/plan.json") / N ))" "$(( text_bytes / N ))"
 printf '%-28s %10.1f MiB\n' "state store" "$(echo "$(du -cb "$work"/state.db* | tail -1 | cut -f1) / 1048576" | bc -l)"

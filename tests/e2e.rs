@@ -25,9 +25,14 @@ fn first_plan_adds_everyone_apply_creates_them_and_a_second_plan_has_no_changes(
     assert!(w.scim.users().is_empty(), "plan must not touch the target");
 
     w.ok(&["plan", "--out", "plan.json"], 0);
-    let plan: Value =
+    // The file is compact (no nulls, no default status), read back as the contract's plan.
+    let file: Value =
         serde_json::from_str(&std::fs::read_to_string(w.path("plan.json")).expect("plan file"))
             .expect("JSON");
+    assert_eq!(file["format_version"], 1);
+    assert_eq!(file["actions"][0].get("status"), None);
+    let plan: Value =
+        serde_json::from_str(&w.ok(&["show", "plan.json", "--format", "json"], 0)).expect("JSON");
     assert_eq!(plan["format_version"], 1);
     assert_eq!(plan["summary"]["add"], 3);
     assert_eq!(
@@ -67,6 +72,61 @@ fn first_plan_adds_everyone_apply_creates_them_and_a_second_plan_has_no_changes(
         text(&twice.stderr)
     );
     assert_eq!(w.scim.users().len(), 3, "a second apply creates nothing");
+}
+
+/// The size above which roster writes a plan file zstd-compressed (16 MiB unless told; see
+/// README, "The plan file").
+const ZSTD_ABOVE_VAR: &str = "ROSTER_PLAN_FILE_ZSTD_ABOVE";
+
+#[test]
+fn a_plan_file_over_the_size_is_zstd_and_is_shown_compared_and_applied_like_a_plain_one() {
+    let w = World::standard();
+    let out = w
+        .command(&["plan", "--out", "plan.json"])
+        .env(ZSTD_ABOVE_VAR, "256")
+        .output()
+        .expect("roster");
+    support::expect_code(&out, &["plan", "--out", "plan.json"], 0);
+    let bytes = std::fs::read(w.path("plan.json")).expect("plan file");
+    assert_eq!(bytes[..4], [0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
+    // Under the size, the same plan is plain JSON.
+    let out = w
+        .command(&["plan", "--out", "plain.json"])
+        .env(ZSTD_ABOVE_VAR, "1000000")
+        .output()
+        .expect("roster");
+    support::expect_code(&out, &["plan", "--out", "plain.json"], 0);
+    let plain: Value =
+        serde_json::from_slice(&std::fs::read(w.path("plain.json")).expect("plan")).expect("JSON");
+    assert_eq!(plain["summary"]["add"], 3);
+
+    let shown: Value =
+        serde_json::from_str(&w.ok(&["show", "plan.json", "--format", "json"], 0)).expect("JSON");
+    assert_eq!(
+        actions(&shown),
+        [
+            "add user alice planned",
+            "add user bob planned",
+            "add user carol planned"
+        ]
+    );
+    assert_eq!(shown["actions"][0]["changes"][0]["before"], Value::Null);
+    let human = w.ok(&["show", "plan.json"], 0);
+    assert!(
+        human.contains("  + user alice (Alice Liddell <alice@example.com>)"),
+        "{human}"
+    );
+    let same = w.ok(&["plan", "--compare", "plan.json"], 0);
+    assert!(same.contains("the same actions"), "{same}");
+
+    let applied = w.ok(&["apply", "plan.json"], 0);
+    assert!(applied.contains("3 applied, 0 failed"), "{applied}");
+    assert_eq!(w.scim.users().len(), 3);
+    let alice = w.user("alice");
+    assert_eq!(alice["displayName"], "Alice Liddell");
+    assert_eq!(phones(&w.user("carol")), ["+1 555 0102", "+1 555 0103"]);
+    let again = w.ok(&["plan", "--detailed-exitcode"], 0);
+    assert!(again.contains("No changes."), "{again}");
 }
 
 #[test]

@@ -112,7 +112,10 @@ pub struct ActionJson {
 #[serde(deny_unknown_fields)]
 pub struct ChangeJson {
     pub field: String,
+    /// Absent in a compact plan file when there is no value.
+    #[serde(default)]
     pub before: Option<String>,
+    #[serde(default)]
     pub after: Option<String>,
 }
 
@@ -162,6 +165,228 @@ pub fn signed_view<'a>(plan: &'a Plan, signature: Option<&str>) -> PlanJson<Acti
     }
 }
 
+/// The plan file's form of the plan: the contract's fields, each action written compact
+/// (`CompactAction`: what a reader rebuilds is left out). Only the file is written this way;
+/// `--format json` and the seal keep `view`'s verbose form, and `read_signed_from` reads
+/// both.
+pub fn file_view<'a>(plan: &'a Plan, signature: Option<&str>) -> PlanJson<FileActions<'a>> {
+    // The actions as `view` gives them, each written compact.
+    PlanJson {
+        signature: signature.map(str::to_string),
+        ..header_with(plan, FileActions(view(plan).actions))
+    }
+}
+
+/// The model's actions, serialized one by one in the plan file's compact form.
+pub struct FileActions<'a>(Actions<'a>);
+
+impl Serialize for FileActions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            (self.0)
+                .0
+                .iter()
+                .map(|a| CompactAction(ActionJson::from(a))),
+        )
+    }
+}
+
+/// An action as the plan file writes it: the contract's fields in the contract's order,
+/// less what the reader puts back exactly (`FileActionJson`): `object` when it is `user`,
+/// `status` when it is `planned`, `reason` when it is the default reason of the action
+/// (`default_reason`), `changes` when there are none, and a change's `before` / `after`
+/// when it has no value.
+struct CompactAction(ActionJson);
+
+impl Serialize for CompactAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let a = &self.0;
+        let mut out = serializer.serialize_struct("ActionJson", 12)?;
+        out.serialize_field("seq", &a.seq)?;
+        out.serialize_field("action", &a.action)?;
+        if a.object != DEFAULT_OBJECT {
+            out.serialize_field("object", &a.object)?;
+        }
+        out.serialize_field("key", &a.key)?;
+        out.serialize_field("username", &a.username)?;
+        if a.status != DEFAULT_STATUS {
+            out.serialize_field("status", &a.status)?;
+        }
+        if default_reason(&a.action, &a.object, &a.changes).as_ref() != Some(&a.reason) {
+            out.serialize_field("reason", &a.reason)?;
+        }
+        if !a.changes.is_empty() {
+            out.serialize_field("changes", &CompactChanges(&a.changes))?;
+        }
+        for (name, value) in [
+            ("held_by", &a.held_by),
+            ("target_id", &a.target_id),
+            ("target_version", &a.target_version),
+            ("target_digest", &a.target_digest),
+        ] {
+            if value.is_some() {
+                out.serialize_field(name, value)?;
+            }
+        }
+        out.end()
+    }
+}
+
+struct CompactChanges<'a>(&'a [ChangeJson]);
+
+impl Serialize for CompactChanges<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        serializer.collect_seq(self.0.iter().map(|c| {
+            struct Compact<'a>(&'a ChangeJson);
+            impl Serialize for Compact<'_> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    let c = self.0;
+                    let mut out = s.serialize_struct("ChangeJson", 3)?;
+                    out.serialize_field("field", &c.field)?;
+                    if c.before.is_some() {
+                        out.serialize_field("before", &c.before)?;
+                    }
+                    if c.after.is_some() {
+                        out.serialize_field("after", &c.after)?;
+                    }
+                    out.end()
+                }
+            }
+            Compact(c)
+        }))
+    }
+}
+
+/// What a compact action without `object` is about.
+const DEFAULT_OBJECT: &str = "user";
+/// Where a compact action without `status` stands.
+const DEFAULT_STATUS: &str = "planned";
+
+/// The reason the planner gives an action of this kind when nothing else is to be said,
+/// from what the action itself holds (its kind, object and changes), in the contract's
+/// words: a compact plan file leaves it out and a reader puts it back from the same fields.
+/// `None` where no reason is the usual one.
+fn default_reason(action: &str, object: &str, changes: &[ChangeJson]) -> Option<String> {
+    let group = || {
+        changes
+            .iter()
+            .find(|c| c.field == "group")
+            .and_then(|c| c.after.as_deref().or(c.before.as_deref()))
+            .map(str::to_string)
+    };
+    let reason = match (ActionKind::parse(action)?, ObjectKind::parse(object)?) {
+        (ActionKind::Add, ObjectKind::User | ObjectKind::Group) => Reason::NotInTarget,
+        (ActionKind::Update, ObjectKind::User) => {
+            let mut fields: Vec<Field> = Vec::with_capacity(changes.len());
+            for change in changes {
+                let field = user_field(&change.field)?;
+                if !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+            if fields.is_empty() {
+                return None;
+            }
+            Reason::Changed(fields)
+        }
+        (ActionKind::Remove, ObjectKind::User) => Reason::GoneRemove,
+        (ActionKind::Delete, ObjectKind::User) => Reason::GoneDelete,
+        (ActionKind::Delete, ObjectKind::Group) => Reason::GroupGone,
+        (ActionKind::Add, ObjectKind::Membership) => Reason::MemberOf(group()?),
+        (ActionKind::Remove, ObjectKind::Membership) => Reason::NotMemberOf(group()?),
+        _ => return None,
+    };
+    Some(reason.to_string())
+}
+
+/// An action as a plan file has it, verbose (every field, as `ActionJson`) or compact (as
+/// `CompactAction` writes it): the fields a compact file leaves out read as what it left
+/// out. Read only; the contract's own form is `ActionJson`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileActionJson {
+    seq: u32,
+    action: String,
+    #[serde(default = "default_object")]
+    object: String,
+    key: String,
+    username: String,
+    #[serde(default = "default_status")]
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    changes: Vec<ChangeJson>,
+    #[serde(default)]
+    held_by: Option<String>,
+    #[serde(default)]
+    target_id: Option<String>,
+    #[serde(default)]
+    target_version: Option<String>,
+    #[serde(default)]
+    target_digest: Option<String>,
+}
+
+fn default_object() -> String {
+    DEFAULT_OBJECT.to_string()
+}
+
+fn default_status() -> String {
+    DEFAULT_STATUS.to_string()
+}
+
+impl FileActionJson {
+    /// The contract's form of the action, with what a compact file left out put back.
+    fn into_json(self) -> Result<ActionJson, ContractError> {
+        let reason = match self.reason {
+            Some(reason) => reason,
+            None => default_reason(&self.action, &self.object, &self.changes).ok_or_else(|| {
+                ContractError::Action {
+                    seq: self.seq,
+                    what: format!(
+                        "no reason, and a {} {} has no default one",
+                        self.action, self.object
+                    ),
+                }
+            })?,
+        };
+        Ok(ActionJson {
+            seq: self.seq,
+            action: self.action,
+            object: self.object,
+            key: self.key,
+            username: self.username,
+            status: self.status,
+            reason,
+            changes: self.changes,
+            held_by: self.held_by,
+            target_id: self.target_id,
+            target_version: self.target_version,
+            target_digest: self.target_digest,
+        })
+    }
+}
+
+/// A row of actions a plan is read from: the contract's (`ActionJson`, the store's rows) or a
+/// plan file's (`FileActionJson`).
+pub trait ActionRow {
+    fn into_action(self) -> Result<Action, ContractError>;
+}
+
+impl ActionRow for ActionJson {
+    fn into_action(self) -> Result<Action, ContractError> {
+        ActionJson::into_action(self)
+    }
+}
+
+impl ActionRow for FileActionJson {
+    fn into_action(self) -> Result<Action, ContractError> {
+        self.into_json()?.into_action()
+    }
+}
+
 /// Everything but the actions (the store keeps those as rows).
 pub fn header(plan: &Plan) -> PlanJson {
     header_with(plan, Vec::new())
@@ -190,33 +415,48 @@ fn header_with<A>(plan: &Plan, actions: A) -> PlanJson<A> {
     }
 }
 
-/// A plan from its JSON, converted strictly.
+/// A plan from its JSON (verbose or compact), converted strictly.
 pub fn read(value: serde_json::Value) -> Result<Plan, ContractError> {
     read_signed(value).map(|(plan, _)| plan)
 }
 
 /// A plan file: the plan, and the signature it carries, if any.
 pub fn read_signed(value: serde_json::Value) -> Result<(Plan, Option<String>), ContractError> {
-    let mut json = serde_json::from_value::<PlanJson>(value)?;
-    let signature = json.signature.take();
-    Ok((json.into_plan()?, signature))
+    signed(serde_json::from_value::<PlanJson<Vec<FileActionJson>>>(
+        value,
+    )?)
 }
 
 /// A plan file's text: the plan and its signature, read straight into the contract's types,
 /// never through a `serde_json::Value` of the whole file (a tree of the file takes several
 /// times its size: applying a plan of 100,000 adds peaked at 648 MiB that way).
 pub fn read_signed_text(text: &str) -> Result<(Plan, Option<String>), ContractError> {
-    let mut json = serde_json::from_str::<PlanJson>(text)?;
+    signed(serde_json::from_str::<PlanJson<Vec<FileActionJson>>>(text)?)
+}
+
+/// The same from a reader (a plan file, plain or through its decompressor), never holding
+/// the file's text. Give it a buffered reader: serde_json reads it byte by byte.
+pub fn read_signed_from(
+    reader: impl std::io::Read,
+) -> Result<(Plan, Option<String>), ContractError> {
+    signed(serde_json::from_reader::<_, PlanJson<Vec<FileActionJson>>>(
+        reader,
+    )?)
+}
+
+fn signed<A: ActionRow>(
+    mut json: PlanJson<Vec<A>>,
+) -> Result<(Plan, Option<String>), ContractError> {
     let signature = json.signature.take();
     Ok((json.into_plan()?, signature))
 }
 
-impl PlanJson {
+impl<A: ActionRow> PlanJson<Vec<A>> {
     pub fn into_plan(self) -> Result<Plan, ContractError> {
         let actions = self
             .actions
             .into_iter()
-            .map(ActionJson::into_action)
+            .map(ActionRow::into_action)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {
             format_version: self.format_version,
@@ -543,6 +783,114 @@ mod tests {
             let plan = read(value).expect("a plan");
             assert_eq!(written(&plan), fixture);
         }
+    }
+
+    #[test]
+    fn the_compact_form_reads_back_as_the_same_plan() {
+        for fixture in FIXTURES {
+            let plan = read(serde_json::from_str(fixture).expect("json")).expect("a plan");
+            let compact = serde_json::to_string(&file_view(&plan, None)).expect("serialize");
+            let verbose = serde_json::to_string(&view(&plan)).expect("serialize");
+            assert!(compact.len() < verbose.len(), "{compact}");
+            assert!(!compact.contains("null"), "{compact}");
+            let (back, signature) = read_signed_text(&compact).expect("a plan");
+            assert_eq!(back, plan);
+            assert_eq!(signature, None);
+            // What is sealed is the verbose form, whichever form the plan was read from.
+            assert_eq!(written(&back), fixture);
+        }
+        let plan = read(serde_json::from_str(FIXTURES[0]).expect("json")).expect("a plan");
+        let signed =
+            serde_json::to_string(&file_view(&plan, Some("hmac-sha256:00"))).expect("json");
+        let (_, signature) = read_signed_text(&signed).expect("a plan");
+        assert_eq!(signature.as_deref(), Some("hmac-sha256:00"));
+    }
+
+    #[test]
+    fn the_compact_form_leaves_out_only_what_the_reader_puts_back() {
+        let plan = read(serde_json::from_str(FIXTURES[1]).expect("json")).expect("a plan");
+        let compact = serde_json::to_value(file_view(&plan, None)).expect("json");
+        let verbose = serde_json::to_value(view(&plan)).expect("json");
+        let mut left_out = std::collections::BTreeSet::new();
+        for (c, v) in compact["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .zip(verbose["actions"].as_array().expect("actions"))
+        {
+            let (c, v) = (
+                c.as_object().expect("object"),
+                v.as_object().expect("object"),
+            );
+            for (name, value) in v {
+                match c.get(name) {
+                    // A change is kept less its nulls; anything else as it is.
+                    Some(kept) if name == "changes" => {
+                        let mut without_nulls = value.clone();
+                        for change in without_nulls.as_array_mut().expect("changes") {
+                            change
+                                .as_object_mut()
+                                .expect("change")
+                                .retain(|_, v| !v.is_null());
+                        }
+                        assert_eq!(kept, &without_nulls);
+                    }
+                    Some(kept) => assert_eq!(kept, value, "{name}"),
+                    None => {
+                        match name.as_str() {
+                            "object" => assert_eq!(value, "user"),
+                            "status" => assert_eq!(value, "planned"),
+                            "changes" => assert_eq!(value, &serde_json::json!([])),
+                            "reason" => {
+                                let object = v["object"].as_str().expect("object");
+                                let changes: Vec<ChangeJson> =
+                                    serde_json::from_value(v["changes"].clone()).expect("changes");
+                                let action = v["action"].as_str().expect("action");
+                                assert_eq!(
+                                    default_reason(action, object, &changes).as_deref(),
+                                    value.as_str()
+                                );
+                            }
+                            other => panic!("{other} left out: {c:?}"),
+                        };
+                        left_out.insert(name.clone());
+                    }
+                }
+            }
+        }
+        // The fixture has actions of every default, and of none.
+        assert_eq!(
+            left_out.into_iter().collect::<Vec<_>>(),
+            ["changes", "object", "reason", "status"]
+        );
+        let kept_reasons = compact["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .filter(|a| a.get("reason").is_some())
+            .count();
+        assert!(kept_reasons > 0);
+    }
+
+    #[test]
+    fn a_compact_action_without_a_reason_of_its_kind_is_refused() {
+        let plan = read(serde_json::from_str(FIXTURES[1]).expect("json")).expect("a plan");
+        let mut value = serde_json::to_value(file_view(&plan, None)).expect("json");
+        let action = value["actions"]
+            .as_array_mut()
+            .and_then(|a| {
+                a.iter_mut()
+                    .find(|a| a["action"] == "update" && a.get("reason").is_some())
+            })
+            .expect("an update with its own reason");
+        let seq = action["seq"].clone();
+        action["changes"] = serde_json::json!([]);
+        action.as_object_mut().map(|a| a.remove("reason"));
+        let err = read(value).expect_err("no reason").to_string();
+        assert_eq!(
+            err,
+            format!("action {seq}: no reason, and a update user has no default one")
+        );
     }
 
     #[test]
