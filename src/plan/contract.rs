@@ -134,21 +134,31 @@ pub struct Actions<'a>(&'a Plan);
 
 impl Serialize for Actions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeSeq};
-        let mut seq = serializer.serialize_seq(None)?;
-        let mut failed: Option<S::Error> = None;
-        let read = self.0.each_action(|a| {
-            seq.serialize_element(&ActionJson::from(a)).map_err(|e| {
-                failed = Some(e);
-                std::io::Error::other("serializing an action failed")
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read.map_err(S::Error::custom)?;
-        seq.end()
+        serialize_each(self.0, serializer, |a| ActionJson::from(a))
     }
+}
+
+/// Serializes `plan`'s actions as a sequence, each converted by `convert` while it is read
+/// (from memory or the store's draft): a read failure fails the serialization.
+fn serialize_each<S: serde::Serializer, T: Serialize>(
+    plan: &Plan,
+    serializer: S,
+    convert: impl Fn(&Action) -> T,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeSeq};
+    let mut seq = serializer.serialize_seq(None)?;
+    let mut failed: Option<S::Error> = None;
+    let read = plan.each_action(|a| {
+        seq.serialize_element(&convert(a)).map_err(|e| {
+            failed = Some(e);
+            std::io::Error::other("serializing an action failed")
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(S::Error::custom)?;
+    seq.end()
 }
 
 /// The plan as the contract writes it, its actions converted while they are written.
@@ -182,12 +192,7 @@ pub struct FileActions<'a>(Actions<'a>);
 
 impl Serialize for FileActions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            (self.0)
-                .0
-                .iter()
-                .map(|a| CompactAction(ActionJson::from(a))),
-        )
+        serialize_each((self.0).0, serializer, |a| CompactAction(ActionJson::from(a)))
     }
 }
 
