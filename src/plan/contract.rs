@@ -192,7 +192,9 @@ pub struct FileActions<'a>(Actions<'a>);
 
 impl Serialize for FileActions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_each((self.0).0, serializer, |a| CompactAction(ActionJson::from(a)))
+        serialize_each((self.0).0, serializer, |a| {
+            CompactAction(ActionJson::from(a))
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use crate::config::Mode;
 pub mod contract;
 mod reason;
 pub mod seal;
+pub mod sink;
 
 pub use reason::{CapName, Counted, Hold, Limit, Missing, Reason};
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::config::{Cap, Mode, Policy};
 use crate::plan::ActionStatus as Status;
+use crate::plan::Allowance;
 
 /// `super::plan_users`, held to the same plan through the store's draft: every test of the
 /// planner is also a test of the sink a plan run uses (`store::Draft`).

@@ -16,10 +16,10 @@ use rusqlite::{Connection, OpenFlags, params};
 use super::{Result, Store, StoreError};
 use crate::config::Policy;
 use crate::plan::contract::{ActionJson, ChangeJson};
+use crate::plan::sink::{Drip, Family, Sink};
 use crate::plan::{
     Action, ActionKind, ActionSource, ActionStatus, Hold, ObjectKind, Stored, Subject, Tally,
 };
-use crate::planner::{Drip, Family, Sink};
 
 /// Rows per multi-row INSERT (20 parameters each, well under SQLite's limit).
 const ROWS_PER_INSERT: usize = 64;
@@ -133,6 +133,9 @@ pub struct Draft<'s> {
     planned: [u64; 4],
     /// The first thing that failed; the rest of the draft is not written.
     error: Option<StoreError>,
+    /// A count the caps asked for that could not be read (a `&self` step): the draft fails
+    /// at `close` as if a write had.
+    count_failed: std::cell::RefCell<Option<StoreError>>,
     open: bool,
 }
 
@@ -146,6 +149,7 @@ impl Store {
             rows: Vec::with_capacity(ROWS_PER_INSERT),
             planned: [0; 4],
             error: None,
+            count_failed: std::cell::RefCell::new(None),
             open: true,
         })
     }
@@ -420,7 +424,7 @@ impl Draft<'_> {
     pub fn close(mut self) -> Result<()> {
         self.write();
         self.open = false;
-        match self.error.take() {
+        match self.error.take().or_else(|| self.count_failed.take()) {
             Some(e) => {
                 let _ = self.store.conn.execute_batch("ROLLBACK");
                 Err(e)
@@ -474,7 +478,10 @@ impl Sink for Draft<'_> {
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n as u64)
-            .unwrap_or(0)
+            .unwrap_or_else(|e| {
+                self.count_failed.borrow_mut().get_or_insert(self.store.err(e));
+                0
+            })
     }
 
     fn hold_family(&mut self, family: Family, _: &Policy, hold: &Hold, going: u64, _: &Drip) {
