@@ -10,7 +10,9 @@
 //!   (userName and displayName case-insensitive, externalId exact, joined by `and`), POST with
 //!   409 `uniqueness`, GET, PATCH (add/replace/remove, dotted paths, `members` value paths),
 //!   PUT, DELETE, `meta.version` with ETag and If-Match → 412. HTTP/1.1 with keep-alive, one
-//!   thread per connection, a read-write lock over the store.
+//!   thread per connection, a read-write lock over the store. It counts the requests of
+//!   every second (a sliding second ending at each arrival): `GET /bench/max-per-second`
+//!   answers `{"max": N}`, the most any one second held, for the script's rate-limit check.
 //! - `bench create --url U --token T --users N --concurrency C`: the minimal client roster's
 //!   apply is measured against: C threads, each on one keep-alive connection, POSTing the same
 //!   user bodies roster sends; prints creates per second.
@@ -18,12 +20,12 @@
 //!   page the target accepts) and prints how many users it saw: the target-side floor of the
 //!   no-change plan, alongside `curl` in the script.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -240,6 +242,29 @@ struct Provider {
     users: RwLock<Collection>,
     groups: RwLock<Collection>,
     next: AtomicU64,
+    arrivals: Mutex<Arrivals>,
+}
+
+/// The double's own count of requests a second: the arrivals of the last second, and the
+/// most any one second held (`GET /bench/max-per-second`).
+#[derive(Default)]
+struct Arrivals {
+    last_second: VecDeque<Instant>,
+    most: usize,
+}
+
+impl Arrivals {
+    fn arrived(&mut self, at: Instant) {
+        while self
+            .last_second
+            .front()
+            .is_some_and(|&first| at.duration_since(first) >= Duration::from_secs(1))
+        {
+            self.last_second.pop_front();
+        }
+        self.last_second.push_back(at);
+        self.most = self.most.max(self.last_second.len());
+    }
 }
 
 fn serve(args: &Args) -> Result<(), String> {
@@ -250,6 +275,7 @@ fn serve(args: &Args) -> Result<(), String> {
         users: RwLock::default(),
         groups: RwLock::default(),
         next: AtomicU64::new(0),
+        arrivals: Mutex::default(),
     });
     let listener = TcpListener::bind(("127.0.0.1", port as u16)).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -302,6 +328,11 @@ fn answer(status: u16, resource: &Value) -> Response {
 }
 
 fn handle(provider: &Provider, request: &Request) -> Response {
+    let arrivals = || provider.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+    if request.path == "/bench/max-per-second" {
+        return Response::json(200, &json!({ "max": arrivals().most }));
+    }
+    arrivals().arrived(Instant::now());
     let expected = format!("Bearer {}", provider.token);
     if request.header("authorization") != Some(expected.as_str()) {
         return error(401, None, "unauthorized");

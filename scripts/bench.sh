@@ -12,7 +12,9 @@
 # 3. no-change plan (N on both sides), against the slower of the two reads it needs: the
 #    `ldapsearch` dump, and `curl` paging the target's listing at the largest page it accepts
 #    (`filter.maxResults` from /ServiceProviderConfig);
-# 4. roster's peak memory (`/usr/bin/time -f %M`) in each.
+# 4. roster's peak memory (`/usr/bin/time -f %M`) in each;
+# 5. a small apply with `rate-limit RATE` (default 200), against the most requests the double
+#    counted in any one second.
 # Timed figures take the best of RUNS (default 3) runs of each side, the least disturbed one;
 # apply runs once (it changes the target).
 set -euo pipefail
@@ -28,7 +30,7 @@ TOKEN=bench-token
 
 work=$(mktemp -d /tmp/roster-bench.XXXXXX)
 cleanup() {
-    for pid in "${SLAPD_PID:-}" "${SCIM_PID:-}" "${FLOOR_PID:-}"; do
+    for pid in "${SLAPD_PID:-}" "${SCIM_PID:-}" "${FLOOR_PID:-}" "${RATED_PID:-}"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
@@ -98,6 +100,36 @@ kill "$FLOOR_PID" 2>/dev/null || true; FLOOR_PID=""
 client_rate=$(echo "$client_line" | sed -E 's/.*: ([0-9.]+) creates\/s/\1/')
 roster_rate=$(echo "$N / $apply_seconds" | bc -l)
 
+# 2b. Rate limit: a small apply with `rate-limit`, checked by the double's own count of the
+#     most requests in any one second (the plan's listing and the creates together).
+RATE=${RATE:-200}
+RATE_USERS=${RATE_USERS:-$((RATE * 3))}
+start_bench_scim "$work" "$TOKEN" RATED
+mkdir -p "$work/rated"
+people_csv "$RATE_USERS" > "$work/rated/people.csv"
+cat > "$work/rated/roster.kdl" <<KDL
+state "state.db"
+source "csv" { path "people.csv"; }
+target "scim" {
+    url "$RATED_URL"
+    token env="SCIM_TOKEN"
+    concurrency $CONCURRENCY
+    rate-limit $RATE
+}
+user {
+    key "entryUUID"
+    username "uid"
+    name "cn"
+    email "mail"
+    phone "telephoneNumber"
+}
+KDL
+(cd "$work/rated" && "$ROSTER" -c roster.kdl apply --auto-approve >/dev/null 2>"$work/err.rated") ||
+    { cat "$work/err.rated" >&2; exit 1; }
+rated_max=$(curl -sf -H "Authorization: Bearer $TOKEN" "${RATED_URL%/scim/v2}/bench/max-per-second" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["max"])')
+kill "$RATED_PID" 2>/dev/null || true; RATED_PID=""
+
 # 3. No-change plan: N on both sides.
 max_results=$(curl -sf -H "Authorization: Bearer $TOKEN" "$SCIM_URL/ServiceProviderConfig" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["filter"]["maxResults"])')
@@ -133,6 +165,8 @@ printf '%-34s %10.2f s %10.2f s %8.2f   %s\n' "no-change plan" "$nochange" "$noc
     "$(printf '<= 1.1 (floor: slower of ldapsearch %.2f s, curl paging %d a page %.2f s)' "$ldap_floor" "$page" "$target_floor")"
 printf '%-34s %8.0f /s %8.0f /s %8.2f   %s\n' "apply ($N creates)" "$roster_rate" "$client_rate" \
     "$(echo "$roster_rate / $client_rate" | bc -l)" ">= 0.95 (floor: minimal client, same concurrency)"
+printf '%-34s %8d /s %8d /s %8.2f   %s\n' "rate limit ($RATE_USERS creates)" "$rated_max" "$RATE" \
+    "$(echo "$rated_max / $RATE" | bc -l)" "<= 1 (most requests the double saw in any 1 s; rate-limit)"
 printf '%-34s %8.1f MiB %12s %8s   %s\n' "peak memory, first plan" "$(mib "$first_kib")" "" "" "<= 256 MiB"
 printf '%-34s %8.1f MiB %12s %8s   %s\n' "peak memory, no-change plan" "$(mib "$nochange_kib")" "" "" "<= 256 MiB"
 printf '%-34s %8.1f MiB %12s %8s   %s\n' "peak memory, apply" "$(mib "$apply_kib")" "" "" "<= 256 MiB"

@@ -19,8 +19,9 @@
 
 use std::sync::Mutex;
 
+use super::journal::{Finish, Journal, Record};
 use super::workers::{Run, in_parallel};
-use super::{ActionError, ApplyError, Outcome, now, users};
+use super::{ActionError, ApplyError, Outcome, users};
 use crate::model::DesiredUser;
 use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind};
 use crate::store::Store;
@@ -70,14 +71,25 @@ pub(super) fn create_adds(
         adds.len()
     );
     let chunks: Vec<&[usize]> = adds.chunks(per_call).collect();
-    let answered = in_parallel(&chunks, run.concurrency, store, |chunk, journal| {
-        send_chunk(run, journal, chunk)
+    // Every action of a chunk is journaled as started before the chunk is handed over.
+    let seqs = |chunk: &&[usize]| chunk.iter().map(|&i| run.actions[i].seq).collect();
+    let answered = in_parallel(&chunks, seqs, run, store, |chunk, _| {
+        Ok(send_chunk(run, chunk))
     })?;
-    let outcomes = in_parallel(&answered, run.concurrency, store, |answered, journal| {
+    // Started already, with their chunk.
+    let started = |_: &Answered| Vec::new();
+    let outcomes = in_parallel(&answered, started, run, store, |answered, worker| {
         let answer = answered.answer.lock().ok().and_then(|mut a| a.take());
         let action = &run.actions[answered.index];
-        let result = follow_up(action, run, journal, answer);
-        Ok(vec![finish(run, journal, answered.index, result)?])
+        let mut records = Vec::new();
+        let result = follow_up(action, run, worker.store, &mut records, answer);
+        Ok(vec![finish(
+            run,
+            worker.journal,
+            answered.index,
+            result,
+            records,
+        )])
     })?;
     Ok((outcomes, rest))
 }
@@ -86,21 +98,14 @@ fn is_user_add(action: &Action) -> bool {
     action.object() == ObjectKind::User && action.action == ActionKind::Add
 }
 
-/// Journals the chunk's actions as started, then sends them in one `create_users` call.
-fn send_chunk(
-    run: &Run<'_>,
-    journal: &Store,
-    chunk: &[usize],
-) -> Result<Vec<Answered>, ApplyError> {
-    for &i in chunk {
-        journal.journal_start(run.plan_id, run.actions[i].seq, &now())?;
-    }
+/// Sends the chunk's actions (journaled as started) in one `create_users` call.
+fn send_chunk(run: &Run<'_>, chunk: &[usize]) -> Vec<Answered> {
     let users: Vec<DesiredUser> = chunk
         .iter()
         .map(|&i| users::desired_of(&run.actions[i]))
         .collect();
     let mut answers = run.target.create_users(&users).into_iter();
-    Ok(chunk
+    chunk
         .iter()
         .map(|&index| Answered {
             index,
@@ -110,36 +115,41 @@ fn send_chunk(
                 BulkCreate::Unknown("the target's bulk answer left it out".into())
             }))),
         })
-        .collect())
+        .collect()
 }
 
 /// The rest of one add after its bulk answer: what a single create would have done next.
 fn follow_up(
     action: &Action,
     run: &Run<'_>,
-    journal: &Store,
+    store: &Store,
+    records: &mut Vec<Record>,
     answer: Option<BulkCreate>,
 ) -> Result<Option<String>, ActionError> {
+    let add = |records: &mut Vec<Record>, interrupted, answered| {
+        users::add(action, run, store, records, interrupted, answered)
+    };
     match answer {
-        Some(BulkCreate::Created(id)) => users::add(action, run, journal, false, Some(Ok(id))),
-        Some(BulkCreate::Refused(e)) => users::add(action, run, journal, false, Some(Err(e))),
-        Some(BulkCreate::NotSent) => users::add(action, run, journal, false, None),
+        Some(BulkCreate::Created(id)) => add(records, false, Some(Ok(id))),
+        Some(BulkCreate::Refused(e)) => add(records, false, Some(Err(e))),
+        Some(BulkCreate::NotSent) => add(records, false, None),
         Some(BulkCreate::Unknown(why)) => {
             log::debug!("add user {}: {why}; looked up first", action.name());
-            users::add(action, run, journal, true, None)
+            add(records, true, None)
         }
         // Never: each answer is taken once. Looked up first all the same.
-        None => users::add(action, run, journal, true, None),
+        None => add(records, true, None),
     }
 }
 
 /// Journals how an action ended, as the workers do for a single call.
 fn finish(
     run: &Run<'_>,
-    journal: &Store,
+    journal: &Journal<'_>,
     index: usize,
     result: Result<Option<String>, ActionError>,
-) -> Result<Outcome, ApplyError> {
+    mut records: Vec<Record>,
+) -> Outcome {
     let action = &run.actions[index];
     let (status, error, result_id) = match result {
         Ok(id) => (ActionStatus::Applied, None, id),
@@ -147,24 +157,25 @@ fn finish(
             log::error!("add user {}: {e}", action.name());
             if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
                 // Later plans leave these changes out and say why (`planner::ignored`).
-                let names: Vec<String> = fields.iter().map(ToString::to_string).collect();
-                journal.record_ignored(&run.target.describe(), &names, &now())?;
+                records.push(Record::Ignored {
+                    target: run.target.describe(),
+                    fields: fields.iter().map(ToString::to_string).collect(),
+                });
             }
             (ActionStatus::Failed, Some(e.to_string()), None)
         }
     };
-    journal.journal_finish(
-        run.plan_id,
-        action.seq,
+    let finish = Finish {
+        seq: action.seq,
         status,
-        error.as_deref(),
-        result_id.as_deref(),
-        &now(),
-    )?;
+        error: error.clone(),
+        result_id,
+    };
+    journal.finish(finish, records);
     run.bar.inc(1);
-    Ok(Outcome {
+    Outcome {
         index,
         error,
         staged: None,
-    })
+    }
 }

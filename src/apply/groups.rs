@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::create::{Creation, create_or_adopt};
+use super::journal::{Finish, Journal};
 use super::workers::{Run, in_parallel};
 use super::{ActionError, ApplyError, Outcome, now};
 use crate::model::TargetGroup;
@@ -187,31 +188,24 @@ pub(super) fn apply_memberships(
             chunks
         })
         .collect();
-    let sent = in_parallel(
-        &requests,
-        run.concurrency,
-        store,
-        |(group, changes), journal| {
-            let done = send(group, changes, run, journal)?;
-            run.bar.inc(changes.len() as u64);
-            Ok(done)
-        },
-    )?;
+    let seqs = |(_, changes): &(String, Vec<MemberChange>)| changes.iter().map(|c| c.seq).collect();
+    let sent = in_parallel(&requests, seqs, run, store, |(group, changes), worker| {
+        let done = send(group, changes, run, worker.journal);
+        run.bar.inc(changes.len() as u64);
+        Ok(done)
+    })?;
     outcomes.extend(sent);
     Ok(outcomes)
 }
 
-/// One request: journals its actions as started, sends it, journals how it ended.
+/// One request (its actions journaled as started before `in_parallel` hands it over): sends
+/// it, and journals how it ended.
 fn send(
     group: &str,
     changes: &[MemberChange],
     run: &Run<'_>,
-    journal: &Store,
-) -> Result<Vec<Outcome>, ApplyError> {
-    let at = now();
-    for c in changes {
-        journal.journal_start(run.plan_id, c.seq, &at)?;
-    }
+    journal: &Journal<'_>,
+) -> Vec<Outcome> {
     let (add, remove): (Vec<&MemberChange>, Vec<&MemberChange>) =
         changes.iter().partition(|c| c.add);
     let ids = |list: &[&MemberChange]| list.iter().map(|c| c.member.clone()).collect::<Vec<_>>();
@@ -227,17 +221,22 @@ fn send(
             (ActionStatus::Failed, Some(e.to_string()))
         }
     };
-    let at = now();
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
-        journal.journal_finish(run.plan_id, c.seq, status, error.as_deref(), None, &at)?;
+        let finish = Finish {
+            seq: c.seq,
+            status,
+            error: error.clone(),
+            result_id: None,
+        };
+        journal.finish(finish, Vec::new());
         out.push(Outcome {
             index: c.index,
             error: error.clone(),
             staged: None,
         });
     }
-    Ok(out)
+    out
 }
 
 /// The ids that the plan's user and group adds created, as the journal has them, and the
@@ -343,7 +342,7 @@ fn is_adoption(action: &Action) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The membership step against a scripted target and a real (temporary) store: ids come
     //! from the journal, a failed user add fails its memberships, batches stay under the
     //! target's limit.
@@ -552,7 +551,7 @@ mod tests {
     }
 
     /// A plan of `actions`, numbered in order, for the scripted target.
-    fn scripted_plan(plan_id: &str, mut actions: Vec<Action>) -> Plan {
+    pub(in crate::apply) fn scripted_plan(plan_id: &str, mut actions: Vec<Action>) -> Plan {
         for (i, a) in actions.iter_mut().enumerate() {
             a.seq = i as u32 + 1;
         }

@@ -25,6 +25,7 @@ use crate::target::{Target, TargetError};
 mod bulk;
 mod create;
 mod groups;
+mod journal;
 mod recheck;
 mod resume;
 mod users;

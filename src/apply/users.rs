@@ -6,14 +6,16 @@
 //! plan, so a plan read back from a file or the store applies the same way.
 //!
 //! Every account an add creates or adopts, and every account an update adopts (its key
-//! set), is recorded as the config owner's (`Store::record_owned`); on a target without
-//! externalIds those records are the only thing that makes an account roster's.
+//! set), is recorded as the config owner's (`Record::Owned`, committed with the action's
+//! finish by the journal writer); on a target without externalIds those records are the
+//! only thing that makes an account roster's.
 
 use std::cell::Cell;
 
+use super::ActionError;
 use super::create::{Creation, create_or_adopt};
+use super::journal::Record;
 use super::workers::Run;
-use super::{ActionError, now};
 use crate::model::{DesiredUser, FieldValue, TargetUser};
 use crate::plan::{Action, ActionKind, Field};
 use crate::store::Store;
@@ -24,26 +26,29 @@ pub(super) fn execute(
     action: &Action,
     run: &Run<'_>,
     store: &Store,
+    records: &mut Vec<Record>,
     interrupted: bool,
 ) -> Result<Option<String>, ActionError> {
-    let (target, plan_id, owner) = (run.target, run.plan_id, run.owner);
+    let target = run.target;
     let id = || action.target_id.as_deref().ok_or(ActionError::NoTargetId);
     let version = action.target_version.as_deref();
     match action.action {
-        ActionKind::Add => add(action, run, store, interrupted, None),
+        ActionKind::Add => add(action, run, store, records, interrupted, None),
         ActionKind::Update => {
             let update = update_of(action);
             let id = id()?;
             target.update_user(id, version, &update)?;
             // An adoption (the key set): the account is this owner's from now on.
             if let Some(key) = &update.external_id {
-                store.record_owned(owner, id, key, plan_id, &now())?;
+                records.push(owned(id, key));
             }
             match update.active {
-                Some(true) => store.forget_deactivated(id)?,
+                Some(true) => records.push(Record::ForgetDeactivated {
+                    target_id: id.to_string(),
+                }),
                 // The source has the account out of service: roster deactivated it, and
                 // reactivates it when the source has it in service again.
-                Some(false) => store.record_deactivated(id, key(action), plan_id, &now())?,
+                Some(false) => records.push(deactivated(id, key(action))),
                 None => {}
             }
             Ok(None)
@@ -54,15 +59,19 @@ pub(super) fn execute(
             // An account kept inactive is reactivated when it returns; one taken out of a
             // LoginTC domain simply joins it again with the add of its return.
             if target.capabilities().active_flag {
-                store.record_deactivated(id, key(action), plan_id, &now())?;
+                records.push(deactivated(id, key(action)));
             }
             Ok(None)
         }
         ActionKind::Delete => {
             let id = id()?;
             target.delete_user(id, version)?;
-            store.forget_deactivated(id)?;
-            store.forget_owned(owner, id)?;
+            records.push(Record::ForgetDeactivated {
+                target_id: id.to_string(),
+            });
+            records.push(Record::ForgetOwned {
+                target_id: id.to_string(),
+            });
             Ok(None)
         }
     }
@@ -75,10 +84,11 @@ pub(super) fn add(
     action: &Action,
     run: &Run<'_>,
     store: &Store,
+    records: &mut Vec<Record>,
     interrupted: bool,
     answered: Option<Result<String, TargetError>>,
 ) -> Result<Option<String>, ActionError> {
-    let (target, plan_id, owner) = (run.target, run.plan_id, run.owner);
+    let (target, owner) = (run.target, run.owner);
     let creation = NewUser {
         action,
         user: desired_of(action),
@@ -90,16 +100,32 @@ pub(super) fn add(
     };
     let created = create_or_adopt(&creation, target, interrupted)?;
     if let Some(id) = &created {
-        store.record_owned(owner, id, key(action), plan_id, &now())?;
+        records.push(owned(id, key(action)));
     }
     // Created inactive (out of service in the source): roster's own deactivation,
     // undone when the source has the account in service again.
     if !creation.user.active
         && let Some(id) = &created
     {
-        store.record_deactivated(id, key(action), plan_id, &now())?;
+        records.push(deactivated(id, key(action)));
     }
     Ok(created)
+}
+
+/// The account `target_id` is the config owner's, under `key`.
+fn owned(target_id: &str, key: &str) -> Record {
+    Record::Owned {
+        target_id: target_id.to_string(),
+        key: key.to_string(),
+    }
+}
+
+/// roster took the account `target_id` out of service.
+fn deactivated(target_id: &str, key: &str) -> Record {
+    Record::Deactivated {
+        target_id: target_id.to_string(),
+        key: key.to_string(),
+    }
 }
 
 /// The key of the user an action is about.

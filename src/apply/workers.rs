@@ -1,11 +1,12 @@
-//! The apply workers: plain threads (scoped), each with its own connection to the store,
-//! taking work items in plan order. The user and group actions run here one call each;
-//! the membership requests use the same pool (`in_parallel`).
+//! The apply workers: plain threads (scoped), each with its own connection to the store for
+//! reads, taking work items in plan order once the journal writer (`journal.rs`) has them
+//! started. The user and group actions run here one call each; the membership requests use
+//! the same pool (`in_parallel`).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{ActionError, ApplyError, Outcome, Staged, groups, now, users};
+use super::journal::{Finish, Journal, Record, with_writer};
+use super::{ActionError, ApplyError, Outcome, Staged, groups, users};
 use crate::plan::{Action, ActionStatus, ObjectKind};
 use crate::progress::Counter;
 use crate::store::Store;
@@ -26,39 +27,56 @@ pub(super) struct Run<'a> {
     pub bar: &'a Counter,
 }
 
+/// What a worker works with: its own store connection (for reads) and the journal writer
+/// (every write goes through it, `journal.rs`).
+pub(super) struct Worker<'a, 'j> {
+    pub store: &'a Store,
+    pub journal: &'a Journal<'j>,
+}
+
 /// Runs `work` on each of `items` on up to `concurrency` threads, each with its own store
-/// connection, and gathers what they return. A journal failure stops the whole apply.
+/// connection, and gathers what they return. An item is handed to `work` only once the
+/// actions `seqs` names for it are journaled as started. A journal failure stops the whole
+/// apply.
 pub(super) fn in_parallel<T: Sync, R: Send>(
     items: &[T],
-    concurrency: usize,
+    seqs: impl Fn(&T) -> Vec<u32>,
+    run: &Run<'_>,
     store: &Store,
-    work: impl Fn(&T, &Store) -> Result<Vec<R>, ApplyError> + Sync,
+    work: impl Fn(&T, &Worker<'_, '_>) -> Result<Vec<R>, ApplyError> + Sync,
 ) -> Result<Vec<R>, ApplyError> {
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<R>> = Mutex::new(Vec::with_capacity(items.len()));
-    let workers = concurrency.clamp(1, 64).min(items.len().max(1));
-    std::thread::scope(|scope| -> Result<(), ApplyError> {
-        let mut handles = Vec::new();
-        for _ in 0..workers {
-            let journal = store.reopen()?;
-            let (next, results, work) = (&next, &results, &work);
-            handles.push(scope.spawn(move || -> Result<(), ApplyError> {
-                while let Some(item) = items.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    let done = work(item, &journal)?;
-                    if let Ok(mut r) = results.lock() {
-                        r.extend(done);
+    let workers = run.concurrency.clamp(1, 64).min(items.len().max(1));
+    let seqs: Vec<Vec<u32>> = items.iter().map(seqs).collect();
+    let ids = (run.plan_id, run.owner);
+    with_writer(store.reopen()?, ids, &seqs, workers, |journal| {
+        std::thread::scope(|scope| -> Result<(), ApplyError> {
+            let mut handles = Vec::new();
+            for _ in 0..workers {
+                let reads = store.reopen()?;
+                let (results, work) = (&results, &work);
+                handles.push(scope.spawn(move || -> Result<(), ApplyError> {
+                    let worker = Worker {
+                        store: &reads,
+                        journal,
+                    };
+                    while let Some(index) = journal.take() {
+                        let done = work(&items[index], &worker)?;
+                        if let Ok(mut r) = results.lock() {
+                            r.extend(done);
+                        }
                     }
-                }
-                Ok(())
-            }));
-        }
-        for handle in handles {
-            match handle.join() {
-                Ok(result) => result?,
-                Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(())
+                }));
             }
-        }
-        Ok(())
+            for handle in handles {
+                match handle.join() {
+                    Ok(result) => result?,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(())
+        })
     })?;
     Ok(results.into_inner().unwrap_or_default())
 }
@@ -71,15 +89,17 @@ pub(super) fn run_actions(
     todo: &[usize],
     interrupted: &[bool],
 ) -> Result<Vec<Outcome>, ApplyError> {
-    in_parallel(todo, run.concurrency, store, |&index, journal| {
+    let seqs = |&index: &usize| vec![run.actions[index].seq];
+    in_parallel(todo, seqs, run, store, |&index, worker| {
         let action = &run.actions[index];
-        journal.journal_start(run.plan_id, action.seq, &now())?;
-        let result = execute(action, run, journal, interrupted[index]);
+        let mut records = Vec::new();
+        let result = execute(action, run, worker.store, &mut records, interrupted[index]);
         // A batch target has only staged the change: it is journaled once the target made
         // it (`finish_batch`), and stays `applying` until then.
         if run.target.writes_at_finish()
             && let Ok(result_id) = &result
         {
+            worker.journal.record(records);
             return Ok(vec![Outcome {
                 index,
                 error: None,
@@ -101,20 +121,21 @@ pub(super) fn run_actions(
                 );
                 if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
                     // Later plans leave these changes out and say why (`planner::ignored`).
-                    let names: Vec<String> = fields.iter().map(ToString::to_string).collect();
-                    journal.record_ignored(&run.target.describe(), &names, &now())?;
+                    records.push(Record::Ignored {
+                        target: run.target.describe(),
+                        fields: fields.iter().map(ToString::to_string).collect(),
+                    });
                 }
                 (ActionStatus::Failed, Some(e.to_string()), None)
             }
         };
-        journal.journal_finish(
-            run.plan_id,
-            action.seq,
+        let finish = Finish {
+            seq: action.seq,
             status,
-            error.as_deref(),
-            result_id.as_deref(),
-            &now(),
-        )?;
+            error: error.clone(),
+            result_id,
+        };
+        worker.journal.finish(finish, records);
         run.bar.inc(1);
         Ok(vec![Outcome {
             index,
@@ -129,10 +150,11 @@ fn execute(
     action: &Action,
     run: &Run<'_>,
     store: &Store,
+    records: &mut Vec<Record>,
     interrupted: bool,
 ) -> Result<Option<String>, ActionError> {
     match action.object() {
-        ObjectKind::User => users::execute(action, run, store, interrupted),
+        ObjectKind::User => users::execute(action, run, store, records, interrupted),
         _ => groups::execute(action, run.target, interrupted),
     }
 }

@@ -27,8 +27,9 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
+use super::limit::Admission;
 use super::pacer::Pacer;
-use super::retry::{Jitter, MAX_RETRIES, Resend, retry_wait};
+use super::retry::{Jitter, Resend, retries_allowed, retry_wait};
 use super::scrub::Scrubber;
 use super::{error_chain, parse_retry_after, quote_body};
 use crate::config::HttpOptions;
@@ -369,6 +370,8 @@ pub struct HttpClient {
     role: Role,
     timeout_secs: u64,
     pacer: Option<Pacer>,
+    /// How many requests may be in flight at once (`limit.rs`).
+    admission: Admission,
     scrubber: Arc<Scrubber>,
 }
 
@@ -410,6 +413,7 @@ impl HttpClient {
             role,
             timeout_secs,
             pacer,
+            admission: Admission::new(format!("the {}", role.as_str())),
             scrubber,
         })
     }
@@ -433,23 +437,37 @@ impl HttpClient {
             retries += 1;
             // The URL itself may be a secret (a webhook's token is in its path).
             log::warn!(
-                "{} {}: {failure}; retry {retries} of {MAX_RETRIES} in {:.1} s",
+                "{} {}: {failure}; retry {retries} of {} in {:.1} s",
                 request.method,
                 self.scrub(&request.url),
+                retries_allowed(&failure),
                 wait.as_secs_f64()
             );
             std::thread::sleep(wait);
         }
     }
 
-    /// One HTTP exchange, paced by the rate limit.
+    /// One HTTP exchange, let through by the admission (fewer at once after overload
+    /// answers) and paced by the rate limit.
     fn attempt(&self, request: &Request) -> Result<Reply, Failure> {
         let builder = self.build(request)?;
+        let ticket = self.admission.enter();
         if let Some(pacer) = &self.pacer {
-            pacer.wait();
+            pacer.wait(&request.url);
         }
+        // A dropped connection ends the ticket saying nothing about the load.
         let response = builder.send().map_err(|e| self.transport_failure(&e))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        match status.as_u16() {
+            429 => ticket.overloaded(429, retry_after),
+            503 if retry_after.is_some() => ticket.overloaded(503, retry_after),
+            _ => ticket.answered(),
+        }
         let headers = response.headers().clone();
         let body = response
             .bytes()
@@ -467,10 +485,7 @@ impl HttpClient {
         }
         Err(Failure::Status {
             status: status.as_u16(),
-            retry_after: headers
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after),
+            retry_after,
             body: self.scrub(&String::from_utf8_lossy(&body)),
             retries: 0,
         })

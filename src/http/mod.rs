@@ -12,11 +12,14 @@
 //!
 //! - `client.rs`: `HttpClient`, `Request`, `Reply`, `Failure`, `Authorization`.
 //! - `retry.rs`: when and how long to wait before sending again (`Resend`, `retry_wait`).
+//! - `limit.rs`: how many requests at once, halved on overload answers, won back one by one
+//!   (`Admission`).
 //! - `pacer.rs`: the `rate-limit` gate.
 //! - `scrub.rs`: every encoded form of every secret, out of server text.
 //! - `token.rs`: OAuth 2.0 token answers and when to renew them (`TokenAnswer`).
 
 mod client;
+mod limit;
 mod pacer;
 mod retry;
 mod scrub;
@@ -27,8 +30,12 @@ pub use client::{
     Authorization, Body, FormValue, HttpClient, InvalidBody, Reply, Request, Role, Settings,
     SetupError,
 };
+pub use limit::{Admission, Change, Limits, Ticket};
 pub use pacer::Pacer;
-pub use retry::{Jitter, MAX_RETRIES, MAX_RETRY_AFTER_SECS, Resend, retry_wait};
+pub use retry::{
+    Jitter, MAX_OVERLOAD_RETRIES, MAX_RETRIES, MAX_RETRY_AFTER_SECS, Resend, retries_allowed,
+    retry_wait,
+};
 pub use scrub::{REDACTED, Scrubber};
 pub use token::TokenAnswer;
 

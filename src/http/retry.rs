@@ -3,7 +3,10 @@
 //! A source read and a target apply both run unattended, behind servers that shed load with
 //! 429 and 503 and drop a connection now and then. So a failed request is sent again when the
 //! failure is transient, a bounded number of times, after a wait:
-//! - **Bounded**: at most `MAX_RETRIES` retries after the first attempt.
+//! - **Bounded**: at most `MAX_RETRIES` retries after the first attempt; after an overload
+//!   answer (429, 503) up to `MAX_OVERLOAD_RETRIES`, since the server said it did not act on
+//!   the request and the client sends fewer at once meanwhile (`limit.rs`), so that a run
+//!   that finds its target busy slows down rather than fails actions.
 //! - **Exponential backoff with jitter**: `FIRST_BACKOFF`, doubled for each further retry, up
 //!   to `MAX_BACKOFF`; each wait is drawn between half the backoff and the whole of it, so that
 //!   the apply's worker threads, failed together, do not come back together.
@@ -20,6 +23,8 @@ use super::client::Failure;
 
 /// Retries after the first attempt of a request.
 pub const MAX_RETRIES: u32 = 3;
+/// Retries after the first attempt when the last answer was an overload (429, 503).
+pub const MAX_OVERLOAD_RETRIES: u32 = 8;
 /// Backoff before the first retry; doubled for each further one, up to `MAX_BACKOFF`.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -70,6 +75,15 @@ pub fn backoff(retries: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// How many retries a request may have had when it failed this way.
+pub fn retries_allowed(failure: &Failure) -> u32 {
+    if failure.was_not_processed() {
+        MAX_OVERLOAD_RETRIES
+    } else {
+        MAX_RETRIES
+    }
+}
+
 /// How long to wait before retry number `retries + 1`, or `None` to give up.
 pub fn retry_wait(
     failure: &Failure,
@@ -77,7 +91,7 @@ pub fn retry_wait(
     retries: u32,
     jitter: Jitter,
 ) -> Option<Duration> {
-    if retries >= MAX_RETRIES || !failure.is_transient() {
+    if retries >= retries_allowed(failure) || !failure.is_transient() {
         return None;
     }
     if !failure.was_not_processed() && resend != Resend::Safe {
@@ -154,6 +168,13 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(wait(&status(500, None), Resend::Safe, MAX_RETRIES), None);
+        // An overload answer: the server did not act, and the client sends fewer meanwhile.
+        assert!(wait(&status(429, None), Resend::OnlyUnprocessed, MAX_RETRIES).is_some());
+        assert!(wait(&status(503, None), Resend::Safe, MAX_OVERLOAD_RETRIES - 1).is_some());
+        assert_eq!(
+            wait(&status(429, None), Resend::Safe, MAX_OVERLOAD_RETRIES),
+            None
+        );
         assert_eq!(wait(&status(404, None), Resend::Safe, 0), None);
         assert_eq!(wait(&status(400, Some(1)), Resend::Safe, 0), None);
         assert_eq!(wait(&status(401, None), Resend::Safe, 0), None);

@@ -1,7 +1,9 @@
 //! Plans and the apply journal. Every plan is stored with its actions; apply journals each
-//! action before its target call (`applying`) and after it (`applied` / `failed`), each in
-//! its own committed transaction, so that a killed apply can be resumed without repeating
-//! what was done.
+//! action before its target call (`applying`) and after it (`applied` / `failed`), so that a
+//! killed apply can be resumed without repeating what was done. Apply's journal writer
+//! (`apply/journal.rs`) groups many of these writes into one transaction (`journal_batch`):
+//! the starts of the next actions are committed before any of their calls, the finishes
+//! after theirs.
 //!
 //! Rows are written and read through the plan contract (`plan::contract`): the header is
 //! the plan file without its actions, each action row holds the columns of the plan file's
@@ -266,6 +268,31 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Runs `writes` (journal starts and finishes, and what apply records with them) in one
+    /// transaction, committed when they all succeeded and rolled back otherwise. One commit
+    /// for many writes is what makes the journal cheap: a commit per write costs a WAL frame
+    /// of each page it touches, and the write lock each time.
+    pub fn journal_batch<T>(&self, writes: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        // IMMEDIATE: the write lock is taken at the start, never upgraded from a read lock
+        // halfway (which can fail with SQLITE_BUSY whatever the busy timeout).
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        match writes(self) {
+            Ok(value) => {
+                if let Err(e) = self.conn.execute_batch("COMMIT") {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(self.err(e));
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Journals that an action is about to be sent to the target.

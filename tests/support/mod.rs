@@ -3,6 +3,7 @@
 //! Test harness: real servers started per test from temporary directories, and local doubles
 //! of the vendor APIs (ServiceNow, Freshservice) that cannot run here.
 
+pub mod busy_scim;
 pub mod cherwell;
 pub mod http;
 pub mod logintc;
