@@ -7,8 +7,9 @@
 //! remove a migration once it has landed: add a new file.
 //!
 //! # Concurrency and durability
-//! The database runs in WAL mode with a busy timeout, so the apply workers (one connection
-//! each) can journal while the main thread reads. `synchronous=NORMAL` in WAL mode keeps
+//! The database runs in WAL mode with a busy timeout, so the apply's journal writer (one
+//! connection, `apply/journal.rs`) commits while the workers and the main thread read
+//! through connections of their own. `synchronous=NORMAL` in WAL mode keeps
 //! every committed transaction across a killed process, which is what the journal needs
 //! (a power cut may lose the last commits; a resumed apply then redoes them, and creates are
 //! looked up before they are repeated). Runs of roster exclude each other with the `lock` row.
