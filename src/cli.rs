@@ -203,6 +203,18 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+    #[command(flatten)]
+    pub allow: Allowances,
+    /// Release everything held (and, when planning, plan on an incomplete-looking source).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub overrides: PolicyOverrides,
+}
+
+/// `--allow-<kind> N`, on `apply` and `sync`: releases what the plan holds of that kind.
+#[derive(Debug, Args)]
+pub struct Allowances {
     /// Release held removes and deactivations (and deletes, when no max-deletes caps them
     /// apart); N must be at least the number held.
     #[arg(long, value_name = "N")]
@@ -216,11 +228,19 @@ pub struct ApplyArgs {
     /// Release held deletes; N must be at least the number held.
     #[arg(long, value_name = "N")]
     pub allow_deletes: Option<u64>,
-    /// Release everything held (and, when planning, plan on an incomplete-looking source).
-    #[arg(long)]
-    pub force: bool,
-    #[command(flatten)]
-    pub overrides: PolicyOverrides,
+}
+
+impl Allowances {
+    /// What apply releases: these, and everything with `force`.
+    pub fn release(&self, force: bool) -> crate::apply::Release {
+        crate::apply::Release {
+            allow_adds: self.allow_adds,
+            allow_updates: self.allow_updates,
+            allow_removes: self.allow_removes,
+            allow_deletes: self.allow_deletes,
+            force,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -233,19 +253,8 @@ pub struct SyncArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Release held removes and deactivations (and deletes, when no max-deletes caps them
-    /// apart); N must be at least the number held.
-    #[arg(long, value_name = "N")]
-    pub allow_removes: Option<u64>,
-    /// Release held adds; N must be at least the number held.
-    #[arg(long, value_name = "N")]
-    pub allow_adds: Option<u64>,
-    /// Release held updates; N must be at least the number held.
-    #[arg(long, value_name = "N")]
-    pub allow_updates: Option<u64>,
-    /// Release held deletes; N must be at least the number held.
-    #[arg(long, value_name = "N")]
-    pub allow_deletes: Option<u64>,
+    #[command(flatten)]
+    pub allow: Allowances,
     #[command(flatten)]
     pub overrides: PolicyOverrides,
 }

@@ -19,13 +19,13 @@
 
 use std::sync::Mutex;
 
-use super::journal::{Finish, Journal, Record};
-use super::workers::{Run, in_parallel};
+use super::journal::Record;
+use super::workers::{Run, finish, in_parallel};
 use super::{ActionError, ApplyError, Outcome, users};
 use crate::model::DesiredUser;
-use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind};
+use crate::plan::{Action, ActionKind, ObjectKind};
 use crate::store::Store;
-use crate::target::{BulkCreate, TargetError};
+use crate::target::BulkCreate;
 
 /// One account of a chunk once its Bulk request was answered.
 struct Answered {
@@ -139,43 +139,5 @@ fn follow_up(
         }
         // Never: each answer is taken once. Looked up first all the same.
         None => add(records, true, None),
-    }
-}
-
-/// Journals how an action ended, as the workers do for a single call.
-fn finish(
-    run: &Run<'_>,
-    journal: &Journal<'_>,
-    index: usize,
-    result: Result<Option<String>, ActionError>,
-    mut records: Vec<Record>,
-) -> Outcome {
-    let action = &run.actions[index];
-    let (status, error, result_id) = match result {
-        Ok(id) => (ActionStatus::Applied, None, id),
-        Err(e) => {
-            log::error!("add user {}: {e}", action.name());
-            if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
-                // Later plans leave these changes out and say why (`planner::ignored`).
-                records.push(Record::Ignored {
-                    target: run.target.describe(),
-                    fields: fields.iter().map(ToString::to_string).collect(),
-                });
-            }
-            (ActionStatus::Failed, Some(e.to_string()), None)
-        }
-    };
-    let finish = Finish {
-        seq: action.seq,
-        status,
-        error: error.clone(),
-        result_id,
-    };
-    journal.finish(finish, records);
-    run.bar.inc(1);
-    Outcome {
-        index,
-        error,
-        staged: None,
     }
 }

@@ -110,39 +110,52 @@ pub(super) fn run_actions(
                 }),
             }]);
         }
-        let (status, error, result_id) = match result {
-            Ok(id) => (ActionStatus::Applied, None, id),
-            Err(e) => {
-                log::error!(
-                    "{} {} {}: {e}",
-                    action.action.as_str(),
-                    action.object().as_str(),
-                    action.name()
-                );
-                if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
-                    // Later plans leave these changes out and say why (`planner::ignored`).
-                    records.push(Record::Ignored {
-                        target: run.target.describe(),
-                        fields: fields.iter().map(ToString::to_string).collect(),
-                    });
-                }
-                (ActionStatus::Failed, Some(e.to_string()), None)
-            }
-        };
-        let finish = Finish {
-            seq: action.seq,
-            status,
-            error: error.clone(),
-            result_id,
-        };
-        worker.journal.finish(finish, records);
-        run.bar.inc(1);
-        Ok(vec![Outcome {
-            index,
-            error,
-            staged: None,
-        }])
+        Ok(vec![finish(run, worker.journal, index, result, records)])
     })
+}
+
+/// Journals how an action ended (with the records its call made), logs a failure, and
+/// counts it done: after a single call here, after a bulk answer in `bulk.rs`.
+pub(super) fn finish(
+    run: &Run<'_>,
+    journal: &Journal<'_>,
+    index: usize,
+    result: Result<Option<String>, ActionError>,
+    mut records: Vec<Record>,
+) -> Outcome {
+    let action = &run.actions[index];
+    let (status, error, result_id) = match result {
+        Ok(id) => (ActionStatus::Applied, None, id),
+        Err(e) => {
+            log::error!(
+                "{} {} {}: {e}",
+                action.action.as_str(),
+                action.object().as_str(),
+                action.name()
+            );
+            if let ActionError::Target(TargetError::Ignored { fields, .. }) = &e {
+                // Later plans leave these changes out and say why (`planner::ignored`).
+                records.push(Record::Ignored {
+                    target: run.target.describe(),
+                    fields: fields.iter().map(ToString::to_string).collect(),
+                });
+            }
+            (ActionStatus::Failed, Some(e.to_string()), None)
+        }
+    };
+    let finish = Finish {
+        seq: action.seq,
+        status,
+        error: error.clone(),
+        result_id,
+    };
+    journal.finish(finish, records);
+    run.bar.inc(1);
+    Outcome {
+        index,
+        error,
+        staged: None,
+    }
 }
 
 /// One action's target calls. Returns the target id an add created or adopted.

@@ -112,13 +112,7 @@ fn apply_run(
     global: &Global,
     args: ApplyArgs,
 ) -> Result<u8, Error> {
-    let release = Release {
-        allow_adds: args.allow_adds,
-        allow_updates: args.allow_updates,
-        allow_removes: args.allow_removes,
-        allow_deletes: args.allow_deletes,
-        force: args.force,
-    };
+    let release = args.allow.release(args.force);
     let result = match &args.plan_file {
         Some(file) => signing_key(&session.config)
             .and_then(|key| {
@@ -203,13 +197,7 @@ fn sync_run(
         }
     }
     // `--allow-<kind> N` releases what this plan holds, as `apply` does.
-    let release = Release {
-        allow_adds: args.allow_adds,
-        allow_updates: args.allow_updates,
-        allow_removes: args.allow_removes,
-        allow_deletes: args.allow_deletes,
-        force: false,
-    };
+    let release = args.allow.release(false);
     let report = apply_plan(session, run_id, plan, release, false, global.progress)?;
     Ok(sync_exit_code(&report, args.detailed_exitcode))
 }
