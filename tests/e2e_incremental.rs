@@ -4,29 +4,8 @@
 
 mod support;
 
-use serde_json::Value;
 use support::slapd::person;
 use support::world::*;
-
-const INCREMENTAL: &str = "mode \"remove\"\n    max-removes 5\n    read \"incremental\"";
-
-fn notes(plan: &Value) -> Vec<String> {
-    plan["notes"]
-        .as_array()
-        .map(|n| {
-            n.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn note_starting(plan: &Value, prefix: &str) -> String {
-    notes(plan)
-        .into_iter()
-        .find(|n| n.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no note starting {prefix:?} in {:?}", notes(plan)))
-}
 
 /// Rewrites one column of the newest recorded read, as damage or time would.
 fn set_last_read(w: &World, column: &str, value: &str) {

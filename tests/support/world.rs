@@ -307,3 +307,26 @@ pub fn phones(user: &Value) -> Vec<String> {
 pub fn active(user: &Value) -> bool {
     user.get("active").and_then(Value::as_bool).unwrap_or(true)
 }
+
+/// The policy lines of an incremental config with removes allowed up to 5.
+pub const INCREMENTAL: &str = "mode \"remove\"\n    max-removes 5\n    read \"incremental\"";
+
+/// The plan JSON's notes.
+pub fn notes(plan: &Value) -> Vec<String> {
+    plan["notes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The plan's note that starts with `prefix` (panics naming the notes when none does).
+pub fn note_starting(plan: &Value, prefix: &str) -> String {
+    notes(plan)
+        .into_iter()
+        .find(|n| n.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no note starting {prefix:?} in {:?}", notes(plan)))
+}
