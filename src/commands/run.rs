@@ -130,7 +130,7 @@ fn apply_run(
             global.progress,
         )
         .and_then(|plan| {
-            save(&session.store, &plan, run_id)?;
+            save(&session.store, &plan, run_id, None)?;
             print_plan(&plan, Shown::human(global), None, None);
             in_memory(&session.store, plan)
         }),
@@ -175,7 +175,7 @@ fn sync_run(
         Ok(plan) => plan,
         Err(e) => return fail_run(&session.store, run_id, e),
     };
-    save(&session.store, &plan, run_id)?;
+    save(&session.store, &plan, run_id, None)?;
     let shown = Shown {
         format: args.format,
         colour: global.colour,
@@ -329,30 +329,12 @@ fn publish(
     let (saved, written) = std::thread::scope(|scope| {
         let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan, signature)));
         let shown = scope.spawn(|| print_plan(plan, shown, out, signature));
-        let digest = match &signed {
-            Some(seal) => Ok(seal.digest.clone()),
-            None => Err(scope.spawn(|| seal::try_seal(plan, None))),
-        };
-        let mut unsealed = None;
-        let saved = store.save_plan_then_digest(plan, Some(run_id), || match digest {
-            Ok(digest) => digest,
-            Err(sealing) => match sealing
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            {
-                Ok(seal) => seal.digest,
-                Err(e) => {
-                    // Matches no plan; the error below fails the run.
-                    let digest = format!("unreadable plan: {e}");
-                    unsealed = Some(e);
-                    digest
-                }
-            },
-        });
-        let saved = match unsealed {
-            Some(e) => Err(unreadable(store, e)),
-            None => saved.map_err(Error::from),
-        };
+        let saved = save(
+            store,
+            plan,
+            run_id,
+            signed.as_ref().map(|s| s.digest.as_str()),
+        );
         let written = file.map(|f| {
             f.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -648,28 +630,34 @@ fn signing_key(config: &Config) -> Result<Option<Secret>, Error> {
         .transpose()
 }
 
-/// Stores a plan made in this run, with its digest (taken while the actions are written).
-fn save(store: &Store, plan: &Plan, run_id: i64) -> Result<(), Error> {
+/// Stores a plan made in this run, with its digest: `digest` when the plan was sealed
+/// already (signed), else taken on another thread while the actions are written.
+fn save(store: &Store, plan: &Plan, run_id: i64, digest: Option<&str>) -> Result<(), Error> {
     let mut unsealed = None;
-    std::thread::scope(|scope| {
-        let sealing = scope.spawn(|| seal::try_seal(plan, None));
-        store.save_plan_then_digest(plan, Some(run_id), || {
-            match sealing
+    let saved = std::thread::scope(|scope| {
+        let digest = match digest {
+            Some(digest) => Ok(digest.to_string()),
+            None => Err(scope.spawn(|| seal::try_seal(plan, None))),
+        };
+        store.save_plan_then_digest(plan, Some(run_id), || match digest {
+            Ok(digest) => digest,
+            Err(sealing) => match sealing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             {
                 Ok(seal) => seal.digest,
                 Err(e) => {
+                    // Matches no plan; the error below fails the run.
                     let digest = format!("unreadable plan: {e}");
                     unsealed = Some(e);
                     digest
                 }
-            }
+            },
         })
-    })?;
+    });
     match unsealed {
         Some(e) => Err(unreadable(store, e)),
-        None => Ok(()),
+        None => saved.map_err(Error::from),
     }
 }
 
