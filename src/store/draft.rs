@@ -265,65 +265,19 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Numbers the draft into `plan_actions` as `plan_id`'s actions, in plan order: the
-    /// rows are copied as they are, never read into actions.
+    /// Numbers the draft into `plan_actions` as `plan_id`'s actions, in plan order: one
+    /// statement, the rows copied inside SQLite as they are (never read into actions, nor
+    /// into Rust values and bound again), numbered from 1 by `row_number()`.
     pub(super) fn number_draft(&self, plan_id: &str) -> Result<()> {
         let sql = format!(
-            "SELECT action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest
+            "INSERT INTO plan_actions (plan_id, seq, {ACTION_COLUMNS})
+             SELECT ?1, row_number() OVER (ORDER BY {PLAN_ORDER}), {ACTION_COLUMNS}
              FROM plan_draft ORDER BY {PLAN_ORDER}"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let columns = "(plan_id, seq, action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest)";
-        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-        let mut batch: Vec<[rusqlite::types::Value; 11]> = Vec::with_capacity(ROWS_PER_INSERT);
-        let mut seq: i64 = 0;
-        let write = |batch: &mut Vec<[rusqlite::types::Value; 11]>, first: i64| -> Result<()> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let sql = format!(
-                "INSERT INTO plan_actions {columns} VALUES {}",
-                vec![row; batch.len()].join(", ")
-            );
-            let mut insert = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-            let seqs: Vec<i64> = (first..first + batch.len() as i64).collect();
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(batch.len() * 13);
-            for (values_of, seq) in batch.iter().zip(&seqs) {
-                values.push(&plan_id);
-                values.push(seq);
-                for v in values_of {
-                    values.push(v);
-                }
-            }
-            insert.execute(values.as_slice()).map_err(|e| self.err(e))?;
-            batch.clear();
-            Ok(())
-        };
-        let mut first = 1;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let get =
-                |i: usize| -> Result<rusqlite::types::Value> { r.get(i).map_err(|e| self.err(e)) };
-            batch.push([
-                get(0)?,
-                get(1)?,
-                get(2)?,
-                get(3)?,
-                get(4)?,
-                get(5)?,
-                get(6)?,
-                get(7)?,
-                get(8)?,
-                get(9)?,
-                get(10)?,
-            ]);
-            seq += 1;
-            if batch.len() == ROWS_PER_INSERT {
-                write(&mut batch, first)?;
-                first = seq + 1;
-            }
-        }
-        write(&mut batch, first)
+        self.conn
+            .execute(&sql, [plan_id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn damaged_draft(&self, message: String) -> StoreError {
