@@ -309,7 +309,8 @@ fn fail_run(store: &Store, run_id: i64, error: Error) -> Result<u8, Error> {
 }
 
 /// Stores the plan, writes its file and shows it, at the same time: for a large plan each
-/// of these is a pass over every action.
+/// of these is a pass over every action, and a plan kept in the store is read and decoded
+/// once for all of them (`plan::shared`).
 ///
 /// A signature goes into the printed JSON and the file, so a signed plan is sealed first;
 /// an unsigned plan's digest only the store needs, and it is taken while the rest runs.
@@ -326,15 +327,28 @@ fn publish(
         .transpose()
         .map_err(|e| unreadable(store, e))?;
     let signature = signed.as_ref().and_then(|s| s.signature.as_deref());
+    // One reader each: the seal (when not sealed already), stdout, the file. Each copy is
+    // moved to the thread that reads it and dropped there.
+    let readers = usize::from(signed.is_none()) + 1 + usize::from(out.is_some());
+    let mut copies = plan.shared(readers).into_iter();
+    let mut next = || copies.next().unwrap_or(std::borrow::Cow::Borrowed(plan));
+    let (to_file, to_show) = (out.map(|_| next()), next());
+    let to_seal = signed.is_none().then(&mut next);
     let (saved, written) = std::thread::scope(|scope| {
-        let file = out.map(|out| scope.spawn(|| plan_file::write(out, plan, signature)));
-        let shown = scope.spawn(|| print_plan(plan, shown, out, signature));
-        let saved = save(
-            store,
-            plan,
-            run_id,
-            signed.as_ref().map(|s| s.digest.as_str()),
-        );
+        let file = out
+            .zip(to_file)
+            .map(|(out, copy)| scope.spawn(move || plan_file::write(out, &copy, signature)));
+        let shown = scope.spawn(move || print_plan(&to_show, shown, out, signature));
+        let saved = match &to_seal {
+            Some(copy) => save(store, copy, run_id, None),
+            None => save(
+                store,
+                plan,
+                run_id,
+                signed.as_ref().map(|s| s.digest.as_str()),
+            ),
+        };
+        drop(to_seal);
         let written = file.map(|f| {
             f.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))

@@ -13,6 +13,7 @@ use crate::config::Mode;
 pub mod contract;
 mod reason;
 pub mod seal;
+pub mod shared;
 pub mod sink;
 
 pub use reason::{CapName, Counted, Hold, Limit, Missing, Reason};
@@ -593,6 +594,27 @@ impl Plan {
         Ok(std::borrow::Cow::Owned(plan))
     }
 
+    /// `readers` views of this plan to be read at the same time, each on a thread of its
+    /// own: a plan kept in the store is read from it once for all of them (`shared`), one in
+    /// memory is only borrowed.
+    pub fn shared(&self, readers: usize) -> Vec<std::borrow::Cow<'_, Plan>> {
+        let Some(stored) = &self.stored else {
+            return vec![std::borrow::Cow::Borrowed(self); readers];
+        };
+        shared::share(&stored.source, readers)
+            .into_iter()
+            .map(|source| {
+                std::borrow::Cow::Owned(Plan {
+                    stored: Some(Stored {
+                        source,
+                        tally: stored.tally.clone(),
+                    }),
+                    ..self.clone_header()
+                })
+            })
+            .collect()
+    }
+
     /// Recounts the summary from the actions (after statuses changed).
     pub fn recount(&mut self) {
         let mut s = Summary {
@@ -621,6 +643,15 @@ impl Plan {
 /// plan model knows no SQL). Each call reads every action again, in plan order, numbered.
 pub trait ActionSource: Send + Sync + std::fmt::Debug {
     fn each(&self, each: &mut dyn FnMut(&Action) -> std::io::Result<()>) -> std::io::Result<()>;
+
+    /// The same, handing each action over: a source that makes its actions as it reads
+    /// them (the store's) gives them away rather than have them cloned.
+    fn each_owned(
+        &self,
+        each: &mut dyn FnMut(Action) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.each(&mut |a| each(a.clone()))
+    }
 }
 
 /// How many actions of one object, kind and status a stored plan has.

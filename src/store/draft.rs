@@ -506,6 +506,13 @@ struct DraftActions {
 
 impl ActionSource for DraftActions {
     fn each(&self, each: &mut dyn FnMut(&Action) -> std::io::Result<()>) -> std::io::Result<()> {
+        self.each_owned(&mut |action| each(&action))
+    }
+
+    fn each_owned(
+        &self,
+        each: &mut dyn FnMut(Action) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let failed = |e: rusqlite::Error| {
             std::io::Error::other(format!("state store {}: {e}", self.path.display()))
         };
@@ -531,7 +538,7 @@ impl ActionSource for DraftActions {
                     self.path.display()
                 ))
             })?;
-            each(&action)?;
+            each(action)?;
         }
         Ok(())
     }
