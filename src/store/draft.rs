@@ -124,11 +124,19 @@ impl Row {
     }
 }
 
-/// The planner's sink into the store. Open while the pairs are planned: one transaction
-/// from `Store::draft` to `Draft::close`.
+/// The planner's sink into the store. Open while the pairs are planned.
+///
+/// The rows are written on a thread of its own, through a connection of its own, in one
+/// transaction, while the planner goes on with the next pairs (`Writer`): on the plan's
+/// path the planning and the inserts then share the two cores instead of taking turns.
+/// Once every action is in (`Sink::order`, before the caps), the writer commits and the
+/// caps count and hold on the store's own connection, in a transaction of their own up to
+/// `Draft::close`. A draft that fails is never planned on: `close` returns the first error.
 pub struct Draft<'s> {
     store: &'s Store,
     rows: Vec<Row>,
+    /// Until every row is in: the thread writing them.
+    writer: std::cell::RefCell<Option<Writer>>,
     /// Planned user actions per family, as the caps have left them.
     planned: [u64; 4],
     /// The first thing that failed; the rest of the draft is not written.
@@ -139,14 +147,71 @@ pub struct Draft<'s> {
     open: bool,
 }
 
+/// Batches of rows in flight to the writer: bounds memory when the store is the slow side.
+const BATCHES_IN_FLIGHT: usize = 16;
+
+enum Batch {
+    Rows(Vec<Row>),
+    /// The draft was dropped unfinished: nothing of it is kept.
+    Abandon,
+}
+
+/// The thread that writes the draft's rows.
+struct Writer {
+    batches: std::sync::mpsc::SyncSender<Batch>,
+    done: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Writer {
+    fn start(store: Store) -> Writer {
+        let (batches, rows) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let done = std::thread::spawn(move || {
+            store
+                .conn
+                .execute_batch("BEGIN")
+                .map_err(|e| store.err(e))?;
+            for batch in rows {
+                match batch {
+                    // An error returns with the transaction open: closing the connection
+                    // rolls it back.
+                    Batch::Rows(rows) => insert(&store, &rows)?,
+                    Batch::Abandon => return Ok(()),
+                }
+            }
+            store
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|e| store.err(e))
+        });
+        Writer { batches, done }
+    }
+
+    /// Hands `rows` over; `false` when the writer has stopped (it failed: `finish` says why).
+    fn send(&self, rows: Vec<Row>) -> bool {
+        self.batches.send(Batch::Rows(rows)).is_ok()
+    }
+
+    /// Commits what was sent, or says why it could not.
+    fn finish(self, path: &std::path::Path) -> Result<()> {
+        drop(self.batches);
+        self.done.join().unwrap_or_else(|_| {
+            Err(StoreError::Invalid {
+                path: path.display().to_string(),
+                message: "writing the plan's draft stopped (the writing thread panicked)".into(),
+            })
+        })
+    }
+}
+
 impl Store {
     /// Starts the draft of a plan (emptying what a run that died may have left).
     pub fn draft(&self) -> Result<Draft<'_>> {
         self.clear_draft()?;
-        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        let writer = Writer::start(self.reopen()?);
         Ok(Draft {
             store: self,
             rows: Vec::with_capacity(ROWS_PER_INSERT),
+            writer: std::cell::RefCell::new(Some(writer)),
             planned: [0; 4],
             error: None,
             count_failed: std::cell::RefCell::new(None),
@@ -353,19 +418,48 @@ fn read_action(r: &rusqlite::Row<'_>, seq: u32) -> std::result::Result<Action, S
 }
 
 impl Draft<'_> {
+    /// Hands the buffered rows to the writer.
     fn write(&mut self) {
         if self.error.is_some() || self.rows.is_empty() {
             self.rows.clear();
             return;
         }
-        if let Err(e) = insert(self.store, &self.rows) {
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(ROWS_PER_INSERT));
+        let stopped = match self.writer.get_mut() {
+            Some(writer) => !writer.send(rows),
+            None => {
+                // Rows after the writer committed (none come: the planner orders once, at
+                // the end), written here.
+                if let Err(e) = insert(self.store, &rows) {
+                    self.error = Some(e);
+                }
+                false
+            }
+        };
+        if stopped && let Err(e) = self.settle() {
             self.error = Some(e);
         }
-        self.rows.clear();
+    }
+
+    /// Waits for the writer to commit every row, then opens the transaction the caps hold
+    /// in. Once; the first failure is kept.
+    fn settle(&self) -> Result<()> {
+        let Some(writer) = self.writer.borrow_mut().take() else {
+            return Ok(());
+        };
+        writer.finish(&self.store.path)?;
+        self.store
+            .conn
+            .execute_batch("BEGIN")
+            .map_err(|e| self.store.err(e))
     }
 
     fn run(&mut self, sql: &str, values: &[&dyn rusqlite::ToSql]) {
         if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.settle() {
+            self.error = Some(e);
             return;
         }
         if let Err(e) = self.store.conn.execute(sql, values) {
@@ -377,6 +471,9 @@ impl Draft<'_> {
     /// failed (then nothing of the draft is kept).
     pub fn close(mut self) -> Result<()> {
         self.write();
+        if let Err(e) = self.settle() {
+            self.error.get_or_insert(e);
+        }
         self.open = false;
         match self.error.take().or_else(|| self.count_failed.take()) {
             Some(e) => {
@@ -394,7 +491,10 @@ impl Draft<'_> {
 
 impl Drop for Draft<'_> {
     fn drop(&mut self) {
-        if self.open {
+        if let Some(writer) = self.writer.get_mut().take() {
+            let _ = writer.batches.send(Batch::Abandon);
+            let _ = writer.finish(&self.store.path);
+        } else if self.open {
             let _ = self.store.conn.execute_batch("ROLLBACK");
         }
     }
@@ -411,9 +511,13 @@ impl Sink for Draft<'_> {
         }
     }
 
-    /// The index keeps the order; what is still buffered is written, for the caps to see.
+    /// The index keeps the order; what is still buffered is written and committed, for the
+    /// caps to see.
     fn order(&mut self) {
         self.write();
+        if let Err(e) = self.settle() {
+            self.error.get_or_insert(e);
+        }
     }
 
     fn planned(&self, family: Family, _: &Policy) -> u64 {
@@ -422,6 +526,10 @@ impl Sink for Draft<'_> {
 
     fn deactivations(&self, family: Family, _: &Policy) -> u64 {
         if self.error.is_some() {
+            return 0;
+        }
+        if let Err(e) = self.settle() {
+            self.count_failed.borrow_mut().get_or_insert(e);
             return 0;
         }
         self.store
