@@ -195,7 +195,10 @@ mod tests {
                 .into_iter()
                 .map(|r| s.spawn(move || keys(r.as_ref()).expect("read")))
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("join")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("join"))
+                .collect()
         });
         for keys in seen {
             assert_eq!(keys, expected);

@@ -178,10 +178,7 @@ impl Writer {
                     Batch::Abandon => return Ok(()),
                 }
             }
-            store
-                .conn
-                .execute_batch("COMMIT")
-                .map_err(|e| store.err(e))
+            store.conn.execute_batch("COMMIT").map_err(|e| store.err(e))
         });
         Writer { batches, done }
     }
