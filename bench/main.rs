@@ -7,9 +7,11 @@
 //!   RFC 7644 says, with the JSON shapes scim2-server uses: `/ServiceProviderConfig` (with
 //!   `filter.maxResults`), `GET /Users` and `/Groups` paged by `startIndex`/`count` (a `count`
 //!   above maxResults is cut to it, as RFC 7644 §3.4.2.4 allows), filters `attr eq "value"`
-//!   (userName and displayName case-insensitive, externalId exact, joined by `and`), POST with
+//!   (userName and displayName case-insensitive, externalId exact, joined by `and`) and
+//!   `meta.lastModified gt "time"` (an incremental target read's filter), POST with
 //!   409 `uniqueness`, GET, PATCH (add/replace/remove, dotted paths, `members` value paths),
-//!   PUT, DELETE, `meta.version` with ETag and If-Match → 412. HTTP/1.1 with keep-alive, one
+//!   PUT, DELETE, `meta.version` with ETag and If-Match → 412, `meta.lastModified` set by
+//!   every create and change. HTTP/1.1 with keep-alive, one
 //!   thread per connection, a read-write lock over the store. It counts the requests of
 //!   every second (a sliding second ending at each arrival): `GET /bench/max-per-second`
 //!   answers `{"max": N}`, the most any one second held, for the script's rate-limit check.
@@ -20,13 +22,14 @@
 //!   page the target accepts) and prints how many users it saw: the target-side floor of the
 //!   no-change plan, alongside `curl` in the script.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 fn main() {
@@ -214,6 +217,8 @@ struct Collection {
     /// Lowercased userName / displayName → id (case-insensitive by RFC 7643).
     by_name: HashMap<String, String>,
     by_external_id: HashMap<String, String>,
+    /// (`meta.lastModified` in microseconds, id), for `meta.lastModified gt` listings.
+    by_modified: BTreeSet<(i64, String)>,
 }
 
 impl Collection {
@@ -234,6 +239,26 @@ impl Collection {
             self.by_external_id.remove(key);
         }
     }
+
+    /// Stamps `meta.lastModified` with the time now and indexes it, in place of the
+    /// stamp the resource had.
+    fn touch(&mut self, id: &str, resource: &mut Value) {
+        if let Some(before) = last_modified(resource) {
+            self.by_modified.remove(&(before, id.to_string()));
+        }
+        let now = Utc::now();
+        resource["meta"]["lastModified"] = json!(now.to_rfc3339_opts(SecondsFormat::Micros, true));
+        self.by_modified
+            .insert((now.timestamp_micros(), id.to_string()));
+    }
+}
+
+/// A resource's `meta.lastModified`, in microseconds.
+fn last_modified(resource: &Value) -> Option<i64> {
+    let text = resource["meta"]["lastModified"].as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
 }
 
 struct Provider {
@@ -376,6 +401,9 @@ fn handle(provider: &Provider, request: &Request) -> Response {
             match c.resources.remove(&id) {
                 Some(r) => {
                     c.unindex(unique, &r);
+                    if let Some(at) = last_modified(&r) {
+                        c.by_modified.remove(&(at, id.clone()));
+                    }
                     c.order.retain(|o| o != &id);
                     Response::empty(204)
                 }
@@ -400,8 +428,17 @@ fn spc(max_results: usize) -> Value {
     })
 }
 
-/// `a eq "x" and b eq "y"` → [(a, x), (b, y)]; anything else is refused (400).
-fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, Response> {
+/// One term of a filter: `attr eq "value"`, or `meta.lastModified gt "time"`.
+struct Term {
+    attr: String,
+    /// `gt`: `value` is a time, and only `meta.lastModified` is compared so.
+    after: bool,
+    value: String,
+}
+
+/// `a eq "x" and b eq "y"` → [a = x, b = y]; `meta.lastModified gt "T"` too; anything
+/// else is refused (400).
+fn parse_filter(filter: &str) -> Result<Vec<Term>, Response> {
     let refused = |detail: &str| error(400, Some("invalidFilter"), detail);
     let mut terms = Vec::new();
     let mut rest = filter.trim();
@@ -413,8 +450,12 @@ fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, Response> {
             .trim_start()
             .split_once(' ')
             .ok_or_else(|| refused("cannot parse"))?;
-        if !op.eq_ignore_ascii_case("eq") {
-            return Err(refused("only eq is supported"));
+        let gt = op.eq_ignore_ascii_case("gt");
+        if gt && !attr.eq_ignore_ascii_case("meta.lastModified") {
+            return Err(refused("gt is supported on meta.lastModified only"));
+        }
+        if !gt && !op.eq_ignore_ascii_case("eq") {
+            return Err(refused("only eq (and meta.lastModified gt) is supported"));
         }
         // The value is a JSON string: read exactly one.
         let mut values =
@@ -424,7 +465,14 @@ fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, Response> {
             _ => return Err(refused("the value is not a string")),
         };
         let consumed = values.byte_offset();
-        terms.push((attr.to_string(), value));
+        if gt && DateTime::parse_from_rfc3339(&value).is_err() {
+            return Err(refused("meta.lastModified gt takes an RFC 3339 time"));
+        }
+        terms.push(Term {
+            attr: attr.to_string(),
+            after: gt,
+            value,
+        });
         rest = after.trim_start()[consumed..].trim_start();
         if rest.is_empty() {
             return Ok(terms);
@@ -436,7 +484,14 @@ fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, Response> {
     }
 }
 
-fn matches(resource: &Value, attr: &str, value: &str) -> bool {
+fn matches(resource: &Value, term: &Term) -> bool {
+    let (attr, value) = (term.attr.as_str(), term.value.as_str());
+    if term.after {
+        let since = DateTime::parse_from_rfc3339(value).map(|t| t.timestamp_micros());
+        return last_modified(resource)
+            .zip(since.ok())
+            .is_some_and(|(m, s)| m > s);
+    }
     let have = match attr.split_once('.') {
         Some((parent, child)) => resource.get(parent).and_then(|p| p.get(child)),
         None => resource.get(attr),
@@ -474,9 +529,18 @@ fn list(provider: &Provider, c: &Collection, unique: &str, request: &Request) ->
                 Ok(t) => t,
                 Err(refusal) => return refusal,
             };
-            // An indexed first term narrows to one candidate; otherwise every resource.
-            let (attr, value) = &terms[0];
-            let candidates: Vec<&Value> = if attr.eq_ignore_ascii_case(unique) {
+            // An indexed first term narrows to one candidate (or, `gt`, to the resources
+            // modified since); otherwise every resource.
+            let Term { attr, value, after } = &terms[0];
+            let candidates: Vec<&Value> = if *after {
+                let since = DateTime::parse_from_rfc3339(value)
+                    .map(|t| t.timestamp_micros())
+                    .unwrap_or(i64::MAX);
+                c.by_modified
+                    .range((since.saturating_add(1), String::new())..)
+                    .filter_map(|(_, id)| c.resources.get(id))
+                    .collect()
+            } else if attr.eq_ignore_ascii_case(unique) {
                 c.by_name
                     .get(&value.to_lowercase())
                     .and_then(|id| c.resources.get(id))
@@ -496,7 +560,7 @@ fn list(provider: &Provider, c: &Collection, unique: &str, request: &Request) ->
             };
             let all: Vec<&Value> = candidates
                 .into_iter()
-                .filter(|r| terms.iter().all(|(a, v)| matches(r, a, v)))
+                .filter(|r| terms.iter().all(|t| matches(r, t)))
                 .collect();
             let total = all.len();
             (total, all.into_iter().skip(start - 1).take(count).collect())
@@ -532,6 +596,7 @@ fn create(c: &mut Collection, unique: &str, endpoint: &str, mut body: Value, n: 
         "location": format!("/{endpoint}/{id}"),
         "version": "W/\"1\"",
     });
+    c.touch(&id, &mut body);
     c.index(unique, &id, &body);
     c.order.push(id.clone());
     let response = answer(201, &body);
@@ -576,6 +641,7 @@ fn change(
         .parse()
         .unwrap_or(1);
     resource["meta"]["version"] = json!(format!("W/\"{}\"", n + 1));
+    c.touch(id, &mut resource);
     c.unindex(unique, &current);
     c.index(unique, id, &resource);
     let response = answer(200, &resource);
@@ -599,7 +665,7 @@ fn patch(resource: &mut Value, body: &Value) -> Result<(), Response> {
             let terms = parse_filter(filter)?;
             let members = list_at(object, "members");
             let before = members.len();
-            members.retain(|m| !terms.iter().all(|(a, v)| matches(m, a, v)));
+            members.retain(|m| !terms.iter().all(|t| matches(m, t)));
             if members.len() == before {
                 return Err(error(400, Some("noTarget"), "no such member"));
             }

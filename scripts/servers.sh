@@ -51,16 +51,30 @@ make_certs() {
     CA_FILE=$dir/ca.pem
 }
 
-# start_slapd DIR LDIF_FILE [CERT_DIR]: a slapd serving BASE_DN from DIR, bulk-loaded from
-# LDIF_FILE; with CERT_DIR (from make_certs) it offers StartTLS. Sets SLAPD_URL and SLAPD_PID.
+# start_slapd DIR LDIF_FILE [CERT_DIR] [SESSIONLOG]: a slapd serving BASE_DN from DIR,
+# bulk-loaded from LDIF_FILE; with CERT_DIR (from make_certs, or "" for none) it offers
+# StartTLS; with SESSIONLOG it has the syncprov overlay (RFC 4533 content sync, which
+# incremental reads use) with a session log of that many changes, so that a cookie older
+# than that many changes is answered with a present phase (a complete read).
+# Sets SLAPD_URL and SLAPD_PID.
 start_slapd() {
-    local dir=$1 ldif=$2 certs=${3:-}
+    local dir=$1 ldif=$2 certs=${3:-} sessionlog=${4:-}
     mkdir -p "$dir/db"
     local tls=""
     if [ -n "$certs" ]; then
         tls="TLSCACertificateFile $certs/ca.pem
 TLSCertificateFile $certs/server.pem
 TLSCertificateKeyFile $certs/server.key"
+    fi
+    local syncmod="" sync="" slapadd_sync=""
+    if [ -n "$sessionlog" ]; then
+        syncmod="moduleload syncprov"
+        sync="index entryCSN,entryUUID eq
+overlay syncprov
+syncprov-checkpoint 1 1
+syncprov-sessionlog $sessionlog"
+        # -w: the suffix gets the contextCSN of the entries loaded, syncprov's starting point.
+        slapadd_sync="-w"
     fi
     cat > "$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
@@ -69,6 +83,7 @@ include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+$syncmod
 pidfile $dir/slapd.pid
 sizelimit unlimited
 $tls
@@ -79,13 +94,14 @@ rootdn "$ADMIN_DN"
 rootpw $ADMIN_PASSWORD
 directory $dir/db
 index uid eq
+$sync
 CONF
     {
         printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n' "$BASE_DN"
         printf 'dn: ou=People,%s\nobjectClass: organizationalUnit\nou: People\n\n' "$BASE_DN"
         cat "$ldif"
     } > "$dir/all.ldif"
-    "${SLAPD%slapd}slapadd" -q -f "$dir/slapd.conf" -l "$dir/all.ldif" 2>"$dir/slapadd.log" \
+    "${SLAPD%slapd}slapadd" -q $slapadd_sync -f "$dir/slapd.conf" -l "$dir/all.ldif" 2>"$dir/slapadd.log" \
         || { cat "$dir/slapadd.log" >&2; return 1; }
     local port; port=$(free_port)
     SLAPD_URL="ldap://127.0.0.1:$port"
