@@ -384,6 +384,68 @@ mod tests {
     }
 
     #[test]
+    fn a_record_read_at_an_origin_replaces_what_the_base_held_there_under_another_key() {
+        let (_dir, mut store) = store();
+        let base = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(base).expect("loader");
+        for (key, name) in [
+            ("k1", "alice"),
+            ("k2", "frank"),
+            ("k3", "gina"),
+            ("k4", "hal"),
+        ] {
+            loader
+                .desired(
+                    &user(key, name, &format!("{name}@old")),
+                    &format!("uid={name}"),
+                )
+                .expect("load");
+        }
+        loader.finish().expect("finish");
+
+        let run = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader.patch_from(base).expect("patch");
+        // frank's entry now maps to another key under the same username (had the base row
+        // stayed, the two would clash as duplicate usernames); gina's is now rejected; hal's
+        // is rejected, then deleted: the delete finds no desired user of the source there.
+        loader
+            .desired(&user("k9", "frank", "frank@new"), "uid=frank")
+            .expect("load");
+        for name in ["gina", "hal"] {
+            loader
+                .reject(&Reject {
+                    origin: format!("uid={name}"),
+                    key: None,
+                    username: Some(name.into()),
+                    reason: "invalid email".into(),
+                })
+                .expect("reject");
+        }
+        assert!(!loader.deleted("uid=hal").expect("delete"));
+        let counts = loader.finish().expect("finish");
+        assert_eq!((counts.desired, counts.rejected), (2, 1));
+        assert_eq!(
+            pairs(&store, run),
+            ["alice new", "frank new"],
+            "only the records read at each origin are left there"
+        );
+        let frank: String = store
+            .conn
+            .query_row(
+                "SELECT key FROM desired_users WHERE run_id = ?1 AND origin = 'uid=frank'",
+                [run],
+                |r| r.get(0),
+            )
+            .expect("frank");
+        assert_eq!(frank, "k9");
+    }
+
+    #[test]
     fn a_changed_record_whose_key_another_record_holds_is_a_duplicate_as_in_a_complete_read() {
         let (_dir, mut store) = store();
         let base = store
