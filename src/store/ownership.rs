@@ -33,11 +33,12 @@ impl Store {
         plan_id: &str,
         at: &str,
     ) -> Result<()> {
+        // Cached: apply records one a create, in the journal writer's groups.
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO owned_accounts (owner, target_id, key, plan_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![owner, target_id, key, plan_id, at],
             )
+            .and_then(|mut s| s.execute(params![owner, target_id, key, plan_id, at]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -45,10 +46,8 @@ impl Store {
     /// Forgets an account `owner` deleted.
     pub fn forget_owned(&self, owner: &str, target_id: &str) -> Result<()> {
         self.conn
-            .execute(
-                "DELETE FROM owned_accounts WHERE owner = ?1 AND target_id = ?2",
-                params![owner, target_id],
-            )
+            .prepare_cached("DELETE FROM owned_accounts WHERE owner = ?1 AND target_id = ?2")
+            .and_then(|mut s| s.execute(params![owner, target_id]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }
