@@ -327,13 +327,14 @@ fn publish(
         .transpose()
         .map_err(|e| unreadable(store, e))?;
     let signature = signed.as_ref().and_then(|s| s.signature.as_deref());
-    // One reader each: the seal (when not sealed already), stdout, the file. Each copy is
-    // moved to the thread that reads it and dropped there.
-    let readers = usize::from(signed.is_none()) + 1 + usize::from(out.is_some());
+    // One reader each: stdout, the file, and the seal when not sealed already (the last
+    // copy, so that a signed plan has none). Each copy is moved to the thread that reads it
+    // and dropped there.
+    let readers = 1 + usize::from(out.is_some()) + usize::from(signed.is_none());
     let mut copies = plan.shared(readers).into_iter();
-    let mut next = || copies.next().unwrap_or(std::borrow::Cow::Borrowed(plan));
-    let (to_file, to_show) = (out.map(|_| next()), next());
-    let to_seal = signed.is_none().then(&mut next);
+    let to_show = copies.next().unwrap_or(std::borrow::Cow::Borrowed(plan));
+    let to_file = out.and_then(|_| copies.next());
+    let to_seal = copies.next();
     let (saved, written) = std::thread::scope(|scope| {
         let file = out
             .zip(to_file)
