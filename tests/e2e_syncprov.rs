@@ -181,3 +181,47 @@ fn a_stale_cookie_answered_refresh_required_is_a_complete_read_that_sees_the_del
     assert!(!active(&w.user("bob")));
     assert!(active(&w.user("alice")) && active(&w.user("carol")));
 }
+
+/// Content sync names a deleted entry by its entryUUID, after the entries it sends. An entry
+/// deleted and created again under the same DN between two reads is sent as the new entry
+/// (a new entryUUID) and named as a delete of the old one: the delete is of the old entry,
+/// and must not take out the new one, which the read just loaded at that DN.
+#[test]
+fn an_entry_deleted_and_created_again_under_its_dn_is_the_new_entry_not_a_remove() {
+    let w = World::with_syncprov(&[
+        ("alice", "Alice Liddell", Some("alice@example.com"), &[]),
+        ("bob", "Bob Builder", Some("bob@example.com"), &[]),
+    ]);
+    w.write_config(INCREMENTAL);
+    w.ok(&["sync", "--auto-approve"], 0);
+    let old = w.entry_uuid("bob");
+
+    w.slapd.delete(&w.dn("bob"));
+    w.slapd.add(&person(
+        "bob",
+        "Bob Rebuilt",
+        Some("bob@rebuilt.example.com"),
+        &[],
+    ));
+    let new = w.entry_uuid("bob");
+    assert_ne!(old, new, "slapd gave the new entry a new entryUUID");
+    let plan = w.plan_json(&[]);
+    // The delete of the old entry took nothing out: its DN holds the new one.
+    assert!(
+        note_starting(&plan, "incremental read:").contains("1 changed record and 0 deletes"),
+        "{:?}",
+        notes(&plan)
+    );
+    // The account follows the new entry (re-keyed by its username), nothing is removed.
+    assert_eq!(actions(&plan), ["update user bob planned"]);
+    w.ok(&["sync", "--auto-approve"], 0);
+    let bob = w.user("bob");
+    assert!(active(&bob), "bob stays in service");
+    assert_eq!(bob["externalId"], format!("roster:roster:{new}"));
+    assert_eq!(bob["displayName"], "Bob Rebuilt");
+    assert!(active(&w.user("alice")));
+
+    // The next read agrees: nothing to do.
+    let plan = w.plan_json(&[]);
+    assert!(actions(&plan).is_empty(), "{:?}", actions(&plan));
+}

@@ -16,7 +16,7 @@ use crate::mapping::Mapper;
 use crate::model::Reject;
 use crate::progress::Progress;
 use crate::source::{Source, SourceChange, SourceError, TrackedRead};
-use crate::store::{Claim, DesiredRow, SnapshotCounts, Store, StoreError, TargetRow};
+use crate::store::{Claim, Deletion, DesiredRow, SnapshotCounts, Store, StoreError, TargetRow};
 use crate::target::{ChangedUsers, Target, TargetError};
 
 /// Records per message between a reader thread and the writer.
@@ -220,9 +220,6 @@ pub(super) fn read_both(
             loader.claim_for(owner, claim);
         }
         let (mut source_done, mut target_done) = (None, None);
-        // Delete signals that took a record out of the desired state: a source may signal
-        // records it never handed over (a user that left the query before this config saw it).
-        let mut removed = 0u64;
         while source_done.is_none() || target_done.is_none() {
             let Ok(msg) = rx.recv() else { break };
             match msg {
@@ -240,28 +237,22 @@ pub(super) fn read_both(
                                 loader.reject(&reject)?
                             }
                             Item::SourceId { id, origin } => loader.source_id(&id, &origin)?,
-                            Item::DeletedId(id) => match loader.origin_of(&id)? {
-                                Some(origin) => {
-                                    let held = loader.deleted(&origin)?;
-                                    removed += u64::from(held);
+                            Item::DeletedId(id) => match loader.deleted_id(&id)? {
+                                Deletion::Taken { origin } => {
                                     log::info!("the source reports {origin} ({id}) deleted");
                                 }
-                                None => log::info!(
+                                Deletion::Superseded { origin } => log::info!(
+                                    "the source reports the entry {id} deleted; {origin} holds \
+                                     another entry now, read by this read, which stays"
+                                ),
+                                Deletion::Unseen => log::info!(
                                     "the source reports the entry {id} deleted (no record of \
                                      the desired state came from it)"
                                 ),
                             },
                             Item::Deleted(origin) => {
-                                let held = loader.deleted(&origin)?;
-                                removed += u64::from(held);
-                                log::info!(
-                                    "the source reports {origin} deleted{}",
-                                    if held {
-                                        ""
-                                    } else {
-                                        " (it was not in the desired state)"
-                                    }
-                                );
+                                log::info!("the source reports {origin} deleted");
+                                loader.deleted(&origin);
                             }
                         }
                     }
@@ -346,8 +337,10 @@ pub(super) fn read_both(
                 error: SourceError::Setup("the source reader stopped before the end".into()),
             });
         };
-        tracked.deleted = removed;
         let counts = loader.finish()?;
+        // Delete signals that took a record out of the desired state: a source may signal
+        // records it never handed over (a user that left the query before this config saw it).
+        tracked.deleted = counts.deleted;
         Ok((counts, tracked, target_read))
     })
 }

@@ -44,7 +44,7 @@ pub use reads::{LastGoodRead, ReadKind, SourceReadRecord};
 pub use runs::{
     AppliedCounts, Channel, Delivery, Outcome, RunFilter, RunKind, RunOutcome, RunRecord,
 };
-pub use snapshot::{Claim, DesiredRow, Loader, SnapshotCounts, TargetRow};
+pub use snapshot::{Claim, Deletion, DesiredRow, Loader, SnapshotCounts, TargetRow};
 pub use target_patch::TargetBase;
 
 /// The schema, in order. Append only.

@@ -216,7 +216,7 @@ mod tests {
     use super::*;
     use crate::model::{DesiredUser, Pair, Reject, TargetUser};
     use crate::plan::{FORMAT_VERSION, Plan, Summary};
-    use crate::store::RunKind;
+    use crate::store::{Deletion, RunKind};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -362,13 +362,17 @@ mod tests {
         loader
             .desired(&user("k3", "caroline", "carol@old"), "uid=caroline")
             .expect("load");
-        assert!(loader.deleted("uid=dave").expect("delete"));
-        assert!(!loader.deleted("uid=nobody").expect("delete"));
+        loader.deleted("uid=dave");
+        loader.deleted("uid=nobody");
         let counts = loader.finish().expect("finish");
         assert_eq!(
             (counts.desired, counts.rejected, counts.source),
             (3, 1, 4),
             "the counts are those of the whole patched state"
+        );
+        assert_eq!(
+            counts.deleted, 1,
+            "only dave's signal took a desired user out"
         );
         assert_eq!(
             pairs(&store, run),
@@ -426,9 +430,13 @@ mod tests {
                 })
                 .expect("reject");
         }
-        assert!(!loader.deleted("uid=hal").expect("delete"));
+        loader.deleted("uid=hal");
         let counts = loader.finish().expect("finish");
         assert_eq!((counts.desired, counts.rejected), (2, 1));
+        assert_eq!(
+            counts.deleted, 0,
+            "hal's signal found no desired user there"
+        );
         assert_eq!(
             pairs(&store, run),
             ["alice new", "frank new"],
@@ -443,6 +451,110 @@ mod tests {
             )
             .expect("frank");
         assert_eq!(frank, "k9");
+    }
+
+    /// A base of alice, bob and carol, each read with its source id (`id-<name>`).
+    fn base_with_ids(store: &mut Store) -> i64 {
+        let base = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(base).expect("loader");
+        for (key, name) in [("k1", "alice"), ("k2", "bob"), ("k3", "carol")] {
+            let origin = format!("uid={name}");
+            loader
+                .source_id(&format!("ID-{name}"), &origin)
+                .expect("id");
+            loader
+                .desired(&user(key, name, &format!("{name}@old")), &origin)
+                .expect("load");
+        }
+        loader.finish().expect("finish");
+        base
+    }
+
+    #[test]
+    fn a_delete_by_id_takes_out_that_record_and_never_a_newer_entry_at_its_origin() {
+        let (_dir, mut store) = store();
+        let base = base_with_ids(&mut store);
+        let run = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader.patch_from(base).expect("patch");
+        // bob's entry was deleted and created again under the same DN (a new id), and the
+        // read names the old one deleted after the new one; carol's entry was changed, then
+        // deleted before the delete was read: the delete is of the very record read.
+        loader.source_id("id-bob2", "uid=bob").expect("id");
+        loader
+            .desired(&user("k9", "bob", "bob@new"), "uid=bob")
+            .expect("load");
+        loader.source_id("id-carol", "uid=carol").expect("id");
+        loader
+            .desired(&user("k3", "carol", "carol@new"), "uid=carol")
+            .expect("load");
+        assert_eq!(
+            loader.deleted_id("id-bob").expect("delete"),
+            Deletion::Superseded {
+                origin: "uid=bob".into()
+            }
+        );
+        assert_eq!(
+            loader.deleted_id("ID-CAROL").expect("delete"),
+            Deletion::Taken {
+                origin: "uid=carol".into()
+            }
+        );
+        assert_eq!(
+            loader.deleted_id("id-nobody").expect("delete"),
+            Deletion::Unseen
+        );
+        assert_eq!(
+            loader.origin_of("id-bob").expect("origin"),
+            None,
+            "a deleted id is forgotten"
+        );
+        let counts = loader.finish().expect("finish");
+        assert_eq!((counts.desired, counts.deleted), (2, 1));
+        assert_eq!(pairs(&store, run), ["alice new", "bob new"]);
+        let bob: String = store
+            .conn
+            .query_row(
+                "SELECT key FROM desired_users WHERE run_id = ?1 AND origin = 'uid=bob'",
+                [run],
+                |r| r.get(0),
+            )
+            .expect("bob");
+        assert_eq!(bob, "k9", "the new entry stays");
+    }
+
+    #[test]
+    fn a_record_read_after_a_delete_signal_at_its_origin_stays() {
+        let (_dir, mut store) = store();
+        let base = base_with_ids(&mut store);
+        let run = store
+            .begin_run(RunKind::Plan, "cfg", Utc::now())
+            .expect("run");
+        let mut loader = store.loader(run).expect("loader");
+        loader.patch_from(base).expect("patch");
+        // Deleted, then read again (created again) at the same origin: the record stays.
+        assert_eq!(
+            loader.deleted_id("id-alice").expect("delete"),
+            Deletion::Taken {
+                origin: "uid=alice".into()
+            }
+        );
+        loader.source_id("id-alice2", "uid=alice").expect("id");
+        loader
+            .desired(&user("k7", "alice", "alice@new"), "uid=alice")
+            .expect("load");
+        // Read, then deleted by origin: the delete is the later word.
+        loader
+            .desired(&user("k2", "bob", "bob@new"), "uid=bob")
+            .expect("load");
+        loader.deleted("uid=bob");
+        let counts = loader.finish().expect("finish");
+        assert_eq!((counts.desired, counts.deleted), (2, 1));
+        assert_eq!(pairs(&store, run), ["alice new", "carol new"]);
     }
 
     #[test]

@@ -30,8 +30,28 @@ pub struct Loader<'s> {
     /// pass: the table has no index by origin, and a search per record read scanned the
     /// whole snapshot each time (14 s for 1,000 changes of 100,000 users).
     replaced_at: HashMap<String, Option<String>>,
+    /// Patching: the source id of the record this read loaded at each origin (`source_id`),
+    /// so that a delete naming another id there is known to be of an earlier entry.
+    ids_read: HashMap<String, String>,
+    /// The origins the source reported deleted with no record read there after the
+    /// signal: what the desired state holds there is taken out when the load finishes, in
+    /// one pass (`take_out_deleted`; a search per signal scanned the whole snapshot).
+    deleted_at: HashSet<String>,
     /// The target snapshot was copied from an earlier run and patched (`target_patch.rs`).
     pub(super) target_patched: bool,
+}
+
+/// What a delete that names a record by the source's own id did (`Loader::deleted_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// Neither this read nor its base saw a record with that id.
+    Unseen,
+    /// The record at `origin` is taken out of the desired state.
+    Taken { origin: String },
+    /// This read loaded another entry (another id) at `origin` since that id's record was
+    /// read: the delete is of the entry that was there before, and the new one stays. An
+    /// entry deleted and created again under the same DN is named so by LDAP content sync.
+    Superseded { origin: String },
 }
 
 /// How a target tells which accounts are an owner's.
@@ -55,6 +75,8 @@ pub struct SnapshotCounts {
     pub managed: u64,
     /// Accounts the target says another owner manages (left alone, never counted managed).
     pub foreign: u64,
+    /// Desired users the source's delete signals took out (an incremental read).
+    pub deleted: u64,
 }
 
 fn hex(digest: impl AsRef<[u8]>) -> String {
@@ -134,6 +156,8 @@ impl Store {
             claim_for: None,
             patching: None,
             replaced_at: HashMap::new(),
+            ids_read: HashMap::new(),
+            deleted_at: HashSet::new(),
             target_patched: false,
         })
     }
@@ -178,43 +202,45 @@ impl Loader<'_> {
     }
 
     /// An explicit delete signal of an incremental read: the record at `origin` is gone from
-    /// the source. Returns whether the desired state held it.
-    pub fn deleted(&mut self, origin: &str) -> Result<bool> {
-        // A base row this read replaced but has not taken out yet is not the desired state's.
-        if let Some(key) = self.replaced_at.get(origin) {
-            self.tx
-                .execute(
-                    "DELETE FROM desired_users WHERE run_id = ?1 AND origin = ?2 AND key IS NOT ?3",
-                    params![self.run_id, origin, key],
-                )
-                .map_err(|e| self.store.err(e))?;
-        }
-        let removed = self
-            .tx
-            .execute(
-                "DELETE FROM desired_users WHERE run_id = ?1 AND origin = ?2",
-                params![self.run_id, origin],
-            )
-            .and_then(|n| {
-                self.tx.execute(
-                    "DELETE FROM rejects WHERE run_id = ?1 AND origin = ?2",
-                    params![self.run_id, origin],
-                )?;
-                Ok(n)
-            })
+    /// the source. What the desired state holds there (a desired user, a reject) is taken
+    /// out when the load finishes, unless a record is read at `origin` after the signal: the
+    /// record read later is the source as it is now.
+    pub fn deleted(&mut self, origin: &str) {
+        self.deleted_at.insert(origin.to_string());
+    }
+
+    /// An explicit delete that names the record by the source's own id only (LDAP content
+    /// sync: its `entryUUID`): the record read with that id is gone, unless this read
+    /// loaded another entry at its origin (`Deletion::Superseded`). The id is forgotten.
+    pub fn deleted_id(&mut self, id: &str) -> Result<Deletion> {
+        let id = id.to_lowercase();
+        let Some(origin) = self.origin_of(&id)? else {
+            return Ok(Deletion::Unseen);
+        };
+        self.tx
+            .prepare_cached("DELETE FROM source_ids WHERE run_id = ?1 AND source_id = ?2")
+            .and_then(|mut s| s.execute(params![self.run_id, id]))
             .map_err(|e| self.store.err(e))?;
-        Ok(removed > 0)
+        if self.ids_read.get(&origin).is_some_and(|read| *read != id) {
+            return Ok(Deletion::Superseded { origin });
+        }
+        self.deleted(&origin);
+        Ok(Deletion::Taken { origin })
     }
 
     /// The source's own id of the record at `origin` (LDAP content sync: its `entryUUID`),
     /// for a later delete signal that names only the id (`origin_of`).
     pub fn source_id(&mut self, id: &str, origin: &str) -> Result<()> {
+        let id = id.to_lowercase();
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO source_ids (run_id, source_id, origin) VALUES (?1, ?2, ?3)",
             )
-            .and_then(|mut s| s.execute(params![self.run_id, id.to_lowercase(), origin]))
+            .and_then(|mut s| s.execute(params![self.run_id, id, origin]))
             .map_err(|e| self.store.err(e))?;
+        if self.patching.is_some() {
+            self.ids_read.insert(origin.to_string(), id);
+        }
         Ok(())
     }
 
@@ -234,6 +260,8 @@ impl Loader<'_> {
     /// The row with its key goes now (by the primary key); a row at its origin under another
     /// key when the load finishes (`replace_at_origins`), before anything looks at the whole.
     fn replace(&mut self, origin: &str, key: Option<&str>) -> Result<()> {
+        // A record read after a delete signal at its origin is the source as it is now.
+        self.deleted_at.remove(origin);
         let Some(loaded) = &mut self.patching else {
             return Ok(());
         };
@@ -289,6 +317,51 @@ impl Loader<'_> {
             )
             .and_then(|_| self.tx.execute("DELETE FROM temp.replaced_at", []))
             .map_err(err)?;
+        Ok(())
+    }
+
+    /// As the load finishes, after `replace_at_origins`: what the desired state holds at
+    /// the origins the source reported deleted (`deleted`) is taken out, desired users and
+    /// rejects, in one pass over the snapshot whatever the number of signals.
+    fn take_out_deleted(&mut self) -> Result<()> {
+        if self.deleted_at.is_empty() {
+            return Ok(());
+        }
+        let deleted = std::mem::take(&mut self.deleted_at);
+        let run_id = self.run_id;
+        let err = |e| self.store.err(e);
+        self.tx
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS deleted_at (origin TEXT PRIMARY KEY);
+                 DELETE FROM temp.deleted_at;",
+            )
+            .map_err(err)?;
+        {
+            let mut insert = self
+                .tx
+                .prepare("INSERT INTO temp.deleted_at (origin) VALUES (?1)")
+                .map_err(err)?;
+            for origin in &deleted {
+                insert.execute([origin]).map_err(err)?;
+            }
+        }
+        let taken = self
+            .tx
+            .execute(
+                "DELETE FROM desired_users WHERE run_id = ?1 AND origin IN (SELECT origin FROM temp.deleted_at)",
+                [run_id],
+            )
+            .and_then(|n| {
+                self.tx.execute(
+                    "DELETE FROM rejects WHERE run_id = ?1 AND origin IN (SELECT origin FROM temp.deleted_at)",
+                    [run_id],
+                )?;
+                self.tx.execute("DELETE FROM temp.deleted_at", [])?;
+                Ok(n)
+            })
+            .map_err(err)?;
+        self.counts.deleted = taken as u64;
+        self.counts.desired -= (taken as u64).min(self.counts.desired);
         Ok(())
     }
 
@@ -409,6 +482,7 @@ impl Loader<'_> {
     pub fn finish(mut self) -> Result<SnapshotCounts> {
         let run_id = self.run_id;
         self.replace_at_origins()?;
+        self.take_out_deleted()?;
         for key in std::mem::take(&mut self.duplicate_keys) {
             self.move_to_rejects(
                 "key = ?2",
