@@ -230,6 +230,28 @@ fn a_real_samba_dc_over_ldaps_first_sync_then_usn_tracked_changes_and_deletes() 
     assert!(active(&scim.user_by_username("alice").expect("alice")));
 
     step("tombstones over two pages");
+    // A user deleted and created again under the same name (the same DN, a new objectGUID)
+    // between two reads: the tombstone, read after the changes, is of the old object. The
+    // account follows the new one (re-keyed by its username) and nothing is removed.
+    dc.add_user("frank", "Frank", "Black");
+    run.ok(&["apply", "--auto-approve"]);
+    let before = scim.user_by_username("frank").expect("frank");
+    dc.tool(&["user", "delete", "frank"]);
+    dc.add_user("frank", "Frank", "Black");
+    let plan = run.plan();
+    let read = note(&plan, "incremental read:");
+    assert!(read.contains(" and 0 deletes"), "{read}");
+    assert_eq!(actions(&plan), ["update user frank planned"]);
+    run.ok(&["apply", "--auto-approve"]);
+    let after = scim.user_by_username("frank").expect("frank");
+    assert!(active(&after), "frank stays in service");
+    assert_ne!(
+        after["externalId"], before["externalId"],
+        "keyed by the new object's objectGUID"
+    );
+    assert!(run.ok(&["plan"]).contains("No changes."));
+
+    step("deleted and created again");
     // A cookie whose USN counts for another database of the DC (another invocationId) is
     // never read on: USNs of different invocations are not comparable.
     let db = rusqlite::Connection::open(run.dir.path().join("state.db")).expect("state store");

@@ -34,7 +34,10 @@ enum Item {
         id: String,
         origin: String,
     },
-    Deleted(String),
+    Deleted {
+        origin: String,
+        id: Option<String>,
+    },
     /// A delete that names the record by the source's own id.
     DeletedId(String),
 }
@@ -163,7 +166,9 @@ pub(super) fn read_both(
                             }
                             batches.push(map(record))
                         }
-                        SourceChange::Deleted { origin } => batches.push(Item::Deleted(origin)),
+                        SourceChange::Deleted { origin, id } => {
+                            batches.push(Item::Deleted { origin, id })
+                        }
                         SourceChange::DeletedId { id } => batches.push(Item::DeletedId(id)),
                     })
                 }
@@ -250,9 +255,14 @@ pub(super) fn read_both(
                                      the desired state came from it)"
                                 ),
                             },
-                            Item::Deleted(origin) => {
-                                log::info!("the source reports {origin} deleted");
-                                loader.deleted(&origin);
+                            Item::Deleted { origin, id } => {
+                                match loader.deleted(&origin, id.as_deref()) {
+                                    Deletion::Superseded { .. } => log::info!(
+                                        "the source reports {origin} deleted; it holds another \
+                                         entry now, read by this read, which stays"
+                                    ),
+                                    _ => log::info!("the source reports {origin} deleted"),
+                                }
                             }
                         }
                     }

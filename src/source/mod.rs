@@ -29,6 +29,10 @@ pub enum SourceChange {
     /// a record's absence.
     Deleted {
         origin: String,
+        /// The source's own id of the record that was there, when the source names it (an
+        /// AD tombstone's `objectGUID`): a record of another id read at `origin` by the same
+        /// read is a newer entry there, which the delete is not about.
+        id: Option<String>,
     },
     /// An explicit delete that names the record by the source's own id only (LDAP content
     /// sync names deleted entries by `entryUUID`): the record read with that

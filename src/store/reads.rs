@@ -362,8 +362,8 @@ mod tests {
         loader
             .desired(&user("k3", "caroline", "carol@old"), "uid=caroline")
             .expect("load");
-        loader.deleted("uid=dave");
-        loader.deleted("uid=nobody");
+        loader.deleted("uid=dave", None);
+        loader.deleted("uid=nobody", None);
         let counts = loader.finish().expect("finish");
         assert_eq!(
             (counts.desired, counts.rejected, counts.source),
@@ -430,7 +430,7 @@ mod tests {
                 })
                 .expect("reject");
         }
-        loader.deleted("uid=hal");
+        loader.deleted("uid=hal", None);
         let counts = loader.finish().expect("finish");
         assert_eq!((counts.desired, counts.rejected), (2, 1));
         assert_eq!(
@@ -551,7 +551,19 @@ mod tests {
         loader
             .desired(&user("k2", "bob", "bob@new"), "uid=bob")
             .expect("load");
-        loader.deleted("uid=bob");
+        loader.deleted("uid=bob", None);
+        // Read with an id, then a delete at its origin naming another id (an AD tombstone
+        // of the object that was there before): the record read stays.
+        loader.source_id("id-carol2", "uid=carol").expect("id");
+        loader
+            .desired(&user("k8", "carol", "carol@new"), "uid=carol")
+            .expect("load");
+        assert_eq!(
+            loader.deleted("uid=carol", Some("ID-CAROL")),
+            Deletion::Superseded {
+                origin: "uid=carol".into()
+            }
+        );
         let counts = loader.finish().expect("finish");
         assert_eq!((counts.desired, counts.deleted), (2, 1));
         assert_eq!(pairs(&store, run), ["alice new", "carol new"]);

@@ -46,7 +46,7 @@ pub struct Loader<'s> {
 pub enum Deletion {
     /// Neither this read nor its base saw a record with that id.
     Unseen,
-    /// The record at `origin` is taken out of the desired state.
+    /// What the desired state holds at `origin` is taken out when the load finishes.
     Taken { origin: String },
     /// This read loaded another entry (another id) at `origin` since that id's record was
     /// read: the delete is of the entry that was there before, and the new one stays. An
@@ -204,9 +204,18 @@ impl Loader<'_> {
     /// An explicit delete signal of an incremental read: the record at `origin` is gone from
     /// the source. What the desired state holds there (a desired user, a reject) is taken
     /// out when the load finishes, unless a record is read at `origin` after the signal: the
-    /// record read later is the source as it is now.
-    pub fn deleted(&mut self, origin: &str) {
-        self.deleted_at.insert(origin.to_string());
+    /// record read later is the source as it is now. With the source's `id` of the record
+    /// that was there: nothing is taken out when this read loaded a record of another id
+    /// at `origin` (`Deletion::Superseded`, an entry deleted and created again).
+    pub fn deleted(&mut self, origin: &str, id: Option<&str>) -> Deletion {
+        let origin = origin.to_string();
+        if let (Some(id), Some(read)) = (id, self.ids_read.get(&origin))
+            && !read.eq_ignore_ascii_case(id)
+        {
+            return Deletion::Superseded { origin };
+        }
+        self.deleted_at.insert(origin.clone());
+        Deletion::Taken { origin }
     }
 
     /// An explicit delete that names the record by the source's own id only (LDAP content
@@ -221,11 +230,7 @@ impl Loader<'_> {
             .prepare_cached("DELETE FROM source_ids WHERE run_id = ?1 AND source_id = ?2")
             .and_then(|mut s| s.execute(params![self.run_id, id]))
             .map_err(|e| self.store.err(e))?;
-        if self.ids_read.get(&origin).is_some_and(|read| *read != id) {
-            return Ok(Deletion::Superseded { origin });
-        }
-        self.deleted(&origin);
-        Ok(Deletion::Taken { origin })
+        Ok(self.deleted(&origin, Some(&id)))
     }
 
     /// The source's own id of the record at `origin` (LDAP content sync: its `entryUUID`),

@@ -117,6 +117,7 @@ impl FreshserviceHelpdesk {
                         Some(id) => {
                             sink(SourceChange::Deleted {
                                 origin: format!("{name}/{id}"),
+                                id: None,
                             });
                             deleted += 1;
                         }

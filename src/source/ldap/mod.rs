@@ -750,6 +750,15 @@ impl Source for LdapDirectory {
             });
         }
         attrs.push(tracking::MODIFY_TIMESTAMP.to_string());
+        // AD: each record with its objectGUID, which a tombstone names too, so that a delete
+        // is known not to be of a newer entry under the same DN (`SourceChange::Deleted`).
+        if ad.is_some()
+            && !attrs
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(tracking::OBJECT_GUID))
+        {
+            attrs.push(tracking::OBJECT_GUID.to_string());
+        }
         let filter = match &since {
             Some(cookie) => cookie.filter(&self.config.filter.value),
             None => self.config.filter.value.clone(),
@@ -764,23 +773,29 @@ impl Source for LdapDirectory {
             *skipped = since.is_some().then(Vec::new);
         }
         let mut newest = tracking::Newest::default();
-        let read = self.read_all(&bases, &filter, &attrs, &mut |record| {
+        let read = self.read_all(&bases, &filter, &attrs, &mut |mut record| {
             newest.see(&record);
+            if ad.is_some() {
+                record.source_id = record.first(tracking::OBJECT_GUID).map(str::to_lowercase);
+            }
             sink(SourceChange::Record(record));
         });
-        let mut skipped = self
+        let mut skipped: Vec<(String, Option<String>)> = self
             .skipped
             .lock()
             .ok()
             .and_then(|mut s| s.take())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(|origin| (origin, None))
+            .collect();
         let records = read?;
         if let (Some(tracking::Cookie::Usn(was)), Some(root)) = (&since, &ad) {
             skipped.extend(self.deleted_since(root, was, &bases)?);
         }
         let deleted = skipped.len() as u64;
-        for origin in skipped {
-            sink(SourceChange::Deleted { origin });
+        for (origin, id) in skipped {
+            sink(SourceChange::Deleted { origin, id });
         }
         let cookie = match ad {
             // AD: where the DC stood when this read began, whatever the read saw.
@@ -815,13 +830,14 @@ impl LdapDirectory {
         root
     }
 
-    /// The former DNs of the users deleted since `was`, from the DC's tombstones.
+    /// The former DNs of the users deleted since `was`, each with its objectGUID, from the
+    /// DC's tombstones.
     fn deleted_since(
         &self,
         root: &tracking::AdRoot,
         was: &tracking::UsnPosition,
         bases: &[&str],
-    ) -> Result<Vec<String>, SourceError> {
+    ) -> Result<Vec<(String, Option<String>)>, SourceError> {
         let Some(domain) = &root.domain else {
             log::warn!(
                 "{}: the rootDSE names no defaultNamingContext, so deletes are not read",

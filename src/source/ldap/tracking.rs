@@ -182,7 +182,11 @@ pub(super) fn ad_root(conn: &mut LdapConn, timeout: Duration) -> Result<Option<A
     }))
 }
 
-/// The former DNs of the user objects deleted from `domain` after `since`, as read from
+/// The attribute that names an AD object for good, whatever its DN.
+pub(super) const OBJECT_GUID: &str = "objectguid";
+
+/// The former DNs of the user objects deleted from `domain` after `since`, each with its
+/// `objectGUID` (rendered as the main read renders it, lowercase), as read from
 /// the tombstones in its `CN=Deleted Objects` with the Show Deleted control, kept only
 /// where the former parent is under one of `bases`. Paged like the main search (pages of
 /// `page_size`): an AD DC answers at most MaxPageSize (1000) entries to a search without
@@ -194,7 +198,7 @@ pub(super) fn deleted_since(
     bases: &[&str],
     timeout: Duration,
     page_size: u32,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<(String, Option<String>)>, String> {
     let container = format!("CN=Deleted Objects,{domain}");
     let filter = format!(
         "(&(isDeleted=TRUE)(objectClass=user)(uSNChanged>={}))",
@@ -215,7 +219,7 @@ pub(super) fn deleted_since(
             &container,
             Scope::OneLevel,
             &filter,
-            vec!["lastKnownParent"],
+            vec!["lastKnownParent", "objectGUID"],
         )
         .map_err(|e| e.to_string())?;
     let mut origins = Vec::new();
@@ -230,8 +234,23 @@ pub(super) fn deleted_since(
         }
         let entry = SearchEntry::construct(entry);
         let parent = first(&entry, "lastknownparent");
+        // Binary, unless its bytes happen to be UTF-8 (as `record_from_entry` reads it).
+        let guid = entry
+            .bin_attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(OBJECT_GUID))
+            .and_then(|(_, values)| values.first().cloned())
+            .or_else(|| {
+                entry
+                    .attrs
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(OBJECT_GUID))
+                    .and_then(|(_, values)| values.first())
+                    .map(|text| text.as_bytes().to_vec())
+            })
+            .map(|bytes| super::render_binary(OBJECT_GUID, &bytes).to_lowercase());
         match parent.and_then(|p| former_dn(&entry.dn, &p)) {
-            Some(dn) if bases.iter().any(|b| under(&dn, b)) => origins.push(dn),
+            Some(dn) if bases.iter().any(|b| under(&dn, b)) => origins.push((dn, guid)),
             Some(_) => {}
             None => log::debug!("tombstone {} names no former place", entry.dn),
         }

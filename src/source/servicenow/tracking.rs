@@ -224,6 +224,7 @@ impl ServiceNowInstance {
             log::debug!("sys_user/{sys_id} changed and is no longer selected by the query");
             sink(SourceChange::Deleted {
                 origin: format!("sys_user/{sys_id}"),
+                id: None,
             });
             deleted += 1;
         }
