@@ -532,6 +532,24 @@ fn list(provider: &Provider, c: &Collection, unique: &str, request: &Request) ->
             // An indexed first term narrows to one candidate (or, `gt`, to the resources
             // modified since); otherwise every resource.
             let Term { attr, value, after } = &terms[0];
+            if *after && terms.len() == 1 {
+                // `meta.lastModified gt` alone: the index is the answer, in its order, with
+                // no resource looked at but the page's (an incremental read of a million
+                // accounts pages through all of them).
+                let since = DateTime::parse_from_rfc3339(value)
+                    .map(|t| t.timestamp_micros())
+                    .unwrap_or(i64::MAX);
+                let range = || {
+                    c.by_modified
+                        .range((since.saturating_add(1), String::new())..)
+                };
+                let page = range()
+                    .skip(start - 1)
+                    .take(count)
+                    .filter_map(|(_, id)| c.resources.get(id))
+                    .collect();
+                return list_response(range().count(), start, page);
+            }
             let candidates: Vec<&Value> = if *after {
                 let since = DateTime::parse_from_rfc3339(value)
                     .map(|t| t.timestamp_micros())
@@ -566,6 +584,10 @@ fn list(provider: &Provider, c: &Collection, unique: &str, request: &Request) ->
             (total, all.into_iter().skip(start - 1).take(count).collect())
         }
     };
+    list_response(total, start, page)
+}
+
+fn list_response(total: usize, start: usize, page: Vec<&Value>) -> Response {
     Response::json(
         200,
         &json!({
