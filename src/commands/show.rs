@@ -6,6 +6,7 @@
 //! What is shown is always counted again from the actions' statuses: a plan whose held
 //! removes were released and applied later does not say they are held.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::SecondsFormat;
@@ -56,7 +57,14 @@ pub(super) fn show(global: &Global, args: ShowArgs) -> Result<u8, Error> {
     let out = match args.format {
         ShowFormat::Csv => render::csv(shown.plan.as_ref(), &shown.rejects),
         ShowFormat::Json => {
-            serde_json::to_string_pretty(&json_object(&shown)).unwrap_or_default() + "\n"
+            // Written as it is made: a plan of 100,000 adds as one `Value` and then one
+            // `String` took 820 MiB.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let _ = serde_json::to_writer_pretty(&mut out, &JsonShown(&shown))
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush());
+            return Ok(exit::OK);
         }
         ShowFormat::Human | ShowFormat::Markdown => {
             human(&shown, args.format, global.colour, &args.what)
@@ -86,35 +94,60 @@ pub(super) fn run_plan(store: &Store, run: &RunRecord) -> Result<Option<Plan>, S
 /// The plan contract object (`format_version`, `plan_id`, `summary`, `actions`, ...) with
 /// each failed action's `error`, the `rejects`, and for a run the `run` it belongs to. A run
 /// that made no plan (refused, failed before planning) has only `run` and `rejects`.
-fn json_object(shown: &Shown) -> serde_json::Value {
-    let mut object = match &shown.plan {
-        Some(plan) => {
-            let mut value =
-                serde_json::to_value(crate::plan::contract::view(plan)).unwrap_or_default();
-            if let Some(actions) = value
-                .get_mut("actions")
-                .and_then(serde_json::Value::as_array_mut)
-            {
-                for (json, action) in actions.iter_mut().zip(&plan.actions) {
-                    if let (Some(error), Some(json)) = (&action.error, json.as_object_mut()) {
-                        json.insert("error".into(), error.clone().into());
-                    }
-                }
-            }
-            value
-        }
-        None => serde_json::json!({}),
-    };
-    if let Some(map) = object.as_object_mut() {
-        map.insert(
+///
+/// Keys come in sorted order at every level, as a `serde_json::Value` writes them (the
+/// output is what it was when it was one): the header and each action are made `Value`s one
+/// at a time, and the actions are written one after another, never all held as JSON.
+struct JsonShown<'a>(&'a Shown);
+
+impl serde::Serialize for JsonShown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let shown = self.0;
+        let mut top = match &shown.plan {
+            Some(plan) => serde_json::to_value(crate::plan::contract::header(plan))
+                .map_err(S::Error::custom)?,
+            None => serde_json::json!({}),
+        };
+        let Some(fields) = top.as_object_mut() else {
+            return Err(S::Error::custom("a plan's header is an object"));
+        };
+        fields.insert(
             "rejects".into(),
-            serde_json::to_value(&shown.rejects).unwrap_or_default(),
+            serde_json::to_value(&shown.rejects).map_err(S::Error::custom)?,
         );
         if let Some(run) = &shown.run {
-            map.insert("run".into(), runs::json_row(run));
+            fields.insert("run".into(), runs::json_row(run));
         }
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (key, value) in fields.iter() {
+            match &shown.plan {
+                Some(plan) if key == "actions" => map.serialize_entry(key, &JsonActions(plan))?,
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
     }
-    object
+}
+
+/// A plan's actions as `show --format json` has them: each as the contract writes it, with
+/// its `error` when it failed.
+struct JsonActions<'a>(&'a Plan);
+
+impl serde::Serialize for JsonActions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(Some(self.0.actions.len()))?;
+        for action in &self.0.actions {
+            let mut json = serde_json::to_value(crate::plan::contract::ActionJson::from(action))
+                .map_err(S::Error::custom)?;
+            if let (Some(error), Some(json)) = (&action.error, json.as_object_mut()) {
+                json.insert("error".into(), error.clone().into());
+            }
+            seq.serialize_element(&json)?;
+        }
+        seq.end()
+    }
 }
 
 fn human(shown: &Shown, format: ShowFormat, colour: render::Colour, what: &str) -> String {
