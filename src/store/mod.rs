@@ -145,6 +145,21 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// A checkpoint running on a thread of its own (`checkpoint_behind`), joined when the
+    /// store is dropped.
+    checkpoint: std::cell::RefCell<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// SQLite's default `wal_autocheckpoint`, in pages.
+const AUTOCHECKPOINT_PAGES: i64 = 1000;
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(running) = self.checkpoint.get_mut().take() {
+            // It only copies committed pages: a panic there loses nothing.
+            let _ = running.join();
+        }
+    }
 }
 
 impl Store {
@@ -160,6 +175,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            checkpoint: Default::default(),
         };
         store.configure().map_err(|e| sqlite(path, e))?;
         store.migrate()?;
@@ -172,6 +188,7 @@ impl Store {
         let store = Store {
             conn,
             path: self.path.clone(),
+            checkpoint: Default::default(),
         };
         store.configure().map_err(|e| sqlite(&self.path, e))?;
         Ok(store)
@@ -219,6 +236,36 @@ impl Store {
         tx.pragma_update(None, "user_version", known)
             .map_err(|e| sqlite(&path, e))?;
         tx.commit().map_err(|e| sqlite(&path, e))
+    }
+
+    /// Commits `tx`, a large write (a run's snapshots), leaving the copy of its pages from the
+    /// WAL into the database to a thread of its own: SQLite would make it on this thread,
+    /// inside the commit (the WAL is past `wal_autocheckpoint`), while the run waits (3.1 of
+    /// the 16.8 s of an incremental plan of 1,000,000 users). The checkpoint is passive: it
+    /// never blocks this connection's reads and writes, and one that finds another running
+    /// gives way. The WAL is whole either way; only where the pages lie differs.
+    pub(crate) fn commit_checkpoint_behind(&self, tx: rusqlite::Transaction<'_>) -> Result<()> {
+        let err = |e| self.err(e);
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(err)?;
+        let committed = tx.commit();
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+            .map_err(err)?;
+        committed.map_err(err)?;
+        let path = self.path.clone();
+        let running = std::thread::spawn(move || {
+            let checkpoint = Connection::open(&path)
+                .and_then(|conn| conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())));
+            if let Err(e) = checkpoint {
+                log::debug!("checkpointing {}: {e}", path.display());
+            }
+        });
+        if let Some(earlier) = self.checkpoint.replace(Some(running)) {
+            let _ = earlier.join();
+        }
+        Ok(())
     }
 
     fn schema_version(&self) -> rusqlite::Result<i64> {

@@ -527,7 +527,7 @@ impl Loader<'_> {
                 params![run_id, self.counts.source, self.counts.target, self.counts.rejected, self.counts.managed + self.counts.foreign],
             )
             .map_err(|e| self.store.err(e))?;
-        self.tx.commit().map_err(|e| self.store.err(e))?;
+        self.store.commit_checkpoint_behind(self.tx)?;
         Ok(self.counts)
     }
 
