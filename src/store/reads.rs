@@ -216,7 +216,7 @@ mod tests {
     use super::*;
     use crate::model::{DesiredUser, Pair, Reject, TargetUser};
     use crate::plan::{FORMAT_VERSION, Plan, Summary};
-    use crate::store::{Deletion, RunKind};
+    use crate::store::{Deletion, Loader, RunKind};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -472,15 +472,21 @@ mod tests {
         base
     }
 
-    #[test]
-    fn a_delete_by_id_takes_out_that_record_and_never_a_newer_entry_at_its_origin() {
-        let (_dir, mut store) = store();
-        let base = base_with_ids(&mut store);
+    /// A new run whose load patches `base`'s desired state.
+    fn patching(store: &mut Store, base: i64) -> (i64, Loader<'_>) {
         let run = store
             .begin_run(RunKind::Plan, "cfg", Utc::now())
             .expect("run");
         let mut loader = store.loader(run).expect("loader");
         loader.patch_from(base).expect("patch");
+        (run, loader)
+    }
+
+    #[test]
+    fn a_delete_by_id_takes_out_that_record_and_never_a_newer_entry_at_its_origin() {
+        let (_dir, mut store) = store();
+        let base = base_with_ids(&mut store);
+        let (run, mut loader) = patching(&mut store, base);
         // bob's entry was deleted and created again under the same DN (a new id), and the
         // read names the old one deleted after the new one; carol's entry was changed, then
         // deleted before the delete was read: the delete is of the very record read.
@@ -531,11 +537,7 @@ mod tests {
     fn a_record_read_after_a_delete_signal_at_its_origin_stays() {
         let (_dir, mut store) = store();
         let base = base_with_ids(&mut store);
-        let run = store
-            .begin_run(RunKind::Plan, "cfg", Utc::now())
-            .expect("run");
-        let mut loader = store.loader(run).expect("loader");
-        loader.patch_from(base).expect("patch");
+        let (run, mut loader) = patching(&mut store, base);
         // Deleted, then read again (created again) at the same origin: the record stays.
         assert_eq!(
             loader.deleted_id("id-alice").expect("delete"),

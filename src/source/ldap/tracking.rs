@@ -234,21 +234,9 @@ pub(super) fn deleted_since(
         }
         let entry = SearchEntry::construct(entry);
         let parent = first(&entry, "lastknownparent");
-        // Binary, unless its bytes happen to be UTF-8 (as `record_from_entry` reads it).
-        let guid = entry
-            .bin_attrs
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(OBJECT_GUID))
-            .and_then(|(_, values)| values.first().cloned())
-            .or_else(|| {
-                entry
-                    .attrs
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(OBJECT_GUID))
-                    .and_then(|(_, values)| values.first())
-                    .map(|text| text.as_bytes().to_vec())
-            })
-            .map(|bytes| super::render_binary(OBJECT_GUID, &bytes).to_lowercase());
+        // Rendered as the main read renders a record's (`record_from_entry`).
+        let guid = first_bytes(&entry, OBJECT_GUID)
+            .map(|bytes| super::render_binary(OBJECT_GUID, bytes).to_lowercase());
         match parent.and_then(|p| former_dn(&entry.dn, &p)) {
             Some(dn) if bases.iter().any(|b| under(&dn, b)) => origins.push((dn, guid)),
             Some(_) => {}
@@ -353,23 +341,27 @@ fn base_entry(
     }
 }
 
-/// The first value of `name` as lowercase hex of its bytes, however ldap3 gave it: 16
-/// random bytes (a GUID) are sometimes valid UTF-8, and then arrive as text.
+/// The first value of `name` as lowercase hex of its bytes (`first_bytes`).
 fn first_hex(entry: &SearchEntry, name: &str) -> Option<String> {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    first_bytes(entry, name).map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The bytes of the first value of `name`, however ldap3 gave it: 16 random bytes (a GUID)
+/// are sometimes valid UTF-8, and then arrive as text.
+fn first_bytes<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e [u8]> {
     entry
         .bin_attrs
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .and_then(|(_, v)| v.first())
-        .map(|b| hex(b))
+        .map(Vec::as_slice)
         .or_else(|| {
             entry
                 .attrs
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .and_then(|(_, v)| v.first())
-                .map(|t| hex(t.as_bytes()))
+                .map(String::as_bytes)
         })
 }
 
