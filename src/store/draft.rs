@@ -166,9 +166,11 @@ impl Writer {
     fn start(store: Store) -> Writer {
         let (batches, rows) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let done = std::thread::spawn(move || {
+            // The draft's pages are copied into the database behind the planner
+            // (`Store::checkpoint_behind`, once the writer is done), not in its commit.
             store
                 .conn
-                .execute_batch("BEGIN")
+                .execute_batch("PRAGMA wal_autocheckpoint = 0; BEGIN")
                 .map_err(|e| store.err(e))?;
             for batch in rows {
                 match batch {
@@ -445,6 +447,7 @@ impl Draft<'_> {
             return Ok(());
         };
         writer.finish(&self.store.path)?;
+        self.store.checkpoint_behind();
         self.store
             .conn
             .execute_batch("BEGIN")

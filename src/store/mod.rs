@@ -145,9 +145,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    /// A checkpoint running on a thread of its own (`checkpoint_behind`), joined when the
+    /// Checkpoints started on threads of their own (`checkpoint_behind`), joined when the
     /// store is dropped.
-    checkpoint: std::cell::RefCell<Option<std::thread::JoinHandle<()>>>,
+    checkpoints: std::cell::RefCell<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// SQLite's default `wal_autocheckpoint`, in pages.
@@ -155,7 +155,7 @@ const AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(running) = self.checkpoint.get_mut().take() {
+        for running in self.checkpoints.get_mut().drain(..) {
             // It only copies committed pages: a panic there loses nothing.
             let _ = running.join();
         }
@@ -175,7 +175,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
-            checkpoint: Default::default(),
+            checkpoints: Default::default(),
         };
         store.configure().map_err(|e| sqlite(path, e))?;
         store.migrate()?;
@@ -188,7 +188,7 @@ impl Store {
         let store = Store {
             conn,
             path: self.path.clone(),
-            checkpoint: Default::default(),
+            checkpoints: Default::default(),
         };
         store.configure().map_err(|e| sqlite(&self.path, e))?;
         Ok(store)
@@ -254,6 +254,13 @@ impl Store {
             .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
             .map_err(err)?;
         committed.map_err(err)?;
+        self.checkpoint_behind();
+        Ok(())
+    }
+
+    /// Starts a passive checkpoint on a thread of its own (see `commit_checkpoint_behind`).
+    /// One that finds another running gives way at once.
+    pub(crate) fn checkpoint_behind(&self) {
         let path = self.path.clone();
         let running = std::thread::spawn(move || {
             let checkpoint = Connection::open(&path)
@@ -262,10 +269,9 @@ impl Store {
                 log::debug!("checkpointing {}: {e}", path.display());
             }
         });
-        if let Some(earlier) = self.checkpoint.replace(Some(running)) {
-            let _ = earlier.join();
-        }
-        Ok(())
+        let mut checkpoints = self.checkpoints.borrow_mut();
+        checkpoints.retain(|c| !c.is_finished());
+        checkpoints.push(running);
     }
 
     fn schema_version(&self) -> rusqlite::Result<i64> {
