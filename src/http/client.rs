@@ -14,7 +14,12 @@
 //!   client knows: those it was built with, the proxy password, and each credential and secret
 //!   form field it sends, learned as it sends them.
 //!
-//! Blocking reqwest on the calling thread, like every connector: no runtime of our own.
+//! Every connector is blocking code; the client is too, seen from its callers. Under it each
+//! calling thread works a *lane* of its own (`Lanes`): reqwest's async client with its own
+//! connection pool, driven by a current-thread tokio runtime on the caller's thread. A request
+//! is written, answered and read on the thread that asked, with no hand-off to another thread
+//! and back (reqwest's blocking client sends every request through its one runtime thread: at
+//! four apply workers, the context switches and that one thread were the limit).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +27,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use reqwest::blocking::{Client, RequestBuilder};
+use std::sync::Mutex;
+
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, RequestBuilder};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
@@ -366,7 +373,7 @@ impl Failure {
 /// A blocking HTTP client for one connector. Shared by the connector's threads.
 #[derive(Debug)]
 pub struct HttpClient {
-    client: Client,
+    lanes: Lanes,
     role: Role,
     timeout_secs: u64,
     pacer: Option<Pacer>,
@@ -392,24 +399,24 @@ impl HttpClient {
         let timeout_secs = http.timeout_secs.max(1);
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
-        let mut builder = Client::builder()
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .timeout(Duration::from_secs(timeout_secs));
-        if let Some(ca_file) = &http.ca_file {
-            builder = builder.tls_certs_merge(read_ca_file(&ca_file.value)?);
-        }
-        if let Some(proxy) = proxy(http, &scrubber)? {
-            builder = builder.proxy(proxy);
-        }
-        let client = builder.build().map_err(|e| {
-            SetupError::Invalid(scrubber.scrub(&format!(
-                "cannot set up the HTTP client: {}",
-                error_chain(&e)
-            )))
+        let recipe = Recipe {
+            headers,
+            timeout: Duration::from_secs(timeout_secs),
+            ca_certs: match &http.ca_file {
+                Some(ca_file) => read_ca_file(&ca_file.value)?,
+                None => Vec::new(),
+            },
+            proxy: proxy(http, &scrubber)?,
+        };
+        // The first lane is built now: a setting reqwest refuses fails here, before any read.
+        let first = recipe.lane().map_err(|e| {
+            SetupError::Invalid(scrubber.scrub(&format!("cannot set up the HTTP client: {e}")))
         })?;
         Ok(HttpClient {
-            client,
+            lanes: Lanes {
+                recipe,
+                idle: Mutex::new(vec![first]),
+            },
             role,
             timeout_secs,
             pacer,
@@ -450,29 +457,43 @@ impl HttpClient {
     /// One HTTP exchange, let through by the admission (fewer at once after overload
     /// answers) and paced by the rate limit.
     fn attempt(&self, request: &Request) -> Result<Reply, Failure> {
-        let builder = self.build(request)?;
+        let lane = self.lanes.take().map_err(|e| {
+            Failure::Request(self.scrub(&format!("cannot set up the HTTP client: {e}")))
+        })?;
+        let builder = match self.build(&lane.client, request) {
+            Ok(builder) => builder,
+            Err(failure) => {
+                self.lanes.put_back(lane);
+                return Err(failure);
+            }
+        };
         let ticket = self.admission.enter();
         if let Some(pacer) = &self.pacer {
             pacer.wait(&request.url);
         }
         // A dropped connection ends the ticket saying nothing about the load.
-        let response = builder.send().map_err(|e| self.transport_failure(&e))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let (status, retry_after, headers, body) = lane
+            .runtime
+            .block_on(async {
+                let response = builder.send().await?;
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let headers = response.headers().clone();
+                let body = response.bytes().await?;
+                Ok((status, retry_after, headers, body))
+            })
+            .map_err(|e: reqwest::Error| self.transport_failure(&e))?;
+        self.lanes.put_back(lane);
         match status.as_u16() {
             429 => ticket.overloaded(429, retry_after),
             503 if retry_after.is_some() => ticket.overloaded(503, retry_after),
             _ => ticket.answered(),
         }
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .map_err(|e| self.transport_failure(&e))?
-            .to_vec();
+        let body = body.to_vec();
         log::debug!("{} {} -> {}", request.method, request.url, status.as_u16());
         if status.is_success() {
             return Ok(Reply {
@@ -491,9 +512,8 @@ impl HttpClient {
         })
     }
 
-    fn build(&self, request: &Request) -> Result<RequestBuilder, Failure> {
-        let mut builder = self
-            .client
+    fn build(&self, client: &Client, request: &Request) -> Result<RequestBuilder, Failure> {
+        let mut builder = client
             .request(request.method.clone(), &request.url)
             .headers(request.headers.clone());
         if let Some(auth) = request.auth {
@@ -550,6 +570,79 @@ impl HttpClient {
             message: self.scrub(&message),
             retries: 0,
         }
+    }
+}
+
+/// The lanes of a client: one per thread sending at the same moment, each taken for one
+/// exchange and put back. A lane's connections live on its runtime, which runs only while a
+/// thread is inside `block_on` on it, so a lane is never shared: another thread checking out
+/// one of its pooled connections would wait on a runtime nobody drives.
+struct Lanes {
+    recipe: Recipe,
+    idle: Mutex<Vec<Lane>>,
+}
+
+impl std::fmt::Debug for Lanes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lanes")
+    }
+}
+
+impl Lanes {
+    /// An idle lane, or a new one when every lane is busy (as many as threads send at once).
+    fn take(&self) -> Result<Lane, String> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(lane) => Ok(lane),
+            None => self.recipe.lane(),
+        }
+    }
+
+    /// A lane whose exchange ended in an answer; one whose exchange failed in transport is
+    /// dropped with its connections, which the failure may have left half-used.
+    fn put_back(&self, lane: Lane) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(lane);
+    }
+}
+
+struct Lane {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+/// What every lane's client is built from.
+struct Recipe {
+    headers: HeaderMap,
+    timeout: Duration,
+    ca_certs: Vec<reqwest::Certificate>,
+    proxy: Option<reqwest::Proxy>,
+}
+
+impl Recipe {
+    fn lane(&self) -> Result<Lane, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start its runtime: {e}"))?;
+        let mut builder = Client::builder()
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .default_headers(self.headers.clone())
+            .timeout(self.timeout);
+        if !self.ca_certs.is_empty() {
+            builder = builder.tls_certs_merge(self.ca_certs.clone());
+        }
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
+        // Built inside the runtime: the connector's resolver and timers belong to it.
+        let client = {
+            let _entered = runtime.enter();
+            builder.build().map_err(|e| error_chain(&e))?
+        };
+        Ok(Lane { runtime, client })
     }
 }
 
@@ -665,7 +758,8 @@ mod tests {
         let auth = Authorization::bearer(&token);
         assert_eq!(client.scrub("issued-token-1"), "issued-token-1");
         let request = Request::new(Method::GET, "http://127.0.0.1:1/x", Resend::Safe).auth(&auth);
-        let _ = client.build(&request).expect("builds");
+        let lane = client.lanes.take().expect("lane");
+        let _ = client.build(&lane.client, &request).expect("builds");
         assert_eq!(
             client.scrub("x issued-token-1 config-secret"),
             "x <redacted> <redacted>"
@@ -679,7 +773,8 @@ mod tests {
         let key = Secret::new("k3y-0123456789".into());
         let auth = Authorization::key_as_user(&key, "X");
         let request = Request::new(Method::GET, "http://127.0.0.1:1/x", Resend::Safe).auth(&auth);
-        let _ = client.build(&request).expect("builds");
+        let lane = client.lanes.take().expect("lane");
+        let _ = client.build(&lane.client, &request).expect("builds");
         let header = basic_header("k3y-0123456789", "X");
         assert_eq!(client.scrub(&header), "Basic <redacted>");
         // The public password alone is no secret, and short: left alone inside words.
