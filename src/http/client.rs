@@ -22,16 +22,13 @@
 //! four apply workers, the context switches and that one thread were the limit).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use std::sync::Mutex;
-
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Client, RequestBuilder};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Client, Method, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
 use super::limit::Admission;
@@ -409,9 +406,9 @@ impl HttpClient {
             proxy: proxy(http, &scrubber)?,
         };
         // The first lane is built now: a setting reqwest refuses fails here, before any read.
-        let first = recipe.lane().map_err(|e| {
-            SetupError::Invalid(scrubber.scrub(&format!("cannot set up the HTTP client: {e}")))
-        })?;
+        let first = recipe
+            .lane()
+            .map_err(|e| SetupError::Invalid(scrubber.scrub(&e)))?;
         Ok(HttpClient {
             lanes: Lanes {
                 recipe,
@@ -457,9 +454,10 @@ impl HttpClient {
     /// One HTTP exchange, let through by the admission (fewer at once after overload
     /// answers) and paced by the rate limit.
     fn attempt(&self, request: &Request) -> Result<Reply, Failure> {
-        let lane = self.lanes.take().map_err(|e| {
-            Failure::Request(self.scrub(&format!("cannot set up the HTTP client: {e}")))
-        })?;
+        let lane = self
+            .lanes
+            .take()
+            .map_err(|e| Failure::Request(self.scrub(&e)))?;
         let builder = match self.build(&lane.client, request) {
             Ok(builder) => builder,
             Err(failure) => {
@@ -472,22 +470,19 @@ impl HttpClient {
             pacer.wait(&request.url);
         }
         // A dropped connection ends the ticket saying nothing about the load.
-        let (status, retry_after, headers, body) = lane
+        let (status, headers, body) = lane
             .runtime
             .block_on(async {
                 let response = builder.send().await?;
-                let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                let headers = response.headers().clone();
-                let body = response.bytes().await?;
-                Ok((status, retry_after, headers, body))
+                let (status, headers) = (response.status(), response.headers().clone());
+                Ok((status, headers, response.bytes().await?))
             })
             .map_err(|e: reqwest::Error| self.transport_failure(&e))?;
         self.lanes.put_back(lane);
+        let retry_after = headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         match status.as_u16() {
             429 => ticket.overloaded(429, retry_after),
             503 if retry_after.is_some() => ticket.overloaded(503, retry_after),
@@ -622,11 +617,12 @@ struct Recipe {
 }
 
 impl Recipe {
+    /// A new lane, or why there is none (a message not yet scrubbed).
     fn lane(&self) -> Result<Lane, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start its runtime: {e}"))?;
+            .map_err(|e| format!("cannot set up the HTTP client: cannot start its runtime: {e}"))?;
         let mut builder = Client::builder()
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
             .default_headers(self.headers.clone())
@@ -640,7 +636,9 @@ impl Recipe {
         // Built inside the runtime: the connector's resolver and timers belong to it.
         let client = {
             let _entered = runtime.enter();
-            builder.build().map_err(|e| error_chain(&e))?
+            builder
+                .build()
+                .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))?
         };
         Ok(Lane { runtime, client })
     }
