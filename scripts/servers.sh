@@ -117,7 +117,8 @@ start_scim() {
     SCIM_URL="http://127.0.0.1:$port/v2"
     "$SCIM2_SERVER" --port "$port" --bearer-token "$token" >"$dir/scim.log" 2>&1 &
     SCIM_PID=$!
-    wait_for "scim2-server on $SCIM_URL" curl -sf -H "Authorization: Bearer $token" "$SCIM_URL/ServiceProviderConfig"
+    # Users, not /ServiceProviderConfig, which scim2-server answers without the token.
+    wait_for "scim2-server on $SCIM_URL" curl -sf -H "Authorization: Bearer $token" "$SCIM_URL/Users?count=1"
 }
 
 # write_config FILE [SOURCE_EXTRA] [TRAILER]: a roster.kdl for the running slapd and

@@ -100,7 +100,9 @@ impl ScimServer {
         panic!("scim2-server exited at start three times; its last output:\n{last_output}");
     }
 
-    /// `Err(true)` when the process exited, `Err(false)` on timeout.
+    /// `Err(true)` when the process exited, `Err(false)` on timeout. Ready means our token
+    /// lists users: scim2-server answers `/ServiceProviderConfig` without one, so a probe
+    /// there could be answered by another test's server that took the port first.
     fn wait_until_ready(&mut self) -> Result<(), bool> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         while Instant::now() < deadline {
@@ -109,7 +111,7 @@ impl ScimServer {
             }
             let answer = self
                 .client
-                .get(format!("{}/ServiceProviderConfig", self.url))
+                .get(format!("{}/Users?count=1", self.url))
                 .bearer_auth(&self.token)
                 .send();
             if answer.is_ok_and(|r| r.status().is_success()) {
