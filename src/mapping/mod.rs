@@ -584,7 +584,7 @@ fn single(
     for raw in record.values(attr) {
         let mut v = normalize.iter().fold(raw.clone(), |v, n| n.apply(&v));
         if rule.trim {
-            v = v.trim().to_string();
+            trim(&mut v);
         }
         if v.trim().is_empty() {
             continue;
@@ -621,6 +621,14 @@ fn single(
 /// settled by `single`; an expression gets the one value of each attribute it reads (a
 /// missing attribute it needs is an error naming it, never an empty string); a static
 /// value is the same for everyone. All three then pass the same checks.
+/// Trims `v` in place: most values have nothing to trim and are not copied.
+fn trim(v: &mut String) {
+    let trimmed = v.trim();
+    if trimmed.len() != v.len() {
+        *v = trimmed.to_string();
+    }
+}
+
 fn value(
     record: &SourceRecord,
     field: &FieldMapping,
@@ -641,7 +649,7 @@ fn value(
     };
     let mut v = field.normalize.iter().fold(raw, |v, n| n.apply(&v));
     if rule.trim {
-        v = v.trim().to_string();
+        trim(&mut v);
     }
     if v.trim().is_empty() {
         return Ok(None);

@@ -33,22 +33,58 @@ impl SourceRecord {
 
     /// Adds values under `name` (case-insensitive, as LDAP attribute names are).
     pub fn push(&mut self, name: &str, value: impl Into<String>) {
-        self.attrs
-            .entry(name.to_ascii_lowercase())
-            .or_default()
-            .push(value.into());
+        let value = value.into();
+        let left = with_lowercase(name, |name| match self.attrs.get_mut(name) {
+            Some(values) => {
+                values.push(value);
+                None
+            }
+            None => Some((name.to_string(), value)),
+        });
+        if let Some((name, value)) = left {
+            self.attrs.insert(name, vec![value]);
+        }
+    }
+
+    /// Adds every value in `values` under `name` (case-insensitive), taking the name as it
+    /// is when it is lowercase already.
+    pub fn extend(&mut self, mut name: String, values: Vec<String>) {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            name.make_ascii_lowercase();
+        }
+        self.attrs.entry(name).or_default().extend(values);
     }
 
     /// All values of an attribute; empty when the record does not carry it.
     pub fn values(&self, name: &str) -> &[String] {
-        self.attrs
-            .get(&name.to_ascii_lowercase())
-            .map_or(&[], Vec::as_slice)
+        with_lowercase(name, |name| self.attrs.get(name)).map_or(&[], Vec::as_slice)
     }
 
     /// The first value, if any.
     pub fn first(&self, name: &str) -> Option<&str> {
         self.values(name).first().map(String::as_str)
+    }
+}
+
+/// Calls `f` with `name` in ASCII lowercase, without allocating for a name that is
+/// lowercase already or short (every lookup of a mapped attribute goes through here, once
+/// per record, and configs spell names as `entryUUID`).
+fn with_lowercase<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return f(name);
+    }
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..name.len()) {
+        Some(short) => {
+            short.copy_from_slice(name.as_bytes());
+            short.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            match std::str::from_utf8(short) {
+                Ok(lower) => f(lower),
+                Err(_) => f(&name.to_ascii_lowercase()),
+            }
+        }
+        None => f(&name.to_ascii_lowercase()),
     }
 }
 

@@ -1132,7 +1132,8 @@ fn has_ranges(entry: &SearchEntry) -> bool {
         .attrs
         .keys()
         .chain(entry.bin_attrs.keys())
-        .any(|name| parse_range(name).is_some())
+        // Options are after a `;`: most names have none and are not parsed.
+        .any(|name| name.contains(';') && parse_range(name).is_some())
 }
 
 /// Moves the values of each ranged attribute (`member;range=0-1499`) onto its plain,
@@ -1233,14 +1234,13 @@ fn complete_ranges(
 fn record_from_entry(entry: SearchEntry) -> SourceRecord {
     let mut record = SourceRecord::new(entry.dn);
     for (name, values) in entry.attrs {
-        let name = name.to_ascii_lowercase();
-        for value in values {
-            let value = if is_guid_attribute(&name) {
-                render_binary(&name, value.as_bytes())
-            } else {
-                value
-            };
-            record.push(&name, value);
+        if is_guid_attribute(&name) {
+            let name = name.to_ascii_lowercase();
+            for value in values {
+                record.push(&name, render_binary(&name, value.as_bytes()));
+            }
+        } else {
+            record.extend(name, values);
         }
     }
     for (name, values) in entry.bin_attrs {
@@ -1252,8 +1252,8 @@ fn record_from_entry(entry: SearchEntry) -> SourceRecord {
     record
 }
 
-pub(crate) fn is_guid_attribute(lowercase_name: &str) -> bool {
-    lowercase_name == "objectguid"
+pub(crate) fn is_guid_attribute(name: &str) -> bool {
+    name.eq_ignore_ascii_case("objectguid")
 }
 
 /// A GUID attribute of 16 bytes as a GUID string; any other binary value as lowercase hex.
