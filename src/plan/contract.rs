@@ -134,22 +134,25 @@ pub struct Actions<'a>(&'a Plan);
 
 impl Serialize for Actions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_each(self.0, serializer, |a| ActionJson::from(a))
+        use serde::ser::SerializeSeq;
+        serialize_each(self.0, serializer, |seq, a| {
+            seq.serialize_element(&ActionView::of(a))
+        })
     }
 }
 
-/// Serializes `plan`'s actions as a sequence, each converted by `convert` while it is read
+/// Serializes `plan`'s actions as a sequence, each written by `element` while it is read
 /// (from memory or the store's draft): a read failure fails the serialization.
-fn serialize_each<S: serde::Serializer, T: Serialize>(
+fn serialize_each<S: serde::Serializer>(
     plan: &Plan,
     serializer: S,
-    convert: impl Fn(&Action) -> T,
+    element: impl Fn(&mut S::SerializeSeq, &Action) -> Result<(), S::Error>,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::{Error, SerializeSeq};
     let mut seq = serializer.serialize_seq(None)?;
     let mut failed: Option<S::Error> = None;
     let read = plan.each_action(|a| {
-        seq.serialize_element(&convert(a)).map_err(|e| {
+        element(&mut seq, a).map_err(|e| {
             failed = Some(e);
             std::io::Error::other("serializing an action failed")
         })
@@ -192,8 +195,9 @@ pub struct FileActions<'a>(Actions<'a>);
 
 impl Serialize for FileActions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_each((self.0).0, serializer, |a| {
-            CompactAction(ActionJson::from(a))
+        use serde::ser::SerializeSeq;
+        serialize_each((self.0).0, serializer, |seq, a| {
+            seq.serialize_element(&CompactAction(ActionView::of(a)))
         })
     }
 }
@@ -203,55 +207,56 @@ impl Serialize for FileActions<'_> {
 /// `status` when it is `planned`, `reason` when it is the default reason of the action
 /// (`default_reason`), `changes` when there are none, and a change's `before` / `after`
 /// when it has no value.
-struct CompactAction(ActionJson);
+struct CompactAction<'a>(ActionView<'a>);
 
-impl Serialize for CompactAction {
+impl Serialize for CompactAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let a = &self.0;
         let mut out = serializer.serialize_struct("ActionJson", 12)?;
         out.serialize_field("seq", &a.seq)?;
-        out.serialize_field("action", &a.action)?;
+        out.serialize_field("action", a.action)?;
         if a.object != DEFAULT_OBJECT {
-            out.serialize_field("object", &a.object)?;
+            out.serialize_field("object", a.object)?;
         }
         out.serialize_field("key", &a.key)?;
-        out.serialize_field("username", &a.username)?;
+        out.serialize_field("username", a.username)?;
         if a.status != DEFAULT_STATUS {
-            out.serialize_field("status", &a.status)?;
+            out.serialize_field("status", a.status)?;
         }
-        if default_reason(&a.action, &a.object, &a.changes).as_ref() != Some(&a.reason) {
+        let changes = a.changes.0.iter().map(ChangeView::of);
+        if default_reason(a.action, a.object, changes).as_ref() != Some(&a.reason) {
             out.serialize_field("reason", &a.reason)?;
         }
-        if !a.changes.is_empty() {
-            out.serialize_field("changes", &CompactChanges(&a.changes))?;
+        if !a.changes.0.is_empty() {
+            out.serialize_field("changes", &CompactChanges(a.changes.0))?;
         }
         for (name, value) in [
-            ("held_by", &a.held_by),
-            ("target_id", &a.target_id),
-            ("target_version", &a.target_version),
-            ("target_digest", &a.target_digest),
+            ("held_by", a.held_by.as_deref()),
+            ("target_id", a.target_id),
+            ("target_version", a.target_version),
+            ("target_digest", a.target_digest),
         ] {
             if value.is_some() {
-                out.serialize_field(name, value)?;
+                out.serialize_field(name, &value)?;
             }
         }
         out.end()
     }
 }
 
-struct CompactChanges<'a>(&'a [ChangeJson]);
+struct CompactChanges<'a>(&'a [Change]);
 
 impl Serialize for CompactChanges<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         serializer.collect_seq(self.0.iter().map(|c| {
-            struct Compact<'a>(&'a ChangeJson);
+            struct Compact<'a>(ChangeView<'a>);
             impl Serialize for Compact<'_> {
                 fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                    let c = self.0;
+                    let c = &self.0;
                     let mut out = s.serialize_struct("ChangeJson", 3)?;
-                    out.serialize_field("field", &c.field)?;
+                    out.serialize_field("field", c.field)?;
                     if c.before.is_some() {
                         out.serialize_field("before", &c.before)?;
                     }
@@ -261,7 +266,7 @@ impl Serialize for CompactChanges<'_> {
                     out.end()
                 }
             }
-            Compact(c)
+            Compact(ChangeView::of(c))
         }))
     }
 }
@@ -275,20 +280,24 @@ const DEFAULT_STATUS: &str = "planned";
 /// from what the action itself holds (its kind, object and changes), in the contract's
 /// words: a compact plan file leaves it out and a reader puts it back from the same fields.
 /// `None` where no reason is the usual one.
-fn default_reason(action: &str, object: &str, changes: &[ChangeJson]) -> Option<String> {
+fn default_reason<'c>(
+    action: &str,
+    object: &str,
+    changes: impl Iterator<Item = ChangeView<'c>> + Clone,
+) -> Option<String> {
     let group = || {
         changes
-            .iter()
+            .clone()
             .find(|c| c.field == "group")
-            .and_then(|c| c.after.as_deref().or(c.before.as_deref()))
+            .and_then(|c| c.after.or(c.before))
             .map(str::to_string)
     };
     let reason = match (ActionKind::parse(action)?, ObjectKind::parse(object)?) {
         (ActionKind::Add, ObjectKind::User | ObjectKind::Group) => Reason::NotInTarget,
         (ActionKind::Update, ObjectKind::User) => {
-            let mut fields: Vec<Field> = Vec::with_capacity(changes.len());
-            for change in changes {
-                let field = user_field(&change.field)?;
+            let mut fields: Vec<Field> = Vec::new();
+            for change in changes.clone() {
+                let field = user_field(change.field)?;
                 if !fields.contains(&field) {
                     fields.push(field);
                 }
@@ -349,14 +358,17 @@ impl FileActionJson {
     fn into_json(self) -> Result<ActionJson, ContractError> {
         let reason = match self.reason {
             Some(reason) => reason,
-            None => default_reason(&self.action, &self.object, &self.changes).ok_or_else(|| {
-                ContractError::Action {
-                    seq: self.seq,
-                    what: format!(
-                        "no reason, and a {} {} has no default one",
-                        self.action, self.object
-                    ),
-                }
+            None => default_reason(
+                &self.action,
+                &self.object,
+                self.changes.iter().map(ChangeView::from_json),
+            )
+            .ok_or_else(|| ContractError::Action {
+                seq: self.seq,
+                what: format!(
+                    "no reason, and a {} {} has no default one",
+                    self.action, self.object
+                ),
             })?,
         };
         Ok(ActionJson {
@@ -594,6 +606,92 @@ pub fn subject_key(subject: &Subject) -> String {
     }
 }
 
+/// `ActionJson` borrowed from an action: the same fields in the same order, serialized byte
+/// for byte as `ActionJson` is (the seal digests this form), without copying the action's
+/// text. Every pass that writes a plan (stdout, the plan file, the seal, the draft) goes
+/// through it, once per action each.
+#[derive(Debug, Serialize)]
+pub struct ActionView<'a> {
+    pub seq: u32,
+    pub action: &'static str,
+    pub object: &'static str,
+    pub key: std::borrow::Cow<'a, str>,
+    pub username: &'a str,
+    pub status: &'static str,
+    pub reason: String,
+    pub changes: ChangesView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_digest: Option<&'a str>,
+}
+
+impl<'a> ActionView<'a> {
+    pub fn of(a: &'a Action) -> ActionView<'a> {
+        ActionView {
+            seq: a.seq,
+            action: a.action.as_str(),
+            object: a.object().as_str(),
+            key: match &a.subject {
+                Subject::User(UserRef { key, .. }) | Subject::Group(GroupRef { key, .. }) => {
+                    std::borrow::Cow::Borrowed(key.as_str())
+                }
+                Subject::Membership { group, user } => {
+                    std::borrow::Cow::Owned(membership_key(&group.key, &user.key))
+                }
+            },
+            username: a.name(),
+            status: a.status.as_str(),
+            reason: a.reason(),
+            changes: ChangesView(&a.changes),
+            held_by: a.hold.as_ref().map(Hold::to_string),
+            target_id: a.target_id.as_deref(),
+            target_version: a.target_version.as_deref(),
+            target_digest: a.target_digest.as_deref(),
+        }
+    }
+}
+
+/// An action's changes as `Vec<ChangeJson>` serializes them.
+#[derive(Debug)]
+pub struct ChangesView<'a>(pub &'a [Change]);
+
+impl Serialize for ChangesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ChangeView::of))
+    }
+}
+
+/// `ChangeJson` borrowed: from a change, or from a `ChangeJson` read from a file.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ChangeView<'a> {
+    pub field: &'a str,
+    pub before: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+impl<'a> ChangeView<'a> {
+    fn of(c: &'a Change) -> ChangeView<'a> {
+        ChangeView {
+            field: c.field.name(),
+            before: c.before.as_deref(),
+            after: c.after.as_deref(),
+        }
+    }
+
+    fn from_json(c: &'a ChangeJson) -> ChangeView<'a> {
+        ChangeView {
+            field: &c.field,
+            before: c.before.as_deref(),
+            after: c.after.as_deref(),
+        }
+    }
+}
+
 impl From<&Action> for ActionJson {
     fn from(a: &Action) -> ActionJson {
         ActionJson {
@@ -731,11 +829,11 @@ fn split_membership_key(key: &str) -> Option<(String, String)> {
     ))
 }
 
-impl fmt::Display for Field {
+impl Field {
     /// The field's name in the plan: the contract's spelling, or the target attribute a
     /// mapping names.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+    pub fn name(&self) -> &str {
+        match self {
             Field::Key => "externalId",
             Field::Username => "username",
             Field::Name => "name",
@@ -747,7 +845,13 @@ impl fmt::Display for Field {
             Field::Group => "group",
             Field::Member => "member",
             Field::Attribute(name) => name,
-        })
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -857,6 +961,19 @@ mod tests {
     }
 
     #[test]
+    fn the_borrowed_view_writes_what_the_owned_form_writes() {
+        for fixture in FIXTURES {
+            let plan = read(serde_json::from_str(fixture).expect("json")).expect("a plan");
+            assert!(plan.actions.iter().any(|a| a.hold.is_some()));
+            for a in &plan.actions {
+                let owned = serde_json::to_string(&ActionJson::from(a)).expect("json");
+                let view = serde_json::to_string(&ActionView::of(a)).expect("json");
+                assert_eq!(view, owned);
+            }
+        }
+    }
+
+    #[test]
     fn the_compact_form_reads_back_as_the_same_plan() {
         for fixture in FIXTURES {
             let plan = read(serde_json::from_str(fixture).expect("json")).expect("a plan");
@@ -957,7 +1074,12 @@ mod tests {
                                     serde_json::from_value(v["changes"].clone()).expect("changes");
                                 let action = v["action"].as_str().expect("action");
                                 assert_eq!(
-                                    default_reason(action, object, &changes).as_deref(),
+                                    default_reason(
+                                        action,
+                                        object,
+                                        changes.iter().map(ChangeView::from_json)
+                                    )
+                                    .as_deref(),
                                     value.as_str()
                                 );
                             }

@@ -73,7 +73,7 @@ pub fn try_seal(plan: &Plan, key: Option<&[u8]>) -> std::io::Result<Seal> {
     };
     // Writing into hashes cannot fail, and a plan holds only strings, numbers and enums:
     // what can fail is reading a stored plan's actions.
-    serde_json::to_writer(&mut sink, &contract::view(plan)).map_err(std::io::Error::other)?;
+    digest_into(&mut sink, plan)?;
     Ok(Seal {
         digest: hex(&sink.sha.finalize()),
         signature: sink
@@ -102,7 +102,7 @@ pub fn check(plan: &Plan, signature: &str, key: &[u8]) -> Checked {
         sha: Sha256::new(),
         mac: Hmac::<Sha256>::new_from_slice(key).ok(),
     };
-    let _ = serde_json::to_writer(&mut sink, &contract::view(plan));
+    let _ = digest_into(&mut sink, plan);
     let verified = match (sink.mac, given) {
         (Some(mac), Some(given)) => mac.verify_slice(&given).is_ok(),
         _ => false,
@@ -111,6 +111,14 @@ pub fn check(plan: &Plan, signature: &str, key: &[u8]) -> Checked {
         digest: hex(&sink.sha.finalize()),
         verified,
     }
+}
+
+/// Writes the plan's canonical form into `sink`. Through a buffer: the serializer writes a
+/// few bytes at a time (a quote, a key), and each write of the hashes has a cost of its own.
+fn digest_into(sink: &mut Sink, plan: &Plan) -> std::io::Result<()> {
+    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, sink);
+    serde_json::to_writer(&mut buffered, &contract::view(plan)).map_err(std::io::Error::other)?;
+    std::io::Write::flush(&mut buffered)
 }
 
 fn hex(bytes: &[u8]) -> String {

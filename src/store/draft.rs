@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use super::{Result, Store, StoreError};
 use crate::config::Policy;
-use crate::plan::contract::{ActionJson, ChangeJson};
+use crate::plan::contract::{ActionJson, ActionView, ChangeJson};
 use crate::plan::sink::{Drip, Family, Sink};
 use crate::plan::{
     Action, ActionKind, ActionSource, ActionStatus, Hold, ObjectKind, Stored, Subject, Tally,
@@ -62,33 +62,24 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// One row to write.
+/// One row to write: the action, with the columns the caps and the plan order read. The
+/// action is turned into the contract's columns where it is written (`insert`, on the
+/// writer's thread), not where it is planned.
 struct Row {
     tier: i64,
     kind: i64,
-    name: String,
-    key1: String,
-    key2: Option<String>,
     family: Option<i64>,
-    deactivates: bool,
     since_ns: Option<i64>,
     runs: Option<i64>,
-    json: ActionJson,
-    changes: String,
+    action: Action,
 }
 
 impl Row {
-    fn user(action: &Action, family: Family, since: (DateTime<Utc>, u64)) -> Row {
-        let (key1, key2) = action.subject.keys();
-        let json = ActionJson::from(action);
+    fn user(action: Action, family: Family, since: (DateTime<Utc>, u64)) -> Row {
         Row {
             tier: USERS,
             kind: kind_number(action.action),
-            name: action.name().to_string(),
-            key1: key1.to_string(),
-            key2: key2.map(str::to_string),
             family: Some(family_number(family)),
-            deactivates: action.deactivates(),
             // Nanoseconds cover 1677 to 2262; outside, the earliest or latest there is.
             since_ns: Some(
                 since
@@ -101,25 +92,28 @@ impl Row {
                     }),
             ),
             runs: Some(i64::try_from(since.1).unwrap_or(i64::MAX)),
-            changes: to_json(&json.changes),
-            json,
+            action,
         }
     }
 
     fn group(action: &Action) -> Row {
-        let json = ActionJson::from(action);
         Row {
             tier: GROUPS,
             kind: 0,
-            name: String::new(),
-            key1: String::new(),
-            key2: None,
             family: None,
-            deactivates: false,
             since_ns: None,
             runs: None,
-            changes: to_json(&json.changes),
-            json,
+            action: action.clone(),
+        }
+    }
+
+    /// The name and keys a user action is ordered by; a group row is ordered by `n` alone.
+    fn order_keys(&self) -> (&str, &str, Option<&str>) {
+        if self.tier == USERS {
+            let (key1, key2) = self.action.subject.keys();
+            (self.action.name(), key1, key2)
+        } else {
+            ("", "", None)
         }
     }
 }
@@ -359,17 +353,25 @@ fn insert(store: &Store, rows: &[Row]) -> Result<()> {
         vec![ROW; rows.len()].join(", ")
     );
     let mut stmt = store.conn.prepare_cached(&sql).map_err(|e| store.err(e))?;
+    let views: Vec<(ActionView<'_>, String, bool)> = rows
+        .iter()
+        .map(|r| {
+            let view = ActionView::of(&r.action);
+            let changes = to_json(&view.changes);
+            (view, changes, r.tier == USERS && r.action.deactivates())
+        })
+        .collect();
+    let keys: Vec<(&str, &str, Option<&str>)> = rows.iter().map(Row::order_keys).collect();
     let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 20);
-    for r in rows {
-        let a = &r.json;
+    for ((r, (a, changes, deactivates)), (name, key1, key2)) in rows.iter().zip(&views).zip(&keys) {
         values.extend_from_slice(&[
             &r.tier,
             &r.kind,
-            &r.name,
-            &r.key1,
-            &r.key2,
+            name,
+            key1,
+            key2,
             &r.family,
-            &r.deactivates,
+            deactivates,
             &r.since_ns,
             &r.runs,
             &a.action,
@@ -379,7 +381,7 @@ fn insert(store: &Store, rows: &[Row]) -> Result<()> {
             &a.target_id,
             &a.status,
             &a.reason,
-            &r.changes,
+            changes,
             &a.held_by,
             &a.target_version,
             &a.target_digest,
@@ -505,7 +507,7 @@ impl Sink for Draft<'_> {
         if is_planned_user(&action) {
             self.planned[family_number(family) as usize] += 1;
         }
-        self.rows.push(Row::user(&action, family, since));
+        self.rows.push(Row::user(action, family, since));
         if self.rows.len() == ROWS_PER_INSERT {
             self.write();
         }
