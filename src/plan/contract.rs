@@ -245,7 +245,10 @@ impl Serialize for CompactAction<'_> {
     }
 }
 
-struct CompactChanges<'a>(&'a [Change]);
+/// An action's changes as the plan file writes them: a change's `before` / `after` left out
+/// when it has no value (`ChangeJson` reads them back as `None`). The store's draft keeps its
+/// rows' changes so too.
+pub struct CompactChanges<'a>(pub &'a [Change]);
 
 impl Serialize for CompactChanges<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use super::{Result, Store, StoreError};
 use crate::config::Policy;
-use crate::plan::contract::{ActionJson, ActionView, ChangeJson};
+use crate::plan::contract::{ActionJson, ActionView, ChangeJson, CompactChanges};
 use crate::plan::sink::{Drip, Family, Sink};
 use crate::plan::{
     Action, ActionKind, ActionSource, ActionStatus, Hold, ObjectKind, Stored, Subject, Tally,
@@ -286,7 +286,7 @@ impl Store {
     /// `change` gets every planned or held user update and remove, and says whether it
     /// changed it.
     pub fn rewrite_drafted_users(&self, mut change: impl FnMut(&mut Action) -> bool) -> Result<()> {
-        let mut changed: Vec<(i64, ActionJson)> = Vec::new();
+        let mut changed: Vec<(i64, ActionJson, String)> = Vec::new();
         {
             let sql = format!(
                 "SELECT n, {ACTION_COLUMNS} FROM plan_draft WHERE tier = {USERS}
@@ -298,7 +298,8 @@ impl Store {
                 let n: i64 = r.get(0).map_err(|e| self.err(e))?;
                 let mut action = read_action(r, 0).map_err(|e| self.damaged_draft(e))?;
                 if change(&mut action) {
-                    changed.push((n, ActionJson::from(&action)));
+                    let changes = to_json(&CompactChanges(&action.changes));
+                    changed.push((n, ActionJson::from(&action), changes));
                 }
             }
         }
@@ -309,15 +310,9 @@ impl Store {
                     "UPDATE plan_draft SET status = ?2, reason = ?3, changes = ?4, held_by = ?5 WHERE n = ?1",
                 )
                 .map_err(|e| self.err(e))?;
-            for (n, a) in &changed {
-                stmt.execute(params![
-                    n,
-                    a.status,
-                    a.reason,
-                    to_json(&a.changes),
-                    a.held_by
-                ])
-                .map_err(|e| self.err(e))?;
+            for (n, a, changes) in &changed {
+                stmt.execute(params![n, a.status, a.reason, changes, a.held_by])
+                    .map_err(|e| self.err(e))?;
             }
         }
         tx.commit().map_err(|e| self.err(e))
@@ -357,7 +352,7 @@ fn insert(store: &Store, rows: &[Row]) -> Result<()> {
         .iter()
         .map(|r| {
             let view = ActionView::of(&r.action);
-            let changes = to_json(&view.changes);
+            let changes = to_json(&CompactChanges(&r.action.changes));
             (view, changes, r.tier == USERS && r.action.deactivates())
         })
         .collect();

@@ -97,7 +97,10 @@ impl Store {
                 );
                 let mut stmt = tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
                 let rows: Vec<ActionJson> = chunk.iter().map(ActionJson::from).collect();
-                let changes: Vec<String> = rows.iter().map(|a| to_json(&a.changes)).collect();
+                let changes: Vec<String> = chunk
+                    .iter()
+                    .map(|a| to_json(&contract::CompactChanges(&a.changes)))
+                    .collect();
                 let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 13);
                 for (a, changes) in rows.iter().zip(&changes) {
                     values.extend_from_slice(&[
