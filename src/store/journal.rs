@@ -327,3 +327,48 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_kept_without_nulls_and_rows_with_them_read_alike() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        let fixture = include_str!("../../tests/fixtures/plan_v1.json");
+        let plan = contract::read(serde_json::from_str(fixture).expect("json")).expect("plan");
+        assert!(
+            plan.actions
+                .iter()
+                .any(|a| a.changes.iter().any(|c| c.before.is_none()))
+        );
+        store.save_plan(&plan, None, "digest").expect("saved");
+        let stored: Vec<String> = store
+            .conn
+            .prepare("SELECT changes FROM plan_actions WHERE plan_id = ?1 ORDER BY seq")
+            .and_then(|mut s| {
+                s.query_map([&plan.plan_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .expect("rows");
+        assert_eq!(stored.len(), plan.actions.len());
+        assert!(stored.iter().all(|c| !c.contains("null")), "{stored:?}");
+        let loaded = store.load_plan(&plan.plan_id).expect("read").expect("plan");
+        assert_eq!(loaded.actions, plan.actions);
+
+        // A row as roster wrote it before: every change with both values, null or not.
+        for a in &plan.actions {
+            let verbose = to_json(&ActionJson::from(a).changes);
+            store
+                .conn
+                .execute(
+                    "UPDATE plan_actions SET changes = ?3 WHERE plan_id = ?1 AND seq = ?2",
+                    params![plan.plan_id, a.seq, verbose],
+                )
+                .expect("rewritten");
+        }
+        let loaded = store.load_plan(&plan.plan_id).expect("read").expect("plan");
+        assert_eq!(loaded.actions, plan.actions);
+    }
+}
