@@ -867,7 +867,10 @@ impl Call {
     }
 
     fn body(mut self, body: &Value) -> Call {
-        self.body = Some(body.to_string().into_bytes());
+        // Straight into bytes: `Value`'s `Display` writes through a formatter, a piece at a
+        // time. A `Value` always serializes.
+        self.body =
+            Some(serde_json::to_vec(body).unwrap_or_else(|_| body.to_string().into_bytes()));
         self
     }
 
