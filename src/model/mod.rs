@@ -269,6 +269,28 @@ mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
 
+    #[test]
+    fn attribute_names_are_case_insensitive_however_long_and_however_added() {
+        let long = format!("x{}", "A".repeat(80));
+        let mut record = SourceRecord::new("uid=ada");
+        record.push("entryUUID", "1");
+        record.push("entryuuid", "2");
+        record.extend("CN".to_string(), vec!["Ada".to_string()]);
+        record.extend("cn".to_string(), vec!["Ada L".to_string()]);
+        record.push(&long, "long");
+        assert_eq!(record.values("ENTRYUUID"), ["1", "2"]);
+        assert_eq!(record.values("entryuuid"), ["1", "2"]);
+        assert_eq!(record.values("Cn"), ["Ada", "Ada L"]);
+        assert_eq!(record.values(&long.to_lowercase()), ["long"]);
+        assert_eq!(record.first(&long), Some("long"));
+        assert!(record.values("mail").is_empty());
+        let names: Vec<&str> = record.attrs.keys().map(String::as_str).collect();
+        assert!(
+            names.iter().all(|n| *n == n.to_ascii_lowercase()),
+            "{names:?}"
+        );
+    }
+
     /// The digest as it was first written: the JSON of a copy without its version.
     fn digest_of_a_copy(user: &TargetUser) -> String {
         let content = TargetUser {
