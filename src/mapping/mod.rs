@@ -617,10 +617,6 @@ fn single(
     Ok(distinct.pop())
 }
 
-/// The mapped field's one value, normalised; `None` when missing or blank. An attribute is
-/// settled by `single`; an expression gets the one value of each attribute it reads (a
-/// missing attribute it needs is an error naming it, never an empty string); a static
-/// value is the same for everyone. All three then pass the same checks.
 /// Trims `v` in place: most values have nothing to trim and are not copied.
 fn trim(v: &mut String) {
     let trimmed = v.trim();
@@ -629,6 +625,10 @@ fn trim(v: &mut String) {
     }
 }
 
+/// The mapped field's one value, normalised; `None` when missing or blank. An attribute is
+/// settled by `single`; an expression gets the one value of each attribute it reads (a
+/// missing attribute it needs is an error naming it, never an empty string); a static
+/// value is the same for everyone. All three then pass the same checks.
 fn value(
     record: &SourceRecord,
     field: &FieldMapping,
