@@ -602,10 +602,14 @@ impl From<SummaryJson> for Summary {
 }
 
 /// The `key` the contract writes for an action about `subject`.
-pub fn subject_key(subject: &Subject) -> String {
+pub fn subject_key(subject: &Subject) -> std::borrow::Cow<'_, str> {
     match subject {
-        Subject::User(UserRef { key, .. }) | Subject::Group(GroupRef { key, .. }) => key.clone(),
-        Subject::Membership { group, user } => membership_key(&group.key, &user.key),
+        Subject::User(UserRef { key, .. }) | Subject::Group(GroupRef { key, .. }) => {
+            std::borrow::Cow::Borrowed(key)
+        }
+        Subject::Membership { group, user } => {
+            std::borrow::Cow::Owned(membership_key(&group.key, &user.key))
+        }
     }
 }
 
@@ -639,14 +643,7 @@ impl<'a> ActionView<'a> {
             seq: a.seq,
             action: a.action.as_str(),
             object: a.object().as_str(),
-            key: match &a.subject {
-                Subject::User(UserRef { key, .. }) | Subject::Group(GroupRef { key, .. }) => {
-                    std::borrow::Cow::Borrowed(key.as_str())
-                }
-                Subject::Membership { group, user } => {
-                    std::borrow::Cow::Owned(membership_key(&group.key, &user.key))
-                }
-            },
+            key: subject_key(&a.subject),
             username: a.name(),
             status: a.status.as_str(),
             reason: a.reason(),
@@ -701,7 +698,7 @@ impl From<&Action> for ActionJson {
             seq: a.seq,
             action: a.action.as_str().to_string(),
             object: a.object().as_str().to_string(),
-            key: subject_key(&a.subject),
+            key: subject_key(&a.subject).into_owned(),
             username: a.name().to_string(),
             status: a.status.as_str().to_string(),
             reason: a.reason(),

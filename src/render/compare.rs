@@ -10,7 +10,9 @@ use crate::plan::{Action, Plan};
 
 /// Actions keyed by what they do to which object, in the order of the contract's names
 /// (the order the differences are listed in).
-fn keyed(plan: &Plan) -> BTreeMap<(&'static str, String, &'static str), &Action> {
+fn keyed(
+    plan: &Plan,
+) -> BTreeMap<(&'static str, std::borrow::Cow<'_, str>, &'static str), &Action> {
     plan.actions
         .iter()
         .map(|a| {
