@@ -12,7 +12,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError};
-use crate::plan::contract::{self, ActionJson, ChangeJson, PlanJson};
+use crate::plan::contract::{self, ActionJson, ActionView, ChangeJson, CompactChanges, PlanJson};
 use crate::plan::{ActionStatus, Plan, PlanStatus};
 
 /// A stored plan's bookkeeping (the plan itself: `load_plan`).
@@ -96,10 +96,10 @@ impl Store {
                     vec![row; chunk.len()].join(", ")
                 );
                 let mut stmt = tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
-                let rows: Vec<ActionJson> = chunk.iter().map(ActionJson::from).collect();
+                let rows: Vec<ActionView<'_>> = chunk.iter().map(ActionView::of).collect();
                 let changes: Vec<String> = chunk
                     .iter()
-                    .map(|a| to_json(&contract::CompactChanges(&a.changes)))
+                    .map(|a| to_json(&CompactChanges(&a.changes)))
                     .collect();
                 let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 13);
                 for (a, changes) in rows.iter().zip(&changes) {
