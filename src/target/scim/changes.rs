@@ -21,7 +21,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::lookup::filter_refused;
-use super::{Call, ListPage, Resource, ScimService, encode_component, get_ci, get_str};
+use super::{Call, Pages, Resource, ScimService, Trees, encode_component, get_ci, get_str};
 use crate::model::TargetUser;
 use crate::target::{ChangedUsers, TargetError};
 
@@ -110,8 +110,7 @@ impl ScimService {
                 self.collection_url(Resource::Users)
             ),
         );
-        let body = call.json(&self.execute(&call)?)?;
-        Ok(ListPage::parse(&call, &body)?.total)
+        Ok(Trees.read(&call, &self.execute(&call)?)?.total)
     }
 }
 

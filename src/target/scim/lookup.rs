@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::provider::FilterProof;
-use super::{Call, ListPage, Resource, ScimService, encode_component, groups};
+use super::{Call, Pages, Resource, ScimService, Trees, encode_component, groups};
 use crate::model::{TargetGroup, TargetUser};
 use crate::target::TargetError;
 
@@ -213,8 +213,7 @@ impl ScimService {
         );
         let proof = match self.execute(&call) {
             Ok(reply) => {
-                let body = call.json(&reply)?;
-                let page = ListPage::parse(&call, &body)?;
+                let page = Trees.read(&call, &reply)?;
                 let items = page
                     .resources
                     .iter()

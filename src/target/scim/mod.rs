@@ -26,7 +26,7 @@
 //!   (redacted in `Debug`), sent as a sensitive header, and scrubbed from any text the server
 //!   sends back before that text becomes part of an error.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
@@ -50,9 +50,11 @@ mod groups;
 mod lookup;
 mod owner;
 mod provider;
+mod resource;
 
 use lookup::{Attribute, Found, Lookup};
 use provider::{Learned, ProviderConfig, Stated};
+use resource::{RawUser, UserReader};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -81,6 +83,9 @@ pub struct ScimService {
     auth: Authorization,
     /// The target fields the mapping writes, read into `TargetUser::fields`.
     fields: Vec<FieldPath>,
+    /// Reads users straight from answers' bytes (`resource.rs`); `None` when a field needs
+    /// the resource as a tree.
+    users: Option<UserReader>,
     /// `page-size`, when configured; otherwise `listing_page_size` asks the provider.
     page_size: Option<u32>,
     /// What the provider can do: `/ServiceProviderConfig` and what answers showed.
@@ -156,6 +161,7 @@ impl ScimService {
             base,
             http,
             auth: Authorization::bearer(&token),
+            users: UserReader::new(&fields),
             fields,
             page_size: config.page_size.map(|n| n.max(1)),
             learned: Learned::new(Stated::new(config.provider, &config.compatibility)),
@@ -221,6 +227,20 @@ impl ScimService {
         id: impl Fn(&T) -> &str,
         each: &mut dyn FnMut(T) -> bool,
     ) -> Result<u64, TargetError> {
+        let parse = |call: &Call, resource: Value| parse(call, &resource);
+        self.page_with(resource, query, &Trees, &parse, id, each)
+    }
+
+    /// `page`, with each page read by `pages` (into trees, or users straight from bytes).
+    fn page_with<'p, P: Pages + 'p, T>(
+        &self,
+        resource: Resource,
+        query: &str,
+        pages: &'p P,
+        parse: &'p ParseRaw<'p, P, T>,
+        id: impl Fn(&T) -> &str,
+        each: &mut dyn FnMut(T) -> bool,
+    ) -> Result<u64, TargetError> {
         let url = self.collection_url(resource);
         let noun = resource.plural();
         // The configured or advertised page, capped by what the provider is stated to take.
@@ -236,8 +256,8 @@ impl ScimService {
                 Method::GET,
                 format!("{url}?{query}startIndex={start}&count={page_size}"),
             );
-            let body = call.json(&self.execute(&call)?)?;
-            let mut page = ListPage::parse(&call, &body)?;
+            let reply = self.execute(&call)?;
+            let mut page = pages.read(&call, &reply)?;
             stated = stated.max(page.total);
             page.total = stated;
             if page.resources.is_empty() {
@@ -342,7 +362,28 @@ impl ScimService {
         resource: &Value,
         etag: Option<String>,
     ) -> Result<TargetUser, TargetError> {
-        let mut user = user_from_resource(resource, &self.fields).map_err(|m| call.invalid(m))?;
+        self.user_of_raw(call, RawUser::of_tree(resource), etag)
+    }
+
+    /// The user an answer holds (a GET's, a create's), read straight from its bytes.
+    fn user_from_reply(&self, call: &Call, reply: &Reply) -> Result<TargetUser, TargetError> {
+        let Some(reader) = &self.users else {
+            return self.user_from(call, &call.json(reply)?, etag(reply));
+        };
+        match reader.user(&reply.body) {
+            Some(raw) => self.user_of_raw(call, raw, etag(reply)),
+            None => Err(not_json(call, reply)),
+        }
+    }
+
+    /// A user as read, with its externalId split into owner and key.
+    fn user_of_raw(
+        &self,
+        call: &Call,
+        raw: RawUser<'_>,
+        etag: Option<String>,
+    ) -> Result<TargetUser, TargetError> {
+        let mut user = raw.into_user(&self.fields).map_err(|m| call.invalid(m))?;
         if let Some(external_id) = user.external_id.take() {
             let (owner, key) = owner::read(&external_id);
             (user.owner, user.external_id) = (owner, Some(key));
@@ -658,16 +699,27 @@ impl Target for ScimService {
     }
 
     fn list_users(&self, sink: &mut dyn FnMut(TargetUser)) -> Result<u64, TargetError> {
-        self.page(
-            Resource::Users,
-            "",
-            &|call, resource| self.user_from(call, resource, None),
-            |user| &user.id,
-            &mut |user| {
-                sink(user);
-                true
-            },
-        )
+        let mut each = |user| {
+            sink(user);
+            true
+        };
+        match &self.users {
+            Some(reader) => self.page_with(
+                Resource::Users,
+                "",
+                reader,
+                &|call, raw| self.user_of_raw(call, raw, None),
+                |user| &user.id,
+                &mut each,
+            ),
+            None => self.page(
+                Resource::Users,
+                "",
+                &|call, resource| self.user_from(call, resource, None),
+                |user| &user.id,
+                &mut each,
+            ),
+        }
     }
 
     fn lists_changes(&self) -> bool {
@@ -685,10 +737,7 @@ impl Target for ScimService {
     fn get_user(&self, id: &str) -> Result<Option<TargetUser>, TargetError> {
         let call = Call::new(Method::GET, self.resource_url(Resource::Users, id)?);
         match self.execute(&call) {
-            Ok(answer) => {
-                let resource = call.json(&answer)?;
-                self.user_from(&call, &resource, etag(&answer)).map(Some)
-            }
+            Ok(answer) => self.user_from_reply(&call, &answer).map(Some),
             Err(TargetError::Http { status: 404, .. }) => Ok(None),
             Err(err) => Err(err),
         }
@@ -713,8 +762,7 @@ impl Target for ScimService {
         let body = create_body(&keyed, &self.fields);
         let call = Call::new(Method::POST, self.collection_url(Resource::Users)).body(&body);
         let answer = self.execute(&call)?;
-        let resource = call.json(&answer)?;
-        self.user_from(&call, &resource, etag(&answer))
+        self.user_from_reply(&call, &answer)
     }
 
     /// `/Bulk`, when the provider serves it: see `bulk.rs`.
@@ -920,29 +968,99 @@ fn encode_component(text: &str) -> String {
     utf8_percent_encode(text, COMPONENT).to_string()
 }
 
-/// A page of a ListResponse.
-struct ListPage<'a> {
+/// A page of a ListResponse: its resources, read one way or another (`Pages`).
+struct ListPage<R> {
     total: u64,
-    resources: &'a [Value],
+    resources: Vec<R>,
     len: u64,
 }
 
-impl<'a> ListPage<'a> {
-    fn parse(call: &Call, body: &'a Value) -> Result<ListPage<'a>, TargetError> {
-        let total = get_ci(body, "totalResults")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| call.invalid("ListResponse without a numeric totalResults"))?;
-        // `Resources` may be left out when there are none (RFC 7644 §3.4.2).
-        let resources = match get_ci(body, "Resources") {
-            None | Some(Value::Null) => &[][..],
-            Some(Value::Array(items)) => items.as_slice(),
-            Some(_) => return Err(call.invalid("ListResponse whose Resources is not a list")),
-        };
-        Ok(ListPage {
+impl<R> ListPage<R> {
+    fn new(resources: Vec<R>, total: u64) -> ListPage<R> {
+        ListPage {
             total,
-            resources,
             len: resources.len() as u64,
+            resources,
+        }
+    }
+}
+
+/// An answer `UserReader` could not read: not JSON, said as for every answer that is not
+/// (the parse into a tree says where).
+fn not_json(call: &Call, reply: &Reply) -> TargetError {
+    match call.json(reply) {
+        Err(e) => e,
+        Ok(_) => call.invalid("an answer that could not be read as JSON"),
+    }
+}
+
+/// What makes a ListResponse unreadable, whichever way it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageFault {
+    NoTotal,
+    ResourcesNotAList,
+}
+
+impl PageFault {
+    fn error(self, call: &Call) -> TargetError {
+        call.invalid(match self {
+            PageFault::NoTotal => "ListResponse without a numeric totalResults",
+            PageFault::ResourcesNotAList => "ListResponse whose Resources is not a list",
         })
+    }
+}
+
+/// A ListResponse's tree as a page of trees.
+fn page_of_tree(mut body: Value) -> Result<ListPage<Value>, PageFault> {
+    let total = get_ci(&body, "totalResults")
+        .and_then(Value::as_u64)
+        .ok_or(PageFault::NoTotal)?;
+    // `Resources` may be left out when there are none (RFC 7644 §3.4.2).
+    let resources = match take_ci(&mut body, "Resources") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(PageFault::ResourcesNotAList),
+    };
+    Ok(ListPage::new(resources, total))
+}
+
+/// How a listing's pages are read.
+trait Pages {
+    /// A resource as the page holds it, perhaps borrowing the answer's bytes.
+    type Raw<'a>;
+    fn read<'a>(
+        &self,
+        call: &Call,
+        reply: &'a Reply,
+    ) -> Result<ListPage<Self::Raw<'a>>, TargetError>;
+}
+
+/// What a listing makes of each resource its pages hold.
+type ParseRaw<'p, P, T> =
+    dyn for<'a> Fn(&Call, <P as Pages>::Raw<'a>) -> Result<T, TargetError> + 'p;
+
+/// Pages parsed into trees: any resource, read by whatever the caller reads of it.
+struct Trees;
+
+impl Pages for Trees {
+    type Raw<'a> = Value;
+    fn read(&self, call: &Call, reply: &Reply) -> Result<ListPage<Value>, TargetError> {
+        page_of_tree(call.json(reply)?).map_err(|fault| fault.error(call))
+    }
+}
+
+/// Pages of users, read straight from the answer's bytes.
+impl Pages for UserReader {
+    type Raw<'a> = RawUser<'a>;
+    fn read<'a>(
+        &self,
+        call: &Call,
+        reply: &'a Reply,
+    ) -> Result<ListPage<RawUser<'a>>, TargetError> {
+        match self.page(&reply.body) {
+            Some(page) => page.into_page().map_err(|fault| fault.error(call)),
+            None => Err(not_json(call, reply)),
+        }
     }
 }
 
@@ -984,6 +1102,11 @@ impl FieldPath {
             schema,
             segments,
         })
+    }
+
+    /// The attribute the path starts at: the extension's schema URN, or the attribute.
+    fn root(&self) -> &str {
+        self.schema.as_deref().unwrap_or(&self.segments[0])
     }
 
     fn read<'v>(&self, resource: &'v Value) -> Option<&'v Value> {
@@ -1063,6 +1186,19 @@ fn get_ci<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
     })
 }
 
+/// Takes out the value `get_ci` finds.
+fn take_ci(value: &mut Value, name: &str) -> Option<Value> {
+    let object = value.as_object_mut()?;
+    if object.contains_key(name) {
+        return object.remove(name);
+    }
+    let key = object
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))?
+        .clone();
+    object.remove(&key)
+}
+
 fn get_str<'v>(value: &'v Value, name: &str) -> Option<&'v str> {
     get_ci(value, name).and_then(Value::as_str)
 }
@@ -1073,50 +1209,6 @@ fn meta_version(resource: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A User resource in roster's terms. The message says what is wrong with it.
-fn user_from_resource(resource: &Value, fields: &[FieldPath]) -> Result<TargetUser, String> {
-    let id = get_str(resource, "id")
-        .filter(|s| !s.is_empty())
-        .ok_or("a user without an id")?;
-    let username = get_str(resource, "userName")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("user {id} has no userName"))?;
-    let active = match get_ci(resource, "active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        // Some providers write booleans as strings.
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(other) => return Err(format!("user {id} has active = {other}, not a boolean")),
-    };
-    let phones = multi_values(resource, "phoneNumbers")
-        .iter()
-        .filter_map(|p| get_str(p, "value"))
-        .map(str::to_string)
-        .collect();
-    let fields = fields
-        .iter()
-        .filter_map(|f| Some((f.name.clone(), f.read(resource)?.as_str()?.to_string())))
-        .collect::<BTreeMap<_, _>>();
-    Ok(TargetUser {
-        id: id.to_string(),
-        // An empty externalId carries no key: the account is not roster's.
-        external_id: get_str(resource, "externalId")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        username: username.to_string(),
-        name: get_str(resource, "displayName").map(str::to_string),
-        email: the_email(multi_values(resource, "emails"))
-            .and_then(|e| get_str(e, "value"))
-            .map(str::to_string),
-        phones,
-        fields,
-        active,
-        version: meta_version(resource),
-        owner: None,
-    })
-}
-
 fn multi_values<'v>(resource: &'v Value, name: &str) -> &'v [Value] {
     get_ci(resource, name)
         .and_then(Value::as_array)
@@ -1125,9 +1217,11 @@ fn multi_values<'v>(resource: &'v Value, name: &str) -> &'v [Value] {
 
 /// Which of an account's addresses roster reads and writes as its e-mail: the primary one,
 /// else the work one, else the first.
-fn email_index(emails: &[Value]) -> Option<usize> {
-    let is_primary = |e: &Value| get_ci(e, "primary").and_then(Value::as_bool) == Some(true);
-    let is_work = |e: &Value| get_str(e, "type").is_some_and(|t| t.eq_ignore_ascii_case("work"));
+fn email_index<E>(
+    emails: &[E],
+    is_primary: impl Fn(&E) -> bool,
+    is_work: impl Fn(&E) -> bool,
+) -> Option<usize> {
     emails
         .iter()
         .position(is_primary)
@@ -1135,8 +1229,13 @@ fn email_index(emails: &[Value]) -> Option<usize> {
         .or(if emails.is_empty() { None } else { Some(0) })
 }
 
-fn the_email(emails: &[Value]) -> Option<&Value> {
-    email_index(emails).map(|i| &emails[i])
+/// `email_index` of a tree's `emails`.
+fn email_index_of(emails: &[Value]) -> Option<usize> {
+    email_index(
+        emails,
+        |e| get_ci(e, "primary").and_then(Value::as_bool) == Some(true),
+        |e| get_str(e, "type").is_some_and(|t| t.eq_ignore_ascii_case("work")),
+    )
 }
 
 /// The account's `emails` with roster's address set to `email`, every other one kept.
@@ -1147,7 +1246,7 @@ fn emails_with(current: Option<&Value>, email: &str) -> Value {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let owned = email_index(&emails).filter(|&i| {
+    let owned = email_index_of(&emails).filter(|&i| {
         let e = &emails[i];
         get_ci(e, "primary").and_then(Value::as_bool) == Some(true)
             || get_str(e, "type").is_some_and(|t| t.eq_ignore_ascii_case("work"))
@@ -1288,6 +1387,7 @@ fn check_api_root(base: &str) -> Result<(), TargetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn paths(names: &[&str]) -> Vec<FieldPath> {
         names
@@ -1365,7 +1465,9 @@ mod tests {
             "title",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
         ]);
-        let user = user_from_resource(&resource, &fields).expect("valid");
+        let user = RawUser::of_tree(&resource)
+            .into_user(&fields)
+            .expect("valid");
         assert_eq!(user.id, "42");
         assert_eq!(user.external_id.as_deref(), Some("k-1"));
         assert_eq!(user.name.as_deref(), Some("Alice"));
@@ -1389,12 +1491,20 @@ mod tests {
             Some("E7")
         );
 
-        assert!(user_from_resource(&json!({"userName": "x"}), &[]).is_err());
-        assert!(user_from_resource(&json!({"id": "1"}), &[]).is_err());
-        let inactive = user_from_resource(
+        assert!(
+            RawUser::of_tree(&json!({"userName": "x"}))
+                .into_user(&[])
+                .is_err()
+        );
+        assert!(
+            RawUser::of_tree(&json!({"id": "1"}))
+                .into_user(&[])
+                .is_err()
+        );
+        let inactive = RawUser::of_tree(
             &json!({"id": "1", "userName": "x", "active": "False", "externalId": ""}),
-            &[],
         )
+        .into_user(&[])
         .expect("valid");
         assert!(!inactive.active);
         assert_eq!(inactive.external_id, None);
@@ -1402,7 +1512,10 @@ mod tests {
 
     #[test]
     fn email_rule_prefers_primary_then_work_then_first() {
-        let emails = |v: Value| the_email(v.as_array().expect("array")).cloned();
+        let emails = |v: Value| {
+            let emails = v.as_array().expect("array");
+            email_index_of(emails).map(|i| emails[i].clone())
+        };
         let primary = json!([{"value": "w", "type": "work"}, {"value": "p", "primary": true}]);
         assert_eq!(
             emails(primary)
