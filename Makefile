@@ -67,9 +67,10 @@ bench: deps build
 	scripts/bench.sh $(or $(USERS),100000)
 
 ## bench-1m: the first plan of a 1,000,000-row CSV: time, peak memory, plan and store size;
-## then an incremental plan touching 1% of 1,000,000 slapd users (syncprov content sync), its
-## time and peak memory (scripts/bench-incremental.sh: slapadd, a first apply of every user and
-## a 5-minute settling wait, so it takes a while).
+## then 1,000,000 slapd users (syncprov content sync): the first plan (a complete LDAP read) and
+## its apply, each with its peak memory, and an incremental plan touching 1% of them, its time
+## and peak memory (scripts/bench-incremental.sh: slapadd, a first apply of every user and a
+## 5-minute settling wait, so it takes a while).
 bench-1m: deps build
 	$(CARGO) build --release --example bench
 	scripts/bench-1m.sh $(or $(USERS),1000000)
