@@ -347,9 +347,12 @@ impl<'a> RawPage<'a> {
 // Reading the bytes.
 
 /// Implements a visitor's methods for the JSON values it does not read as `$other`,
-/// consuming lists and objects whole.
+/// consuming lists and objects whole (and `expecting`: it takes any value).
 macro_rules! otherwise {
     ($other:expr, $($skip:ident),*) => {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
         $(otherwise!(@one $other, $skip);)*
     };
     (@one $other:expr, bool) => {
@@ -376,6 +379,18 @@ macro_rules! otherwise {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             Ok($other)
+        }
+    };
+}
+
+/// A seed that is its own visitor, taking any JSON value.
+macro_rules! any_value_seed {
+    ($de:lifetime, $seed:ty => $value:ty) => {
+        impl<$de> DeserializeSeed<$de> for $seed {
+            type Value = $value;
+            fn deserialize<D: Deserializer<$de>>(self, de: D) -> Result<Self::Value, D::Error> {
+                de.deserialize_any(self)
+            }
         }
     };
 }
@@ -440,18 +455,10 @@ impl<'de> DeserializeSeed<'de> for Tree {
 
 struct TextSeed;
 
-impl<'de> DeserializeSeed<'de> for TextSeed {
-    type Value = Text<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, TextSeed => Text<'de>);
 
 impl<'de> Visitor<'de> for TextSeed {
     type Value = Text<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
         Ok(Text::Str(Cow::Borrowed(v)))
     }
@@ -464,18 +471,10 @@ impl<'de> Visitor<'de> for TextSeed {
 /// A boolean, or `None` for anything else.
 struct Flag;
 
-impl<'de> DeserializeSeed<'de> for Flag {
-    type Value = Option<bool>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, Flag => Option<bool>);
 
 impl<'de> Visitor<'de> for Flag {
     type Value = Option<bool>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
         Ok(Some(v))
     }
@@ -484,18 +483,10 @@ impl<'de> Visitor<'de> for Flag {
 
 struct ElementSeed;
 
-impl<'de> DeserializeSeed<'de> for ElementSeed {
-    type Value = Element<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, ElementSeed => Element<'de>);
 
 impl<'de> Visitor<'de> for ElementSeed {
     type Value = Element<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut element = Element::default();
         while let Some(key) = map.next_key_seed(Key)? {
@@ -513,18 +504,10 @@ impl<'de> Visitor<'de> for ElementSeed {
 
 struct MultiSeed;
 
-impl<'de> DeserializeSeed<'de> for MultiSeed {
-    type Value = Multi<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, MultiSeed => Multi<'de>);
 
 impl<'de> Visitor<'de> for MultiSeed {
     type Value = Multi<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut elements = Vec::new();
         while let Some(element) = seq.next_element_seed(ElementSeed)? {
@@ -537,18 +520,10 @@ impl<'de> Visitor<'de> for MultiSeed {
 
 struct MetaSeed;
 
-impl<'de> DeserializeSeed<'de> for MetaSeed {
-    type Value = Meta<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, MetaSeed => Meta<'de>);
 
 impl<'de> Visitor<'de> for MetaSeed {
     type Value = Meta<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut version = Slot::default();
         while let Some(key) = map.next_key_seed(Key)? {
@@ -563,18 +538,10 @@ impl<'de> Visitor<'de> for MetaSeed {
 
 struct UserSeed<'r>(&'r UserReader);
 
-impl<'de> DeserializeSeed<'de> for UserSeed<'_> {
-    type Value = RawUser<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, UserSeed<'_> => RawUser<'de>);
 
 impl<'de> Visitor<'de> for UserSeed<'_> {
     type Value = RawUser<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut user = RawUser::default();
         let mut kept = Map::new();
@@ -620,18 +587,10 @@ impl<'de> Visitor<'de> for UserSeed<'_> {
 
 struct ResourcesSeed<'r>(&'r UserReader);
 
-impl<'de> DeserializeSeed<'de> for ResourcesSeed<'_> {
-    type Value = Resources<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
+any_value_seed!('de, ResourcesSeed<'_> => Resources<'de>);
 
 impl<'de> Visitor<'de> for ResourcesSeed<'_> {
     type Value = Resources<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut users = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(user) = seq.next_element_seed(UserSeed(self.0))? {
@@ -649,9 +608,6 @@ struct PageVisitor<'r>(&'r UserReader);
 
 impl<'de> Visitor<'de> for PageVisitor<'_> {
     type Value = RawPage<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut page = RawPage::default();
         while let Some(key) = map.next_key_seed(Key)? {
