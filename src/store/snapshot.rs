@@ -627,11 +627,13 @@ fn target_from(row: &Row<'_>, at: usize) -> rusqlite::Result<TargetUser> {
     })
 }
 
+/// A JSON column, parsed from the row's own text (no copy of it first).
 fn from_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, at: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(at)?;
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(e))
-    })
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e)
+    };
+    let text = row.get_ref(at)?.as_str().map_err(|e| failed(Box::new(e)))?;
+    serde_json::from_str(text).map_err(|e| failed(Box::new(e)))
 }
 
 impl Store {
