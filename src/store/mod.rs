@@ -102,6 +102,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_plan_draft",
         include_str!("../../schema/0014_plan_draft.sql"),
     ),
+    (
+        "0015_applied_user_actions",
+        include_str!("../../schema/0015_applied_user_actions.sql"),
+    ),
 ];
 
 /// How many runs keep their desired/target snapshots; older ones are pruned.

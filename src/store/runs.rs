@@ -175,6 +175,21 @@ pub struct RunRecord {
     pub notifications: Vec<Delivery>,
 }
 
+/// `expected_managed`'s query. The applied actions are found through their index by when they
+/// finished (`schema/0015_applied_user_actions.sql`), from a second before the run started
+/// (the actions' times are milliseconds and `Z`, the runs' nanoseconds and an offset: the
+/// index's range is a little wider than the question), and `julianday` decides exactly.
+pub(super) const EXPECTED_MANAGED: &str = "SELECT r.target_managed
+         + (SELECT coalesce(sum(CASE a.action WHEN 'add' THEN 1 ELSE -1 END), 0)
+            FROM plan_actions a
+            WHERE a.object = 'user' AND a.status = 'applied'
+              AND a.finished_at >= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, '-1 seconds')
+              AND a.action IN ('add', 'delete')
+              AND julianday(a.finished_at) >= julianday(r.started_at))
+     FROM runs r
+     WHERE r.source_accepted = 1 AND r.id < ?1 AND r.target_managed IS NOT NULL
+     ORDER BY r.id DESC LIMIT 1";
+
 const RUN_COLUMNS: &str = "id, kind, started_at, finished_at, host, pid, outcome, error, source_count, \
      target_count, rejected, plan_id, applied, failed, held, notifications";
 
@@ -334,19 +349,7 @@ impl Store {
     /// started, by any plan, including plans applied from a file made elsewhere).
     pub fn expected_managed(&self, run_id: i64) -> Result<Option<u64>> {
         self.conn
-            .query_row(
-                "SELECT r.target_managed
-                     + (SELECT coalesce(sum(CASE a.action WHEN 'add' THEN 1 ELSE -1 END), 0)
-                        FROM plan_actions a
-                        WHERE a.object = 'user' AND a.action IN ('add', 'delete')
-                          AND a.status = 'applied'
-                          AND julianday(a.finished_at) >= julianday(r.started_at))
-                 FROM runs r
-                 WHERE r.source_accepted = 1 AND r.id < ?1 AND r.target_managed IS NOT NULL
-                 ORDER BY r.id DESC LIMIT 1",
-                [run_id],
-                |r| r.get::<_, Option<i64>>(0),
-            )
+            .query_row(EXPECTED_MANAGED, [run_id], |r| r.get::<_, Option<i64>>(0))
             .optional()
             .map(|v| v.flatten().map(|n| n.max(0) as u64))
             .map_err(|e| self.err(e))
@@ -430,5 +433,68 @@ impl Store {
                 params![Outcome::Interrupted, now.to_rfc3339(), Outcome::Running],
             )
             .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        (dir, store)
+    }
+
+    /// An applied user action of plan `p`, finished at `at`.
+    fn applied(store: &Store, seq: u32, action: &str, at: &str) {
+        store
+            .conn
+            .execute(
+                "INSERT INTO plan_actions (plan_id, seq, action, object, key, username, status, reason, changes, finished_at)
+                 VALUES ('p', ?1, ?2, 'user', 'k', 'u', 'applied', '', '[]', ?3)",
+                params![seq, action, at],
+            )
+            .expect("action");
+    }
+
+    #[test]
+    fn the_target_guard_counts_the_adds_and_deletes_applied_since_the_read_began_through_their_index()
+     {
+        let (_dir, store) = store();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO runs (id, kind, started_at, host, pid, config_digest, source_accepted, target_managed)
+                 VALUES (1, 'plan', '2026-12-04T10:00:00.500000000+00:00', 'h', 1, 'd', 1, 10);
+                 INSERT INTO plans (id, run_id, created_at, config_digest, desired_digest, status, header)
+                 VALUES ('p', 1, '2026-12-04T10:00:01Z', 'd', 'd', 'applied', '{}');",
+            )
+            .expect("run and plan");
+        // Before the read began, if only by a fraction of a second: not counted.
+        applied(&store, 1, "add", "2026-12-04T10:00:00.499Z");
+        applied(&store, 2, "add", "2026-12-03T10:00:00.000Z");
+        // After it: two adds and a delete.
+        applied(&store, 3, "add", "2026-12-04T10:00:00.500Z");
+        applied(&store, 4, "add", "2026-12-04T11:00:00.000Z");
+        applied(&store, 5, "delete", "2026-12-05T09:00:00.000Z");
+        // An update changes no count.
+        applied(&store, 6, "update", "2026-12-04T11:00:00.000Z");
+        assert_eq!(store.expected_managed(2).expect("count"), Some(11));
+
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {EXPECTED_MANAGED}"))
+            .expect("explain")
+            .query_map([2], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan");
+        assert!(
+            // A range of the index, not a scan of every plan's actions.
+            plan.iter()
+                .any(|step| step.contains("plan_actions_applied_users (finished_at>?)")),
+            "{plan:?}"
+        );
     }
 }

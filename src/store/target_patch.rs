@@ -65,8 +65,9 @@ impl Loader<'_> {
                 let deleted = self.tx.execute(
                     "DELETE FROM target_users WHERE run_id = ?1 AND id IN (
                          SELECT target_id FROM plan_actions
-                         WHERE object = 'user' AND action = 'delete' AND status = 'applied'
-                           AND target_id IS NOT NULL
+                         WHERE object = 'user' AND status = 'applied'
+                           AND finished_at >= strftime('%Y-%m-%dT%H:%M:%fZ', ?2, '-1 seconds')
+                           AND action = 'delete' AND target_id IS NOT NULL
                            AND julianday(finished_at) >= julianday(?2))",
                     params![self.run_id, since.to_rfc3339()],
                 )?;
