@@ -334,8 +334,7 @@ mod tests {
 
     #[test]
     fn changes_are_kept_without_nulls_and_rows_with_them_read_alike() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        let (_dir, store) = crate::store::temp_store();
         let fixture = include_str!("../../tests/fixtures/plan_v1.json");
         let plan = contract::read(serde_json::from_str(fixture).expect("json")).expect("plan");
         assert!(

@@ -188,11 +188,7 @@ mod tests {
     use super::*;
     use crate::store::{Outcome, RunKind};
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("state.db")).expect("open");
-        (dir, store)
-    }
+    use crate::store::temp_store as store;
 
     /// A lock row as another run would have left it.
     fn plant(store: &Store, host: &str, pid: u32, start: Option<i64>) {

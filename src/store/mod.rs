@@ -300,6 +300,14 @@ impl Store {
     }
 }
 
+/// A store in a directory of its own that goes with it, for tests.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("state.db")).expect("open");
+    (dir, store)
+}
+
 fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.display().to_string(),

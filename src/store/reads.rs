@@ -218,11 +218,7 @@ mod tests {
     use crate::plan::{FORMAT_VERSION, Plan, Summary};
     use crate::store::{Deletion, Loader, RunKind};
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("state.db")).expect("open");
-        (dir, store)
-    }
+    use crate::store::temp_store as store;
 
     fn user(key: &str, username: &str, email: &str) -> DesiredUser {
         DesiredUser {

@@ -440,11 +440,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("state.db")).expect("open");
-        (dir, store)
-    }
+    use crate::store::temp_store as store;
 
     /// An applied user action of plan `p`, finished at `at`.
     fn applied(store: &Store, seq: u32, action: &str, at: &str) {

@@ -848,11 +848,7 @@ mod tests {
         }
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("state.db")).expect("open");
-        (dir, store)
-    }
+    use crate::store::temp_store as store;
 
     #[test]
     fn duplicate_keys_and_usernames_reject_every_record_involved_and_protect_their_accounts() {
