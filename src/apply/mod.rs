@@ -223,15 +223,10 @@ pub fn apply(
         bar: &bar,
     };
     // An initial plan's user adds go in bulk where the target can (apply/bulk.rs).
-    let (mut outcomes, todo) =
-        bulk::create_adds(&run, store, plan.initial, todo, &resumed.interrupted)?;
-    outcomes.extend(workers::run_actions(
-        &run,
-        store,
-        &todo,
-        &resumed.interrupted,
-    )?);
-    outcomes.extend(groups::apply_memberships(&run, store, &memberships)?);
+    let (bulk, todo) = bulk::create_adds(&run, store, plan.initial, todo, &resumed.interrupted)?;
+    let each = workers::run_actions(&run, store, &todo, &resumed.interrupted)?;
+    let members = groups::apply_memberships(&run, store, &memberships)?;
+    let mut outcomes = joined(joined(bulk, each), members);
     finish_batch(&run, store, &mut outcomes)?;
     bar.finish();
 
@@ -247,12 +242,21 @@ pub fn apply(
     Ok(report)
 }
 
+/// Both lists, the shorter moved onto the longer (the order of outcomes means nothing:
+/// each names its action), rather than the longer copied onto the shorter beside itself.
+fn joined<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    let (mut long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    long.extend(short);
+    long
+}
+
 /// How one action ended: its index in the plan, and the error when it failed.
 pub(super) struct Outcome {
     index: usize,
     error: Option<String>,
-    /// Staged on a batch target, not journaled yet (`finish_batch` decides).
-    staged: Option<Staged>,
+    /// Staged on a batch target, not journaled yet (`finish_batch` decides). Boxed: every
+    /// action of the plan has an outcome until apply ends, and few targets stage.
+    staged: Option<Box<Staged>>,
 }
 
 /// An action a batch target staged: journaled when the target makes its changes.

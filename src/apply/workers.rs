@@ -103,11 +103,11 @@ pub(super) fn run_actions(
             return Ok(vec![Outcome {
                 index,
                 error: None,
-                staged: Some(Staged {
+                staged: Some(Box::new(Staged {
                     seq: action.seq,
                     account: result_id.clone().or_else(|| action.target_id.clone()),
                     result_id: result_id.clone(),
-                }),
+                })),
             }]);
         }
         Ok(vec![finish(run, worker.journal, index, result, records)])

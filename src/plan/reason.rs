@@ -230,8 +230,7 @@ impl fmt::Display for Reason {
 impl Reason {
     /// The reasons as one text, as the plan shows them.
     pub fn join(reasons: &[Reason]) -> String {
-        let texts: Vec<String> = reasons.iter().map(Reason::to_string).collect();
-        texts.join("; ")
+        Joined(reasons).to_string()
     }
 
     /// The reasons a text shows, or `None` when it is not a text `join` writes.
@@ -254,12 +253,17 @@ impl Reason {
                 Some(rest)
             })
         }
-        from(&parts, field).filter(|reasons| Reason::join(reasons) == text)
+        // Every action of a plan read back goes through here: the texts are compared as
+        // they are written, never rendered into strings first.
+        let mut reasons = from(&parts, field).filter(|reasons| reads_as(&Joined(reasons), text))?;
+        // Built front to back with room to spare: kept exactly, one per action of a plan.
+        reasons.shrink_to_fit();
+        Some(reasons)
     }
 
     /// One reason from its text.
     fn parse(text: &str, field: &dyn Fn(&str) -> Option<Field>) -> Option<Reason> {
-        if let Some(fixed) = FIXED.iter().find(|r| r.to_string() == text) {
+        if let Some(fixed) = FIXED.iter().find(|r| reads_as(r, text)) {
             return Some(fixed.clone());
         }
         let reason = if let Some(names) = text.strip_prefix("changed in the source: ") {
@@ -288,7 +292,7 @@ impl Reason {
             Reason::NotMemberOf(rest.strip_suffix(" in the source")?.to_string())
         } else if let Some(rest) = text.strip_prefix("member of ") {
             Reason::MemberOf(rest.strip_suffix(" in the source")?.to_string())
-        } else if text == Reason::UserNotCreated.to_string() {
+        } else if reads_as(&Reason::UserNotCreated, text) {
             Reason::UserNotCreated
         } else if let Some(rest) = text.strip_prefix("the target ignores ") {
             let (names, _) = rest.split_once(": not sent, since ")?;
@@ -306,6 +310,40 @@ impl Reason {
         };
         Some(reason)
     }
+}
+
+/// Reasons as `Reason::join` writes them.
+struct Joined<'a>(&'a [Reason]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, reason) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{reason}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `shown` displays as exactly `text`, compared as it is written (no string made).
+fn reads_as(shown: &dyn fmt::Display, text: &str) -> bool {
+    /// What of `text` is still to match; a mismatch stops the writing.
+    struct Rest<'a>(&'a str);
+    impl fmt::Write for Rest<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            match self.0.strip_prefix(s) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(())
+                }
+                None => Err(fmt::Error),
+            }
+        }
+    }
+    let mut rest = Rest(text);
+    fmt::write(&mut rest, format_args!("{shown}")).is_ok() && rest.0.is_empty()
 }
 
 /// The user caps, by their policy names.
@@ -655,6 +693,28 @@ mod tests {
             Reason::Missing(Missing::Runs { runs: 1, after: 3 }),
         ]);
         all
+    }
+
+    #[test]
+    fn a_text_reads_as_a_reason_only_when_it_is_all_of_it() {
+        let changed = Reason::Changed(vec![Field::Name, Field::Email]);
+        assert!(reads_as(&changed, "changed in the source: name, email"));
+        assert!(!reads_as(&changed, "changed in the source: name"));
+        assert!(!reads_as(
+            &changed,
+            "changed in the source: name, email, phone"
+        ));
+        assert!(!reads_as(&changed, ""));
+        let both = [Reason::NotInTarget, changed];
+        assert!(reads_as(&Joined(&both), &Reason::join(&both)));
+        assert_eq!(
+            Reason::join(&both),
+            format!("{}; {}", both[0], both[1]),
+            "joined with \"; \""
+        );
+        let parsed = Reason::parse_all(&Reason::join(&both), &user_field).expect("reads back");
+        assert_eq!(parsed, both);
+        assert_eq!(parsed.capacity(), parsed.len(), "kept exactly");
     }
 
     #[test]
