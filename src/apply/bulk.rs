@@ -72,7 +72,12 @@ pub(super) fn create_adds(
     );
     let chunks: Vec<&[usize]> = adds.chunks(per_call).collect();
     // Every action of a chunk is journaled as started before the chunk is handed over.
-    let seqs = |chunk: &&[usize]| chunk.iter().map(|&i| run.actions[i].seq).collect();
+    let seqs = |chunk: &&[usize]| {
+        chunk
+            .iter()
+            .map(|&i| run.actions[i].seq)
+            .collect::<Vec<_>>()
+    };
     let answered = in_parallel(&chunks, seqs, run, store, |chunk, _| {
         Ok(send_chunk(run, chunk))
     })?;

@@ -188,7 +188,9 @@ pub(super) fn apply_memberships(
             chunks
         })
         .collect();
-    let seqs = |(_, changes): &(String, Vec<MemberChange>)| changes.iter().map(|c| c.seq).collect();
+    let seqs = |(_, changes): &(String, Vec<MemberChange>)| {
+        changes.iter().map(|c| c.seq).collect::<Vec<_>>()
+    };
     let sent = in_parallel(&requests, seqs, run, store, |(group, changes), worker| {
         let done = send(group, changes, run, worker.journal);
         run.bar.inc(changes.len() as u64);

@@ -196,6 +196,39 @@ impl<'a> Journal<'a> {
     }
 }
 
+/// The actions each work item journals as started, in one list: a `Vec` an item cost some
+/// 40 bytes and an allocation an action, held for the whole apply.
+pub(super) struct ItemSeqs {
+    seqs: Vec<u32>,
+    /// Where each item's actions end in `seqs`.
+    ends: Vec<usize>,
+}
+
+impl ItemSeqs {
+    /// `seqs(item)` for each of `items`, in their order.
+    pub fn of<T, I: IntoIterator<Item = u32>>(items: &[T], seqs: impl Fn(&T) -> I) -> ItemSeqs {
+        let mut all = ItemSeqs {
+            seqs: Vec::with_capacity(items.len()),
+            ends: Vec::with_capacity(items.len()),
+        };
+        for item in items {
+            all.seqs.extend(seqs(item));
+            all.ends.push(all.seqs.len());
+        }
+        all
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The actions of items `from..to`.
+    fn of_items(&self, from: usize, to: usize) -> &[u32] {
+        let end = |item: usize| item.checked_sub(1).map_or(0, |last| self.ends[last]);
+        &self.seqs[end(from)..end(to)]
+    }
+}
+
 /// Runs `work` with a journal writer for `seqs` (per work item, the actions it journals as
 /// started), on the writer's own connection `store`: `work` gets the workers' side and returns
 /// when they are done; the writer then commits what is left and ends. A journal error
@@ -204,7 +237,7 @@ impl<'a> Journal<'a> {
 pub(super) fn with_writer<R>(
     store: Store,
     (plan_id, owner): (&str, &str),
-    seqs: &[Vec<u32>],
+    seqs: &ItemSeqs,
     concurrency: usize,
     work: impl FnOnce(&Journal<'_>) -> Result<R, ApplyError>,
 ) -> Result<R, ApplyError> {
@@ -245,7 +278,7 @@ impl Drop for Closing<'_, '_> {
 fn write(
     journal: &Journal<'_>,
     store: &Store,
-    seqs: &[Vec<u32>],
+    seqs: &ItemSeqs,
     receiver: &Receiver<Message>,
 ) -> Result<(), StoreError> {
     let (len, half) = (journal.len, journal.window / 2);
@@ -313,7 +346,7 @@ fn write(
                     write_done(s, journal, finish.as_ref(), records, at)?;
                 }
             }
-            for seq in seqs[started..to].iter().flatten() {
+            for seq in seqs.of_items(started, to) {
                 s.journal_start(journal.plan_id, *seq, &at)?;
             }
             Ok(())
@@ -400,10 +433,24 @@ mod tests {
     }
 
     #[test]
+    fn the_items_actions_are_found_by_item_whatever_their_number() {
+        let items: Vec<Vec<u32>> = vec![vec![1], vec![], vec![2, 3, 4], vec![5]];
+        let seqs = ItemSeqs::of(&items, Clone::clone);
+        assert_eq!(seqs.len(), 4);
+        assert_eq!(seqs.of_items(0, 0), &[] as &[u32]);
+        assert_eq!(seqs.of_items(0, 1), &[1]);
+        assert_eq!(seqs.of_items(1, 2), &[] as &[u32]);
+        assert_eq!(seqs.of_items(1, 3), &[2, 3, 4]);
+        assert_eq!(seqs.of_items(2, 4), &[2, 3, 4, 5]);
+        assert_eq!(seqs.of_items(0, 4), &[1, 2, 3, 4, 5]);
+        assert_eq!(seqs.of_items(4, 4), &[] as &[u32]);
+    }
+
+    #[test]
     fn every_item_is_journaled_started_before_it_is_handed_out_and_finished_after() {
         let n = 700;
         let (_dir, store, seqs) = stored_plan(n);
-        let per_item: Vec<Vec<u32>> = seqs.iter().map(|&s| vec![s]).collect();
+        let per_item = ItemSeqs::of(&seqs, |&s| [s]);
         let reads = store.reopen().expect("reader");
         let taken = with_writer(
             store.reopen().expect("writer"),
@@ -454,7 +501,7 @@ mod tests {
     #[test]
     fn work_that_stops_leaves_its_started_items_applying_and_the_rest_planned() {
         let (_dir, store, seqs) = stored_plan(300);
-        let per_item: Vec<Vec<u32>> = seqs.iter().map(|&s| vec![s]).collect();
+        let per_item = ItemSeqs::of(&seqs, |&s| [s]);
         let stopped = with_writer(
             store.reopen().expect("writer"),
             ("p", "o"),

@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use super::journal::{Finish, Journal, Record, with_writer};
+use super::journal::{Finish, ItemSeqs, Journal, Record, with_writer};
 use super::{ActionError, ApplyError, Outcome, Staged, groups, users};
 use crate::plan::{Action, ActionStatus, ObjectKind};
 use crate::progress::Counter;
@@ -38,16 +38,16 @@ pub(super) struct Worker<'a, 'j> {
 /// connection, and gathers what they return. An item is handed to `work` only once the
 /// actions `seqs` names for it are journaled as started. A journal failure stops the whole
 /// apply.
-pub(super) fn in_parallel<T: Sync, R: Send>(
+pub(super) fn in_parallel<T: Sync, R: Send, I: IntoIterator<Item = u32>>(
     items: &[T],
-    seqs: impl Fn(&T) -> Vec<u32>,
+    seqs: impl Fn(&T) -> I,
     run: &Run<'_>,
     store: &Store,
     work: impl Fn(&T, &Worker<'_, '_>) -> Result<Vec<R>, ApplyError> + Sync,
 ) -> Result<Vec<R>, ApplyError> {
     let results: Mutex<Vec<R>> = Mutex::new(Vec::with_capacity(items.len()));
     let workers = run.concurrency.clamp(1, 64).min(items.len().max(1));
-    let seqs: Vec<Vec<u32>> = items.iter().map(seqs).collect();
+    let seqs = ItemSeqs::of(items, seqs);
     let ids = (run.plan_id, run.owner);
     with_writer(store.reopen()?, ids, &seqs, workers, |journal| {
         std::thread::scope(|scope| -> Result<(), ApplyError> {
@@ -89,7 +89,7 @@ pub(super) fn run_actions(
     todo: &[usize],
     interrupted: &[bool],
 ) -> Result<Vec<Outcome>, ApplyError> {
-    let seqs = |&index: &usize| vec![run.actions[index].seq];
+    let seqs = |&index: &usize| [run.actions[index].seq];
     in_parallel(todo, seqs, run, store, |&index, worker| {
         let action = &run.actions[index];
         let mut records = Vec::new();

@@ -432,7 +432,7 @@ fn explain_holds(config: &Config, plan: &Plan) {
         return;
     }
     let read = plan.each_action(|a| {
-        if let Some(cap) = a.hold.as_ref().map(holding_cap) {
+        if let Some(cap) = a.hold.as_deref().map(holding_cap) {
             match caps.iter_mut().find(|(c, _)| *c == cap) {
                 Some((_, count)) => *count += 1,
                 None => caps.push((cap, 1)),

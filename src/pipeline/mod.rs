@@ -644,7 +644,7 @@ fn empty_base_note(
     let mut held = 0u64;
     if stored.tally.iter().any(|t| t.status == ActionStatus::Held) {
         stored.source.each(&mut |a| {
-            if a.hold.as_ref().is_some_and(on_empty) {
+            if a.hold.as_deref().is_some_and(on_empty) {
                 held += 1;
             }
             Ok(())

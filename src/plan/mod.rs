@@ -245,8 +245,9 @@ pub struct Action {
     /// How applying it failed, when it did.
     pub error: Option<String>,
     pub changes: Vec<Change>,
-    /// Which cap holds the action, with the counts, when its status is `held`.
-    pub hold: Option<Hold>,
+    /// Which cap holds the action, with the counts, when its status is `held`. Boxed: few
+    /// actions are held, and a plan may hold a million that are not (64 bytes each unboxed).
+    pub hold: Option<Box<Hold>>,
     /// The target's id of the object the action touches (none for an add; a membership's
     /// group id).
     pub target_id: Option<String>,
@@ -398,7 +399,7 @@ impl Action {
     /// remove caps hold, `--allow-deletes` for `max-deletes`, and so on; an action held by
     /// `max-changes` by the flag of its own kind. `None`: only `--force` releases it.
     pub fn released_by(&self) -> Option<Allowance> {
-        let hold = self.hold.as_ref()?;
+        let hold = self.hold.as_deref()?;
         if self.object() != ObjectKind::User {
             // A membership removal held with its user, or by max-member-removes: as before,
             // with the removes.
@@ -425,7 +426,7 @@ impl Action {
     /// Kept back by `hold` until a human releases it.
     pub fn hold(&mut self, hold: Hold) {
         self.status = ActionStatus::Held;
-        self.hold = Some(hold);
+        self.hold = Some(Box::new(hold));
     }
 
     /// Released by a human: to be applied.

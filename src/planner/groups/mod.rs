@@ -298,7 +298,12 @@ impl UserFacts {
         if self.wanted.as_ref().is_some_and(|w| !w.contains(&user.key)) {
             return;
         }
-        let held = || a.hold.clone().filter(|_| a.status == ActionStatus::Held);
+        let held = || {
+            a.hold
+                .as_deref()
+                .cloned()
+                .filter(|_| a.status == ActionStatus::Held)
+        };
         match a.action {
             ActionKind::Add => {
                 self.adds
