@@ -57,6 +57,7 @@ struct Instance {
     devices: BTreeMap<String, Device>,
     next: u64,
     password: String,
+    /// Each access token, and when it runs out (milliseconds since the epoch).
     tokens: BTreeMap<String, u64>,
     refresh_tokens: Vec<String>,
     /// Seconds a new access token lives.
@@ -199,10 +200,12 @@ fn error(status: u16, reason: &str, message: &str) -> Response {
     )
 }
 
-fn now_secs() -> u64 {
+/// Milliseconds, not seconds: with whole seconds a token granted late in one would run out
+/// at the next, a moment later (a test's one-second tokens were refused as soon as issued).
+fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -216,7 +219,7 @@ fn authorized(instance: &Instance, request: &Request) -> bool {
     header
         .strip_prefix("Bearer ")
         .and_then(|t| instance.tokens.get(t))
-        .is_some_and(|&expires| now_secs() < expires)
+        .is_some_and(|&expires| now_millis() < expires)
 }
 
 fn percent_decode(text: &str) -> String {
@@ -267,7 +270,7 @@ fn token_grant(instance: &mut Instance, request: &Request) -> Response {
     let expires_in = instance.expires_in;
     instance
         .tokens
-        .insert(access.clone(), now_secs() + expires_in);
+        .insert(access.clone(), now_millis() + expires_in * 1000);
     instance.refresh_tokens.push(refresh.clone());
     Response::json(
         200,
