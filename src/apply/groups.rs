@@ -282,7 +282,7 @@ impl<'a> CreatedIds<'a> {
             match &a.subject {
                 Subject::User(user) => created.users.insert(&user.key, id.clone()),
                 Subject::Group(group) => created.groups.insert(&group.key, id.clone()),
-                Subject::Membership { .. } => None,
+                Subject::Membership(_) => None,
             };
         }
         Ok(created)
@@ -290,7 +290,7 @@ impl<'a> CreatedIds<'a> {
 
     /// The group id and member id of a membership action, or why they are not known.
     fn resolve(&self, action: &Action) -> Result<(String, String), String> {
-        let Subject::Membership { group, user } = &action.subject else {
+        let Some((group, user)) = action.subject.member() else {
             return Err(format!("{} is not a membership", action.name()));
         };
         if let Some(status) = self.unadopted.get(group.key.as_str()) {

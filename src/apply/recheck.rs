@@ -96,9 +96,7 @@ fn ownership_rule(action: &Action) -> Option<String> {
         Subject::Group(group) if takes_away && group.key.is_empty() => {
             Some("the group carries no key of roster's: roster does not manage it".into())
         }
-        Subject::Membership { user, .. }
-            if action.action == ActionKind::Remove && user.key.is_empty() =>
-        {
+        Subject::Membership(m) if action.action == ActionKind::Remove && m.user.key.is_empty() => {
             Some("the member is not an account roster manages".into())
         }
         Subject::User(_) | Subject::Group(_) if takes_away && action.target_id.is_none() => {

@@ -211,7 +211,7 @@ pub(super) fn desired_of(action: &Action) -> DesiredUser {
         ..DesiredUser::default()
     };
     for c in &action.changes {
-        let Some(after) = c.after.clone() else {
+        let Some(after) = c.after.as_deref().map(String::from) else {
             continue;
         };
         match &c.field {
@@ -237,7 +237,7 @@ pub(super) fn desired_of(action: &Action) -> DesiredUser {
 fn update_of(action: &Action) -> UserUpdate {
     let mut update = UserUpdate::default();
     for c in &action.changes {
-        let after = c.after.clone();
+        let after = c.after.as_deref().map(String::from);
         match &c.field {
             Field::Key => update.external_id = after,
             Field::Username => update.username = after,

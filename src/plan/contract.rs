@@ -607,8 +607,8 @@ pub fn subject_key(subject: &Subject) -> std::borrow::Cow<'_, str> {
         Subject::User(UserRef { key, .. }) | Subject::Group(GroupRef { key, .. }) => {
             std::borrow::Cow::Borrowed(key)
         }
-        Subject::Membership { group, user } => {
-            std::borrow::Cow::Owned(membership_key(&group.key, &user.key))
+        Subject::Membership(m) => {
+            std::borrow::Cow::Owned(membership_key(&m.group.key, &m.user.key))
         }
     }
 }
@@ -707,8 +707,8 @@ impl From<&Action> for ActionJson {
                 .iter()
                 .map(|c| ChangeJson {
                     field: c.field.to_string(),
-                    before: c.before.clone(),
-                    after: c.after.clone(),
+                    before: c.before.as_deref().map(String::from),
+                    after: c.after.as_deref().map(String::from),
                 })
                 .collect(),
             held_by: a.hold.as_deref().map(Hold::to_string),
@@ -748,8 +748,8 @@ impl ActionJson {
             };
             changes.push(Change {
                 field,
-                before: c.before,
-                after: c.after,
+                before: c.before.map(Box::from),
+                after: c.after.map(Box::from),
             });
         }
         let subject = match object {
@@ -773,16 +773,16 @@ impl ActionJson {
                     .find(|c| c.field == Field::Group)
                     .and_then(|c| c.after.as_deref().or(c.before.as_deref()))
                     .ok_or_else(|| bad("the membership names no group".to_string()))?;
-                Subject::Membership {
-                    group: GroupRef {
+                Subject::membership(
+                    GroupRef {
                         key: group_key,
                         name: group_name.to_string(),
                     },
-                    user: UserRef {
+                    UserRef {
                         key: user_key,
                         username: self.username,
                     },
-                }
+                )
             }
         };
         // Applying it failed: the error follows the reasons (the reasons' own texts never
@@ -1137,16 +1137,16 @@ mod tests {
             .expect("alice's membership");
         assert_eq!(
             membership.subject,
-            Subject::Membership {
-                group: GroupRef {
+            Subject::membership(
+                GroupRef {
                     key: "k/Sales%".into(),
                     name: "Sales; East".into()
                 },
-                user: UserRef {
+                UserRef {
                     key: "k-alice".into(),
                     username: "alice".into()
                 },
-            }
+            )
         );
         assert_eq!(
             membership.reasons,

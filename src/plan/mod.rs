@@ -112,11 +112,16 @@ pub struct GroupRef {
 pub enum Subject {
     User(UserRef),
     Group(GroupRef),
-    /// One user's membership of one group.
-    Membership {
-        group: GroupRef,
-        user: UserRef,
-    },
+    /// One user's membership of one group. Boxed: it names two objects where the others
+    /// name one, and every action of a plan (a million adds) would carry its size.
+    Membership(Box<MemberRef>),
+}
+
+/// The group and the user of a membership.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MemberRef {
+    pub group: GroupRef,
+    pub user: UserRef,
 }
 
 impl Subject {
@@ -134,11 +139,24 @@ impl Subject {
         })
     }
 
+    /// One user's membership of one group.
+    pub fn membership(group: GroupRef, user: UserRef) -> Subject {
+        Subject::Membership(Box::new(MemberRef { group, user }))
+    }
+
+    /// The group and the user, for a membership.
+    pub fn member(&self) -> Option<(&GroupRef, &UserRef)> {
+        match self {
+            Subject::Membership(m) => Some((&m.group, &m.user)),
+            _ => None,
+        }
+    }
+
     pub fn object(&self) -> ObjectKind {
         match self {
             Subject::User(_) => ObjectKind::User,
             Subject::Group(_) => ObjectKind::Group,
-            Subject::Membership { .. } => ObjectKind::Membership,
+            Subject::Membership(_) => ObjectKind::Membership,
         }
     }
 
@@ -146,7 +164,8 @@ impl Subject {
     /// the user's username.
     pub fn name(&self) -> &str {
         match self {
-            Subject::User(user) | Subject::Membership { user, .. } => &user.username,
+            Subject::User(user) => &user.username,
+            Subject::Membership(m) => &m.user.username,
             Subject::Group(group) => &group.name,
         }
     }
@@ -156,7 +175,7 @@ impl Subject {
         match self {
             Subject::User(user) => (&user.key, None),
             Subject::Group(group) => (&group.key, None),
-            Subject::Membership { group, user } => (&group.key, Some(&user.key)),
+            Subject::Membership(m) => (&m.group.key, Some(&m.user.key)),
         }
     }
 }
@@ -191,16 +210,18 @@ pub enum Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub field: Field,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    /// `Box<str>`, not `String`: a value is never grown, and an action of a plan held whole
+    /// keeps 8 bytes less for each (16 an add's change).
+    pub before: Option<Box<str>>,
+    pub after: Option<Box<str>>,
 }
 
 impl Change {
     pub fn new(field: Field, before: Option<&str>, after: Option<&str>) -> Change {
         Change {
             field,
-            before: before.map(str::to_string),
-            after: after.map(str::to_string),
+            before: before.map(Box::from),
+            after: after.map(Box::from),
         }
     }
 }
@@ -329,7 +350,7 @@ impl Action {
     ) -> Action {
         Action::new(
             kind,
-            Subject::Membership { group, user },
+            Subject::membership(group, user),
             vec![reason],
             changes,
         )

@@ -119,9 +119,10 @@ fn changes(p: &Planned) -> Vec<(String, Option<String>, Option<String>)> {
     p.actions
         .iter()
         .flat_map(|a| {
-            a.changes
-                .iter()
-                .map(|c| (c.field.to_string(), c.before.clone(), c.after.clone()))
+            a.changes.iter().map(|c| {
+                let text = |v: &Option<Box<str>>| v.as_deref().map(String::from);
+                (c.field.to_string(), text(&c.before), text(&c.after))
+            })
         })
         .collect()
 }

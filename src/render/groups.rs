@@ -9,7 +9,7 @@ use crate::plan::{Action, ActionKind, ActionStatus, ObjectKind, Plan, Subject};
 /// The name an action is shown under: the username, the group name, or `user → group`.
 pub(super) fn object_name(action: &Action) -> String {
     match &action.subject {
-        Subject::Membership { group, user } => format!("{} → {}", user.username, group.name),
+        Subject::Membership(m) => format!("{} → {}", m.user.username, m.group.name),
         _ => action.name().to_string(),
     }
 }

@@ -196,10 +196,7 @@ fn membership(member: &MemberPair, kind: ActionKind) -> Action {
 
 /// The group and user of a membership action.
 fn membership_of(action: &Action) -> Option<(&GroupRef, &UserRef)> {
-    match &action.subject {
-        Subject::Membership { group, user } => Some((group, user)),
-        _ => None,
-    }
+    action.subject.member()
 }
 
 /// The member's target id a membership action carries (none while its user is still to
