@@ -6,18 +6,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 source "$here/servers.sh"
+source "$here/bench-lib.sh"
 ROSTER=${ROSTER:-$root/target/release/roster}
 export BENCH=${BENCH:-$root/target/release/examples/bench}
 N=${1:-1000000}
 TOKEN=bench-token
 
-work=$(mktemp -d /tmp/roster-bench-1m.XXXXXX)
-cleanup() {
-    [ -n "${SCIM_PID:-}" ] && kill "$SCIM_PID" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_work bench-1m
 
 echo "writing $N people to a CSV file..."
 people_csv "$N" > "$work/people.csv"
@@ -41,23 +36,18 @@ user {
 }
 KDL
 
-t0=$(date +%s.%N)
+t0=$(now)
 (cd "$work" && /usr/bin/time -f "%M" -o "$work/time" "$ROSTER" -c roster.kdl plan --out plan.json --format json \
     > /dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
-t=$(echo "$(date +%s.%N) - $t0" | bc -l)
+t=$(echo "$(now) - $t0" | bc -l)
 kib=$(tail -1 "$work/time")
-# The plan file is zstd-compressed above 16 MiB (its first bytes say which); `zstd -dc` reads
-# it as the JSON it holds.
-plan_text() {
-    if [ "$(head -c4 "$1" | od -An -tx1 | tr -d ' \n')" = "28b52ffd" ]; then zstd -dc "$1"; else cat "$1"; fi
-}
-adds=$(plan_text "$work/plan.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["add"])')
+adds=$(summary "$work/plan.json" add)
 text_bytes=$(plan_text "$work/plan.json" | wc -c)
 [ "$adds" = "$N" ] || { echo "error: the plan has $adds adds, not $N" >&2; exit 1; }
 
 printf '\n%d CSV users, first plan into an empty SCIM double\n' "$N"
 printf '%-28s %10.2f s     goal <= 10 s\n' "time" "$t"
-printf '%-28s %10.1f MiB   goal <= 256 MiB\n' "peak memory" "$(echo "$kib / 1024" | bc -l)"
+printf '%-28s %10.1f MiB   goal <= 256 MiB\n' "peak memory" "$(mib "$kib")"
 printf '%-28s %10.1f MiB   (%d bytes an action; its JSON %d bytes an action)\n' "plan file" \
     "$(echo "$(stat -c %s "$work/plan.json") / 1048576" | bc -l)" \
     "$(( $(stat -c %s "$work/plan.json") / N ))" "$(( text_bytes / N ))"

@@ -28,6 +28,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 source "$here/servers.sh"
+source "$here/bench-lib.sh"
 ROSTER=${ROSTER:-$root/target/release/roster}
 export BENCH=${BENCH:-$root/target/release/examples/bench}
 N=${1:-1000000}
@@ -40,27 +41,10 @@ WRAP=${WRAP:-}
 TOKEN=bench-token
 (( CHANGES > 0 )) || { echo "error: N must be at least 100" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/roster-bench-incr.XXXXXX)
-cleanup() {
-    for pid in "${SLAPD_PID:-}" "${SCIM_PID:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
+bench_work bench-incr
 script_start=$(now)
 # step WHAT: prints what is being done, with the time since the script started.
 step() { printf '[%6.0f s] %s\n' "$(echo "$(now) - $script_start" | bc -l)" "$1"; }
-mib() { echo "$1 / 1024" | bc -l; }
-# The plan file is zstd-compressed above 16 MiB (its first bytes say which).
-plan_text() {
-    if [ "$(head -c4 "$1" | od -An -tx1 | tr -d ' \n')" = "28b52ffd" ]; then zstd -dc "$1"; else cat "$1"; fi
-}
-# summary FILE FIELD: a count from a plan file's summary.
-summary() { plan_text "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"][sys.argv[1]])' "$2"; }
 # notes FILE: the plan's notes, one a line.
 notes() { plan_text "$1" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("notes", [])))'; }
 roster() {

@@ -21,6 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 source "$here/servers.sh"
+source "$here/bench-lib.sh"
 ROSTER=${ROSTER:-$root/target/release/roster}
 export BENCH=${BENCH:-$root/target/release/examples/bench}
 N=${1:-100000}
@@ -28,22 +29,7 @@ RUNS=${RUNS:-3}
 CONCURRENCY=${CONCURRENCY:-4}
 TOKEN=bench-token
 
-work=$(mktemp -d /tmp/roster-bench.XXXXXX)
-cleanup() {
-    for pid in "${SLAPD_PID:-}" "${SCIM_PID:-}" "${FLOOR_PID:-}" "${RATED_PID:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-# best VAR SECONDS: keeps the smaller.
-best() { if [ -z "${!1}" ] || (( $(echo "$2 < ${!1}" | bc -l) )); then printf -v "$1" '%s' "$2"; fi; }
-mib() { echo "$1 / 1024" | bc -l; }
-# summary FILE FIELD: a count from a plan's JSON summary.
-summary() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"][sys.argv[2]])' "$1" "$2"; }
+bench_work bench
 
 # roster_timed NAME ARGS...: runs roster in $work, sets SECONDS_TAKEN, CPU (user + system
 # seconds, which a loaded machine disturbs less than the wall clock) and KIB (peak memory).
