@@ -242,12 +242,14 @@ pub fn apply(
     Ok(report)
 }
 
-/// Both lists, the shorter moved onto the longer (the order of outcomes means nothing:
-/// each names its action), rather than the longer copied onto the shorter beside itself.
-fn joined<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
-    let (mut long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    long.extend(short);
-    long
+/// Both lists, in order; an empty first one is not extended (the bulk step's, for any plan
+/// but an initial one), so the workers' outcomes are not copied beside themselves.
+fn joined<T>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    if a.is_empty() {
+        return b;
+    }
+    a.extend(b);
+    a
 }
 
 /// How one action ended: its index in the plan, and the error when it failed.

@@ -735,8 +735,8 @@ impl ActionJson {
             ObjectKind::Membership => membership_field,
         };
         // Exactly as many as there are: collected in place, the changes would keep the
-        // rows' larger buffer (serde grows it by doubling: room for 8 where an add has 5,
-        // 216 bytes more an action of a plan held whole).
+        // rows' larger buffer (serde grows it by doubling: room for 8 where an add has 5),
+        // held with every action of a plan held whole.
         let mut changes = Vec::with_capacity(self.changes.len());
         for c in self.changes {
             let Some(field) = field(&c.field) else {

@@ -194,11 +194,6 @@ fn membership(member: &MemberPair, kind: ActionKind) -> Action {
     action
 }
 
-/// The group and user of a membership action.
-fn membership_of(action: &Action) -> Option<(&GroupRef, &UserRef)> {
-    action.subject.member()
-}
-
 /// The member's target id a membership action carries (none while its user is still to
 /// be created).
 fn member_id(action: &Action) -> Option<&str> {
@@ -216,12 +211,12 @@ fn hold_member_removes(actions: &mut [Action], cap: Cap, sizes: &HashMap<String,
     };
     let mut counts: HashMap<String, u64> = HashMap::new();
     for a in actions.iter().filter(|a| is_removal(a)) {
-        if let Some((group, _)) = membership_of(a) {
+        if let Some((group, _)) = a.subject.member() {
             *counts.entry(group.key.clone()).or_default() += 1;
         }
     }
     for a in actions.iter_mut().filter(|a| is_removal(a)) {
-        let Some((group, _)) = membership_of(a) else {
+        let Some((group, _)) = a.subject.member() else {
             continue;
         };
         let count = counts.get(&group.key).copied().unwrap_or(0);
@@ -280,7 +275,7 @@ impl UserFacts {
             wanted: Some(
                 group_actions
                     .iter()
-                    .filter_map(|a| membership_of(a).map(|(_, user)| user.key.clone()))
+                    .filter_map(|a| a.subject.member().map(|(_, user)| user.key.clone()))
                     .collect(),
             ),
             ..UserFacts::default()
@@ -328,7 +323,7 @@ pub fn settle(users: &UserFacts, mut group_actions: Vec<Action>) -> Vec<Action> 
         if a.status != ActionStatus::Planned {
             continue;
         }
-        let Some((_, user)) = membership_of(a) else {
+        let Some((_, user)) = a.subject.member() else {
             continue;
         };
         let user_held = |list: &HashMap<String, (String, Option<Hold>)>| {
@@ -356,7 +351,7 @@ pub fn settle(users: &UserFacts, mut group_actions: Vec<Action>) -> Vec<Action> 
         }
     }
     group_actions.sort_by(|a, b| {
-        let group = |a: &Action| match membership_of(a) {
+        let group = |a: &Action| match a.subject.member() {
             Some((group, _)) => group.name.to_lowercase(),
             None => a.name().to_lowercase(),
         };

@@ -67,7 +67,7 @@ fn outline(actions: &[Action]) -> Vec<String> {
                     format!(
                         "{}>{}",
                         a.name(),
-                        membership_of(a).map_or("?", |(g, _)| g.name.as_str())
+                        a.subject.member().map_or("?", |(g, _)| g.name.as_str())
                     )
                 }
                 _ => a.name().to_string(),
@@ -266,7 +266,9 @@ fn membership_actions_carry_the_group_and_the_member() {
         "k-Sales%2FEU/k-alice"
     );
     assert_eq!(
-        membership_of(add).map(|(g, u)| (g.key.as_str(), u.key.as_str())),
+        add.subject
+            .member()
+            .map(|(g, u)| (g.key.as_str(), u.key.as_str())),
         Some(("k-Sales/EU", "k-alice"))
     );
     assert_eq!(add.target_id.as_deref(), Some("t-Sales/EU"));
@@ -287,7 +289,7 @@ fn membership_actions_carry_the_group_and_the_member() {
     );
     assert_eq!(
         (
-            membership_of(pending).map(|(g, _)| g.name.as_str()),
+            pending.subject.member().map(|(g, _)| g.name.as_str()),
             member_id(pending)
         ),
         (Some("Sales"), None)
