@@ -9,8 +9,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::{Result, Store, StoreError};
@@ -34,6 +36,9 @@ const PLAN_ORDER: &str = "tier, kind, name, key1, key2, n";
 
 /// The action columns of a draft row, as `ActionJson` (without `seq`) reads them.
 const ACTION_COLUMNS: &str = "action, object, key, username, target_id, status, reason, changes, held_by, target_version, target_digest";
+
+/// The counter `Store::number_draft` numbers the rows with, while it runs.
+const NEXT_SEQ: &str = "roster_next_seq";
 
 /// Users come first, then groups and memberships.
 const USERS: i64 = 0;
@@ -320,17 +325,90 @@ impl Store {
 
     /// Numbers the draft into `plan_actions` as `plan_id`'s actions, in plan order: one
     /// statement, the rows copied inside SQLite as they are (never read into actions, nor
-    /// into Rust values and bound again), numbered from 1 by `row_number()`.
-    pub(super) fn number_draft(&self, plan_id: &str) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO plan_actions (plan_id, seq, {ACTION_COLUMNS})
-             SELECT ?1, row_number() OVER (ORDER BY {PLAN_ORDER}), {ACTION_COLUMNS}
-             FROM plan_draft ORDER BY {PLAN_ORDER}"
+    /// into Rust values and bound again), numbered from 1.
+    ///
+    /// The numbers come from a counter the rows take as SQLite reads them off the draft's
+    /// order index: `row_number()` would pass every row through a window's temporary table
+    /// first (a third of the numbering's time, issue 16). That holds only while the
+    /// statement reads the index in order, with no sort after the numbers are taken, so
+    /// its query plan is asked first; a plan that reads otherwise is numbered by
+    /// `row_number()`.
+    pub(super) fn number_draft(&self, plan_id: &str) -> Result<Numbered> {
+        let taken = Arc::new(AtomicI64::new(0));
+        let counter = Arc::clone(&taken);
+        self.conn
+            .create_scalar_function(NEXT_SEQ, 0, FunctionFlags::SQLITE_UTF8, move |_| {
+                Ok(counter.fetch_add(1, Ordering::Relaxed) + 1)
+            })
+            .map_err(|e| self.err(e))?;
+        let numbered = self.number_by_counter(plan_id, &taken);
+        let removed = self
+            .conn
+            .remove_function(NEXT_SEQ, 0)
+            .map_err(|e| self.err(e));
+        let numbered = numbered?;
+        removed?;
+        if numbered {
+            return Ok(Numbered::ByCounter);
+        }
+        log::debug!(
+            "the plan's actions are numbered by row_number(): SQLite reads the draft otherwise"
         );
+        self.number_by_window(plan_id)?;
+        Ok(Numbered::ByWindow)
+    }
+
+    /// The numbering's statement, `seq` being `seq`.
+    fn numbering(seq: &str) -> String {
+        format!(
+            "INSERT INTO plan_actions (plan_id, seq, {ACTION_COLUMNS})
+             SELECT ?1, {seq}, {ACTION_COLUMNS} FROM plan_draft ORDER BY {PLAN_ORDER}"
+        )
+    }
+
+    /// Numbers the draft with `NEXT_SEQ` when the statement reads it in plan order; `false`
+    /// (nothing written) when it would not.
+    fn number_by_counter(&self, plan_id: &str, taken: &AtomicI64) -> Result<bool> {
+        let sql = Self::numbering(&format!("{NEXT_SEQ}()"));
+        if !self.reads_in_order(&sql)? {
+            return Ok(false);
+        }
+        let inserted = self
+            .conn
+            .execute(&sql, [plan_id])
+            .map_err(|e| self.err(e))?;
+        let numbered = taken.load(Ordering::Relaxed);
+        if usize::try_from(numbered).ok() != Some(inserted) {
+            return Err(StoreError::Invalid {
+                path: self.path.display().to_string(),
+                message: format!("numbering the plan's {inserted} actions took {numbered} numbers"),
+            });
+        }
+        Ok(true)
+    }
+
+    /// Numbers the draft by `row_number()`, whatever way SQLite reads it.
+    fn number_by_window(&self, plan_id: &str) -> Result<()> {
+        let sql = Self::numbering(&format!("row_number() OVER (ORDER BY {PLAN_ORDER})"));
         self.conn
             .execute(&sql, [plan_id])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Whether `sql` reads the draft through its order index and sorts nothing: its rows
+    /// then come in plan order, each numbered as it comes.
+    fn reads_in_order(&self, sql: &str) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(|e| self.err(e))?;
+        let details: Vec<String> = stmt
+            .query_map(["plan"], |r| r.get::<_, String>(3))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))?;
+        Ok(details.len() == 1 && details[0] == "SCAN plan_draft USING INDEX plan_draft_order")
     }
 
     fn damaged_draft(&self, message: String) -> StoreError {
@@ -339,6 +417,15 @@ impl Store {
             message: format!("the plan draft is damaged: {message}"),
         }
     }
+}
+
+/// How `Store::number_draft` numbered a plan's actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Numbered {
+    /// By the counter, as SQLite read the draft in plan order.
+    ByCounter,
+    /// By `row_number()`, as SQLite would have read it otherwise.
+    ByWindow,
 }
 
 /// Writes `rows` into the draft in one statement.
@@ -646,5 +733,91 @@ impl ActionSource for DraftActions {
             each(action)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::temp_store;
+
+    /// A plan row for the numbered actions to belong to.
+    fn plan_row(store: &Store, plan_id: &str) {
+        store
+            .conn
+            .execute(
+                "INSERT INTO plans (id, created_at, config_digest, desired_digest, status, header)
+                 VALUES (?1, '2026-12-06T00:00:00Z', '', '', 'planned', '{}')",
+                [plan_id],
+            )
+            .expect("plan row");
+    }
+
+    /// The plan's actions as `plan_actions` numbers them for `plan_id`: seq, key, action.
+    fn numbered(store: &Store, plan_id: &str) -> Vec<(u32, String, String)> {
+        store
+            .conn
+            .prepare("SELECT seq, key, action FROM plan_actions WHERE plan_id = ?1 ORDER BY seq")
+            .and_then(|mut s| {
+                s.query_map([plan_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .expect("numbered rows")
+    }
+
+    #[test]
+    fn the_draft_is_numbered_in_plan_order_by_a_counter_where_sqlite_reads_it_so() {
+        let (_dir, store) = temp_store();
+        let fixture = include_str!("../../tests/fixtures/plan_v1_groups.json");
+        let plan = crate::plan::contract::read(serde_json::from_str(fixture).expect("json"))
+            .expect("plan");
+        let (users, groups): (Vec<&Action>, Vec<&Action>) = plan
+            .actions
+            .iter()
+            .partition(|a| a.object() == ObjectKind::User);
+        assert!(users.len() > 2 && !groups.is_empty());
+        // Users drafted in the reverse of plan order: the numbering has to sort them.
+        let policy = Policy::default();
+        let mut draft = store.draft().expect("draft");
+        for a in users.iter().rev() {
+            draft.push((*a).clone(), Family::of(a, &policy), (Utc::now(), 0));
+        }
+        draft.order();
+        draft.close().expect("drafted");
+        let groups: Vec<Action> = groups.into_iter().cloned().collect();
+        store.draft_groups(&groups).expect("groups drafted");
+
+        plan_row(&store, "by counter");
+        plan_row(&store, "by window");
+        // The fast path is the one this SQLite takes.
+        assert_eq!(
+            store.number_draft("by counter").expect("numbered"),
+            Numbered::ByCounter
+        );
+        store.number_by_window("by window").expect("numbered");
+        let by_counter = numbered(&store, "by counter");
+        assert_eq!(by_counter, numbered(&store, "by window"));
+        assert_eq!(
+            by_counter
+                .iter()
+                .map(|(seq, _, _)| *seq)
+                .collect::<Vec<_>>(),
+            (1..=plan.actions.len() as u32).collect::<Vec<_>>()
+        );
+        // In the order the draft is read back in (numbered there as it is read).
+        let mut read = Vec::new();
+        store
+            .drafted()
+            .expect("tally")
+            .source
+            .each(&mut |a| {
+                let row = ActionView::of(a);
+                read.push((row.seq, row.key.into_owned(), row.action.to_string()));
+                Ok(())
+            })
+            .expect("read");
+        assert_eq!(by_counter, read);
+        // The counter is gone with the numbering.
+        assert!(store.conn.prepare(&format!("SELECT {NEXT_SEQ}()")).is_err());
     }
 }
