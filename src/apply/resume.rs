@@ -25,11 +25,7 @@ pub(super) fn from_journal(
     store: &Store,
     report: &mut ApplyReport,
 ) -> Result<Resumed, ApplyError> {
-    let journal: HashMap<u32, ActionStatus> = store
-        .journal(&plan.plan_id)?
-        .into_iter()
-        .map(|e| (e.seq, e.status))
-        .collect();
+    let journal = store.journal_progress(&plan.plan_id)?;
     Ok(resume(plan, &journal, report))
 }
 

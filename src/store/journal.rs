@@ -9,6 +9,8 @@
 //! the plan file without its actions, each action row holds the columns of the plan file's
 //! action, and a row that the contract does not read is reported as a damaged plan.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError};
@@ -273,6 +275,40 @@ impl Store {
         Ok(out)
     }
 
+    /// The actions of a plan an earlier apply started or finished, with their status: what
+    /// resuming needs, without the rest of the journal (the planned and held actions, all
+    /// of a plan never applied, are passed over unread). A status roster does not know is
+    /// an error, as in `journal`.
+    pub fn journal_progress(&self, plan_id: &str) -> Result<HashMap<u32, ActionStatus>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, status FROM plan_actions WHERE plan_id = ?1 AND status NOT IN (?2, ?3)",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(params![
+                plan_id,
+                ActionStatus::Planned.as_str(),
+                ActionStatus::Held.as_str()
+            ])
+            .map_err(|e| self.err(e))?;
+        let mut progress = HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let seq: u32 = r.get(0).map_err(|e| self.err(e))?;
+            let status = match r.get_ref(1).map_err(|e| self.err(e))?.as_str() {
+                Ok(status) => ActionStatus::parse(status),
+                Err(_) => None,
+            };
+            let status = status.ok_or_else(|| StoreError::Invalid {
+                path: self.path.display().to_string(),
+                message: format!("plan {plan_id} action {seq} has an unknown status"),
+            })?;
+            progress.insert(seq, status);
+        }
+        Ok(progress)
+    }
+
     /// Runs `writes` (journal starts and finishes, and what apply records with them) in one
     /// transaction, committed when they all succeeded and rolled back otherwise. One commit
     /// for many writes is what makes the journal cheap: a commit per write costs a WAL frame
@@ -369,5 +405,50 @@ mod tests {
         }
         let loaded = store.load_plan(&plan.plan_id).expect("read").expect("plan");
         assert_eq!(loaded.actions, plan.actions);
+    }
+
+    #[test]
+    fn resuming_reads_the_actions_an_apply_started_or_finished_and_refuses_unknown_statuses() {
+        let (_dir, store) = crate::store::temp_store();
+        let fixture = include_str!("../../tests/fixtures/plan_v1.json");
+        let plan = contract::read(serde_json::from_str(fixture).expect("json")).expect("plan");
+        store.save_plan(&plan, None, "digest").expect("saved");
+        let id = plan.plan_id.as_str();
+        // Planned 1 and 2, skipped 3, held 4 and 5: only what is neither planned nor held.
+        assert_eq!(
+            store.journal_progress(id).expect("progress"),
+            HashMap::from([(3, ActionStatus::Skipped)])
+        );
+
+        store.journal_start(id, 1, "t").expect("start");
+        store.journal_start(id, 2, "t").expect("start");
+        store
+            .journal_finish(id, 2, ActionStatus::Applied, None, Some("t-2"), "t")
+            .expect("finish");
+        store
+            .journal_finish(id, 5, ActionStatus::Failed, Some("no"), None, "t")
+            .expect("finish");
+        assert_eq!(
+            store.journal_progress(id).expect("progress"),
+            HashMap::from([
+                (1, ActionStatus::Applying),
+                (2, ActionStatus::Applied),
+                (3, ActionStatus::Skipped),
+                (5, ActionStatus::Failed),
+            ])
+        );
+
+        store
+            .conn
+            .execute(
+                "UPDATE plan_actions SET status = 'done?' WHERE plan_id = ?1 AND seq = 4",
+                [id],
+            )
+            .expect("damaged");
+        let error = store.journal_progress(id).expect_err("unknown status");
+        assert!(
+            error.to_string().contains("action 4 has an unknown status"),
+            "{error}"
+        );
     }
 }
