@@ -101,6 +101,10 @@ struct Gate {
     limits: Limits,
     /// No request starts before this (a `Retry-After`).
     resume_at: Option<Instant>,
+    /// Threads waiting in `enter`: a request that ends wakes them only if there are any (a
+    /// `Condvar` wakes through a system call whether anyone waits or not, and every request
+    /// ends).
+    waiting: usize,
 }
 
 /// The gate every request of one client passes, on every thread.
@@ -112,10 +116,12 @@ pub struct Admission {
     changed: Condvar,
 }
 
-/// A request let through; ends when dropped.
+/// A request let through; ends when answered, refused or dropped.
 pub struct Ticket<'a> {
     admission: &'a Admission,
     epoch: u64,
+    /// Ended already (answered or refused): dropping it ends nothing more.
+    ended: bool,
 }
 
 impl Admission {
@@ -131,28 +137,46 @@ impl Admission {
         let mut gate = self.lock();
         loop {
             let now = Instant::now();
-            match gate.resume_at {
-                Some(at) if at > now => {
-                    gate = self
-                        .changed
-                        .wait_timeout(gate, at - now)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-                }
-                _ if !gate.limits.admits() => {
-                    gate = self
-                        .changed
-                        .wait(gate)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                }
+            let hold = match gate.resume_at {
+                Some(at) if at > now => Some(at - now),
+                _ if !gate.limits.admits() => None,
                 _ => break,
-            }
+            };
+            gate.waiting += 1;
+            gate = match hold {
+                Some(hold) => self
+                    .changed
+                    .wait_timeout(gate, hold)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().0),
+                None => self
+                    .changed
+                    .wait(gate)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
+            gate.waiting -= 1;
         }
         let epoch = gate.limits.start();
         Ticket {
             admission: self,
             epoch,
+            ended: false,
         }
+    }
+
+    /// A request ends, `decide` saying under the same lock what its answer changes; the
+    /// threads waiting to start one are woken if there are any.
+    fn leave(&self, decide: impl FnOnce(&mut Gate) -> Option<Change>) -> Option<Change> {
+        let (change, waiting) = {
+            let mut gate = self.lock();
+            let change = decide(&mut gate);
+            gate.limits.end();
+            (change, gate.waiting > 0)
+        };
+        if waiting {
+            self.changed.notify_all();
+        }
+        change
     }
 
     /// What the limits are now (for tests and the log).
@@ -190,29 +214,34 @@ impl Admission {
 impl Ticket<'_> {
     /// The server refused the request as overloaded (`status` 429 or 503), asking for
     /// `retry_after` seconds.
-    pub fn overloaded(self, status: u16, retry_after: Option<u64>) {
-        let change = {
-            let mut gate = self.admission.lock();
+    pub fn overloaded(mut self, status: u16, retry_after: Option<u64>) {
+        self.ended = true;
+        let epoch = self.epoch;
+        let change = self.admission.leave(|gate| {
             if let Some(secs) = retry_after.filter(|&s| s <= MAX_RETRY_AFTER_SECS) {
                 let at = Instant::now() + Duration::from_secs(secs);
                 gate.resume_at = Some(gate.resume_at.map_or(at, |r| r.max(at)));
             }
-            gate.limits.overloaded(self.epoch)
-        };
+            gate.limits.overloaded(epoch)
+        });
         self.admission.log(change, Some(status));
     }
 
     /// The server answered (not an overload).
-    pub fn answered(self) {
-        let change = self.admission.lock().limits.answered(self.epoch);
+    pub fn answered(mut self) {
+        self.ended = true;
+        let epoch = self.epoch;
+        let change = self.admission.leave(|gate| gate.limits.answered(epoch));
         self.admission.log(change, None);
     }
 }
 
 impl Drop for Ticket<'_> {
+    /// A request that ended with neither answer (a dropped connection, a timeout).
     fn drop(&mut self) {
-        self.admission.lock().limits.end();
-        self.admission.changed.notify_all();
+        if !self.ended {
+            self.admission.leave(|_| None);
+        }
     }
 }
 
@@ -319,5 +348,43 @@ mod tests {
         c.answered();
         // One answer in a row at a limit of one: two, still below nothing (peak two).
         assert_eq!(admission.limits().limit, Some(2));
+    }
+
+    #[test]
+    fn a_request_held_back_by_the_limit_starts_when_one_in_flight_ends() {
+        let admission = std::sync::Arc::new(Admission::new("double"));
+        let first = admission.enter();
+        let second = admission.enter();
+        second.overloaded(429, None);
+        assert_eq!(admission.limits().limit, Some(1));
+        let (entered, started) = std::sync::mpsc::channel();
+        // Not scoped: should it never be let through, the test fails rather than hangs.
+        let held = std::sync::Arc::clone(&admission);
+        let waiter = std::thread::spawn(move || {
+            let ticket = held.enter();
+            let _ = entered.send(());
+            ticket.answered();
+        });
+        // Held back while the first is in flight (a thread that has not got there yet is
+        // not through either).
+        assert!(started.recv_timeout(Duration::from_millis(50)).is_err());
+        first.answered();
+        started
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the held request starts once the first ends");
+        waiter.join().expect("waiter");
+        assert_eq!(admission.limits().in_flight, 0);
+        assert_eq!(admission.lock().waiting, 0);
+    }
+
+    #[test]
+    fn a_dropped_ticket_ends_its_request_once() {
+        let admission = Admission::new("double");
+        let a = admission.enter();
+        let b = admission.enter();
+        drop(a);
+        assert_eq!(admission.limits().in_flight, 1);
+        b.answered();
+        assert_eq!(admission.limits().in_flight, 0);
     }
 }
