@@ -54,8 +54,22 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 /// secrets learned later (an OAuth token issued during a run) are added with `learn`.
 #[derive(Default)]
 pub struct Scrubber {
+    known: RwLock<Known>,
+}
+
+#[derive(Default)]
+struct Known {
     /// Longest first, so that a form containing another is replaced whole.
-    forms: RwLock<Vec<String>>,
+    forms: Vec<String>,
+    /// What was learned, as it was given: every request learns its credentials again, and
+    /// one learned already is then a look-up, its forms not made again.
+    learned: Vec<Learned>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Learned {
+    Secret(String),
+    Basic { user: String, password: String },
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -71,7 +85,12 @@ impl Scrubber {
 
     /// Adds a secret in each of its encoded forms.
     pub fn learn(&self, secret: &Secret) {
-        self.add(encoded_forms(secret.expose()));
+        let value = secret.expose();
+        let learned = |l: &Learned| matches!(l, Learned::Secret(s) if s == value);
+        if self.read().learned.iter().any(learned) {
+            return;
+        }
+        self.add(Learned::Secret(value.to_string()), encoded_forms(value));
     }
 
     /// Adds what basic auth puts on the wire for `user` and `password`: `base64(user:password)`,
@@ -79,37 +98,46 @@ impl Scrubber {
     /// user name) is learned on its own with `learn`; the other may be public (Freshservice's
     /// `X`), and scrubbing it would only mangle messages.
     pub fn learn_basic(&self, user: &str, password: &str) {
+        let learned = |l: &Learned| matches!(l, Learned::Basic { user: u, password: p } if u == user && p == password);
+        if self.read().learned.iter().any(learned) {
+            return;
+        }
         let pair = format!("{user}:{password}");
         let mut forms = Vec::new();
         for encoded in [STANDARD.encode(&pair), STANDARD_NO_PAD.encode(&pair)] {
             forms.extend(encoded_forms(&encoded));
         }
-        self.add(forms);
+        let learned = Learned::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        };
+        self.add(learned, forms);
     }
 
-    fn add(&self, new: Vec<String>) {
-        let known = |forms: &[String]| new.iter().all(|n| n.is_empty() || forms.contains(n));
-        // Read first: every request learns its credentials again, and they are known by then.
-        if known(&self.read()) {
-            return;
-        }
-        let mut forms = self.forms.write().unwrap_or_else(|p| p.into_inner());
+    fn add(&self, learned: Learned, new: Vec<String>) {
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
         for form in new {
-            if !form.is_empty() && !forms.contains(&form) {
-                forms.push(form);
+            if !form.is_empty() && !known.forms.contains(&form) {
+                known.forms.push(form);
             }
         }
-        forms.sort_by_key(|f| std::cmp::Reverse(f.chars().count()));
+        known
+            .forms
+            .sort_by_key(|f| std::cmp::Reverse(f.chars().count()));
+        if !known.learned.contains(&learned) {
+            known.learned.push(learned);
+        }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<String>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
         // Nothing panics while the lock is held; a poisoned list is still a valid list.
-        self.forms.read().unwrap_or_else(|p| p.into_inner())
+        self.known.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `text` with every known form of every secret replaced by `<redacted>`.
     pub fn scrub(&self, text: &str) -> String {
         self.read()
+            .forms
             .iter()
             .fold(text.to_string(), |text, form| replace_form(&text, form))
     }
@@ -243,5 +271,28 @@ mod tests {
         // Learning again changes nothing.
         s.learn(&Secret::new("secret-one".into()));
         assert_eq!(s.scrub("secret-one"), "<redacted>");
+    }
+
+    #[test]
+    fn a_secret_that_is_another_secrets_encoded_form_is_learned_in_its_own_forms() {
+        let s = Scrubber::new();
+        let first = Secret::new("p@ss word!".to_string());
+        s.learn(&first);
+        s.learn(&first);
+        // The first secret's percent-encoded form, as a secret of its own: its forms are
+        // not known yet, though its raw value is.
+        let second = Secret::new("p%40ss%20word%21".to_string());
+        s.learn(&second);
+        let text = "a p%2540ss%2520word%2521 b";
+        assert_eq!(s.scrub(text), "a <redacted> b");
+        // Learning again adds nothing twice.
+        let forms = s.read().forms.len();
+        s.learn(&first);
+        s.learn(&second);
+        s.learn_basic("X", "p@ss word!");
+        let with_basic = s.read().forms.len();
+        s.learn_basic("X", "p@ss word!");
+        assert_eq!(s.read().forms.len(), with_basic);
+        assert!(with_basic > forms);
     }
 }
