@@ -66,7 +66,8 @@ bench: deps build
 	$(CARGO) build --release --example bench
 	scripts/bench.sh $(or $(USERS),100000)
 
-## bench-1m: the first plan of a 1,000,000-row CSV: time, peak memory, plan and store size;
+## bench-1m: the first plan of a 1,000,000-row CSV: time, peak memory, plan and store size,
+## then its apply and the no-change plan after it (time and peak memory);
 ## then 1,000,000 slapd users (syncprov content sync): the first plan (a complete LDAP read) and
 ## its apply, each with its peak memory, and an incremental plan touching 1% of them, its time
 ## and peak memory (scripts/bench-incremental.sh: slapadd, a first apply of every user and a
