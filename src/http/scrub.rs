@@ -98,7 +98,13 @@ impl Scrubber {
     /// user name) is learned on its own with `learn`; the other may be public (Freshservice's
     /// `X`), and scrubbing it would only mangle messages.
     pub fn learn_basic(&self, user: &str, password: &str) {
-        let learned = |l: &Learned| matches!(l, Learned::Basic { user: u, password: p } if u == user && p == password);
+        let learned = |l: &Learned| match l {
+            Learned::Basic {
+                user: u,
+                password: p,
+            } => u == user && p == password,
+            Learned::Secret(_) => false,
+        };
         if self.read().learned.iter().any(learned) {
             return;
         }
