@@ -261,10 +261,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (seq, status, error, result_id) = row.map_err(|e| self.err(e))?;
-            let status = ActionStatus::parse(&status).ok_or_else(|| StoreError::Invalid {
-                path: self.path.display().to_string(),
-                message: format!("plan {plan_id} action {seq} has unknown status {status:?}"),
-            })?;
+            let status = self.journaled_status(plan_id, seq, &status)?;
             out.push(ActionRecord {
                 seq,
                 status,
@@ -273,6 +270,14 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// An action's status as the journal has it; one roster does not know is an error.
+    fn journaled_status(&self, plan_id: &str, seq: u32, status: &str) -> Result<ActionStatus> {
+        ActionStatus::parse(status).ok_or_else(|| StoreError::Invalid {
+            path: self.path.display().to_string(),
+            message: format!("plan {plan_id} action {seq} has unknown status {status:?}"),
+        })
     }
 
     /// The actions of a plan an earlier apply started or finished, with their status: what
@@ -296,15 +301,8 @@ impl Store {
         let mut progress = HashMap::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let seq: u32 = r.get(0).map_err(|e| self.err(e))?;
-            let status = match r.get_ref(1).map_err(|e| self.err(e))?.as_str() {
-                Ok(status) => ActionStatus::parse(status),
-                Err(_) => None,
-            };
-            let status = status.ok_or_else(|| StoreError::Invalid {
-                path: self.path.display().to_string(),
-                message: format!("plan {plan_id} action {seq} has an unknown status"),
-            })?;
-            progress.insert(seq, status);
+            let status: String = r.get(1).map_err(|e| self.err(e))?;
+            progress.insert(seq, self.journaled_status(plan_id, seq, &status)?);
         }
         Ok(progress)
     }
@@ -447,7 +445,9 @@ mod tests {
             .expect("damaged");
         let error = store.journal_progress(id).expect_err("unknown status");
         assert!(
-            error.to_string().contains("action 4 has an unknown status"),
+            error
+                .to_string()
+                .contains("action 4 has unknown status \"done?\""),
             "{error}"
         );
     }
