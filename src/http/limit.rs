@@ -214,25 +214,28 @@ impl Admission {
 impl Ticket<'_> {
     /// The server refused the request as overloaded (`status` 429 or 503), asking for
     /// `retry_after` seconds.
-    pub fn overloaded(mut self, status: u16, retry_after: Option<u64>) {
-        self.ended = true;
-        let epoch = self.epoch;
-        let change = self.admission.leave(|gate| {
+    pub fn overloaded(self, status: u16, retry_after: Option<u64>) {
+        self.end(Some(status), |gate, epoch| {
             if let Some(secs) = retry_after.filter(|&s| s <= MAX_RETRY_AFTER_SECS) {
                 let at = Instant::now() + Duration::from_secs(secs);
                 gate.resume_at = Some(gate.resume_at.map_or(at, |r| r.max(at)));
             }
             gate.limits.overloaded(epoch)
         });
-        self.admission.log(change, Some(status));
     }
 
     /// The server answered (not an overload).
-    pub fn answered(mut self) {
+    pub fn answered(self) {
+        self.end(None, |gate, epoch| gate.limits.answered(epoch));
+    }
+
+    /// Ends the request as the server answered it (`status` when it refused it), `decide`
+    /// saying what the answer changes, and logs the change.
+    fn end(mut self, status: Option<u16>, decide: impl FnOnce(&mut Gate, u64) -> Option<Change>) {
         self.ended = true;
         let epoch = self.epoch;
-        let change = self.admission.leave(|gate| gate.limits.answered(epoch));
-        self.admission.log(change, None);
+        let change = self.admission.leave(|gate| decide(gate, epoch));
+        self.admission.log(change, status);
     }
 }
 
