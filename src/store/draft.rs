@@ -370,7 +370,7 @@ impl Store {
     /// (nothing written) when it would not.
     fn number_by_counter(&self, plan_id: &str, taken: &AtomicI64) -> Result<bool> {
         let sql = Self::numbering(&format!("{NEXT_SEQ}()"));
-        if !self.reads_in_order(&sql)? {
+        if !self.reads_in_order(&sql, plan_id)? {
             return Ok(false);
         }
         let inserted = self
@@ -396,15 +396,15 @@ impl Store {
         Ok(())
     }
 
-    /// Whether `sql` reads the draft through its order index and sorts nothing: its rows
-    /// then come in plan order, each numbered as it comes.
-    fn reads_in_order(&self, sql: &str) -> Result<bool> {
+    /// Whether `sql` (with `plan_id` for its parameter) reads the draft through its order
+    /// index and sorts nothing: its rows then come in plan order, each numbered as it comes.
+    fn reads_in_order(&self, sql: &str, plan_id: &str) -> Result<bool> {
         let mut stmt = self
             .conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .map_err(|e| self.err(e))?;
         let details: Vec<String> = stmt
-            .query_map(["plan"], |r| r.get::<_, String>(3))
+            .query_map([plan_id], |r| r.get::<_, String>(3))
             .map_err(|e| self.err(e))?
             .collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))?;
