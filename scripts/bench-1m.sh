@@ -63,10 +63,7 @@ t0=$(now)
     > "$work/nochange.json" 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
 t=$(echo "$(now) - $t0" | bc -l)
 read -r user sys kib < <(tail -1 "$work/time")
-for field in add update remove delete; do
-    n=$(summary "$work/nochange.json" "$field")
-    [ "$n" = 0 ] || { echo "error: the no-change plan has $n ${field}s" >&2; exit 1; }
-done
+nothing_of "$work/nochange.json" "no-change plan" add update remove delete || exit 1
 printf '\n%d CSV users on both sides, no-change plan\n' "$N"
 printf '%-28s %10.2f s     (%.2f s CPU)\n' "time" "$t" "$(echo "$user + $sys" | bc -l)"
 printf '%-28s %10.1f MiB   goal <= 256 MiB\n' "peak memory" "$(mib "$kib")"

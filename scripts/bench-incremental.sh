@@ -92,10 +92,7 @@ if (( $(echo "$wait_for_it > 0" | bc -l) )); then
 fi
 step "catch-up plan (the base of the timed one)..."
 roster plan --out "$work/catchup.json" --format json
-for field in add update remove delete; do
-    n=$(summary "$work/catchup.json" "$field")
-    [ "$n" = 0 ] || { echo "error: the catch-up plan has $n ${field}s" >&2; notes "$work/catchup.json" >&2; exit 1; }
-done
+nothing_of "$work/catchup.json" "catch-up plan" add update remove delete || { notes "$work/catchup.json" >&2; exit 1; }
 catchup_notes=$(notes "$work/catchup.json")
 grep -q '^incremental read:' <<<"$catchup_notes" ||
     { echo "error: the catch-up plan's source read was not incremental:" >&2; echo "$catchup_notes" >&2; exit 1; }
@@ -129,10 +126,7 @@ for i in $(seq "$RUNS"); do
     (( kib > peak_kib )) && peak_kib=$kib
     printf '           %.2f s, %.2f s CPU, %.1f MiB\n' "$t" "$cpu" "$(mib "$kib")"
     updates=$(summary "$work/plan.$i.json" update)
-    for field in add remove delete; do
-        n=$(summary "$work/plan.$i.json" "$field")
-        [ "$n" = 0 ] || { echo "error: the incremental plan has $n ${field}s" >&2; exit 1; }
-    done
+    nothing_of "$work/plan.$i.json" "incremental plan" add remove delete || exit 1
     [ "$updates" = "$CHANGES" ] ||
         { echo "error: the incremental plan has $updates updates, not $CHANGES" >&2; notes "$work/plan.$i.json" >&2; exit 1; }
 done

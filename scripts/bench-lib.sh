@@ -30,3 +30,13 @@ plan_text() {
 }
 # summary FILE FIELD: a count from a plan's summary.
 summary() { plan_text "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"][sys.argv[1]])' "$2"; }
+# nothing_of FILE WHAT FIELD...: fails, saying so, unless the plan in FILE (WHAT names it in
+# the error) has none of the FIELDs (add, update, remove, delete).
+nothing_of() {
+    local file=$1 what=$2 field n
+    shift 2
+    for field in "$@"; do
+        n=$(summary "$file" "$field")
+        [ "$n" = 0 ] || { echo "error: the $what has $n ${field}s" >&2; return 1; }
+    done
+}

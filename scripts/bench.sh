@@ -135,10 +135,7 @@ for i in $(seq "$RUNS"); do
     roster_timed "nochange.$i" plan --format json
     best nochange "$SECONDS_TAKEN"; best nochange_cpu "$CPU"; (( KIB > nochange_kib )) && nochange_kib=$KIB
 done
-for field in add update remove delete; do
-    n=$(summary "$work/out.nochange.1" "$field")
-    [ "$n" = 0 ] || { echo "error: the no-change plan has $n ${field}s" >&2; exit 1; }
-done
+nothing_of "$work/out.nochange.1" "no-change plan" add update remove delete || exit 1
 nochange_floor=$(echo "if ($ldap_floor > $target_floor) $ldap_floor else $target_floor" | bc -l)
 
 printf '\n%d users; target: the benchmark SCIM double (maxResults %d); concurrency %d; best of %d\n\n' \
